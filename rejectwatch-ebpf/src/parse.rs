@@ -1,0 +1,150 @@
+//! Header walking shared by the XDP and TC programs: Ethernet (+ up to two
+//! 802.1Q/802.1ad tags) → IPv4/IPv6 (+ common extension headers) → TCP.
+//!
+//! Reads use direct packet access over the linear part of the packet, which
+//! is where every driver and the local TCP stack put headers; a packet whose
+//! headers are not there is simply not ours to inspect.
+
+use core::mem::size_of;
+
+use rejectwatch_common::{FAMILY_V4, FAMILY_V6, FlowKey, payload_seq};
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_IPV6: u16 = 0x86DD;
+const ETH_P_8021Q: u16 = 0x8100;
+const ETH_P_8021AD: u16 = 0x88A8;
+const IPPROTO_TCP: u8 = 6;
+// IPv6 extension headers that may sit between the fixed header and TCP.
+const IPV6_HOPOPTS: u8 = 0;
+const IPV6_ROUTING: u8 = 43;
+const IPV6_DSTOPTS: u8 = 60;
+
+/// The TCP segment of a packet, as far as the programs need it.
+pub struct Segment {
+    pub key: FlowKey,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    /// Offset of the first payload byte from the start of the packet.
+    pub payload_off: u32,
+    pub payload_len: u32,
+}
+
+#[inline(always)]
+fn bytes<const N: usize>(start: usize, end: usize, off: usize) -> Option<&'static [u8; N]> {
+    if start + off + N > end {
+        return None;
+    }
+    // SAFETY: bounds were checked against the packet end just above.
+    Some(unsafe { &*((start + off) as *const [u8; N]) })
+}
+
+#[inline(always)]
+fn be16(b: &[u8]) -> u16 {
+    ((b[0] as u16) << 8) | b[1] as u16
+}
+
+#[inline(always)]
+fn be32(b: &[u8]) -> u32 {
+    ((b[0] as u32) << 24) | ((b[1] as u32) << 16) | ((b[2] as u32) << 8) | b[3] as u32
+}
+
+/// Walks the headers of the packet in `[start, end)`; `pkt_len` is the whole
+/// packet length including non-linear fragments.
+#[inline(always)]
+pub fn segment(start: usize, end: usize, pkt_len: u32) -> Option<Segment> {
+    let eth = bytes::<ETH_HLEN>(start, end, 0)?;
+    let mut proto = be16(&eth[12..14]);
+    let mut off = ETH_HLEN;
+    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+        let tag = bytes::<4>(start, end, off)?;
+        proto = be16(&tag[2..4]);
+        off += 4;
+        if proto == ETH_P_8021Q {
+            let tag = bytes::<4>(start, end, off)?;
+            proto = be16(&tag[2..4]);
+            off += 4;
+        }
+    }
+
+    let mut key = FlowKey::default();
+    let l4_off;
+    let l4_len: u32;
+    if proto == ETH_P_IP {
+        let ip = bytes::<20>(start, end, off)?;
+        let ihl = ((ip[0] & 0x0f) as usize) * 4;
+        if ihl < 20 || ip[9] != IPPROTO_TCP {
+            return None;
+        }
+        // Non-first fragments carry no TCP header.
+        if be16(&ip[6..8]) & 0x1fff != 0 {
+            return None;
+        }
+        let total = be16(&ip[2..4]) as u32;
+        key.family = FAMILY_V4;
+        key.saddr[..4].copy_from_slice(&ip[12..16]);
+        key.daddr[..4].copy_from_slice(&ip[16..20]);
+        l4_off = off + ihl;
+        // TSO super-packets seen on egress may carry 0 as total length.
+        l4_len = if total == 0 {
+            pkt_len.saturating_sub(l4_off as u32)
+        } else {
+            total.saturating_sub(ihl as u32)
+        };
+    } else if proto == ETH_P_IPV6 {
+        let ip = bytes::<40>(start, end, off)?;
+        let mut next = ip[6];
+        let plen = be16(&ip[4..6]) as u32;
+        key.family = FAMILY_V6;
+        key.saddr.copy_from_slice(&ip[8..24]);
+        key.daddr.copy_from_slice(&ip[24..40]);
+        let mut ext_off = off + 40;
+        let mut ext_len: u32 = 0;
+        let mut i = 0;
+        while i < 3 {
+            if next != IPV6_HOPOPTS && next != IPV6_ROUTING && next != IPV6_DSTOPTS {
+                break;
+            }
+            let ext = bytes::<2>(start, end, ext_off)?;
+            let len = ((ext[1] as usize) + 1) * 8;
+            next = ext[0];
+            ext_off += len;
+            ext_len += len as u32;
+            i += 1;
+        }
+        if next != IPPROTO_TCP {
+            return None;
+        }
+        l4_off = ext_off;
+        l4_len = if plen == 0 {
+            pkt_len.saturating_sub(l4_off as u32)
+        } else {
+            plen.saturating_sub(ext_len)
+        };
+    } else {
+        return None;
+    }
+
+    let tcp = bytes::<20>(start, end, l4_off)?;
+    let doff = ((tcp[12] >> 4) as u32) * 4;
+    if doff < 20 || l4_len < doff {
+        return None;
+    }
+    key.sport = be16(&tcp[0..2]);
+    key.dport = be16(&tcp[2..4]);
+    let payload_off = l4_off as u32 + doff;
+    // The IP length is authoritative, but never claim bytes the packet does
+    // not have (Ethernet padding, a lying header).
+    let payload_len = core::cmp::min(l4_len - doff, pkt_len.saturating_sub(payload_off));
+    Some(Segment {
+        key,
+        seq: payload_seq(be32(&tcp[4..8]), tcp[13]),
+        ack: be32(&tcp[8..12]),
+        flags: tcp[13],
+        payload_off,
+        payload_len,
+    })
+}
+
+const _: () = assert!(size_of::<FlowKey>() == 40);

@@ -1,0 +1,337 @@
+//! HTTP/1.x head parsing over captured bytes with httparse.
+//!
+//! Captures are partial by nature (snap lengths, lost segments), so every
+//! function here takes whatever bytes there are, never panics, and reports
+//! how far it got: a complete head, a head cut short (parsed as far as it
+//! goes), or bytes that are not HTTP at all.
+
+use rejectwatch_common::{PEEK_LEN, looks_like_request, looks_like_response};
+
+/// Most header lines we read from one head; the rest are ignored (and the
+/// head flagged truncated), so a hostile head cannot make us allocate more.
+pub const MAX_HEADERS: usize = 96;
+
+/// A parsed request head. Values are decoded lossily: they are attacker
+/// bytes and only ever become JSON strings, never labels.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct RequestHead {
+    pub method: String,
+    pub target: String,
+    pub version: Option<u8>,
+    pub host: Option<String>,
+    pub user_agent: Option<String>,
+    pub header_names: Vec<String>,
+    /// Bytes of body that follow the head (Content-Length), when known.
+    pub body_len: BodyLen,
+    pub truncated: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BodyLen {
+    #[default]
+    None,
+    Length(u64),
+    /// Chunked or otherwise delimited: where the next message starts is
+    /// unknown from the head alone.
+    Unknown,
+}
+
+/// What a response head tells the joiner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub body_len: BodyLen,
+}
+
+/// Outcome of parsing the start of a buffer as a request head.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed<T> {
+    /// A whole head of `len` bytes.
+    Complete(T, usize),
+    /// The buffer ends inside the head.
+    Partial,
+    /// Not an HTTP/1.x head.
+    Invalid(&'static str),
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn content_length(v: &[u8]) -> BodyLen {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map_or(BodyLen::Unknown, BodyLen::Length)
+}
+
+fn body_len_of(headers: &[httparse::Header<'_>]) -> BodyLen {
+    let mut len = BodyLen::None;
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return BodyLen::Unknown;
+        }
+        if h.name.eq_ignore_ascii_case("content-length") {
+            len = content_length(h.value);
+        }
+    }
+    len
+}
+
+fn request_from(req: &httparse::Request<'_, '_>, truncated: bool) -> RequestHead {
+    let mut head = RequestHead {
+        method: req.method.map(str::to_owned).unwrap_or_default(),
+        target: req.path.map(str::to_owned).unwrap_or_default(),
+        version: req.version,
+        truncated,
+        ..Default::default()
+    };
+    for h in req.headers.iter() {
+        if h.name.is_empty() {
+            break;
+        }
+        if head.host.is_none() && h.name.eq_ignore_ascii_case("host") {
+            head.host = Some(text(h.value));
+        } else if head.user_agent.is_none() && h.name.eq_ignore_ascii_case("user-agent") {
+            head.user_agent = Some(text(h.value));
+        }
+        head.header_names.push(h.name.to_string());
+    }
+    head.body_len = body_len_of(req.headers);
+    head
+}
+
+fn parser_config() -> httparse::ParserConfig {
+    let mut cfg = httparse::ParserConfig::default();
+    // Real clients and scanners send these; we observe, we do not police.
+    cfg.allow_spaces_after_header_name_in_responses(true)
+        .allow_obsolete_multiline_headers_in_responses(true)
+        .allow_multiple_spaces_in_request_line_delimiters(true)
+        .ignore_invalid_headers_in_requests(true)
+        .allow_multiple_spaces_in_response_status_delimiters(true)
+        .ignore_invalid_headers_in_responses(true);
+    cfg
+}
+
+/// Parses one request head at the start of `buf`.
+pub fn parse_request(buf: &[u8]) -> Parsed<RequestHead> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match parser_config().parse_request(&mut req, buf) {
+        Ok(httparse::Status::Complete(n)) => Parsed::Complete(request_from(&req, false), n),
+        Ok(httparse::Status::Partial) => Parsed::Partial,
+        Err(httparse::Error::TooManyHeaders) => match cut_at_headers(buf, MAX_HEADERS) {
+            Some(cut) => match parse_request(&cut) {
+                Parsed::Complete(mut h, _) => {
+                    h.truncated = true;
+                    // The real head is longer than what we parsed; its end is
+                    // wherever the blank line is.
+                    let end = find_head_end(buf).unwrap_or(buf.len());
+                    Parsed::Complete(h, end)
+                }
+                other => other,
+            },
+            None => Parsed::Invalid("too_many_headers"),
+        },
+        Err(_) => Parsed::Invalid("bad_request_head"),
+    }
+}
+
+/// Parses a head that is known to be cut short (snap length, lost
+/// continuation): everything up to the last complete header line is kept.
+pub fn parse_truncated_request(buf: &[u8]) -> Option<RequestHead> {
+    if let Some(pos) = buf.windows(2).rposition(|w| w == b"\r\n") {
+        let mut patched = Vec::with_capacity(pos + 4);
+        patched.extend_from_slice(&buf[..pos + 2]);
+        patched.extend_from_slice(b"\r\n");
+        if let Parsed::Complete(mut head, _) = parse_request(&patched) {
+            head.truncated = true;
+            return Some(head);
+        }
+    }
+    // Not even the request line is whole: take its method and target.
+    let line = buf.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or(buf);
+    let mut parts = line.split(|&b| b == b' ').filter(|p| !p.is_empty());
+    let method = parts.next()?;
+    if method.is_empty() || !method.iter().all(u8::is_ascii_uppercase) {
+        return None;
+    }
+    let target = parts.next().unwrap_or(b"");
+    Some(RequestHead {
+        method: text(method),
+        target: text(target),
+        truncated: true,
+        ..Default::default()
+    })
+}
+
+/// Parses one response head at the start of `buf`. A head cut short still
+/// yields its status when the status line is whole.
+pub fn parse_response(buf: &[u8]) -> Parsed<ResponseHead> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    match parser_config().parse_response(&mut resp, buf) {
+        Ok(httparse::Status::Complete(n)) => match resp.code {
+            Some(status) => Parsed::Complete(
+                ResponseHead { status, body_len: body_len_of(resp.headers) },
+                n,
+            ),
+            None => Parsed::Invalid("bad_status_line"),
+        },
+        Ok(httparse::Status::Partial) => match status_of_line(buf) {
+            Some(status) => {
+                Parsed::Complete(ResponseHead { status, body_len: BodyLen::Unknown }, buf.len())
+            }
+            None => Parsed::Partial,
+        },
+        Err(_) => match status_of_line(buf) {
+            // A malformed header line after a good status line: the status
+            // is what we need, and where the body ends is unknowable.
+            Some(status) => Parsed::Complete(
+                ResponseHead { status, body_len: BodyLen::Unknown },
+                find_head_end(buf).unwrap_or(buf.len()),
+            ),
+            None => Parsed::Invalid("bad_status_line"),
+        },
+    }
+}
+
+/// The status of a status line at the start of `buf` (`HTTP/1.x NNN`).
+fn status_of_line(buf: &[u8]) -> Option<u16> {
+    if buf.len() < 12 {
+        return None;
+    }
+    let mut peek = [0u8; PEEK_LEN];
+    let n = buf.len().min(PEEK_LEN);
+    peek[..n].copy_from_slice(&buf[..n]);
+    if !looks_like_response(&peek) {
+        return None;
+    }
+    std::str::from_utf8(&buf[9..12]).ok()?.parse().ok()
+}
+
+/// Offset just past the first blank line (`\r\n\r\n`), if any.
+pub fn find_head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
+}
+
+/// The head limited to its first `max` header lines, re-terminated.
+fn cut_at_headers(buf: &[u8], max: usize) -> Option<Vec<u8>> {
+    let mut lines = 0;
+    let mut pos = 0;
+    while let Some(rel) = buf[pos..].windows(2).position(|w| w == b"\r\n") {
+        pos += rel + 2;
+        lines += 1;
+        if lines > max {
+            let mut out = buf[..pos].to_vec();
+            out.extend_from_slice(b"\r\n");
+            return Some(out);
+        }
+    }
+    None
+}
+
+fn peek_of(buf: &[u8]) -> [u8; PEEK_LEN] {
+    let mut peek = [0u8; PEEK_LEN];
+    let n = buf.len().min(PEEK_LEN);
+    peek[..n].copy_from_slice(&buf[..n]);
+    peek
+}
+
+/// Does `buf` start with something that could be a request line? Used to
+/// find pipelined requests after a complete one.
+pub fn starts_request(buf: &[u8]) -> bool {
+    buf.len() >= 4 && looks_like_request(&peek_of(buf))
+        || (buf.len() < PEEK_LEN && buf.len() >= 4 && buf[..3].iter().all(u8::is_ascii_uppercase))
+}
+
+/// Does `buf` start with a status line?
+pub fn starts_response(buf: &[u8]) -> bool {
+    status_of_line(buf).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn complete_request() {
+        let raw = b"GET /api/v1/orders/7?x=1 HTTP/1.1\r\nHost: api.example\r\nUser-Agent: python-requests/2.32.5\r\nAccept: */*\r\n\r\nrest";
+        let Parsed::Complete(h, n) = parse_request(raw) else { panic!("not complete") };
+        assert_eq!(n, raw.len() - 4);
+        assert_eq!(h.method, "GET");
+        assert_eq!(h.target, "/api/v1/orders/7?x=1");
+        assert_eq!(h.host.as_deref(), Some("api.example"));
+        assert_eq!(h.user_agent.as_deref(), Some("python-requests/2.32.5"));
+        assert_eq!(h.header_names, ["Host", "User-Agent", "Accept"]);
+        assert_eq!(h.version, Some(1));
+        assert!(!h.truncated);
+    }
+
+    #[test]
+    fn partial_and_truncated_request() {
+        let raw = b"GET /x HTTP/1.1\r\nHost: a\r\nUser-Agent: curl/8";
+        assert_eq!(parse_request(raw), Parsed::Partial);
+        let h = parse_truncated_request(raw).expect("truncated head");
+        assert_eq!(h.method, "GET");
+        assert_eq!(h.host.as_deref(), Some("a"));
+        assert_eq!(h.user_agent, None);
+        assert_eq!(h.header_names, ["Host"]);
+        assert!(h.truncated);
+
+        let h = parse_truncated_request(b"POST /very/long/path/that/got/cu").expect("line only");
+        assert_eq!((h.method.as_str(), h.target.as_str()), ("POST", "/very/long/path/that/got/cu"));
+    }
+
+    #[test]
+    fn broken_input_never_panics() {
+        let cases: [&[u8]; 9] = [
+            b"",
+            b"\r\n\r\n",
+            b"GET",
+            b"\x00\xff\xfe garbage \r\n\r\n",
+            b"GET / HTTP/9.9\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost\r\n\r\n",
+            b"GET / HTTP/1.1\r\n: empty-name\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\n\r\n",
+            b"\xc3\x28 /\xff HTTP/1.1\r\n\r\n",
+        ];
+        for c in cases {
+            let _ = parse_request(c);
+            let _ = parse_truncated_request(c);
+            let _ = parse_response(c);
+            let _ = starts_request(c);
+        }
+        assert!(matches!(parse_request(b"\x00\xff\xfe garbage \r\n\r\n"), Parsed::Invalid(_)));
+    }
+
+    #[test]
+    fn too_many_headers_are_cut_not_rejected() {
+        let mut raw = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..200 {
+            raw.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+        }
+        raw.extend_from_slice(b"\r\n");
+        let Parsed::Complete(h, n) = parse_request(&raw) else { panic!("cut head") };
+        assert_eq!(n, raw.len());
+        assert_eq!(h.header_names.len(), MAX_HEADERS);
+        assert!(h.truncated);
+    }
+
+    #[test]
+    fn responses() {
+        let raw = b"HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\n\r\nhello";
+        assert_eq!(
+            parse_response(raw),
+            Parsed::Complete(ResponseHead { status: 404, body_len: BodyLen::Length(5) }, raw.len() - 5)
+        );
+        let cut = b"HTTP/1.1 401 Unauthorized\r\nWWW-Auth";
+        assert!(matches!(parse_response(cut), Parsed::Complete(ResponseHead { status: 401, .. }, _)));
+        assert!(matches!(parse_response(b"HTTP/1.1 2 OK\r\n\r\n"), Parsed::Invalid(_)));
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert!(matches!(
+            parse_response(chunked),
+            Parsed::Complete(ResponseHead { body_len: BodyLen::Unknown, .. }, _)
+        ));
+    }
+}

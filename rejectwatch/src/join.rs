@@ -1,0 +1,359 @@
+//! The core: joins each response to its request per TCP flow.
+//!
+//! Synchronous and pure: it sees records, in order, and reports exchanges
+//! through an [`Observer`]. Time is the records' time; expiry happens when
+//! record time moves past a deadline, so a replay gives the output a live
+//! run gave, with no sleeps in tests.
+//!
+//! Per flow: request heads are queued in arrival order (keep-alive and
+//! pipelining), each status line pops the oldest (FIFO, as HTTP/1.1
+//! requires), 1xx interim responses pop nothing, retransmitted segments are
+//! recognised by sequence number and ignored, and a head split over several
+//! segments is reassembled from continuation records within the same
+//! capture budget the kernel applies.
+
+use std::{collections::VecDeque, net::SocketAddr, num::NonZeroUsize, time::Duration};
+
+use lru::LruCache;
+
+use crate::{
+    exchange::Exchange,
+    http::{self, BodyLen, Parsed, RequestHead},
+    observe::{Observer, Side, Source},
+    record::{Kind, Nanos, Record},
+};
+
+#[derive(Clone, Debug)]
+pub struct JoinConfig {
+    /// The kernel's request-head capture budget (bytes).
+    pub snaplen: u32,
+    /// A request with no response after this long is reported without one.
+    pub response_timeout: Duration,
+    /// Flows tracked at once; the least recently active is evicted first.
+    pub max_flows: usize,
+    /// Requests waiting for a response on one flow.
+    pub max_pending: usize,
+}
+
+impl Default for JoinConfig {
+    fn default() -> Self {
+        Self {
+            snaplen: rejectwatch_common::DEFAULT_SNAPLEN,
+            response_timeout: Duration::from_secs(30),
+            max_flows: 262_144,
+            max_pending: 64,
+        }
+    }
+}
+
+/// Client and server ends of a flow.
+type FlowKey = (SocketAddr, SocketAddr);
+
+struct Pending {
+    ts: Nanos,
+    head: RequestHead,
+}
+
+/// A head whose end has not been captured yet.
+struct OpenHead {
+    ts: Nanos,
+    buf: Vec<u8>,
+    next_seq: u32,
+    budget: u32,
+}
+
+#[derive(Default)]
+struct Flow {
+    last_seen: Nanos,
+    /// Stream position just past the last request segment seen.
+    req_end: Option<u32>,
+    resp_end: Option<u32>,
+    open: Option<OpenHead>,
+    pending: VecDeque<Pending>,
+}
+
+/// `a` comes before `b` in TCP sequence space.
+fn seq_lt(a: u32, b: u32) -> bool {
+    (a.wrapping_sub(b) as i32) < 0
+}
+
+pub struct Joiner {
+    cfg: JoinConfig,
+    source: Source,
+    flows: LruCache<FlowKey, Flow>,
+    now: Nanos,
+    last_sweep: Nanos,
+}
+
+const SWEEP_EVERY: Nanos = 1_000_000_000;
+
+impl Joiner {
+    pub fn new(cfg: JoinConfig, source: Source) -> Self {
+        let cap = NonZeroUsize::new(cfg.max_flows.max(1)).expect("non-zero");
+        Self { cfg, source, flows: LruCache::new(cap), now: 0, last_sweep: 0 }
+    }
+
+    pub fn flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Feeds one record.
+    pub fn push(&mut self, rec: Record, obs: &mut dyn Observer) {
+        self.advance(rec.ts, obs);
+        match rec.kind {
+            Kind::Request => self.on_request(rec, obs),
+            Kind::Continuation => self.on_continuation(rec, obs),
+            Kind::Response => self.on_response(rec, obs),
+        }
+    }
+
+    /// Moves time forward (sources call this when idle, with their own
+    /// clock), expiring what is due.
+    pub fn advance(&mut self, now: Nanos, obs: &mut dyn Observer) {
+        if now > self.now {
+            self.now = now;
+        }
+        if self.now.saturating_sub(self.last_sweep) >= SWEEP_EVERY {
+            self.last_sweep = self.now;
+            self.sweep(obs);
+        }
+    }
+
+    /// Ends the input: every open request is reported, answered or not.
+    pub fn finish(&mut self, obs: &mut dyn Observer) {
+        while let Some((key, flow)) = self.flows.pop_lru() {
+            self.flush(key, flow, obs);
+        }
+    }
+
+    fn sweep(&mut self, obs: &mut dyn Observer) {
+        let timeout = self.cfg.response_timeout.as_nanos() as Nanos;
+        let deadline = self.now.saturating_sub(timeout);
+        while let Some((_, flow)) = self.flows.peek_lru() {
+            if flow.last_seen >= deadline {
+                break;
+            }
+            let (key, flow) = self.flows.pop_lru().expect("peeked");
+            self.flush(key, flow, obs);
+        }
+    }
+
+    fn flush(&self, key: FlowKey, mut flow: Flow, obs: &mut dyn Observer) {
+        settle_open_head(&mut flow);
+        for p in flow.pending.drain(..) {
+            obs.unmatched(Side::Request);
+            obs.exchange(exchange(key, p, None));
+        }
+    }
+
+    /// The flow for `key`, created if new; evicting the least recently
+    /// active flow reports its open requests as unanswered.
+    fn flow(&mut self, key: FlowKey, ts: Nanos, obs: &mut dyn Observer) -> &mut Flow {
+        if !self.flows.contains(&key) {
+            if self.flows.len() == self.flows.cap().get() {
+                if let Some((k, f)) = self.flows.pop_lru() {
+                    self.flush(k, f, obs);
+                }
+            }
+            self.flows.put(key, Flow::default());
+        }
+        let flow = self.flows.get_mut(&key).expect("inserted");
+        flow.last_seen = flow.last_seen.max(ts);
+        flow
+    }
+
+    fn on_request(&mut self, rec: Record, obs: &mut dyn Observer) {
+        let key = (rec.src, rec.dst);
+        let (snaplen, source, max_pending) = (self.cfg.snaplen, self.source, self.cfg.max_pending);
+        let flow = self.flow(key, rec.ts, obs);
+        if let Some(end) = flow.req_end {
+            if seq_lt(rec.seq, end) {
+                return; // retransmission of bytes already seen
+            }
+        }
+        let end = rec.seq.wrapping_add(rec.payload_len);
+        flow.req_end = Some(end);
+        let mut out = Vec::new();
+        close_open_head_into(flow, &mut out);
+        let budget = if rec.whole() { snaplen.saturating_sub(rec.payload_len) } else { 0 };
+        consume(flow, rec.ts, rec.data.to_vec(), end, budget, source, &mut out, obs);
+        self.deliver(key, out, max_pending, obs);
+    }
+
+    fn on_continuation(&mut self, rec: Record, obs: &mut dyn Observer) {
+        let key = (rec.src, rec.dst);
+        let (source, max_pending) = (self.source, self.cfg.max_pending);
+        let flow = self.flow(key, rec.ts, obs);
+        let Some(mut open) = flow.open.take() else {
+            return; // the head already ended: this is body
+        };
+        if rec.seq != open.next_seq {
+            if seq_lt(rec.seq, open.next_seq) {
+                flow.open = Some(open); // retransmission
+                return;
+            }
+            // A gap: the segment that continued the head was not captured.
+            let mut out = Vec::new();
+            flow.open = Some(open);
+            close_open_head_into(flow, &mut out);
+            self.deliver(key, out, max_pending, obs);
+            return;
+        }
+        let end = rec.seq.wrapping_add(rec.payload_len);
+        flow.req_end = Some(end);
+        open.buf.extend_from_slice(&rec.data);
+        let budget = if rec.whole() { open.budget.saturating_sub(rec.payload_len) } else { 0 };
+        let mut out = Vec::new();
+        consume(flow, open.ts, open.buf, end, budget, source, &mut out, obs);
+        self.deliver(key, out, max_pending, obs);
+    }
+
+    fn on_response(&mut self, rec: Record, obs: &mut dyn Observer) {
+        let key = (rec.dst, rec.src);
+        let source = self.source;
+        let flow = self.flow(key, rec.ts, obs);
+        if let Some(end) = flow.resp_end {
+            if seq_lt(rec.seq, end) {
+                return;
+            }
+        }
+        flow.resp_end = Some(rec.seq.wrapping_add(rec.payload_len));
+        // The server answered, so whatever head was still open is all we
+        // will ever see of it.
+        settle_open_head(flow);
+
+        let buf = &rec.data[..];
+        let mut off = 0usize;
+        let mut answered = Vec::new();
+        while off < buf.len() {
+            match http::parse_response(&buf[off..]) {
+                Parsed::Complete(resp, n) => {
+                    if (100..200).contains(&resp.status) && resp.status != 101 {
+                        off += n; // interim: the final response follows
+                    } else {
+                        let req = flow.pending.pop_front();
+                        let no_body = resp.status == 204
+                            || resp.status == 304
+                            || req.as_ref().is_some_and(|p| p.head.method == "HEAD");
+                        match req {
+                            Some(p) => answered.push((p, resp.status)),
+                            None => obs.unmatched(Side::Response),
+                        }
+                        off += n;
+                        match (no_body, resp.body_len) {
+                            (true, _) | (false, BodyLen::None) => {}
+                            (false, BodyLen::Length(l)) => off = off.saturating_add(l as usize),
+                            (false, BodyLen::Unknown) => break,
+                        }
+                    }
+                    if off >= buf.len() || !http::starts_response(&buf[off..]) {
+                        break;
+                    }
+                }
+                Parsed::Partial => break,
+                Parsed::Invalid(reason) => {
+                    obs.parse_error(source, reason);
+                    break;
+                }
+            }
+        }
+        for (p, status) in answered {
+            obs.exchange(exchange(key, p, Some(status)));
+        }
+    }
+
+    /// Queues newly parsed requests, reporting the oldest as unanswered when
+    /// the flow already has too many waiting.
+    fn deliver(&mut self, key: FlowKey, heads: Vec<Pending>, max_pending: usize, obs: &mut dyn Observer) {
+        let Some(flow) = self.flows.peek_mut(&key) else { return };
+        for p in heads {
+            if flow.pending.len() >= max_pending {
+                if let Some(old) = flow.pending.pop_front() {
+                    obs.unmatched(Side::Request);
+                    obs.exchange(exchange(key, old, None));
+                }
+            }
+            flow.pending.push_back(p);
+        }
+    }
+}
+
+fn exchange(key: FlowKey, p: Pending, status: Option<u16>) -> Exchange {
+    Exchange {
+        ts: p.ts,
+        peer: key.0.ip(),
+        method: p.head.method,
+        target: p.head.target,
+        host: p.head.host,
+        user_agent: p.head.user_agent,
+        status,
+        header_names: p.head.header_names,
+        truncated: p.head.truncated,
+    }
+}
+
+/// Ends a head still waiting for continuation: parsed as far as it goes.
+fn close_open_head_into(flow: &mut Flow, out: &mut Vec<Pending>) {
+    if let Some(open) = flow.open.take() {
+        if let Some(head) = http::parse_truncated_request(&open.buf) {
+            out.push(Pending { ts: open.ts, head });
+        }
+    }
+}
+
+/// Queues the open head (the newest request of the flow) as it stands.
+fn settle_open_head(flow: &mut Flow) {
+    let mut out = Vec::new();
+    close_open_head_into(flow, &mut out);
+    flow.pending.extend(out);
+}
+
+/// Parses every request head in `buf` (pipelining puts several in one
+/// segment). A head the buffer ends inside waits for continuation while
+/// capture budget remains, and is otherwise taken as truncated.
+#[allow(clippy::too_many_arguments)]
+fn consume(
+    flow: &mut Flow,
+    ts: Nanos,
+    buf: Vec<u8>,
+    next_seq: u32,
+    budget: u32,
+    source: Source,
+    out: &mut Vec<Pending>,
+    obs: &mut dyn Observer,
+) {
+    let mut off = 0usize;
+    while off < buf.len() {
+        let rest = &buf[off..];
+        match http::parse_request(rest) {
+            Parsed::Complete(head, n) => {
+                let body = head.body_len;
+                out.push(Pending { ts, head });
+                off += n;
+                match body {
+                    BodyLen::None => {}
+                    BodyLen::Length(l) => off = off.saturating_add(l as usize),
+                    BodyLen::Unknown => return,
+                }
+                if off >= buf.len() || !http::starts_request(&buf[off..]) {
+                    return;
+                }
+            }
+            Parsed::Partial => {
+                if budget > 0 {
+                    flow.open = Some(OpenHead { ts, buf: rest.to_vec(), next_seq, budget });
+                } else if let Some(head) = http::parse_truncated_request(rest) {
+                    out.push(Pending { ts, head });
+                }
+                return;
+            }
+            Parsed::Invalid(reason) => {
+                obs.parse_error(source, reason);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,209 @@
+//! Join behaviour on hand-built segment sequences.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::observe::Collect;
+
+const C: &str = "10.1.0.2:40000";
+const S: &str = "10.1.0.1:80";
+const SEC: Nanos = 1_000_000_000;
+
+fn rec(kind: Kind, ts: Nanos, src: &str, dst: &str, seq: u32, data: &[u8]) -> Record {
+    Record {
+        kind,
+        ts,
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+        seq,
+        payload_len: data.len() as u32,
+        data: Bytes::copy_from_slice(data),
+    }
+}
+
+fn req(ts: Nanos, seq: u32, data: &[u8]) -> Record {
+    rec(Kind::Request, ts, C, S, seq, data)
+}
+
+fn resp(ts: Nanos, seq: u32, data: &[u8]) -> Record {
+    rec(Kind::Response, ts, S, C, seq, data)
+}
+
+fn run(cfg: JoinConfig, records: Vec<Record>) -> Collect {
+    let mut j = Joiner::new(cfg, Source::Pcap);
+    let mut out = Collect::default();
+    for r in records {
+        j.push(r, &mut out);
+    }
+    j.finish(&mut out);
+    out
+}
+
+fn statuses(c: &Collect) -> Vec<(String, Option<u16>)> {
+    c.exchanges.iter().map(|e| (e.target.clone(), e.status)).collect()
+}
+
+fn s(t: &str, st: Option<u16>) -> (String, Option<u16>) {
+    (t.to_string(), st)
+}
+
+const GET_A: &[u8] = b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n";
+const GET_B: &[u8] = b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n";
+const R404: &[u8] = b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nnop";
+const R200: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+
+#[test]
+fn keep_alive_in_order() {
+    let a = GET_A.len() as u32;
+    let out = run(
+        JoinConfig::default(),
+        vec![req(1, 100, GET_A), resp(2, 500, R404), req(3, 100 + a, GET_B), resp(4, 500 + R404.len() as u32, R200)],
+    );
+    assert_eq!(statuses(&out), [s("/a", Some(404)), s("/b", Some(200))]);
+    assert_eq!(out.unmatched_requests + out.unmatched_responses, 0);
+}
+
+#[test]
+fn pipelined_requests_and_responses() {
+    let mut three = GET_A.to_vec();
+    three.extend_from_slice(GET_B);
+    three.extend_from_slice(b"HEAD /c HTTP/1.1\r\n\r\n");
+    let mut two = R404.to_vec();
+    // A HEAD answer announces a length but carries no body.
+    two.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 9999\r\n\r\n");
+    let out = run(JoinConfig::default(), vec![req(1, 1, &three), resp(2, 1, R200), resp(3, 1 + R200.len() as u32, &two)]);
+    assert_eq!(statuses(&out), [s("/a", Some(200)), s("/b", Some(404))].into_iter().chain([s("/c", Some(200))]).collect::<Vec<_>>());
+}
+
+#[test]
+fn unmatched_both_ways() {
+    let out = run(JoinConfig::default(), vec![resp(1, 1, R404)]);
+    assert_eq!(out.unmatched_responses, 1);
+    assert!(out.exchanges.is_empty());
+
+    // A request left unanswered is reported once record time passes the
+    // timeout, before the input ends.
+    let cfg = JoinConfig { response_timeout: Duration::from_secs(5), ..Default::default() };
+    let mut j = Joiner::new(cfg, Source::Pcap);
+    let mut c = Collect::default();
+    j.push(req(SEC, 1, GET_A), &mut c);
+    j.advance(3 * SEC, &mut c);
+    assert!(c.exchanges.is_empty(), "too early");
+    j.advance(7 * SEC, &mut c);
+    assert_eq!(statuses(&c), [s("/a", None)]);
+    assert_eq!(c.unmatched_requests, 1);
+    assert_eq!(j.flows(), 0);
+}
+
+#[test]
+fn retransmissions_are_ignored() {
+    let out = run(
+        JoinConfig::default(),
+        vec![req(1, 10, GET_A), req(2, 10, GET_A), resp(3, 7, R404), resp(4, 7, R404)],
+    );
+    assert_eq!(statuses(&out), [s("/a", Some(404))]);
+    assert_eq!(out.unmatched_responses, 0);
+}
+
+#[test]
+fn head_across_segments() {
+    let head = b"GET /split HTTP/1.1\r\nHost: h\r\nUser-Agent: python-requests/2.32.5\r\n\r\n";
+    let (one, two) = head.split_at(25);
+    let out = run(
+        JoinConfig::default(),
+        vec![
+            req(1, 1000, one),
+            rec(Kind::Continuation, 2, C, S, 1000 + one.len() as u32, two),
+            resp(3, 1, R200),
+        ],
+    );
+    assert_eq!(statuses(&out), [s("/split", Some(200))]);
+    let e = &out.exchanges[0];
+    assert!(!e.truncated);
+    assert_eq!(e.user_agent.as_deref(), Some("python-requests/2.32.5"));
+}
+
+#[test]
+fn lost_continuation_gives_truncated_head() {
+    let head = b"GET /split HTTP/1.1\r\nHost: h\r\nUser-Agent: x\r\n\r\n";
+    let (one, _) = head.split_at(30);
+    let out = run(JoinConfig::default(), vec![req(1, 1000, one), resp(3, 1, R200)]);
+    assert_eq!(statuses(&out), [s("/split", Some(200))]);
+    assert!(out.exchanges[0].truncated);
+    assert_eq!(out.exchanges[0].host.as_deref(), Some("h"));
+}
+
+#[test]
+fn snaplen_cut_is_truncated() {
+    let mut r = req(1, 1, b"GET /big HTTP/1.1\r\nHost: h\r\nCookie: aaaa");
+    r.payload_len = 5000;
+    let out = run(JoinConfig::default(), vec![r, resp(2, 1, R404)]);
+    assert_eq!(statuses(&out), [s("/big", Some(404))]);
+    assert!(out.exchanges[0].truncated);
+}
+
+#[test]
+fn interim_responses_pop_nothing() {
+    let mut both = b"HTTP/1.1 100 Continue\r\n\r\n".to_vec();
+    both.extend_from_slice(R200);
+    let post = b"POST /up HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n";
+    let out = run(JoinConfig::default(), vec![req(1, 1, post), resp(2, 1, &both)]);
+    assert_eq!(statuses(&out), [s("/up", Some(200))]);
+    let out = run(
+        JoinConfig::default(),
+        vec![req(1, 1, post), resp(2, 1, b"HTTP/1.1 100 Continue\r\n\r\n"), resp(3, 26, R404)],
+    );
+    assert_eq!(statuses(&out), [s("/up", Some(404))]);
+}
+
+#[test]
+fn ipv6_flows() {
+    let c6 = "[2001:db8::2]:40000";
+    let s6 = "[2001:db8::1]:8080";
+    let out = run(
+        JoinConfig::default(),
+        vec![rec(Kind::Request, 1, c6, s6, 1, GET_A), rec(Kind::Response, 2, s6, c6, 1, R404)],
+    );
+    assert_eq!(statuses(&out), [s("/a", Some(404))]);
+    assert_eq!(out.exchanges[0].peer.to_string(), "2001:db8::2");
+}
+
+#[test]
+fn flow_table_is_bounded() {
+    let cfg = JoinConfig { max_flows: 2, ..Default::default() };
+    let mut recs = Vec::new();
+    for i in 0..3u16 {
+        recs.push(rec(Kind::Request, i as Nanos, &format!("10.0.0.{}:1000", i + 1), S, 1, GET_A));
+    }
+    let mut j = Joiner::new(cfg, Source::Pcap);
+    let mut c = Collect::default();
+    for r in recs {
+        j.push(r, &mut c);
+    }
+    assert_eq!(j.flows(), 2);
+    assert_eq!(c.unmatched_requests, 1, "the oldest flow was evicted and reported");
+    assert_eq!(c.exchanges[0].peer.to_string(), "10.0.0.1");
+}
+
+#[test]
+fn pending_queue_is_bounded() {
+    let cfg = JoinConfig { max_pending: 2, ..Default::default() };
+    let mut recs = Vec::new();
+    let mut seq = 1u32;
+    for _ in 0..3 {
+        recs.push(req(1, seq, GET_A));
+        seq += GET_A.len() as u32;
+    }
+    let out = run(cfg, recs);
+    assert_eq!(out.unmatched_requests, 3);
+    assert_eq!(out.exchanges.len(), 3);
+}
+
+#[test]
+fn garbage_is_counted_not_fatal() {
+    let out = run(JoinConfig::default(), vec![req(1, 1, b"GETT\x00\x01 HTTP/1.1\r\n\r\n"), resp(2, 1, b"HTTP/1.1 200 OK\r\nbad header line\x00\r\n\r\n")]);
+    assert_eq!(out.parse_errors.len(), 1);
+    assert_eq!(out.unmatched_responses, 1);
+}

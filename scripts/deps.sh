@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Installs what building and testing rejectwatch needs on a Debian/Ubuntu host,
+# skipping whatever is already present: Debian packages, the nightly rust-src
+# component and bpf-linker built against LLVM 22 (nightly's LLVM).
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+# Runtime + test tools: iproute2 for netns/veth, nginx as the real server in
+# end-to-end tests, tcpdump/tcpreplay for captures and replays, wrk for the
+# bench, openssl for the TLS test certificate, curl as a client.
+APT_PKGS=(build-essential pkg-config iproute2 nginx-light tcpdump tcpreplay wrk openssl curl
+          llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev ethtool)
+
+missing=()
+for p in "${APT_PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "deps: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # The Debian nginx package starts a system-wide instance on :80; tests run
+  # their own instances in namespaces, so the default one is not wanted.
+  if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+  $SUDO pkill -x nginx >/dev/null 2>&1 || true
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    echo "deps: installing rustup (stable + nightly)"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+fi
+
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+rustup component list --toolchain nightly --installed | grep -q '^rust-src' \
+  || rustup component add rust-src --toolchain nightly
+
+# bpf-linker must use the same LLVM major as nightly's rustc, or it cannot
+# read the bitcode rustc emits.
+if ! command -v bpf-linker >/dev/null 2>&1; then
+  echo "deps: building bpf-linker against LLVM 22 (a few minutes, once)"
+  PATH="/usr/lib/llvm-22/bin:$PATH" cargo install bpf-linker --locked \
+    --no-default-features --features llvm-22
+fi
+echo "deps: ok"
