@@ -210,11 +210,14 @@ fn emit_class<C: LoadBytes, const SIZE: usize>(
     want: u32,
 ) -> Result<(), ()> {
     let cap = (SIZE - RECORD_HEADER_LEN) as u32;
-    // The verifier needs a length with a proven range [1, cap].
-    let len = min(want, cap);
-    if len == 0 {
+    if want == 0 || want > cap {
         return Err(());
     }
+    // The verifier must see a length in [1, cap] in the very register passed
+    // to the helper. LLVM, knowing `want` is in range, would drop or merge
+    // the checks above, so hide the value from it and rebuild the range
+    // with a mask (exact for a power-of-two cap) plus one.
+    let len = (core::hint::black_box(want - 1) & (cap - 1)) + 1;
     let Some(mut entry) = EVENTS.reserve_bytes(SIZE, 0) else {
         bump(counter::RINGBUF_DROPS);
         return Err(());

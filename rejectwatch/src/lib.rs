@@ -1,9 +1,39 @@
 //! rejectwatch: an eBPF observer that turns an API's reject pile into
-//! intelligence. Sources produce [`record::Record`]s, the pure core
-//! ([`join`]) turns them into [`exchange::Exchange`]s, sinks consume them.
+//! intelligence. Sources ([`source`]) produce [`record::Record`]s, the pure
+//! core ([`join`]) turns them into [`exchange::Exchange`]s, sinks
+//! ([`sink`], [`metrics`], [`server`]) consume them.
 
+pub mod analyze;
+pub mod cli;
 pub mod exchange;
 pub mod http;
 pub mod join;
+pub mod metrics;
+pub mod netif;
 pub mod observe;
 pub mod record;
+pub mod run;
+pub mod server;
+pub mod sink;
+pub mod source;
+
+/// Entry point shared by the `rejectwatch` binary and the test harness.
+pub fn main_with_args<I, T>(args: I) -> anyhow::Result<()>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::Parser as _;
+    let cli = match cli::Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    match cli.cmd {
+        cli::Command::Analyze(a) => analyze::analyze(a),
+        cli::Command::Run(r) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(run::run(r)),
+    }
+}

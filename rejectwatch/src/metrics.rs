@@ -1,0 +1,141 @@
+//! Prometheus metrics. Every label value comes from a fixed, bounded set
+//! (normalised methods, three-digit statuses, static reasons): nothing an
+//! attacker sends can mint a new series.
+
+use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+use crate::source::ebpf::KernelCounts;
+
+const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"];
+
+/// The method as a label: one of the registered methods, or `OTHER`.
+pub fn method_label(method: &str) -> &'static str {
+    METHODS.iter().find(|m| **m == method).copied().unwrap_or("OTHER")
+}
+
+/// The status as a label: the three-digit code, or `none` when no response
+/// was captured.
+pub fn status_label(status: Option<u16>) -> String {
+    match status {
+        Some(s @ 100..=999) => s.to_string(),
+        Some(_) => "invalid".to_string(),
+        None => "none".to_string(),
+    }
+}
+
+pub struct Metrics {
+    pub registry: Registry,
+    pub exchanges: IntCounterVec,
+    pub unmatched: IntCounterVec,
+    pub parse_errors: IntCounterVec,
+    pub records: IntCounterVec,
+    pub flows: IntGauge,
+    kernel: KernelMetrics,
+}
+
+struct KernelMetrics {
+    packets: IntCounter,
+    heads: IntCounter,
+    continuations: IntCounter,
+    statuses: IntCounter,
+    ringbuf_drops: IntCounter,
+    load_failures: IntCounter,
+    truncated: IntCounter,
+    wakeups: IntCounter,
+    last: KernelCounts,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry.register(Box::new(c.clone())).expect("unique metric");
+    c
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let r = &registry;
+        let build = IntGaugeVec::new(
+            Opts::new("rejectwatch_build_info", "Build information; always 1."),
+            &["version"],
+        )
+        .expect("valid metric");
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        registry.register(Box::new(build)).expect("unique metric");
+        let flows = IntGauge::new("rejectwatch_flows", "TCP flows tracked by the join.").expect("valid");
+        registry.register(Box::new(flows.clone())).expect("unique metric");
+        Self {
+            exchanges: counter_vec(r, "rejectwatch_http_exchanges_total", "HTTP exchanges joined, by method and response status.", &["method", "status"]),
+            unmatched: counter_vec(r, "rejectwatch_unmatched_total", "Requests without a captured response (after the timeout) and responses without a captured request.", &["side"]),
+            parse_errors: counter_vec(r, "rejectwatch_parse_errors_total", "Input that could not be parsed, by source and reason.", &["source", "reason"]),
+            records: counter_vec(r, "rejectwatch_records_total", "Records read from each source.", &["source"]),
+            flows,
+            kernel: KernelMetrics {
+                packets: counter(r, "rejectwatch_kernel_packets_total", "Packets seen by the XDP program."),
+                heads: counter(r, "rejectwatch_kernel_heads_total", "Request heads emitted by the kernel."),
+                continuations: counter(r, "rejectwatch_kernel_continuations_total", "Request-head continuation segments emitted by the kernel."),
+                statuses: counter(r, "rejectwatch_kernel_statuses_total", "Response status lines emitted by the kernel."),
+                ringbuf_drops: counter(r, "rejectwatch_ringbuf_drops_total", "Records lost because the ring buffer was full."),
+                load_failures: counter(r, "rejectwatch_kernel_load_failures_total", "Packet byte loads that failed in the kernel."),
+                truncated: counter(r, "rejectwatch_kernel_truncated_total", "Request heads longer than the capture length."),
+                wakeups: counter(r, "rejectwatch_ringbuf_wakeups_total", "Ring-buffer reader wakeups forced by backlog."),
+                last: KernelCounts::default(),
+            },
+            registry,
+        }
+    }
+
+    /// Folds a fresh reading of the kernel's running totals into the
+    /// counters (Prometheus counters only move forward by deltas).
+    pub fn kernel(&mut self, now: KernelCounts) {
+        let k = &mut self.kernel;
+        let d = |a: u64, b: u64| a.saturating_sub(b);
+        k.packets.inc_by(d(now.packets, k.last.packets));
+        k.heads.inc_by(d(now.heads, k.last.heads));
+        k.continuations.inc_by(d(now.continuations, k.last.continuations));
+        k.statuses.inc_by(d(now.statuses, k.last.statuses));
+        k.ringbuf_drops.inc_by(d(now.ringbuf_drops, k.last.ringbuf_drops));
+        k.load_failures.inc_by(d(now.load_failures, k.last.load_failures));
+        k.truncated.inc_by(d(now.truncated, k.last.truncated));
+        k.wakeups.inc_by(d(now.wakeups, k.last.wakeups));
+        k.last = now;
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        use prometheus::Encoder as _;
+        let mut buf = Vec::new();
+        prometheus::TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_bounded() {
+        assert_eq!(method_label("GET"), "GET");
+        assert_eq!(method_label("get"), "OTHER");
+        assert_eq!(method_label("PROPFIND"), "OTHER");
+        assert_eq!(method_label("\u{202e}GET"), "OTHER");
+        assert_eq!(status_label(Some(404)), "404");
+        assert_eq!(status_label(Some(7)), "invalid");
+        assert_eq!(status_label(None), "none");
+    }
+}

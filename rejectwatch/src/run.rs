@@ -1,0 +1,120 @@
+//! `rejectwatch run`: the live daemon. Attaches the kernel programs, drains
+//! the ring buffer into the core on a short timer (and on the kernel's
+//! backlog wakeups), refreshes kernel counters, serves /metrics, and
+//! detaches on SIGINT/SIGTERM (the bpf_links go with the process anyway).
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use aya::maps::{MapData, RingBuf};
+use tokio::{
+    io::{Interest, unix::AsyncFd},
+    signal::unix::{SignalKind, signal},
+    time::{MissedTickBehavior, interval},
+};
+
+use crate::{
+    cli::{DEFAULT_PORTS, RunArgs},
+    join::Joiner,
+    metrics::Metrics,
+    netif,
+    observe::{Observer as _, Source},
+    record,
+    server,
+    sink::{Sinks, open_output},
+    source::{
+        clock::Clock,
+        ebpf::{Kernel, KernelConfig},
+    },
+};
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let ifaces = if args.iface.is_empty() { vec![netif::default_route_iface()?] } else { args.iface.clone() };
+    let ports = if args.port.is_empty() { DEFAULT_PORTS.to_vec() } else { args.port.clone() };
+    let p = &args.pipeline;
+    let cfg = KernelConfig {
+        ifaces: ifaces.clone(),
+        ports: ports.clone(),
+        snaplen: p.snaplen,
+        response_snaplen: p.response_snaplen,
+        ringbuf_bytes: args.ringbuf_size,
+        wakeup_bytes: (args.ringbuf_size / 4) as u64,
+        mode: args.xdp_mode,
+    };
+    let out = p.exchanges.as_deref().map(open_output).transpose()?;
+    let metrics = Arc::new(Mutex::new(Metrics::new()));
+    let addr = server::serve(args.listen, metrics.clone()).await?;
+    let mut kernel = Kernel::attach(&cfg)?;
+    let ring = kernel.take_ring()?;
+    let counters = kernel.take_counters()?;
+    eprintln!(
+        "rejectwatch: watching {} on ports {:?}; metrics on http://{addr}/metrics",
+        ifaces.join(", "),
+        ports
+    );
+
+    let clock = Clock::new();
+    let mut sinks = Sinks::new(metrics.clone(), out);
+    let mut join = Joiner::new(p.join_config(), Source::Kernel);
+    // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd, so
+    // the fd stays open for as long as it is registered.
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
+        .context("ring buffer fd")?;
+    let mut drain_tick = interval(args.drain_interval);
+    drain_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut stats_tick = interval(Duration::from_secs(1));
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let records = metrics.lock().unwrap_or_else(|e| e.into_inner()).records.with_label_values(&["kernel"]);
+
+    let drain = |ring: &mut RingBuf<MapData>, join: &mut Joiner, sinks: &mut Sinks| {
+        let mut n = 0u64;
+        while let Some(item) = ring.next() {
+            n += 1;
+            match record::decode(&item, |t| clock.to_wall(t)) {
+                Ok(rec) => {
+                    drop(item);
+                    join.push(rec, sinks);
+                }
+                Err(e) => sinks.parse_error(Source::Kernel, e.reason()),
+            }
+        }
+        records.inc_by(n);
+    };
+
+    loop {
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard.context("ring buffer poll")?;
+                drain(guard.get_inner_mut(), &mut join, &mut sinks);
+                guard.clear_ready();
+            }
+            _ = drain_tick.tick() => {
+                drain(ring.get_mut(), &mut join, &mut sinks);
+                join.advance(clock.now(), &mut sinks);
+                if let Err(e) = sinks.flush() {
+                    log::error!("flushing exchanges: {e}");
+                }
+            }
+            _ = stats_tick.tick() => {
+                let mut m = metrics.lock().unwrap_or_else(|e| e.into_inner());
+                match counters.read() {
+                    Ok(c) => m.kernel(c),
+                    Err(e) => log::warn!("reading kernel counters: {e:#}"),
+                }
+                m.flows.set(join.flows() as i64);
+            }
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        }
+    }
+    drain(ring.get_mut(), &mut join, &mut sinks);
+    join.finish(&mut sinks);
+    sinks.flush()?;
+    drop(kernel);
+    eprintln!("rejectwatch: detached");
+    Ok(())
+}

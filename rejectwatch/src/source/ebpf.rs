@@ -1,0 +1,224 @@
+//! The live source: loads the eBPF programs, attaches them with bpf_links
+//! (XDP on ingress, tcx on egress) so nothing stays attached once the
+//! process is gone, even after SIGKILL, and reads the ring buffer and the
+//! per-CPU counters.
+
+use std::{
+    ffi::CString,
+    io,
+    path::Path,
+};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, MapData, PerCpuArray, RingBuf},
+    programs::{SchedClassifier, TcAttachType, Xdp, XdpMode},
+};
+use rejectwatch_common::{PortSet, counter};
+
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rejectwatch"));
+
+pub const XDP_PROGRAM: &str = "rejectwatch_xdp";
+pub const TC_PROGRAM: &str = "rejectwatch_tc";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AttachMode {
+    /// Native (driver) XDP where the driver has it, generic otherwise.
+    Auto,
+    Native,
+    Generic,
+}
+
+#[derive(Clone, Debug)]
+pub struct KernelConfig {
+    pub ifaces: Vec<String>,
+    pub ports: Vec<u16>,
+    pub snaplen: u32,
+    pub response_snaplen: u32,
+    pub ringbuf_bytes: u32,
+    pub wakeup_bytes: u64,
+    pub mode: AttachMode,
+}
+
+/// Why the kernel side could not be set up; each is one clear line.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("no such network interface: {0} (see `ip link`)")]
+    NoInterface(String),
+    #[error(
+        "not permitted to load eBPF programs: run as root or grant CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON ({0})"
+    )]
+    NotPermitted(String),
+    #[error("this kernel has no BTF (/sys/kernel/btf/vmlinux missing) and refused the programs: {0}")]
+    NoBtf(String),
+    #[error("cannot attach XDP to {iface}: {reason} (try --xdp-mode generic)")]
+    Xdp { iface: String, reason: String },
+    #[error("cannot attach the egress classifier to {iface}: {reason} (tcx needs Linux ≥ 6.6, or clsact)")]
+    Tc { iface: String, reason: String },
+    #[error("eBPF setup failed: {0}")]
+    Other(String),
+}
+
+/// The whole error chain on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn permission_problem(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cur {
+        if let Some(io) = c.downcast_ref::<io::Error>() {
+            if matches!(io.raw_os_error(), Some(libc::EPERM)) {
+                return true;
+            }
+        }
+        cur = c.source();
+    }
+    (unsafe { libc::geteuid() }) != 0
+}
+
+fn classify(e: &(dyn std::error::Error + 'static)) -> LoadError {
+    let line = chain(e);
+    if permission_problem(e) {
+        LoadError::NotPermitted(line)
+    } else if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        LoadError::NoBtf(line)
+    } else {
+        LoadError::Other(line)
+    }
+}
+
+pub struct Kernel {
+    ebpf: Ebpf,
+}
+
+impl Kernel {
+    /// Loads, configures and attaches; returns once packets are observed.
+    pub fn attach(cfg: &KernelConfig) -> Result<Self, LoadError> {
+        for iface in &cfg.ifaces {
+            let c = CString::new(iface.as_str()).map_err(|_| LoadError::NoInterface(iface.clone()))?;
+            if unsafe { libc::if_nametoindex(c.as_ptr()) } == 0 {
+                return Err(LoadError::NoInterface(iface.clone()));
+            }
+        }
+        // Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
+        let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+        unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) };
+
+        let mut ebpf = EbpfLoader::new()
+            .override_global("SNAPLEN", &cfg.snaplen, true)
+            .override_global("RESPONSE_SNAPLEN", &cfg.response_snaplen, true)
+            .override_global("WAKEUP_BYTES", &cfg.wakeup_bytes, true)
+            .map_max_entries("EVENTS", cfg.ringbuf_bytes)
+            .load(EBPF_OBJECT)
+            .map_err(|e| classify(&e))?;
+
+        let mut ports = PortSet::empty();
+        for &p in &cfg.ports {
+            ports.insert(p);
+        }
+        let mut port_map: Array<_, PortSet> =
+            Array::try_from(ebpf.map_mut("PORTS").ok_or_else(|| LoadError::Other("PORTS map missing".into()))?)
+                .map_err(|e| LoadError::Other(chain(&e)))?;
+        port_map.set(0, ports, 0).map_err(|e| classify(&e))?;
+
+        let xdp: &mut Xdp = ebpf
+            .program_mut(XDP_PROGRAM)
+            .ok_or_else(|| LoadError::Other("XDP program missing".into()))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| LoadError::Other(chain(&e)))?;
+        xdp.load().map_err(|e| classify(&e))?;
+        let mode = match cfg.mode {
+            AttachMode::Auto => XdpMode::Default,
+            AttachMode::Native => XdpMode::Driver,
+            AttachMode::Generic => XdpMode::Skb,
+        };
+        for iface in &cfg.ifaces {
+            xdp.attach(iface, mode)
+                .map_err(|e| LoadError::Xdp { iface: iface.clone(), reason: chain(&e) })?;
+        }
+
+        let tc: &mut SchedClassifier = ebpf
+            .program_mut(TC_PROGRAM)
+            .ok_or_else(|| LoadError::Other("TC program missing".into()))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| LoadError::Other(chain(&e)))?;
+        tc.load().map_err(|e| classify(&e))?;
+        for iface in &cfg.ifaces {
+            tc.attach(iface, TcAttachType::Egress)
+                .map_err(|e| LoadError::Tc { iface: iface.clone(), reason: chain(&e) })?;
+        }
+        Ok(Self { ebpf })
+    }
+
+    /// The ring buffer, taken out of the object for the reader task.
+    pub fn take_ring(&mut self) -> anyhow::Result<RingBuf<MapData>> {
+        let map = self.ebpf.take_map("EVENTS").ok_or_else(|| anyhow::anyhow!("EVENTS map missing"))?;
+        Ok(RingBuf::try_from(map)?)
+    }
+
+    /// The per-CPU counters map, taken out for the stats reader.
+    pub fn take_counters(&mut self) -> anyhow::Result<Counters> {
+        let map = self.ebpf.take_map("COUNTERS").ok_or_else(|| anyhow::anyhow!("COUNTERS map missing"))?;
+        Ok(Counters { map: PerCpuArray::try_from(map)? })
+    }
+
+    /// Average run time per invocation (ns) and run count of each program,
+    /// when the kernel collects BPF stats (`aya::sys::enable_stats`).
+    pub fn program_stats(&self) -> Vec<(&'static str, u64, u64)> {
+        let mut out = Vec::new();
+        for name in [XDP_PROGRAM, TC_PROGRAM] {
+            if let Some(prog) = self.ebpf.program(name) {
+                if let Ok(info) = prog.info() {
+                    let runs = info.run_count();
+                    let ns = info.run_time().as_nanos() as u64;
+                    out.push((name, ns, runs));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Totals of the kernel's per-CPU counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelCounts {
+    pub packets: u64,
+    pub heads: u64,
+    pub continuations: u64,
+    pub statuses: u64,
+    pub ringbuf_drops: u64,
+    pub load_failures: u64,
+    pub truncated: u64,
+    pub wakeups: u64,
+}
+
+pub struct Counters {
+    map: PerCpuArray<MapData, u64>,
+}
+
+impl Counters {
+    pub fn read(&self) -> anyhow::Result<KernelCounts> {
+        let mut v = [0u64; counter::COUNT as usize];
+        for (i, slot) in v.iter_mut().enumerate() {
+            *slot = self.map.get(&(i as u32), 0)?.iter().sum();
+        }
+        Ok(KernelCounts {
+            packets: v[counter::PACKETS as usize],
+            heads: v[counter::HEADS as usize],
+            continuations: v[counter::CONTINUATIONS as usize],
+            statuses: v[counter::STATUSES as usize],
+            ringbuf_drops: v[counter::RINGBUF_DROPS as usize],
+            load_failures: v[counter::LOAD_FAILURES as usize],
+            truncated: v[counter::TRUNCATED as usize],
+            wakeups: v[counter::WAKEUPS as usize],
+        })
+    }
+}

@@ -1,0 +1,225 @@
+//! The kernel programs' capture rules, replayed in userspace for capture
+//! files, so that `analyze` sees exactly the records a live run would have
+//! seen for the same packets (same classifiers, same snap lengths, same
+//! continuation budget). If the eBPF side changes a rule, this file changes
+//! with it; the kernel-vs-pcap end-to-end test holds the two together.
+
+use std::{net::SocketAddr, num::NonZeroUsize};
+
+use bytes::Bytes;
+use lru::LruCache;
+use rejectwatch_common::{
+    MAX_SNAPLEN, PEEK_LEN, PortSet, ends_head, looks_like_request, looks_like_response,
+    payload_seq,
+};
+
+use crate::record::{Kind, Nanos, Record};
+
+/// Which server ports are watched.
+#[derive(Clone)]
+pub enum Ports {
+    All,
+    Set(Box<PortSet>),
+}
+
+impl Ports {
+    pub fn from_list(ports: &[u16]) -> Self {
+        let mut set = Box::new(PortSet::empty());
+        for &p in ports {
+            set.insert(p);
+        }
+        Self::Set(set)
+    }
+
+    pub fn contains(&self, port: u16) -> bool {
+        match self {
+            Self::All => true,
+            Self::Set(s) => s.contains(port),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct OpenHead {
+    next_seq: u32,
+    budget: u32,
+}
+
+/// One TCP segment as decoded from a capture.
+pub struct Segment<'a> {
+    pub ts: Nanos,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub seq: u32,
+    pub flags: u8,
+    /// Payload length on the wire (the capture may hold less).
+    pub payload_len: u32,
+    pub payload: &'a [u8],
+}
+
+pub struct KernelRules {
+    ports: Ports,
+    snaplen: u32,
+    response_snaplen: u32,
+    /// Mirrors the kernel's OPEN_HEADS LRU map (same capacity).
+    open: LruCache<(SocketAddr, SocketAddr), OpenHead>,
+}
+
+impl KernelRules {
+    pub fn new(ports: Ports, snaplen: u32, response_snaplen: u32) -> Self {
+        Self {
+            ports,
+            snaplen: snaplen.min(MAX_SNAPLEN),
+            response_snaplen: response_snaplen.min(MAX_SNAPLEN),
+            open: LruCache::new(NonZeroUsize::new(65536).expect("non-zero")),
+        }
+    }
+
+    /// The record the kernel would emit for this segment, if any.
+    pub fn segment(&mut self, s: &Segment<'_>) -> Option<Record> {
+        if s.payload_len == 0 {
+            return None;
+        }
+        let seq = payload_seq(s.seq, s.flags);
+        let peek = peek(s.payload);
+        // Ingress side (XDP): requests to a watched port.
+        if self.ports.contains(s.dst.port()) {
+            if s.payload_len >= PEEK_LEN as u32 && peek.is_some_and(|p| looks_like_request(&p)) {
+                return Some(self.request_head(s, seq));
+            }
+            return self.continuation(s, seq);
+        }
+        // Egress side (TC): status lines from a watched port.
+        if self.ports.contains(s.src.port())
+            && s.payload_len >= PEEK_LEN as u32
+            && peek.is_some_and(|p| looks_like_response(&p))
+        {
+            return Some(record(Kind::Response, s, seq, self.response_snaplen));
+        }
+        None
+    }
+
+    fn request_head(&mut self, s: &Segment<'_>, seq: u32) -> Record {
+        let snap = self.snaplen;
+        if s.payload_len < snap && !ends(s) {
+            self.open.put(
+                (s.src, s.dst),
+                OpenHead { next_seq: seq.wrapping_add(s.payload_len), budget: snap - s.payload_len },
+            );
+        }
+        record(Kind::Request, s, seq, snap)
+    }
+
+    fn continuation(&mut self, s: &Segment<'_>, seq: u32) -> Option<Record> {
+        let key = (s.src, s.dst);
+        let open = *self.open.get(&key)?;
+        if seq != open.next_seq {
+            if (seq.wrapping_sub(open.next_seq) as i32) > 0 {
+                self.open.pop(&key);
+            }
+            return None;
+        }
+        let done = s.payload_len >= open.budget || (s.payload_len >= 4 && ends(s));
+        if done {
+            self.open.pop(&key);
+        } else {
+            self.open.put(
+                key,
+                OpenHead {
+                    next_seq: open.next_seq.wrapping_add(s.payload_len),
+                    budget: open.budget - s.payload_len,
+                },
+            );
+        }
+        Some(record(Kind::Continuation, s, seq, open.budget))
+    }
+}
+
+/// The first PEEK_LEN payload bytes, when the capture holds them.
+fn peek(payload: &[u8]) -> Option<[u8; PEEK_LEN]> {
+    payload.get(..PEEK_LEN).map(|p| p.try_into().expect("PEEK_LEN bytes"))
+}
+
+/// Whether the segment's last four bytes end a head. A capture that lost
+/// the segment's tail cannot tell; the kernel would have seen the bytes, so
+/// treat the head as continuing (the join then reports it truncated).
+fn ends(s: &Segment<'_>) -> bool {
+    if (s.payload.len() as u32) < s.payload_len || s.payload.len() < 4 {
+        return false;
+    }
+    let tail: [u8; 4] = s.payload[s.payload.len() - 4..].try_into().expect("4 bytes");
+    ends_head(&tail)
+}
+
+fn record(kind: Kind, s: &Segment<'_>, seq: u32, cap: u32) -> Record {
+    let n = (s.payload_len.min(cap) as usize).min(s.payload.len());
+    Record {
+        kind,
+        ts: s.ts,
+        src: s.src,
+        dst: s.dst,
+        seq,
+        payload_len: s.payload_len,
+        data: Bytes::copy_from_slice(&s.payload[..n]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg<'a>(src: &str, dst: &str, seq: u32, payload: &'a [u8]) -> Segment<'a> {
+        Segment {
+            ts: 1,
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            seq,
+            flags: 0x18,
+            payload_len: payload.len() as u32,
+            payload,
+        }
+    }
+
+    #[test]
+    fn classifies_like_the_kernel() {
+        let mut k = KernelRules::new(Ports::from_list(&[80]), 2048, 1024);
+        let r = k.segment(&seg("1.1.1.1:5000", "2.2.2.2:80", 1, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert_eq!(r.map(|r| r.kind), Some(Kind::Request));
+        let r = k.segment(&seg("2.2.2.2:80", "1.1.1.1:5000", 1, b"HTTP/1.1 404 Not Found\r\n\r\n"));
+        assert_eq!(r.map(|r| r.kind), Some(Kind::Response));
+        // Unwatched port, body bytes, a too-short payload: nothing.
+        assert!(k.segment(&seg("1.1.1.1:5000", "2.2.2.2:81", 1, b"GET / HTTP/1.1\r\n\r\n")).is_none());
+        assert!(k.segment(&seg("1.1.1.1:5000", "2.2.2.2:80", 99, b"{\"json\": 1}")).is_none());
+        assert!(k.segment(&seg("1.1.1.1:5000", "2.2.2.2:80", 99, b"GET /")).is_none());
+    }
+
+    #[test]
+    fn continuation_budget_and_snaplen() {
+        let mut k = KernelRules::new(Ports::All, 64, 1024);
+        let first = b"GET /long HTTP/1.1\r\nHost: a\r\n";
+        let r = k.segment(&seg("1.1.1.1:5000", "2.2.2.2:80", 100, first)).expect("head");
+        assert_eq!(r.data.len(), first.len());
+        let second = [b'x'; 50];
+        let c = k.segment(&seg("1.1.1.1:5000", "2.2.2.2:80", 100 + first.len() as u32, &second)).expect("cont");
+        assert_eq!(c.kind, Kind::Continuation);
+        assert_eq!(c.data.len(), 64 - first.len(), "budget caps the continuation");
+        // Budget spent: nothing more is emitted.
+        assert!(k.segment(&seg("1.1.1.1:5000", "2.2.2.2:80", 150 + first.len() as u32, b"more")).is_none());
+
+        let big = [b'G'; 100];
+        let mut s = seg("1.1.1.1:5001", "2.2.2.2:80", 1, &big);
+        s.payload = b"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        s.payload_len = s.payload.len() as u32;
+        let r = k.segment(&s).expect("head");
+        assert_eq!(r.data.len(), 64);
+        assert!(!r.whole());
+    }
+
+    #[test]
+    fn syn_data_starts_after_the_syn() {
+        let mut k = KernelRules::new(Ports::All, 2048, 1024);
+        let mut s = seg("1.1.1.1:5000", "2.2.2.2:80", 41, b"GET /tfo HTTP/1.1\r\n");
+        s.flags = rejectwatch_common::TCP_SYN;
+        assert_eq!(k.segment(&s).expect("head").seq, 42);
+    }
+}

@@ -1,0 +1,253 @@
+//! Capture files (pcap and pcapng) as a record source for `analyze`.
+//!
+//! Packets are decoded down to TCP (Ethernet with VLAN tags, Linux cooked
+//! v1/v2, BSD loopback, raw IP and Cisco HDLC framings), then passed
+//! through [`KernelRules`] so the records are those the kernel programs
+//! would have emitted. Time comes from the packets.
+
+use std::{
+    fs::File,
+    io::{BufRead as _, BufReader, Read},
+    net::{IpAddr, SocketAddr},
+    path::Path,
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use etherparse::{EtherType, LaxNetSlice, LaxSlicedPacket, TransportSlice};
+use pcap_file::{
+    DataLink,
+    pcap::PcapReader,
+    pcapng::{Block, PcapNgReader},
+};
+
+use super::emulate::{KernelRules, Segment};
+use crate::{
+    join::Joiner,
+    observe::{Observer, Source},
+    record::Nanos,
+};
+
+/// What one replay read.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayStats {
+    pub packets: u64,
+    pub records: u64,
+    pub last_ts: Nanos,
+}
+
+const PCAP_MAGICS: [[u8; 4]; 4] =
+    [[0xd4, 0xc3, 0xb2, 0xa1], [0xa1, 0xb2, 0xc3, 0xd4], [0x4d, 0x3c, 0xb2, 0xa1], [0xa1, 0xb2, 0x3c, 0x4d]];
+const PCAPNG_MAGIC: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+
+/// Is this file a capture (by its magic number)?
+pub fn is_capture(path: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok()
+        && (PCAP_MAGICS.contains(&magic) || magic == PCAPNG_MAGIC)
+}
+
+/// Feeds every packet of the capture at `path` through `rules` into `join`.
+pub fn replay(
+    path: &Path,
+    rules: &mut KernelRules,
+    join: &mut Joiner,
+    obs: &mut dyn Observer,
+) -> anyhow::Result<ReplayStats> {
+    let shown = path.display();
+    let file = File::open(path).with_context(|| format!("cannot read capture {shown}"))?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let magic: [u8; 4] = match reader.fill_buf().with_context(|| format!("cannot read capture {shown}"))? {
+        b if b.len() >= 4 => [b[0], b[1], b[2], b[3]],
+        _ => bail!("cannot read capture {shown}: file too short"),
+    };
+    let mut stats = ReplayStats::default();
+    let mut feed = |linktype: u32, ts: Duration, orig_len: u32, data: &[u8], obs: &mut dyn Observer| {
+        stats.packets += 1;
+        let ts = ts.as_nanos() as Nanos;
+        stats.last_ts = stats.last_ts.max(ts);
+        match decode(linktype, data, orig_len, ts) {
+            Ok(Some(seg)) => {
+                if let Some(rec) = rules.segment(&seg.as_segment()) {
+                    stats.records += 1;
+                    join.push(rec, obs);
+                }
+            }
+            Ok(None) => {}
+            Err(reason) => obs.parse_error(Source::Pcap, reason),
+        }
+    };
+    if PCAP_MAGICS.contains(&magic) {
+        let mut r = PcapReader::new(reader).with_context(|| format!("cannot read capture {shown}"))?;
+        let linktype = u32::from(r.header().datalink);
+        while let Some(pkt) = r.next_packet() {
+            match pkt {
+                Ok(p) => feed(linktype, p.timestamp, p.orig_len, &p.data, obs),
+                Err(_) => {
+                    // A cut-off last record is common (capture killed mid-write).
+                    obs.parse_error(Source::Pcap, "bad_capture_record");
+                    break;
+                }
+            }
+        }
+    } else if magic == PCAPNG_MAGIC {
+        let mut r = PcapNgReader::new(reader).with_context(|| format!("cannot read capture {shown}"))?;
+        let mut links: Vec<u32> = Vec::new();
+        while let Some(block) = r.next_block() {
+            match block {
+                Ok(Block::InterfaceDescription(idb)) => links.push(u32::from(idb.linktype)),
+                Ok(Block::SectionHeader(_)) => links.clear(),
+                Ok(Block::EnhancedPacket(p)) => {
+                    let link = links.get(p.interface_id as usize).copied().unwrap_or(u32::MAX);
+                    feed(link, p.timestamp, p.original_len, &p.data, obs)
+                }
+                Ok(Block::SimplePacket(p)) => {
+                    let link = links.first().copied().unwrap_or(u32::MAX);
+                    feed(link, Duration::ZERO, p.original_len, &p.data, obs)
+                }
+                Ok(_) => {}
+                Err(_) => {
+                    obs.parse_error(Source::Pcap, "bad_capture_record");
+                    break;
+                }
+            }
+        }
+    } else {
+        bail!("cannot read capture {shown}: not a pcap or pcapng file");
+    }
+    Ok(stats)
+}
+
+/// An owned view of a decoded TCP segment.
+pub struct Decoded<'a> {
+    ts: Nanos,
+    src: SocketAddr,
+    dst: SocketAddr,
+    seq: u32,
+    flags: u8,
+    payload_len: u32,
+    payload: &'a [u8],
+}
+
+impl Decoded<'_> {
+    fn as_segment(&self) -> Segment<'_> {
+        Segment {
+            ts: self.ts,
+            src: self.src,
+            dst: self.dst,
+            seq: self.seq,
+            flags: self.flags,
+            payload_len: self.payload_len,
+            payload: self.payload,
+        }
+    }
+}
+
+/// Decodes a frame down to its TCP segment. `Ok(None)` for frames that are
+/// fine but not TCP; `Err(reason)` for frames we cannot read.
+pub fn decode(linktype: u32, data: &[u8], orig_len: u32, ts: Nanos) -> Result<Option<Decoded<'_>>, &'static str> {
+    let sliced = match DataLink::from(linktype) {
+        DataLink::ETHERNET => LaxSlicedPacket::from_ethernet(data).map_err(|_| "truncated_frame")?,
+        DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => {
+            LaxSlicedPacket::from_ip(data).map_err(|_| "bad_ip")?
+        }
+        DataLink::NULL | DataLink::LOOP => {
+            // BSD loopback: a 4-byte address family (host order for NULL,
+            // network order for LOOP; accept both), then an IP packet.
+            if data.len() < 4 {
+                return Err("truncated_frame");
+            }
+            LaxSlicedPacket::from_ip(&data[4..]).map_err(|_| "bad_ip")?
+        }
+        DataLink::LINUX_SLL => {
+            if data.len() < 16 {
+                return Err("truncated_frame");
+            }
+            let proto = u16::from_be_bytes([data[14], data[15]]);
+            LaxSlicedPacket::from_ether_type(EtherType(proto), &data[16..])
+        }
+        DataLink::LINUX_SLL2 => {
+            if data.len() < 20 {
+                return Err("truncated_frame");
+            }
+            let proto = u16::from_be_bytes([data[0], data[1]]);
+            LaxSlicedPacket::from_ether_type(EtherType(proto), &data[20..])
+        }
+        DataLink::C_HDLC => {
+            // Cisco HDLC: address, control, then an Ethernet type.
+            if data.len() < 4 {
+                return Err("truncated_frame");
+            }
+            let proto = u16::from_be_bytes([data[2], data[3]]);
+            LaxSlicedPacket::from_ether_type(EtherType(proto), &data[4..])
+        }
+        _ => return Err("unsupported_linktype"),
+    };
+    let (src_ip, dst_ip, incomplete): (IpAddr, IpAddr, bool) = match &sliced.net {
+        Some(LaxNetSlice::Ipv4(ip)) => {
+            let h = ip.header();
+            (h.source_addr().into(), h.destination_addr().into(), ip.payload().incomplete)
+        }
+        Some(LaxNetSlice::Ipv6(ip)) => {
+            let h = ip.header();
+            (h.source_addr().into(), h.destination_addr().into(), ip.payload().incomplete)
+        }
+        _ => return Ok(None),
+    };
+    let Some(TransportSlice::Tcp(tcp)) = &sliced.transport else {
+        return Ok(None);
+    };
+    let payload = tcp.payload();
+    // Bytes the capture's snap length cut off the end of the frame were
+    // payload on the wire.
+    let cut = if incomplete { orig_len.saturating_sub(data.len() as u32) } else { 0 };
+    Ok(Some(Decoded {
+        ts,
+        src: SocketAddr::new(src_ip, tcp.source_port()),
+        dst: SocketAddr::new(dst_ip, tcp.destination_port()),
+        seq: tcp.sequence_number(),
+        flags: tcp.slice()[13],
+        payload_len: payload.len() as u32 + cut,
+        payload,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broken_frames_are_reasons_not_panics() {
+        for lt in [0u32, 1, 101, 104, 113, 276, 228, 229, 9999] {
+            for data in [&[][..], &[0u8; 3], &[0xffu8; 60], &[0x45u8, 0, 0, 20]] {
+                let _ = decode(lt, data, data.len() as u32, 0);
+            }
+        }
+        assert_eq!(decode(9999, &[0u8; 40], 40, 0).err(), Some("unsupported_linktype"));
+        assert!(matches!(decode(1, &[0u8; 10], 10, 0), Err("truncated_frame")));
+    }
+
+    #[test]
+    fn decodes_hdlc_ipv4_tcp() {
+        let mut frame = vec![0x0f, 0x00, 0x08, 0x00];
+        let payload = b"GET / HTTP/1.1\r\n\r\n";
+        let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2];
+        let total = (20 + 20 + payload.len()) as u16;
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        let mut tcp = vec![0u8; 20];
+        tcp[0..2].copy_from_slice(&40000u16.to_be_bytes());
+        tcp[2..4].copy_from_slice(&80u16.to_be_bytes());
+        tcp[4..8].copy_from_slice(&7u32.to_be_bytes());
+        tcp[12] = 5 << 4;
+        tcp[13] = 0x18;
+        frame.extend_from_slice(&ip);
+        frame.extend_from_slice(&tcp);
+        frame.extend_from_slice(payload);
+        let d = decode(104, &frame, frame.len() as u32, 5).expect("ok").expect("tcp");
+        assert_eq!(d.src, "10.0.0.1:40000".parse().unwrap());
+        assert_eq!(d.dst.port(), 80);
+        assert_eq!(d.seq, 7);
+        assert_eq!(d.payload, payload);
+        assert_eq!(d.payload_len, payload.len() as u32);
+    }
+}
