@@ -17,7 +17,20 @@ pub mod server;
 pub mod sink;
 pub mod source;
 
-/// Entry point shared by the `rejectwatch` binary and the test harness.
+/// The whole `rejectwatch` command: logging, arguments, exit status.
+/// Shared by the `rejectwatch` binary and the test harness's copy of it.
+pub fn main() -> std::process::ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    match main_with_args(std::env::args_os()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rejectwatch: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// Parses `args` and runs the command they name.
 pub fn main_with_args<I, T>(args: I) -> anyhow::Result<()>
 where
     I: IntoIterator<Item = T>,

@@ -4,7 +4,7 @@
 
 use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
-use crate::source::ebpf::KernelCounts;
+use crate::source::ebpf::{Counters, KernelCounts};
 
 const METHODS: [&str; 9] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"];
 
@@ -31,6 +31,8 @@ pub struct Metrics {
     pub records: IntCounterVec,
     pub flows: IntGauge,
     kernel: KernelMetrics,
+    /// The live kernel counters, read at every scrape so they are current.
+    kernel_source: Option<Counters>,
 }
 
 struct KernelMetrics {
@@ -87,6 +89,7 @@ impl Metrics {
                 wakeups: counter(r, "rejectwatch_ringbuf_wakeups_total", "Ring-buffer reader wakeups forced by backlog."),
                 last: KernelCounts::default(),
             },
+            kernel_source: None,
             registry,
         }
     }
@@ -107,8 +110,23 @@ impl Metrics {
         k.last = now;
     }
 
-    /// The text exposition format.
-    pub fn encode(&self) -> String {
+    /// Reads the kernel counters at every scrape from now on.
+    pub fn attach_kernel(&mut self, counters: Counters) {
+        self.kernel_source = Some(counters);
+        self.refresh_kernel();
+    }
+
+    pub fn refresh_kernel(&mut self) {
+        let Some(src) = &self.kernel_source else { return };
+        match src.read() {
+            Ok(c) => self.kernel(c),
+            Err(e) => log::warn!("reading kernel counters: {e:#}"),
+        }
+    }
+
+    /// The text exposition format, with kernel counters read just now.
+    pub fn encode(&mut self) -> String {
+        self.refresh_kernel();
         use prometheus::Encoder as _;
         let mut buf = Vec::new();
         prometheus::TextEncoder::new()

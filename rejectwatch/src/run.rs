@@ -49,7 +49,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let addr = server::serve(args.listen, metrics.clone()).await?;
     let mut kernel = Kernel::attach(&cfg)?;
     let ring = kernel.take_ring()?;
-    let counters = kernel.take_counters()?;
+    metrics.lock().unwrap_or_else(|e| e.into_inner()).attach_kernel(kernel.take_counters()?);
     eprintln!(
         "rejectwatch: watching {} on ports {:?}; metrics on http://{addr}/metrics",
         ifaces.join(", "),
@@ -101,10 +101,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             }
             _ = stats_tick.tick() => {
                 let mut m = metrics.lock().unwrap_or_else(|e| e.into_inner());
-                match counters.read() {
-                    Ok(c) => m.kernel(c),
-                    Err(e) => log::warn!("reading kernel counters: {e:#}"),
-                }
+                m.refresh_kernel();
                 m.flows.set(join.flows() as i64);
             }
             _ = sigterm.recv() => break,

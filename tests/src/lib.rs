@@ -1,1 +1,409 @@
-//! Test harness.
+//! Harness for rejectwatch's end-to-end tests: network namespaces joined by
+//! a veth pair (created and deleted by each test), nginx as the real server,
+//! rejectwatch run as a real process inside the server namespace, and
+//! clients that run on a thread moved into the client namespace.
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{BufRead, BufReader, Read, Write},
+    net::{SocketAddr, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub const SRV_V4: &str = "10.200.0.1";
+pub const CLI_V4: &str = "10.200.0.2";
+pub const SRV_V6: &str = "fd00:200::1";
+pub const CLI_V6: &str = "fd00:200::2";
+
+/// Runs a command, panicking with its output if it fails.
+pub fn sh(args: &[&str]) -> String {
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{args:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether the kernel tests can run here. They need root; where they are
+/// required (CI sets REJECTWATCH_REQUIRE_KERNEL=1) their absence fails.
+pub fn kernel_tests_possible(test: &str) -> bool {
+    let root = unsafe { libc::geteuid() } == 0;
+    let tools = ["nginx", "ip", "tcpdump", "curl"].iter().all(|t| {
+        Command::new("sh").args(["-c", &format!("command -v {t}")]).output().is_ok_and(|o| o.status.success())
+    });
+    if root && tools {
+        return true;
+    }
+    let why = if root { "nginx, iproute2, tcpdump and curl are needed (scripts/deps.sh)" } else { "it needs root" };
+    if std::env::var_os("REJECTWATCH_REQUIRE_KERNEL").is_some_and(|v| v == "1") {
+        panic!("{test}: cannot run the kernel test: {why}");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    false
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// Two namespaces (server, client) joined by a veth pair, IPv4 and IPv6.
+pub struct Netns {
+    pub srv: String,
+    pub cli: String,
+    pub srv_if: String,
+    pub cli_if: String,
+}
+
+pub struct NetnsOptions {
+    pub mtu: u32,
+    /// Disable segmentation offloads on the client side so a large write
+    /// really leaves as several MTU-sized segments.
+    pub segment_on_client: bool,
+}
+
+impl Default for NetnsOptions {
+    fn default() -> Self {
+        Self { mtu: 1500, segment_on_client: true }
+    }
+}
+
+impl Netns {
+    pub fn new(opts: NetnsOptions) -> Self {
+        let id = format!("rw{}x{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst));
+        let n = Self {
+            srv: format!("{id}s"),
+            cli: format!("{id}c"),
+            srv_if: format!("{id}S"),
+            cli_if: format!("{id}C"),
+        };
+        sh(&["ip", "netns", "add", &n.srv]);
+        sh(&["ip", "netns", "add", &n.cli]);
+        sh(&["ip", "link", "add", &n.srv_if, "netns", &n.srv, "type", "veth", "peer", "name", &n.cli_if, "netns", &n.cli]);
+        let mtu = opts.mtu.to_string();
+        for (ns, dev, v4, v6) in [(&n.srv, &n.srv_if, SRV_V4, SRV_V6), (&n.cli, &n.cli_if, CLI_V4, CLI_V6)] {
+            sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+            sh(&["ip", "-n", ns, "link", "set", dev, "mtu", &mtu]);
+            sh(&["ip", "-n", ns, "addr", "add", &format!("{v4}/24"), "dev", dev]);
+            sh(&["ip", "-n", ns, "addr", "add", &format!("{v6}/64"), "dev", dev, "nodad"]);
+            sh(&["ip", "-n", ns, "link", "set", dev, "up"]);
+        }
+        if opts.segment_on_client {
+            sh(&["ip", "netns", "exec", &n.cli, "ethtool", "-K", &n.cli_if, "tso", "off", "gso", "off"]);
+        }
+        n
+    }
+
+    /// Runs `f` on a thread that lives in namespace `ns`.
+    pub fn within<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/run/netns/{ns}");
+        std::thread::spawn(move || {
+            let fd = fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+            use std::os::fd::AsRawFd as _;
+            // SAFETY: setns on this thread only; the fd is a netns file.
+            if unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                panic!("setns {path}: {}", std::io::Error::last_os_error());
+            }
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+
+    pub fn exec(&self, ns: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).args(args);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes its end of the veth, and so the pair.
+        for ns in [&self.srv, &self.cli] {
+            let _ = Command::new("ip").args(["netns", "pids", ns]).output().map(|o| {
+                for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                    let _ = Command::new("kill").args(["-9", pid]).status();
+                }
+            });
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!("rejectwatch-{tag}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst)));
+        fs::create_dir_all(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
+        Self(p)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub name: &'static str,
+}
+
+impl Proc {
+    pub fn terminate(mut self) -> std::process::Output {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let child = std::mem::replace(&mut self.child, Command::new("true").spawn().expect("spawn true"));
+        child.wait_with_output().unwrap_or_else(|e| panic!("{}: wait: {e}", self.name))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The nginx locations every test server has.
+pub const NGINX_LOCATIONS: &str = r#"
+    location = /ok { return 200 "ok\n"; }
+    location = /auth { return 401; }
+    location = /forbidden { return 403; }
+    location = /limited { return 429; }
+    location /api/ { return 404; }
+"#;
+
+/// Starts nginx in `ns` with `servers` (server blocks) in a fresh config.
+pub fn nginx(net: &Netns, ns: &str, dir: &TempDir, servers: &str) -> Proc {
+    let root = dir.path("www");
+    fs::create_dir_all(&root).expect("www dir");
+    let d = dir.0.display();
+    let conf = format!(
+        "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+         root {r};\n  keepalive_requests 1000;\n{servers}\n}}\n",
+        r = root.display()
+    );
+    let path = dir.path("nginx.conf");
+    fs::write(&path, conf).expect("write nginx.conf");
+    let child = net
+        .exec(ns, &["nginx", "-c", path.to_str().expect("utf-8"), "-g", "daemon off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn nginx");
+    let p = Proc { child, name: "nginx" };
+    std::thread::sleep(Duration::from_millis(300));
+    p
+}
+
+/// Waits until a TCP connect to `addr` from `ns` succeeds.
+pub fn wait_listening(ns: &str, addr: SocketAddr) {
+    Netns::within(ns, move || {
+        let start = Instant::now();
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if start.elapsed() > Duration::from_secs(10) {
+                panic!("nothing listens on {addr}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+}
+
+/// The rejectwatch binary built for the tests (cargo builds the package's
+/// binaries before its integration tests and names them in the environment).
+pub fn rejectwatch_bin() -> String {
+    if let Ok(p) = std::env::var("CARGO_BIN_EXE_rejectwatch-e2e") {
+        return p;
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    dir.join("rejectwatch-e2e").to_string_lossy().into_owned()
+}
+
+/// rejectwatch `run` inside `ns`, ready once it says it is watching.
+pub struct Daemon {
+    proc: Proc,
+    pub exchanges: PathBuf,
+    pub listen: SocketAddr,
+    pub ns: String,
+}
+
+impl Daemon {
+    pub fn start(net: &Netns, ns: &str, dir: &TempDir, args: &[&str]) -> Self {
+        let exchanges = dir.path("exchanges.jsonl");
+        let listen: SocketAddr = "127.0.0.1:9617".parse().expect("addr");
+        let bin = rejectwatch_bin();
+        let mut cmd = net.exec(ns, &[&bin, "run"]);
+        cmd.args(args)
+            .args(["--listen", &listen.to_string(), "--exchanges", exchanges.to_str().expect("utf-8")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn rejectwatch");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut ready = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[rejectwatch] {line}");
+                if !ready && line.contains("watching") {
+                    ready = true;
+                    let _ = tx.send(Ok(()));
+                }
+                if !ready && line.starts_with("rejectwatch:") {
+                    let _ = tx.send(Err(line));
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(Ok(())) => {}
+            Ok(Err(line)) => panic!("rejectwatch did not start: {line}"),
+            Err(_) => panic!("rejectwatch did not start within 30 s"),
+        }
+        Self { proc: Proc { child, name: "rejectwatch" }, exchanges, listen, ns: ns.to_string() }
+    }
+
+    pub fn metrics(&self) -> String {
+        let addr = self.listen;
+        Netns::within(&self.ns, move || http_get(addr, "/metrics"))
+    }
+
+    /// Waits until `rejectwatch_http_exchanges_total` sums to `n`.
+    pub fn wait_exchanges(&self, n: u64) -> String {
+        let start = Instant::now();
+        loop {
+            let m = self.metrics();
+            let total = metric_sum(&m, "rejectwatch_http_exchanges_total");
+            if total >= n {
+                return m;
+            }
+            if start.elapsed() > Duration::from_secs(15) {
+                panic!("only {total} of {n} exchanges after 15 s; metrics:\n{m}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the daemon (SIGTERM) and returns the exchanges it wrote.
+    pub fn stop(self) -> Vec<Value> {
+        let out = self.proc.terminate();
+        assert!(out.status.success(), "rejectwatch exited with {}", out.status);
+        read_jsonl(&self.exchanges)
+    }
+}
+
+pub fn read_jsonl(path: &Path) -> Vec<Value> {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+/// A one-shot HTTP/1.0 GET, returning the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).expect("read");
+    buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+/// Sum of every series of a metric in Prometheus text.
+pub fn metric_sum(text: &str, name: &str) -> u64 {
+    metric_series(text, name).values().sum()
+}
+
+/// Series of a metric: label set → value.
+pub fn metric_series(text: &str, name: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = l.strip_prefix(name)?;
+            let (labels, value) = match rest.strip_prefix('{') {
+                Some(r) => {
+                    let (labels, v) = r.split_once('}')?;
+                    (labels.to_string(), v.trim())
+                }
+                None if rest.starts_with(' ') => (String::new(), rest.trim()),
+                None => return None,
+            };
+            Some((labels, value.parse::<f64>().ok()? as u64))
+        })
+        .collect()
+}
+
+/// Reads one HTTP/1.1 response (head + Content-Length body) from `s`.
+pub fn read_response(s: &mut impl BufRead) -> u16 {
+    let mut status_line = String::new();
+    s.read_line(&mut status_line).expect("status line");
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        s.read_line(&mut line).expect("header line");
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().expect("content-length");
+            }
+        }
+    }
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).expect("body");
+    status
+}
+
+/// The fields of an exchange that do not depend on when or how it was
+/// captured, as a sortable key for comparing runs.
+pub fn exchange_key(v: &Value) -> String {
+    format!(
+        "{} {} {} status={} ua={} host={} trunc={} headers={}",
+        v["peer"].as_str().unwrap_or("?"),
+        v["method"].as_str().unwrap_or("?"),
+        v["target"].as_str().unwrap_or("?"),
+        v["status"],
+        v["user_agent"],
+        v["host"],
+        v["truncated"],
+        v["header_names"],
+    )
+}
+
+/// Runs `rejectwatch analyze` and returns its exchanges and stderr.
+pub fn analyze(files: &[&Path], extra: &[&str]) -> (Vec<Value>, String) {
+    let dir = TempDir::new("analyze");
+    let out = dir.path("exchanges.jsonl");
+    let mut cmd = Command::new(rejectwatch_bin());
+    cmd.arg("analyze").args(files).args(extra).args(["--exchanges", out.to_str().expect("utf-8")]);
+    let o = cmd.output().expect("run analyze");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "analyze failed: {stderr}");
+    (read_jsonl(&out), stderr)
+}
