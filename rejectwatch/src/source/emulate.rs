@@ -81,20 +81,18 @@ impl KernelRules {
             return None;
         }
         let seq = payload_seq(s.seq, s.flags);
-        let peek = peek(s.payload);
-        // Ingress side (XDP): requests to a watched port.
-        if self.ports.contains(s.dst.port()) {
-            if s.payload_len >= PEEK_LEN as u32 && peek.is_some_and(|p| looks_like_request(&p)) {
-                return Some(self.request_head(s, seq));
-            }
-            return self.continuation(s, seq);
+        let peek = peek(s.payload).filter(|_| s.payload_len >= PEEK_LEN as u32);
+        let to_server = self.ports.contains(s.dst.port());
+        // Ingress side (XDP): request heads to a watched port.
+        if to_server && peek.is_some_and(|p| looks_like_request(&p)) {
+            return Some(self.request_head(s, seq));
         }
         // Egress side (TC): status lines from a watched port.
-        if self.ports.contains(s.src.port())
-            && s.payload_len >= PEEK_LEN as u32
-            && peek.is_some_and(|p| looks_like_response(&p))
-        {
+        if self.ports.contains(s.src.port()) && peek.is_some_and(|p| looks_like_response(&p)) {
             return Some(record(Kind::Response, s, seq, self.response_snaplen));
+        }
+        if to_server {
+            return self.continuation(s, seq);
         }
         None
     }
