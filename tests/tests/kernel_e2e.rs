@@ -225,3 +225,88 @@ fn jumbo_frame_head_is_read_across_fragments() {
     assert_eq!(e["user_agent"], "jumbo/1.0");
     assert_eq!(e["header_names"], serde_json::json!(["Host", "User-Agent", "Accept"]), "cut inside X-Pad");
 }
+
+/// The Ethernet captures of ../shared with the server ports tshark saw.
+fn ethernet_captures() -> Vec<(std::path::PathBuf, Vec<u16>)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/suricata-verify");
+    if !root.is_dir() {
+        eprintln!("SKIPPED replay: {} is absent (not part of a clone)", root.display());
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&root).expect("captures dir") {
+        let dir = entry.expect("entry").path();
+        for f in std::fs::read_dir(&dir).into_iter().flatten() {
+            let pcap = f.expect("entry").path();
+            if pcap.extension().is_none_or(|e| e != "pcap") {
+                continue;
+            }
+            let head = std::fs::read(&pcap).expect("read pcap");
+            // Ethernet only: tcpreplay puts frames on the veth as they are.
+            if head.len() < 24 || u32::from_le_bytes(head[20..24].try_into().unwrap()) != 1 {
+                continue;
+            }
+            let tshark = std::fs::read_to_string(pcap.with_extension("tshark-http.jsonl")).expect("tshark jsonl");
+            let mut ports: Vec<u16> = tshark
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .filter_map(|v| v["dport"].as_str().and_then(|p| p.parse().ok()))
+                .collect();
+            ports.sort();
+            ports.dedup();
+            if !ports.is_empty() {
+                out.push((pcap, ports));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn replayed_captures_match_offline_analysis() {
+    if !kernel_tests_possible("replayed_captures_match_offline_analysis") {
+        return;
+    }
+    let captures = ethernet_captures();
+    if captures.is_empty() {
+        return;
+    }
+    assert!(captures.len() >= 8, "expected the Ethernet captures, found {captures:?}");
+    // One namespace holding both ends of a veth: tcpreplay writes every frame
+    // into one end (its egress, where the classifier sees responses) and
+    // it arrives at the other (ingress, where XDP sees requests).
+    let net = Netns::new(NetnsOptions { mtu: 9000, segment_on_client: false });
+    let (inject, receive) = (net.cli_if.clone(), format!("{}r", net.srv));
+    sh(&["ip", "-n", &net.srv, "link", "add", &inject, "mtu", "9000", "type", "veth", "peer", "name", &receive, "mtu", "9000"]);
+    for dev in [&inject, &receive] {
+        sh(&["ip", "-n", &net.srv, "link", "set", dev, "up"]);
+    }
+    for (pcap, ports) in captures {
+        let name = pcap.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned();
+        let dir = TempDir::new("replay");
+        let mut args = vec!["--iface".to_string(), inject.clone(), "--iface".into(), receive.clone()];
+        for p in &ports {
+            args.extend(["--port".to_string(), p.to_string()]);
+        }
+        let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let daemon = Daemon::start(&net, &net.srv, &dir, &arg_refs);
+        // A fixed packet rate keeps the original order without the
+        // captures' original (sometimes seconds-long) pauses.
+        let out = net
+            .exec(&net.srv, &["tcpreplay", "-q", "-p", "1000", "-i", &inject, pcap.to_str().unwrap()])
+            .output()
+            .expect("tcpreplay");
+        assert!(out.status.success(), "{name}: tcpreplay: {}", String::from_utf8_lossy(&out.stderr));
+        std::thread::sleep(Duration::from_millis(200));
+        let mut live: Vec<String> = daemon.stop().iter().map(exchange_key).collect();
+        live.sort();
+        let port_args: Vec<String> = ports.iter().flat_map(|p| ["--port".to_string(), p.to_string()]).collect();
+        let port_refs: Vec<&str> = port_args.iter().map(String::as_str).collect();
+        let (offline, _) = analyze(&[&pcap], &port_refs);
+        let mut offline: Vec<String> = offline.iter().map(exchange_key).collect();
+        offline.sort();
+        assert!(!offline.is_empty() || name == "http-async-srv", "{name}: nothing found offline");
+        assert_eq!(live, offline, "{name}: kernel (replayed) and pcap paths disagree");
+    }
+}

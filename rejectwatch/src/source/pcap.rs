@@ -192,10 +192,10 @@ pub fn decode(linktype: u32, data: &[u8], orig_len: u32, ts: Nanos) -> Result<Op
             let h = ip.header();
             (h.source_addr().into(), h.destination_addr().into(), ip.payload().incomplete)
         }
-        _ => return Ok(None),
+        _ => return stopped(&sliced),
     };
     let Some(TransportSlice::Tcp(tcp)) = &sliced.transport else {
-        return Ok(None);
+        return stopped(&sliced);
     };
     let payload = tcp.payload();
     // Bytes the capture's snap length cut off the end of the frame were
@@ -210,6 +210,21 @@ pub fn decode(linktype: u32, data: &[u8], orig_len: u32, ts: Nanos) -> Result<Op
         payload_len: payload.len() as u32 + cut,
         payload,
     }))
+}
+
+/// A frame decoding stopped short of TCP: fine when it simply is not TCP
+/// (ARP, UDP, a later IP fragment), a counted reason when a header is
+/// malformed or cut.
+fn stopped(sliced: &LaxSlicedPacket<'_>) -> Result<Option<Decoded<'static>>, &'static str> {
+    use etherparse::err::Layer;
+    match &sliced.stop_err {
+        None => Ok(None),
+        Some((_, Layer::TcpHeader)) => Err("bad_tcp"),
+        Some((_, Layer::UdpHeader | Layer::UdpPayload | Layer::Icmpv4 | Layer::Icmpv6 | Layer::Arp)) => Ok(None),
+        Some((_, Layer::Icmpv4Timestamp | Layer::Icmpv4TimestampReply)) => Ok(None),
+        Some((_, Layer::Ethernet2Header | Layer::VlanHeader | Layer::LinuxSllHeader)) => Err("truncated_frame"),
+        Some(_) => Err("bad_ip"),
+    }
 }
 
 #[cfg(test)]
