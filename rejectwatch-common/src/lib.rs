@@ -77,7 +77,9 @@ pub mod counter {
     pub const LOAD_FAILURES: u32 = 5;
     pub const TRUNCATED: u32 = 6;
     pub const WAKEUPS: u32 = 7;
-    pub const COUNT: u32 = 8;
+    /// Records submitted (paces the backlog check).
+    pub const SUBMITS: u32 = 8;
+    pub const COUNT: u32 = 9;
 }
 
 /// Set of watched TCP ports: one bit per port, one map entry.

@@ -31,8 +31,9 @@ pub struct Segment {
     pub payload_len: u32,
 }
 
+/// `N` bytes at `off` in the linear part of the packet, if they are there.
 #[inline(always)]
-fn bytes<const N: usize>(start: usize, end: usize, off: usize) -> Option<&'static [u8; N]> {
+pub fn bytes<const N: usize>(start: usize, end: usize, off: usize) -> Option<&'static [u8; N]> {
     if start + off + N > end {
         return None;
     }
@@ -50,10 +51,12 @@ fn be32(b: &[u8]) -> u32 {
     ((b[0] as u32) << 24) | ((b[1] as u32) << 16) | ((b[2] as u32) << 8) | b[3] as u32
 }
 
-/// Walks the headers of the packet in `[start, end)`; `pkt_len` is the whole
-/// packet length including non-linear fragments.
+/// Walks the headers of the packet in `[start, end)`. `pkt_len` gives the
+/// whole length including non-linear fragments; it is only asked for when
+/// the IP length claims more than the linear part holds (a helper call costs
+/// more here than the rest of the walk).
 #[inline(always)]
-pub fn segment(start: usize, end: usize, pkt_len: u32) -> Option<Segment> {
+pub fn segment(start: usize, end: usize, pkt_len: impl FnOnce() -> u32) -> Option<Segment> {
     let eth = bytes::<ETH_HLEN>(start, end, 0)?;
     let mut proto = be16(&eth[12..14]);
     let mut off = ETH_HLEN;
@@ -87,11 +90,7 @@ pub fn segment(start: usize, end: usize, pkt_len: u32) -> Option<Segment> {
         key.daddr[..4].copy_from_slice(&ip[16..20]);
         l4_off = off + ihl;
         // TSO super-packets seen on egress may carry 0 as total length.
-        l4_len = if total == 0 {
-            pkt_len.saturating_sub(l4_off as u32)
-        } else {
-            total.saturating_sub(ihl as u32)
-        };
+        l4_len = if total == 0 { u32::MAX } else { total.saturating_sub(ihl as u32) };
     } else if proto == ETH_P_IPV6 {
         let ip = bytes::<40>(start, end, off)?;
         let mut next = ip[6];
@@ -117,11 +116,7 @@ pub fn segment(start: usize, end: usize, pkt_len: u32) -> Option<Segment> {
             return None;
         }
         l4_off = ext_off;
-        l4_len = if plen == 0 {
-            pkt_len.saturating_sub(l4_off as u32)
-        } else {
-            plen.saturating_sub(ext_len)
-        };
+        l4_len = if plen == 0 { u32::MAX } else { plen.saturating_sub(ext_len) };
     } else {
         return None;
     }
@@ -134,9 +129,15 @@ pub fn segment(start: usize, end: usize, pkt_len: u32) -> Option<Segment> {
     key.sport = be16(&tcp[0..2]);
     key.dport = be16(&tcp[2..4]);
     let payload_off = l4_off as u32 + doff;
-    // The IP length is authoritative, but never claim bytes the packet does
-    // not have (Ethernet padding, a lying header).
-    let payload_len = core::cmp::min(l4_len - doff, pkt_len.saturating_sub(payload_off));
+    // The IP length is authoritative (it excludes Ethernet padding), but
+    // never claim bytes the packet does not have (a lying header, or a TSO
+    // super-packet with no length): check against the whole packet when the
+    // linear part does not cover the claim.
+    let mut payload_len = l4_len - doff;
+    let linear = (end - start) as u32;
+    if payload_off.saturating_add(payload_len) > linear {
+        payload_len = core::cmp::min(payload_len, pkt_len().saturating_sub(payload_off));
+    }
     Some(Segment {
         key,
         seq: payload_seq(be32(&tcp[4..8]), tcp[13]),

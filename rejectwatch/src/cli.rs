@@ -64,6 +64,11 @@ pub struct RunArgs {
     /// Ring-buffer size in bytes (a power of two, multiple of the page size).
     #[arg(long, default_value_t = 8 << 20, value_parser = ringbuf_size)]
     pub ringbuf_size: u32,
+    /// Unread ring-buffer bytes at which the kernel wakes the reader; below
+    /// it records wait for the drain timer (0: the kernel's default policy,
+    /// a wakeup for nearly every record, which costs microseconds each).
+    #[arg(long, value_name = "BYTES")]
+    pub wakeup_bytes: Option<u64>,
     /// How often the ring buffer is drained when the kernel does not wake us.
     #[arg(long, default_value = "5ms", value_parser = duration)]
     pub drain_interval: Duration,
@@ -94,11 +99,7 @@ pub struct AnalyzeArgs {
 
 impl PipelineArgs {
     pub fn join_config(&self) -> crate::join::JoinConfig {
-        crate::join::JoinConfig {
-            snaplen: self.snaplen,
-            response_timeout: self.response_timeout,
-            ..Default::default()
-        }
+        crate::join::JoinConfig { snaplen: self.snaplen, response_timeout: self.response_timeout, ..Default::default() }
     }
 }
 

@@ -59,10 +59,7 @@ fn text(b: &[u8]) -> String {
 }
 
 fn content_length(v: &[u8]) -> BodyLen {
-    std::str::from_utf8(v)
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map_or(BodyLen::Unknown, BodyLen::Length)
+    std::str::from_utf8(v).ok().and_then(|s| s.trim().parse::<u64>().ok()).map_or(BodyLen::Unknown, BodyLen::Length)
 }
 
 fn body_len_of(headers: &[httparse::Header<'_>]) -> BodyLen {
@@ -157,12 +154,7 @@ pub fn parse_truncated_request(buf: &[u8]) -> Option<RequestHead> {
         return None;
     }
     let target = parts.next().unwrap_or(b"");
-    Some(RequestHead {
-        method: text(method),
-        target: text(target),
-        truncated: true,
-        ..Default::default()
-    })
+    Some(RequestHead { method: text(method), target: text(target), truncated: true, ..Default::default() })
 }
 
 /// Parses one response head at the start of `buf`. A head cut short still
@@ -172,16 +164,11 @@ pub fn parse_response(buf: &[u8]) -> Parsed<ResponseHead> {
     let mut resp = httparse::Response::new(&mut headers);
     match parser_config().parse_response(&mut resp, buf) {
         Ok(httparse::Status::Complete(n)) => match resp.code {
-            Some(status) => Parsed::Complete(
-                ResponseHead { status, body_len: body_len_of(resp.headers) },
-                n,
-            ),
+            Some(status) => Parsed::Complete(ResponseHead { status, body_len: body_len_of(resp.headers) }, n),
             None => Parsed::Invalid("bad_status_line"),
         },
         Ok(httparse::Status::Partial) => match status_of_line(buf) {
-            Some(status) => {
-                Parsed::Complete(ResponseHead { status, body_len: BodyLen::Unknown }, buf.len())
-            }
+            Some(status) => Parsed::Complete(ResponseHead { status, body_len: BodyLen::Unknown }, buf.len()),
             None => Parsed::Partial,
         },
         Err(_) => match status_of_line(buf) {

@@ -150,10 +150,10 @@ impl Joiner {
     /// active flow reports its open requests as unanswered.
     fn flow(&mut self, key: FlowKey, ts: Nanos, obs: &mut dyn Observer) -> &mut Flow {
         if !self.flows.contains(&key) {
-            if self.flows.len() == self.flows.cap().get() {
-                if let Some((k, f)) = self.flows.pop_lru() {
-                    self.flush(k, f, obs);
-                }
+            if self.flows.len() == self.flows.cap().get()
+                && let Some((k, f)) = self.flows.pop_lru()
+            {
+                self.flush(k, f, obs);
             }
             self.flows.put(key, Flow::default());
         }
@@ -166,10 +166,10 @@ impl Joiner {
         let key = (rec.src, rec.dst);
         let (snaplen, source, max_pending) = (self.cfg.snaplen, self.source, self.cfg.max_pending);
         let flow = self.flow(key, rec.ts, obs);
-        if let Some(end) = flow.req_end {
-            if seq_lt(rec.seq, end) {
-                return; // retransmission of bytes already seen
-            }
+        if let Some(end) = flow.req_end
+            && seq_lt(rec.seq, end)
+        {
+            return; // retransmission of bytes already seen
         }
         let end = rec.seq.wrapping_add(rec.payload_len);
         flow.req_end = Some(end);
@@ -212,10 +212,10 @@ impl Joiner {
         let key = (rec.dst, rec.src);
         let source = self.source;
         let flow = self.flow(key, rec.ts, obs);
-        if let Some(end) = flow.resp_end {
-            if seq_lt(rec.seq, end) {
-                return;
-            }
+        if let Some(end) = flow.resp_end
+            && seq_lt(rec.seq, end)
+        {
+            return;
         }
         flow.resp_end = Some(rec.seq.wrapping_add(rec.payload_len));
         // The server answered, so whatever head was still open is all we
@@ -267,11 +267,11 @@ impl Joiner {
     fn deliver(&mut self, key: FlowKey, heads: Vec<Pending>, max_pending: usize, obs: &mut dyn Observer) {
         let Some(flow) = self.flows.peek_mut(&key) else { return };
         for p in heads {
-            if flow.pending.len() >= max_pending {
-                if let Some(old) = flow.pending.pop_front() {
-                    obs.unmatched(Side::Request);
-                    obs.exchange(exchange(key, old, None));
-                }
+            if flow.pending.len() >= max_pending
+                && let Some(old) = flow.pending.pop_front()
+            {
+                obs.unmatched(Side::Request);
+                obs.exchange(exchange(key, old, None));
             }
             flow.pending.push_back(p);
         }
@@ -294,10 +294,10 @@ fn exchange(key: FlowKey, p: Pending, status: Option<u16>) -> Exchange {
 
 /// Ends a head still waiting for continuation: parsed as far as it goes.
 fn close_open_head_into(flow: &mut Flow, out: &mut Vec<Pending>) {
-    if let Some(open) = flow.open.take() {
-        if let Some(head) = http::parse_truncated_request(&open.buf) {
-            out.push(Pending { ts: open.ts, head });
-        }
+    if let Some(open) = flow.open.take()
+        && let Some(head) = http::parse_truncated_request(&open.buf)
+    {
+        out.push(Pending { ts: open.ts, head });
     }
 }
 

@@ -43,10 +43,10 @@ where
     };
     match cli.cmd {
         cli::Command::Analyze(a) => analyze::analyze(a),
-        cli::Command::Run(r) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?
-            .block_on(run::run(r)),
+        // One thread: the pipeline is a single task and /metrics is served
+        // between drains; worker threads only added wakeups and migrations.
+        cli::Command::Run(r) => {
+            tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(run::run(r))
+        }
     }
 }

@@ -63,30 +63,66 @@ impl Metrics {
     pub fn new() -> Self {
         let registry = Registry::new();
         let r = &registry;
-        let build = IntGaugeVec::new(
-            Opts::new("rejectwatch_build_info", "Build information; always 1."),
-            &["version"],
-        )
-        .expect("valid metric");
+        let build = IntGaugeVec::new(Opts::new("rejectwatch_build_info", "Build information; always 1."), &["version"])
+            .expect("valid metric");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         registry.register(Box::new(build)).expect("unique metric");
         let flows = IntGauge::new("rejectwatch_flows", "TCP flows tracked by the join.").expect("valid");
         registry.register(Box::new(flows.clone())).expect("unique metric");
         Self {
-            exchanges: counter_vec(r, "rejectwatch_http_exchanges_total", "HTTP exchanges joined, by method and response status.", &["method", "status"]),
-            unmatched: counter_vec(r, "rejectwatch_unmatched_total", "Requests without a captured response (after the timeout) and responses without a captured request.", &["side"]),
-            parse_errors: counter_vec(r, "rejectwatch_parse_errors_total", "Input that could not be parsed, by source and reason.", &["source", "reason"]),
+            exchanges: counter_vec(
+                r,
+                "rejectwatch_http_exchanges_total",
+                "HTTP exchanges joined, by method and response status.",
+                &["method", "status"],
+            ),
+            unmatched: counter_vec(
+                r,
+                "rejectwatch_unmatched_total",
+                "Requests without a captured response (after the timeout) and responses without a captured request.",
+                &["side"],
+            ),
+            parse_errors: counter_vec(
+                r,
+                "rejectwatch_parse_errors_total",
+                "Input that could not be parsed, by source and reason.",
+                &["source", "reason"],
+            ),
             records: counter_vec(r, "rejectwatch_records_total", "Records read from each source.", &["source"]),
             flows,
             kernel: KernelMetrics {
                 packets: counter(r, "rejectwatch_kernel_packets_total", "Packets seen by the XDP program."),
                 heads: counter(r, "rejectwatch_kernel_heads_total", "Request heads emitted by the kernel."),
-                continuations: counter(r, "rejectwatch_kernel_continuations_total", "Request-head continuation segments emitted by the kernel."),
-                statuses: counter(r, "rejectwatch_kernel_statuses_total", "Response status lines emitted by the kernel."),
-                ringbuf_drops: counter(r, "rejectwatch_ringbuf_drops_total", "Records lost because the ring buffer was full."),
-                load_failures: counter(r, "rejectwatch_kernel_load_failures_total", "Packet byte loads that failed in the kernel."),
-                truncated: counter(r, "rejectwatch_kernel_truncated_total", "Request heads longer than the capture length."),
-                wakeups: counter(r, "rejectwatch_ringbuf_wakeups_total", "Ring-buffer reader wakeups forced by backlog."),
+                continuations: counter(
+                    r,
+                    "rejectwatch_kernel_continuations_total",
+                    "Request-head continuation segments emitted by the kernel.",
+                ),
+                statuses: counter(
+                    r,
+                    "rejectwatch_kernel_statuses_total",
+                    "Response status lines emitted by the kernel.",
+                ),
+                ringbuf_drops: counter(
+                    r,
+                    "rejectwatch_ringbuf_drops_total",
+                    "Records lost because the ring buffer was full.",
+                ),
+                load_failures: counter(
+                    r,
+                    "rejectwatch_kernel_load_failures_total",
+                    "Packet byte loads that failed in the kernel.",
+                ),
+                truncated: counter(
+                    r,
+                    "rejectwatch_kernel_truncated_total",
+                    "Request heads longer than the capture length.",
+                ),
+                wakeups: counter(
+                    r,
+                    "rejectwatch_ringbuf_wakeups_total",
+                    "Ring-buffer reader wakeups forced by backlog.",
+                ),
                 last: KernelCounts::default(),
             },
             kernel_source: None,
@@ -129,9 +165,7 @@ impl Metrics {
         self.refresh_kernel();
         use prometheus::Encoder as _;
         let mut buf = Vec::new();
-        prometheus::TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("text encoding cannot fail");
+        prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("text encoding cannot fail");
         String::from_utf8(buf).expect("text format is UTF-8")
     }
 }

@@ -5,15 +5,15 @@ use anyhow::bail;
 
 /// The interface of the IPv4 default route, else of the IPv6 one.
 pub fn default_route_iface() -> anyhow::Result<String> {
-    if let Ok(t) = std::fs::read_to_string("/proc/net/route") {
-        if let Some(i) = from_route_table(&t) {
-            return Ok(i);
-        }
+    if let Ok(t) = std::fs::read_to_string("/proc/net/route")
+        && let Some(i) = from_route_table(&t)
+    {
+        return Ok(i);
     }
-    if let Ok(t) = std::fs::read_to_string("/proc/net/ipv6_route") {
-        if let Some(i) = from_ipv6_route_table(&t) {
-            return Ok(i);
-        }
+    if let Ok(t) = std::fs::read_to_string("/proc/net/ipv6_route")
+        && let Some(i) = from_ipv6_route_table(&t)
+    {
+        return Ok(i);
     }
     bail!("no default route found: name the interface to watch with --iface")
 }

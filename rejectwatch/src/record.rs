@@ -4,9 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use bytes::Bytes;
-use rejectwatch_common::{
-    FAMILY_V6, KIND_CONTINUATION, KIND_REQUEST, KIND_RESPONSE, RECORD_HEADER_LEN, RecordHeader,
-};
+use rejectwatch_common::{FAMILY_V6, KIND_CONTINUATION, KIND_REQUEST, KIND_RESPONSE, RECORD_HEADER_LEN, RecordHeader};
 
 /// Nanoseconds since the Unix epoch, as carried by records. The core takes
 /// its notion of "now" from these, never from the wall clock.

@@ -22,8 +22,7 @@ use crate::{
     metrics::Metrics,
     netif,
     observe::{Observer as _, Source},
-    record,
-    server,
+    record, server,
     sink::{Sinks, open_output},
     source::{
         clock::Clock,
@@ -41,7 +40,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         snaplen: p.snaplen,
         response_snaplen: p.response_snaplen,
         ringbuf_bytes: args.ringbuf_size,
-        wakeup_bytes: (args.ringbuf_size / 4) as u64,
+        wakeup_bytes: args.wakeup_bytes.unwrap_or((args.ringbuf_size / 4) as u64),
         mode: args.xdp_mode,
     };
     let out = p.exchanges.as_deref().map(open_output).transpose()?;
@@ -50,19 +49,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut kernel = Kernel::attach(&cfg)?;
     let ring = kernel.take_ring()?;
     metrics.lock().unwrap_or_else(|e| e.into_inner()).attach_kernel(kernel.take_counters()?);
-    eprintln!(
-        "rejectwatch: watching {} on ports {:?}; metrics on http://{addr}/metrics",
-        ifaces.join(", "),
-        ports
-    );
+    eprintln!("rejectwatch: watching {} on ports {:?}; metrics on http://{addr}/metrics", ifaces.join(", "), ports);
 
     let clock = Clock::new();
     let mut sinks = Sinks::new(metrics.clone(), out);
     let mut join = Joiner::new(p.join_config(), Source::Kernel);
     // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd, so
     // the fd stays open for as long as it is registered.
-    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }
-        .context("ring buffer fd")?;
+    let mut ring = unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }.context("ring buffer fd")?;
     let mut drain_tick = interval(args.drain_interval);
     drain_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut stats_tick = interval(Duration::from_secs(1));

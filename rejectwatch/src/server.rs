@@ -18,9 +18,8 @@ async fn metrics(State(m): State<Arc<Mutex<Metrics>>>) -> impl IntoResponse {
 /// Binds `addr` now (so a taken port fails at start) and serves in the
 /// background.
 pub async fn serve(addr: SocketAddr, m: Arc<Mutex<Metrics>>) -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("--listen: cannot listen on {addr}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("--listen: cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     let app = Router::new().route("/metrics", get(metrics)).with_state(m);
     tokio::spawn(async move {

@@ -56,10 +56,7 @@ impl Sinks {
 impl Observer for Sinks {
     fn exchange(&mut self, ex: Exchange) {
         self.count += 1;
-        self.metrics()
-            .exchanges
-            .with_label_values(&[method_label(&ex.method), &status_label(ex.status)])
-            .inc();
+        self.metrics().exchanges.with_label_values(&[method_label(&ex.method), &status_label(ex.status)]).inc();
         if let Some(w) = &mut self.exchanges {
             let line = serde_json::to_string(&ex).expect("exchange serialises");
             if writeln!(w, "{line}").is_err() && !self.write_failed {

@@ -23,10 +23,7 @@ pub const CLI_V6: &str = "fd00:200::2";
 
 /// Runs a command, panicking with its output if it fails.
 pub fn sh(args: &[&str]) -> String {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"));
     if !out.status.success() {
         panic!(
             "{args:?} failed ({}): {}{}",
@@ -82,15 +79,13 @@ impl Default for NetnsOptions {
 impl Netns {
     pub fn new(opts: NetnsOptions) -> Self {
         let id = format!("rw{}x{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst));
-        let n = Self {
-            srv: format!("{id}s"),
-            cli: format!("{id}c"),
-            srv_if: format!("{id}S"),
-            cli_if: format!("{id}C"),
-        };
+        let n =
+            Self { srv: format!("{id}s"), cli: format!("{id}c"), srv_if: format!("{id}S"), cli_if: format!("{id}C") };
         sh(&["ip", "netns", "add", &n.srv]);
         sh(&["ip", "netns", "add", &n.cli]);
-        sh(&["ip", "link", "add", &n.srv_if, "netns", &n.srv, "type", "veth", "peer", "name", &n.cli_if, "netns", &n.cli]);
+        sh(&[
+            "ip", "link", "add", &n.srv_if, "netns", &n.srv, "type", "veth", "peer", "name", &n.cli_if, "netns", &n.cli,
+        ]);
         let mtu = opts.mtu.to_string();
         for (ns, dev, v4, v6) in [(&n.srv, &n.srv_if, SRV_V4, SRV_V6), (&n.cli, &n.cli_if, CLI_V4, CLI_V6)] {
             sh(&["ip", "-n", ns, "link", "set", "lo", "up"]);
@@ -147,7 +142,11 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!("rejectwatch-{tag}-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::SeqCst)));
+        let p = std::env::temp_dir().join(format!(
+            "rejectwatch-{tag}-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        ));
         fs::create_dir_all(&p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
         Self(p)
     }
@@ -251,10 +250,14 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(net: &Netns, ns: &str, dir: &TempDir, args: &[&str]) -> Self {
+        Self::start_bin(&rejectwatch_bin(), net, ns, dir, args)
+    }
+
+    /// Like [`Daemon::start`] with a given binary (the bench uses release).
+    pub fn start_bin(bin: &str, net: &Netns, ns: &str, dir: &TempDir, args: &[&str]) -> Self {
         let exchanges = dir.path("exchanges.jsonl");
         let listen: SocketAddr = "127.0.0.1:9617".parse().expect("addr");
-        let bin = rejectwatch_bin();
-        let mut cmd = net.exec(ns, &[&bin, "run"]);
+        let mut cmd = net.exec(ns, &[bin, "run"]);
         cmd.args(args)
             .args(["--listen", &listen.to_string(), "--exchanges", exchanges.to_str().expect("utf-8")])
             .stdout(Stdio::null())
@@ -270,7 +273,7 @@ impl Daemon {
                     ready = true;
                     let _ = tx.send(Ok(()));
                 }
-                if !ready && line.starts_with("rejectwatch:") {
+                if !ready && (line.starts_with("rejectwatch:") || line.starts_with("error:")) {
                     let _ = tx.send(Err(line));
                 }
             }
@@ -281,6 +284,24 @@ impl Daemon {
             Err(_) => panic!("rejectwatch did not start within 30 s"),
         }
         Self { proc: Proc { child, name: "rejectwatch" }, exchanges, listen, ns: ns.to_string() }
+    }
+
+    /// The daemon's process id (`ip netns exec` execs it in place).
+    pub fn pid(&self) -> u32 {
+        self.proc.child.id()
+    }
+
+    /// CPU time (user + system) the daemon has used so far.
+    pub fn cpu_time(&self) -> Duration {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the parenthesised command name start at field 3
+        // (state); utime and stime are fields 14 and 15, in clock ticks.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        let field = |n: usize| f.get(n - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let ticks = field(14) + field(15);
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Duration::from_nanos(ticks * 1_000_000_000 / hz)
     }
 
     pub fn metrics(&self) -> String {
@@ -322,7 +343,8 @@ pub fn read_jsonl(path: &Path) -> Vec<Value> {
 
 /// A one-shot HTTP/1.0 GET, returning the body.
 pub fn http_get(addr: SocketAddr, path: &str) -> String {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").expect("send");
     let mut buf = String::new();
     s.read_to_string(&mut buf).expect("read");
@@ -369,10 +391,10 @@ pub fn read_response(s: &mut impl BufRead) -> u16 {
         if line == "\r\n" || line.is_empty() {
             break;
         }
-        if let Some((k, v)) = line.split_once(':') {
-            if k.eq_ignore_ascii_case("content-length") {
-                len = v.trim().parse().expect("content-length");
-            }
+        if let Some((k, v)) = line.split_once(':')
+            && k.eq_ignore_ascii_case("content-length")
+        {
+            len = v.trim().parse().expect("content-length");
         }
     }
     let mut body = vec![0u8; len];

@@ -2,7 +2,12 @@
 //! ../shared, compared with tshark's reading of each) and on hand-made
 //! edge cases written by the test itself.
 
-use std::{borrow::Cow, fs, path::{Path, PathBuf}, time::Duration};
+use std::{
+    borrow::Cow,
+    fs,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use etherparse::PacketBuilder;
 use pcap_file::{
@@ -66,7 +71,9 @@ fn our_keys(c: &Collect) -> Vec<Key> {
     let mut v: Vec<Key> = c
         .exchanges
         .iter()
-        .map(|e| (e.method.clone(), e.target.clone(), e.host.clone(), e.user_agent.clone(), e.status.map(|s| s.to_string())))
+        .map(|e| {
+            (e.method.clone(), e.target.clone(), e.host.clone(), e.user_agent.clone(), e.status.map(|s| s.to_string()))
+        })
         .collect();
     v.sort();
     v
@@ -168,16 +175,18 @@ fn write_pcap(path: &Path, frames: &[(Vec<u8>, u32)]) {
     let mut w = PcapWriter::with_header(file, header).expect("pcap writer");
     for (i, (data, orig)) in frames.iter().enumerate() {
         let ts = Duration::from_millis(1_700_000_000_000 + i as u64);
-        w.write_packet(&PcapPacket { timestamp: ts, orig_len: *orig, data: Cow::Borrowed(data) }).expect("write packet");
+        w.write_packet(&PcapPacket { timestamp: ts, orig_len: *orig, data: Cow::Borrowed(data) })
+            .expect("write packet");
     }
 }
 
 #[test]
 fn hand_made_edge_cases() {
     let dir = TempDir::new("edge");
-    let mut f = Flow { client: [192, 0, 2, 7], server: [198, 51, 100, 1], cport: 51000, sport: 8080, cseq: 1000, sseq: 5000 };
+    let mut f =
+        Flow { client: [192, 0, 2, 7], server: [198, 51, 100, 1], cport: 51000, sport: 8080, cseq: 1000, sseq: 5000 };
     let mut frames = Vec::new();
-    let mut whole = |d: Vec<u8>| {
+    let whole = |d: Vec<u8>| {
         let n = d.len() as u32;
         (d, n)
     };
@@ -186,7 +195,8 @@ fn hand_made_edge_cases() {
     frames.push(whole(f.frame(false, Some(42), b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")));
     // 2. A frame the capture cut short (snap length 100): the head is
     //    parsed as far as it goes and flagged.
-    let long = f.frame(true, None, b"GET /cut/short HTTP/1.1\r\nHost: api\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n");
+    let long =
+        f.frame(true, None, b"GET /cut/short HTTP/1.1\r\nHost: api\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n");
     let orig = long.len() as u32;
     frames.push((long[..100].to_vec(), orig));
     frames.push(whole(f.frame(false, None, b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")));
@@ -202,7 +212,11 @@ fn hand_made_edge_cases() {
         got.exchanges.iter().map(|e| (e.target.clone(), e.status, e.truncated)).collect();
     assert_eq!(
         summary,
-        [("/v1/export.csv".into(), Some(403), false), ("/cut/short".into(), Some(401), true), ("/v1/users/9".into(), None, false)]
+        [
+            ("/v1/export.csv".into(), Some(403), false),
+            ("/cut/short".into(), Some(401), true),
+            ("/v1/users/9".into(), None, false)
+        ]
     );
     let cut = &got.exchanges[1];
     assert_eq!(cut.host.as_deref(), Some("api"));

@@ -13,9 +13,7 @@ use std::{
 use rejectwatch_tests::*;
 
 fn server_block(port: u16) -> String {
-    format!(
-        "server {{ listen {SRV_V4}:{port}; listen [{SRV_V6}]:{port}; {NGINX_LOCATIONS} }}"
-    )
+    format!("server {{ listen {SRV_V4}:{port}; listen [{SRV_V6}]:{port}; {NGINX_LOCATIONS} }}")
 }
 
 fn connect(addr: &str) -> TcpStream {
@@ -44,7 +42,9 @@ fn client_mix() -> Vec<u16> {
     // Pipelining: three requests in one write, answers in order.
     let mut s = connect(&v4);
     let mut r = BufReader::new(s.try_clone().expect("clone"));
-    let batch = [get("/api/v1/orders/1", "curl/8.5.0", ""), get("/limited", "curl/8.5.0", ""), get("/ok", "curl/8.5.0", "")].concat();
+    let batch =
+        [get("/api/v1/orders/1", "curl/8.5.0", ""), get("/limited", "curl/8.5.0", ""), get("/ok", "curl/8.5.0", "")]
+            .concat();
     s.write_all(batch.as_bytes()).expect("send");
     for _ in 0..3 {
         seen.push(read_response(&mut r));
@@ -78,7 +78,23 @@ fn veth_exchanges_metrics_and_pcap_agree() {
     let pcap = dir.path("veth.pcap");
     let tcpdump = Proc {
         child: net
-            .exec(&net.srv, &["tcpdump", "--immediate-mode", "-Z", "root", "-i", &net.srv_if, "-s", "0", "-U", "-w", pcap.to_str().unwrap(), "tcp port 80"])
+            .exec(
+                &net.srv,
+                &[
+                    "tcpdump",
+                    "--immediate-mode",
+                    "-Z",
+                    "root",
+                    "-i",
+                    &net.srv_if,
+                    "-s",
+                    "0",
+                    "-U",
+                    "-w",
+                    pcap.to_str().unwrap(),
+                    "tcp port 80",
+                ],
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -149,8 +165,20 @@ fn tls_terminated_on_veth_observed_on_lo() {
     let dir = TempDir::new("tls");
     let (cert, key) = (dir.path("cert.pem"), dir.path("key.pem"));
     sh(&[
-        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=api.test",
-        "-keyout", key.to_str().unwrap(), "-out", cert.to_str().unwrap(),
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=api.test",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        cert.to_str().unwrap(),
     ]);
     let servers = format!(
         "server {{ listen {SRV_V4}:443 ssl; ssl_certificate {c}; ssl_certificate_key {k};\n\
@@ -164,9 +192,17 @@ fn tls_terminated_on_veth_observed_on_lo() {
     wait_listening(&net.cli, format!("{SRV_V4}:443").parse().unwrap());
     let daemon = Daemon::start(&net, &net.srv, &dir, &["--iface", "lo", "--port", "8080"]);
 
-    for (path, ua) in [("/ok", "python-requests/2.32.5"), ("/auth", "curl/8.5.0"), ("/api/v1/x", "okhttp/4.12.0"), ("/limited", "axios/1.7.2")] {
+    for (path, ua) in [
+        ("/ok", "python-requests/2.32.5"),
+        ("/auth", "curl/8.5.0"),
+        ("/api/v1/x", "okhttp/4.12.0"),
+        ("/limited", "axios/1.7.2"),
+    ] {
         let out = net
-            .exec(&net.cli, &["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "-A", ua, &format!("https://{SRV_V4}{path}")])
+            .exec(
+                &net.cli,
+                &["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "-A", ua, &format!("https://{SRV_V4}{path}")],
+            )
             .output()
             .expect("curl");
         assert!(out.status.success(), "curl {path}: {}", String::from_utf8_lossy(&out.stderr));
@@ -175,7 +211,13 @@ fn tls_terminated_on_veth_observed_on_lo() {
     let live = daemon.stop();
     let mut got: Vec<(String, u64, String)> = live
         .iter()
-        .map(|e| (e["target"].as_str().unwrap().to_string(), e["status"].as_u64().unwrap_or(0), e["user_agent"].as_str().unwrap_or("").to_string()))
+        .map(|e| {
+            (
+                e["target"].as_str().unwrap().to_string(),
+                e["status"].as_u64().unwrap_or(0),
+                e["user_agent"].as_str().unwrap_or("").to_string(),
+            )
+        })
         .collect();
     got.sort();
     assert_eq!(
@@ -221,7 +263,10 @@ fn jumbo_frame_head_is_read_across_fragments() {
     let live = daemon.stop();
     assert_eq!(live.len(), 1, "{live:#?}");
     let e = &live[0];
-    assert_eq!((e["target"].as_str(), e["status"].as_u64(), e["truncated"].as_bool()), (Some("/auth"), Some(401), Some(true)));
+    assert_eq!(
+        (e["target"].as_str(), e["status"].as_u64(), e["truncated"].as_bool()),
+        (Some("/auth"), Some(401), Some(true))
+    );
     assert_eq!(e["user_agent"], "jumbo/1.0");
     assert_eq!(e["header_names"], serde_json::json!(["Host", "User-Agent", "Accept"]), "cut inside X-Pad");
 }
@@ -278,7 +323,10 @@ fn replayed_captures_match_offline_analysis() {
     // it arrives at the other (ingress, where XDP sees requests).
     let net = Netns::new(NetnsOptions { mtu: 9000, segment_on_client: false });
     let (inject, receive) = (net.cli_if.clone(), format!("{}r", net.srv));
-    sh(&["ip", "-n", &net.srv, "link", "add", &inject, "mtu", "9000", "type", "veth", "peer", "name", &receive, "mtu", "9000"]);
+    sh(&[
+        "ip", "-n", &net.srv, "link", "add", &inject, "mtu", "9000", "type", "veth", "peer", "name", &receive, "mtu",
+        "9000",
+    ]);
     for dev in [&inject, &receive] {
         sh(&["ip", "-n", &net.srv, "link", "set", dev, "up"]);
     }

@@ -1,1 +1,39 @@
-fn main() {}
+//! `cargo xtask`: the project's harness for what needs root, namespaces and
+//! load rather than unit tests.
+//!
+//! `bench-kernel` measures, in one run and side by side: the average cost
+//! per program run of rejectwatch's XDP and TC programs against no-op
+//! programs attached at the same places (the floor), with the kernel's
+//! default ring-buffer wakeups and with rejectwatch's batched wakeups;
+//! ring-buffer drops; and wrk's requests/s against nginx in a namespace
+//! with nothing attached, the floor, and rejectwatch.
+
+mod bench;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Benchmark the kernel path (needs root, nginx and wrk: scripts/deps.sh).
+    BenchKernel(bench::BenchArgs),
+    /// Internal: attach the no-op floor programs and wait to be killed.
+    #[command(hide = true)]
+    Floor {
+        #[arg(long)]
+        iface: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().cmd {
+        Cmd::BenchKernel(args) => bench::bench_kernel(args),
+        Cmd::Floor { iface } => bench::hold_floor(&iface),
+    }
+}

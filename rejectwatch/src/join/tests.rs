@@ -73,8 +73,12 @@ fn pipelined_requests_and_responses() {
     let mut two = R404.to_vec();
     // A HEAD answer announces a length but carries no body.
     two.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Length: 9999\r\n\r\n");
-    let out = run(JoinConfig::default(), vec![req(1, 1, &three), resp(2, 1, R200), resp(3, 1 + R200.len() as u32, &two)]);
-    assert_eq!(statuses(&out), [s("/a", Some(200)), s("/b", Some(404))].into_iter().chain([s("/c", Some(200))]).collect::<Vec<_>>());
+    let out =
+        run(JoinConfig::default(), vec![req(1, 1, &three), resp(2, 1, R200), resp(3, 1 + R200.len() as u32, &two)]);
+    assert_eq!(
+        statuses(&out),
+        [s("/a", Some(200)), s("/b", Some(404))].into_iter().chain([s("/c", Some(200))]).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -99,10 +103,8 @@ fn unmatched_both_ways() {
 
 #[test]
 fn retransmissions_are_ignored() {
-    let out = run(
-        JoinConfig::default(),
-        vec![req(1, 10, GET_A), req(2, 10, GET_A), resp(3, 7, R404), resp(4, 7, R404)],
-    );
+    let out =
+        run(JoinConfig::default(), vec![req(1, 10, GET_A), req(2, 10, GET_A), resp(3, 7, R404), resp(4, 7, R404)]);
     assert_eq!(statuses(&out), [s("/a", Some(404))]);
     assert_eq!(out.unmatched_responses, 0);
 }
@@ -113,11 +115,7 @@ fn head_across_segments() {
     let (one, two) = head.split_at(25);
     let out = run(
         JoinConfig::default(),
-        vec![
-            req(1, 1000, one),
-            rec(Kind::Continuation, 2, C, S, 1000 + one.len() as u32, two),
-            resp(3, 1, R200),
-        ],
+        vec![req(1, 1000, one), rec(Kind::Continuation, 2, C, S, 1000 + one.len() as u32, two), resp(3, 1, R200)],
     );
     assert_eq!(statuses(&out), [s("/split", Some(200))]);
     let e = &out.exchanges[0];
@@ -203,7 +201,13 @@ fn pending_queue_is_bounded() {
 
 #[test]
 fn garbage_is_counted_not_fatal() {
-    let out = run(JoinConfig::default(), vec![req(1, 1, b"GETT\x00\x01 HTTP/1.1\r\n\r\n"), resp(2, 1, b"HTTP/1.1 200 OK\r\nbad header line\x00\r\n\r\n")]);
+    let out = run(
+        JoinConfig::default(),
+        vec![
+            req(1, 1, b"GETT\x00\x01 HTTP/1.1\r\n\r\n"),
+            resp(2, 1, b"HTTP/1.1 200 OK\r\nbad header line\x00\r\n\r\n"),
+        ],
+    );
     assert_eq!(out.parse_errors.len(), 1);
     assert_eq!(out.unmatched_responses, 1);
 }

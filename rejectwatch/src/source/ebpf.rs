@@ -3,11 +3,7 @@
 //! process is gone, even after SIGKILL, and reads the ring buffer and the
 //! per-CPU counters.
 
-use std::{
-    ffi::CString,
-    io,
-    path::Path,
-};
+use std::{ffi::CString, io, path::Path};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -20,6 +16,8 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 
 pub const XDP_PROGRAM: &str = "rejectwatch_xdp";
 pub const TC_PROGRAM: &str = "rejectwatch_tc";
+pub const FLOOR_XDP_PROGRAM: &str = "floor_xdp";
+pub const FLOOR_TC_PROGRAM: &str = "floor_tc";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum AttachMode {
@@ -45,9 +43,7 @@ pub struct KernelConfig {
 pub enum LoadError {
     #[error("no such network interface: {0} (see `ip link`)")]
     NoInterface(String),
-    #[error(
-        "not permitted to load eBPF programs: run as root or grant CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON ({0})"
-    )]
+    #[error("not permitted to load eBPF programs: run as root or grant CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON ({0})")]
     NotPermitted(String),
     #[error("this kernel has no BTF (/sys/kernel/btf/vmlinux missing) and refused the programs: {0}")]
     NoBtf(String),
@@ -74,10 +70,10 @@ fn chain(e: &dyn std::error::Error) -> String {
 fn permission_problem(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cur {
-        if let Some(io) = c.downcast_ref::<io::Error>() {
-            if matches!(io.raw_os_error(), Some(libc::EPERM)) {
-                return true;
-            }
+        if let Some(io) = c.downcast_ref::<io::Error>()
+            && matches!(io.raw_os_error(), Some(libc::EPERM))
+        {
+            return true;
         }
         cur = c.source();
     }
@@ -95,6 +91,61 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> LoadError {
     }
 }
 
+fn check_ifaces(ifaces: &[String]) -> Result<(), LoadError> {
+    for iface in ifaces {
+        let c = CString::new(iface.as_str()).map_err(|_| LoadError::NoInterface(iface.clone()))?;
+        if unsafe { libc::if_nametoindex(c.as_ptr()) } == 0 {
+            return Err(LoadError::NoInterface(iface.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Loads the XDP program `xdp` and the classifier `tc` of `ebpf` and
+/// attaches them to every interface (XDP on ingress, tcx on egress).
+fn attach_pair(ebpf: &mut Ebpf, xdp: &str, tc: &str, ifaces: &[String], mode: AttachMode) -> Result<(), LoadError> {
+    let prog: &mut Xdp = ebpf
+        .program_mut(xdp)
+        .ok_or_else(|| LoadError::Other(format!("program {xdp} missing")))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| LoadError::Other(chain(&e)))?;
+    prog.load().map_err(|e| classify(&e))?;
+    let mode = match mode {
+        AttachMode::Auto => XdpMode::Default,
+        AttachMode::Native => XdpMode::Driver,
+        AttachMode::Generic => XdpMode::Skb,
+    };
+    for iface in ifaces {
+        prog.attach(iface, mode).map_err(|e| LoadError::Xdp { iface: iface.clone(), reason: chain(&e) })?;
+    }
+    let prog: &mut SchedClassifier = ebpf
+        .program_mut(tc)
+        .ok_or_else(|| LoadError::Other(format!("program {tc} missing")))?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| LoadError::Other(chain(&e)))?;
+    prog.load().map_err(|e| classify(&e))?;
+    for iface in ifaces {
+        prog.attach(iface, TcAttachType::Egress)
+            .map_err(|e| LoadError::Tc { iface: iface.clone(), reason: chain(&e) })?;
+    }
+    Ok(())
+}
+
+/// The benchmark floor: programs that do nothing, attached where
+/// rejectwatch's are. Detached on drop.
+pub struct Floor {
+    _ebpf: Ebpf,
+}
+
+impl Floor {
+    pub fn attach(ifaces: &[String], mode: AttachMode) -> Result<Self, LoadError> {
+        check_ifaces(ifaces)?;
+        let mut ebpf = EbpfLoader::new().load(EBPF_OBJECT).map_err(|e| classify(&e))?;
+        attach_pair(&mut ebpf, FLOOR_XDP_PROGRAM, FLOOR_TC_PROGRAM, ifaces, mode)?;
+        Ok(Self { _ebpf: ebpf })
+    }
+}
+
 pub struct Kernel {
     ebpf: Ebpf,
 }
@@ -102,12 +153,7 @@ pub struct Kernel {
 impl Kernel {
     /// Loads, configures and attaches; returns once packets are observed.
     pub fn attach(cfg: &KernelConfig) -> Result<Self, LoadError> {
-        for iface in &cfg.ifaces {
-            let c = CString::new(iface.as_str()).map_err(|_| LoadError::NoInterface(iface.clone()))?;
-            if unsafe { libc::if_nametoindex(c.as_ptr()) } == 0 {
-                return Err(LoadError::NoInterface(iface.clone()));
-            }
-        }
+        check_ifaces(&cfg.ifaces)?;
         // Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK.
         let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
         unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) };
@@ -129,32 +175,7 @@ impl Kernel {
                 .map_err(|e| LoadError::Other(chain(&e)))?;
         port_map.set(0, ports, 0).map_err(|e| classify(&e))?;
 
-        let xdp: &mut Xdp = ebpf
-            .program_mut(XDP_PROGRAM)
-            .ok_or_else(|| LoadError::Other("XDP program missing".into()))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| LoadError::Other(chain(&e)))?;
-        xdp.load().map_err(|e| classify(&e))?;
-        let mode = match cfg.mode {
-            AttachMode::Auto => XdpMode::Default,
-            AttachMode::Native => XdpMode::Driver,
-            AttachMode::Generic => XdpMode::Skb,
-        };
-        for iface in &cfg.ifaces {
-            xdp.attach(iface, mode)
-                .map_err(|e| LoadError::Xdp { iface: iface.clone(), reason: chain(&e) })?;
-        }
-
-        let tc: &mut SchedClassifier = ebpf
-            .program_mut(TC_PROGRAM)
-            .ok_or_else(|| LoadError::Other("TC program missing".into()))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| LoadError::Other(chain(&e)))?;
-        tc.load().map_err(|e| classify(&e))?;
-        for iface in &cfg.ifaces {
-            tc.attach(iface, TcAttachType::Egress)
-                .map_err(|e| LoadError::Tc { iface: iface.clone(), reason: chain(&e) })?;
-        }
+        attach_pair(&mut ebpf, XDP_PROGRAM, TC_PROGRAM, &cfg.ifaces, cfg.mode)?;
         Ok(Self { ebpf })
     }
 
@@ -169,22 +190,16 @@ impl Kernel {
         let map = self.ebpf.take_map("COUNTERS").ok_or_else(|| anyhow::anyhow!("COUNTERS map missing"))?;
         Ok(Counters { map: PerCpuArray::try_from(map)? })
     }
+}
 
-    /// Average run time per invocation (ns) and run count of each program,
-    /// when the kernel collects BPF stats (`aya::sys::enable_stats`).
-    pub fn program_stats(&self) -> Vec<(&'static str, u64, u64)> {
-        let mut out = Vec::new();
-        for name in [XDP_PROGRAM, TC_PROGRAM] {
-            if let Some(prog) = self.ebpf.program(name) {
-                if let Ok(info) = prog.info() {
-                    let runs = info.run_count();
-                    let ns = info.run_time().as_nanos() as u64;
-                    out.push((name, ns, runs));
-                }
-            }
-        }
-        out
-    }
+/// Cumulative run time (ns) and run count of every loaded BPF program named
+/// `name`, as the kernel accounts them while BPF stats are enabled
+/// (`aya::sys::enable_stats`, or sysctl kernel.bpf_stats_enabled).
+pub fn program_run_stats(name: &str) -> (u64, u64) {
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .filter(|p| p.name_as_str() == Some(name))
+        .fold((0, 0), |(ns, runs), p| (ns + p.run_time().as_nanos() as u64, runs + p.run_count()))
 }
 
 /// Totals of the kernel's per-CPU counters.

@@ -9,8 +9,7 @@ use std::{net::SocketAddr, num::NonZeroUsize};
 use bytes::Bytes;
 use lru::LruCache;
 use rejectwatch_common::{
-    MAX_SNAPLEN, PEEK_LEN, PortSet, ends_head, looks_like_request, looks_like_response,
-    payload_seq,
+    MAX_SNAPLEN, PEEK_LEN, PortSet, ends_head, looks_like_request, looks_like_response, payload_seq,
 };
 
 use crate::record::{Kind, Nanos, Record};
@@ -123,10 +122,7 @@ impl KernelRules {
         } else {
             self.open.put(
                 key,
-                OpenHead {
-                    next_seq: open.next_seq.wrapping_add(s.payload_len),
-                    budget: open.budget - s.payload_len,
-                },
+                OpenHead { next_seq: open.next_seq.wrapping_add(s.payload_len), budget: open.budget - s.payload_len },
             );
         }
         Some(record(Kind::Continuation, s, seq, open.budget))
@@ -206,7 +202,8 @@ mod tests {
 
         let big = [b'G'; 100];
         let mut s = seg("1.1.1.1:5001", "2.2.2.2:80", 1, &big);
-        s.payload = b"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        s.payload =
+            b"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
         s.payload_len = s.payload.len() as u32;
         let r = k.segment(&s).expect("head");
         assert_eq!(r.data.len(), 64);

@@ -148,9 +148,7 @@ impl Decoded<'_> {
 pub fn decode(linktype: u32, data: &[u8], orig_len: u32, ts: Nanos) -> Result<Option<Decoded<'_>>, &'static str> {
     let sliced = match DataLink::from(linktype) {
         DataLink::ETHERNET => LaxSlicedPacket::from_ethernet(data).map_err(|_| "truncated_frame")?,
-        DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => {
-            LaxSlicedPacket::from_ip(data).map_err(|_| "bad_ip")?
-        }
+        DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => LaxSlicedPacket::from_ip(data).map_err(|_| "bad_ip")?,
         DataLink::NULL | DataLink::LOOP => {
             // BSD loopback: a 4-byte address family (host order for NULL,
             // network order for LOOP; accept both), then an IP packet.

@@ -1,0 +1,259 @@
+//! The kernel benchmark (see the crate doc). Figures come from one run, so
+//! ratios compare like with like on the same machine at the same time.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    path::PathBuf,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use anyhow::{Context as _, bail};
+use rejectwatch::source::ebpf::{self, AttachMode, Floor};
+use rejectwatch_tests::{
+    Daemon, NGINX_LOCATIONS, Netns, NetnsOptions, Proc, SRV_V4, TempDir, metric_sum, nginx, wait_listening,
+};
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Length of each wrk run.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Rounds; each round runs every configuration once, interleaved.
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// wrk connections.
+    #[arg(long, default_value_t = 64)]
+    connections: u32,
+    /// Path requested (an nginx location answering 401 by default: the
+    /// reject pile is what rejectwatch is for).
+    #[arg(long, default_value = "/auth")]
+    path: String,
+    /// Extra `rejectwatch run` flags for the measured configurations (to
+    /// compare tunings, e.g. --rw-arg=--ringbuf-size=1048576).
+    #[arg(long = "rw-arg", allow_hyphen_values = true)]
+    rw_args: Vec<String>,
+}
+
+/// Keeps the floor attached until this process is killed.
+pub fn hold_floor(ifaces: &[String]) -> anyhow::Result<()> {
+    let _floor = Floor::attach(ifaces, AttachMode::Auto)?;
+    println!("floor attached");
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+#[derive(Default, Clone, Copy)]
+struct Sample {
+    rps: f64,
+    requests: u64,
+    xdp_ns: u64,
+    xdp_runs: u64,
+    tc_ns: u64,
+    tc_runs: u64,
+    drops: u64,
+    exchanges: u64,
+    wakeups: u64,
+    /// The daemon's CPU time during the load (ns).
+    cpu_ns: u64,
+}
+
+impl Sample {
+    fn xdp_avg(&self) -> f64 {
+        self.xdp_ns as f64 / self.xdp_runs.max(1) as f64
+    }
+    fn tc_avg(&self) -> f64 {
+        self.tc_ns as f64 / self.tc_runs.max(1) as f64
+    }
+    fn add(&mut self, o: &Sample) {
+        self.rps += o.rps;
+        self.requests += o.requests;
+        self.xdp_ns += o.xdp_ns;
+        self.xdp_runs += o.xdp_runs;
+        self.tc_ns += o.tc_ns;
+        self.tc_runs += o.tc_runs;
+        self.drops += o.drops;
+        self.exchanges += o.exchanges;
+        self.wakeups += o.wakeups;
+        self.cpu_ns += o.cpu_ns;
+    }
+    fn cpu_per_exchange_us(&self) -> f64 {
+        self.cpu_ns as f64 / 1000.0 / self.exchanges.max(1) as f64
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
+}
+
+/// Runs wrk from the client namespace; returns (requests/s, requests).
+fn wrk(net: &Netns, args: &BenchArgs) -> anyhow::Result<(f64, u64)> {
+    let url = format!("http://{SRV_V4}{}", args.path);
+    let secs = format!("{}s", args.duration.as_secs().max(1));
+    let out = net
+        .exec(&net.cli, &["wrk", "-t2", &format!("-c{}", args.connections), &format!("-d{secs}"), &url])
+        .output()
+        .context("run wrk (scripts/deps.sh installs it)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!("wrk failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no Requests/sec in wrk output:\n{text}"))?;
+    let requests = text
+        .lines()
+        .find_map(|l| l.trim().split_once(" requests in ").map(|(n, _)| n.trim().to_string()))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    Ok((rps, requests))
+}
+
+/// Runs wrk while the named programs are attached and measures them.
+fn measure(net: &Netns, args: &BenchArgs, xdp: &str, tc: &str) -> anyhow::Result<Sample> {
+    let (x0, xr0) = ebpf::program_run_stats(xdp);
+    let (t0, tr0) = ebpf::program_run_stats(tc);
+    let (rps, requests) = wrk(net, args)?;
+    let (x1, xr1) = ebpf::program_run_stats(xdp);
+    let (t1, tr1) = ebpf::program_run_stats(tc);
+    Ok(Sample {
+        rps,
+        requests,
+        xdp_ns: x1 - x0,
+        xdp_runs: xr1 - xr0,
+        tc_ns: t1 - t0,
+        tc_runs: tr1 - tr0,
+        ..Default::default()
+    })
+}
+
+fn with_rejectwatch(bin: &str, net: &Netns, args: &BenchArgs, extra: &[&str]) -> anyhow::Result<Sample> {
+    let dir = TempDir::new("bench-rw");
+    let mut run_args = vec!["--iface", net.srv_if.as_str()];
+    if !args.rw_args.iter().any(|a| a.starts_with("--port")) {
+        run_args.extend(["--port", "80"]);
+    }
+    run_args.extend(args.rw_args.iter().map(String::as_str));
+    run_args.extend_from_slice(extra);
+    let daemon = Daemon::start_bin(bin, net, &net.srv, &dir, &run_args);
+    let before = daemon.metrics();
+    let cpu0 = daemon.cpu_time();
+    let mut s = measure(net, args, ebpf::XDP_PROGRAM, ebpf::TC_PROGRAM)?;
+    std::thread::sleep(Duration::from_millis(300)); // let the last drain land
+    s.cpu_ns = (daemon.cpu_time() - cpu0).as_nanos() as u64;
+    let after = daemon.metrics();
+    let delta = |name: &str| metric_sum(&after, name).saturating_sub(metric_sum(&before, name));
+    s.drops = delta("rejectwatch_ringbuf_drops_total");
+    s.exchanges = delta("rejectwatch_http_exchanges_total");
+    s.wakeups = delta("rejectwatch_ringbuf_wakeups_total");
+    drop(daemon);
+    Ok(s)
+}
+
+fn with_floor(net: &Netns, args: &BenchArgs) -> anyhow::Result<Sample> {
+    let me = std::env::current_exe()?;
+    let mut child = net
+        .exec(&net.srv, &[me.to_str().expect("utf-8"), "floor", "--iface", &net.srv_if])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line)?;
+    if !line.contains("attached") {
+        bail!("floor programs did not attach");
+    }
+    let guard = Proc { child, name: "floor" };
+    let s = measure(net, args, ebpf::FLOOR_XDP_PROGRAM, ebpf::FLOOR_TC_PROGRAM);
+    drop(guard);
+    s
+}
+
+pub fn bench_kernel(args: BenchArgs) -> anyhow::Result<()> {
+    if unsafe { libc::geteuid() } != 0 {
+        bail!("bench-kernel needs root (network namespaces, eBPF)");
+    }
+    let root = workspace_root();
+    let status = Command::new("cargo")
+        .args(["build", "--release", "-p", "rejectwatch"])
+        .current_dir(&root)
+        .status()
+        .context("cargo build")?;
+    if !status.success() {
+        bail!("building rejectwatch failed");
+    }
+    let bin = root.join("target/release/rejectwatch").to_string_lossy().into_owned();
+
+    let net = Netns::new(NetnsOptions { mtu: 1500, segment_on_client: false });
+    let dir = TempDir::new("bench");
+    let _nginx = nginx(
+        &net,
+        &net.srv,
+        &dir,
+        &format!("server {{ listen {SRV_V4}:80 reuseport; access_log off; {NGINX_LOCATIONS} }}"),
+    );
+    wait_listening(&net.cli, format!("{SRV_V4}:80").parse()?);
+    // The kernel accounts run time per program only while stats are on.
+    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime).context("enable BPF stats")?;
+
+    let names = ["nothing attached", "no-op floor", "rejectwatch, default wakeups", "rejectwatch"];
+    let mut totals = [Sample::default(); 4];
+    for round in 1..=args.rounds {
+        let samples = [
+            measure(&net, &args, "-", "-")?,
+            with_floor(&net, &args)?,
+            with_rejectwatch(&bin, &net, &args, &["--wakeup-bytes", "0"])?,
+            with_rejectwatch(&bin, &net, &args, &[])?,
+        ];
+        eprintln!("round {round}:");
+        for (n, s) in names.iter().zip(&samples) {
+            eprintln!(
+                "  {n:<30} {:>10.0} req/s  xdp {:>6.1} ns  tc {:>6.1} ns  daemon {:>5.2} µs CPU/exchange",
+                s.rps,
+                s.xdp_avg(),
+                s.tc_avg(),
+                s.cpu_per_exchange_us()
+            );
+        }
+        for (t, s) in totals.iter_mut().zip(&samples) {
+            t.add(s);
+        }
+    }
+    let r = args.rounds as f64;
+    let [base, floor, naive, rw] = totals;
+    println!(
+        "\nbench-kernel: {} rounds of {:?} wrk, {} connections, GET {} (401), one run\n",
+        args.rounds, args.duration, args.connections, args.path
+    );
+    println!(
+        "{:<32} {:>12} {:>10} {:>10} {:>12} {:>10}",
+        "configuration", "req/s", "vs none", "XDP ns", "TC ns", "wakeups"
+    );
+    for (n, s) in names.iter().zip([&base, &floor, &naive, &rw]) {
+        let (x, t) = if s.xdp_runs > 0 {
+            (format!("{:.1}", s.xdp_avg()), format!("{:.1}", s.tc_avg()))
+        } else {
+            ("-".into(), "-".into())
+        };
+        println!("{n:<32} {:>12.0} {:>9.3}x {x:>10} {t:>12} {:>10}", s.rps / r, s.rps / base.rps, s.wakeups);
+    }
+    println!();
+    println!("XDP cost vs floor:   {:.2}x (goal <= 2x)", rw.xdp_avg() / floor.xdp_avg());
+    println!("TC cost vs floor:    {:.2}x (goal <= 2x)", rw.tc_avg() / floor.tc_avg());
+    println!("throughput vs none:  {:.3}x (goal >= 0.97x)", rw.rps / base.rps);
+    println!(
+        "batched vs default wakeups, XDP ns/run: {:.2}x; TC ns/run: {:.2}x",
+        rw.xdp_avg() / naive.xdp_avg(),
+        rw.tc_avg() / naive.tc_avg()
+    );
+    println!("ring-buffer drops:   {} (goal 0)", rw.drops + naive.drops);
+    println!("exchanges joined:    {} of {} requests wrk completed", rw.exchanges, rw.requests);
+    println!(
+        "daemon CPU:          {:.2} µs per exchange ({:.0}% of a core at {:.0} exchanges/s)",
+        rw.cpu_per_exchange_us(),
+        rw.cpu_ns as f64 / (args.duration.as_nanos() as f64 * r) * 100.0,
+        rw.exchanges as f64 / (args.duration.as_secs_f64() * r)
+    );
+    Ok(())
+}
