@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # end-to-end tests, tcpdump/tcpreplay for captures and replays, wrk for the
 # bench, openssl for the TLS test certificate, curl as a client.
 APT_PKGS=(build-essential pkg-config iproute2 nginx tcpdump tcpreplay wrk openssl curl
-          llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev ethtool)
+          llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev ethtool bpftool)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do

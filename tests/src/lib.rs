@@ -102,6 +102,14 @@ impl Netns {
 
     /// Runs `f` on a thread that lives in namespace `ns`.
     pub fn within<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        Self::spawn_within(ns, f).join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+
+    /// Like [`Netns::within`], but returns at once; the thread runs on.
+    pub fn spawn_within<T: Send + 'static>(
+        ns: &str,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
         let path = format!("/run/netns/{ns}");
         std::thread::spawn(move || {
             let fd = fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
@@ -112,8 +120,6 @@ impl Netns {
             }
             f()
         })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
     }
 
     pub fn exec(&self, ns: &str, args: &[&str]) -> Command {
@@ -323,6 +329,12 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Kills the daemon with SIGKILL: no chance to clean up.
+    pub fn kill(mut self) {
+        let _ = self.proc.child.kill();
+        let _ = self.proc.child.wait();
     }
 
     /// Stops the daemon (SIGTERM) and returns the exchanges it wrote.
