@@ -1,5 +1,6 @@
-//! The joined exchange: one request and the status that answered it. This
-//! is the project's `http.log` line (`--exchanges`).
+//! The joined exchange: one request and the status that answered it, with
+//! what the enrichers add. This is the project's `http.log` line
+//! (`--exchanges`). Fields an enricher could not fill are left out.
 
 use std::net::IpAddr;
 
@@ -23,6 +24,99 @@ pub struct Exchange {
     pub header_names: Vec<String>,
     /// The head was cut short (snap length, lost segment, too many headers).
     pub truncated: bool,
+    /// HTTP/1.x minor version, when the request line said.
+    #[serde(skip)]
+    pub version: Option<u8>,
+
+    /// The client: the peer, or the address a trusted proxy forwarded for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<IpAddr>,
+    /// Where `client` came from: `peer` or the header that named it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_source: Option<&'static str>,
+    /// An IPv6 client's network (default /64): IPv6 clients rotate inside it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_prefix: Option<String>,
+    /// Forwarding headers sent by a peer we do not trust: ignored for
+    /// attribution, kept as evidence of header manipulation.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub untrusted_forwarding: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_org: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ua_product: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ua_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ua_family: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ua_platform: Option<&'static str>,
+    /// Stable hash of method, version and header-name order and set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// The target's path with ids, UUIDs, tokens and emails templated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_id: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub query_params: Vec<String>,
+    /// Keyed hash of the credential (API key, bearer subject, basic user).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_kind: Option<&'static str>,
+
+    /// Request header values for the enrichers; never serialised.
+    #[serde(skip)]
+    pub headers: Vec<(String, String)>,
+    /// An identity a log names in clear (`user_id`); hashed, never output.
+    #[serde(skip)]
+    pub raw_identity: Option<String>,
+    /// An endpoint template a log already gives.
+    #[serde(skip)]
+    pub given_endpoint: Option<String>,
+}
+
+impl Default for Exchange {
+    fn default() -> Self {
+        Self {
+            ts: Default::default(),
+            peer: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            method: Default::default(),
+            target: Default::default(),
+            host: Default::default(),
+            user_agent: Default::default(),
+            status: Default::default(),
+            header_names: Default::default(),
+            truncated: Default::default(),
+            version: Default::default(),
+            client: Default::default(),
+            client_source: Default::default(),
+            client_prefix: Default::default(),
+            untrusted_forwarding: Default::default(),
+            country: Default::default(),
+            asn: Default::default(),
+            as_org: Default::default(),
+            ua_product: Default::default(),
+            ua_version: Default::default(),
+            ua_family: Default::default(),
+            ua_platform: Default::default(),
+            fingerprint: Default::default(),
+            endpoint: Default::default(),
+            resource_id: Default::default(),
+            query_params: Default::default(),
+            identity: Default::default(),
+            identity_kind: Default::default(),
+            headers: Default::default(),
+            raw_identity: Default::default(),
+            given_endpoint: Default::default(),
+        }
+    }
 }
 
 /// RFC 3339 in UTC with nanoseconds, e.g. `2026-11-22T02:18:35.123456789Z`.
@@ -51,6 +145,7 @@ mod tests {
             status: None,
             header_names: vec!["User-Agent".into()],
             truncated: false,
+            ..Default::default()
         };
         let v: serde_json::Value = serde_json::to_value(&ex).unwrap();
         assert_eq!(v["ts"], "2023-11-14T22:13:20.123456789Z");

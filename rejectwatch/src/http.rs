@@ -21,6 +21,9 @@ pub struct RequestHead {
     pub host: Option<String>,
     pub user_agent: Option<String>,
     pub header_names: Vec<String>,
+    /// Header values, in order, for the enrichers (client attribution,
+    /// identity). Never written out as they are: they carry credentials.
+    pub headers: Vec<(String, String)>,
     /// Bytes of body that follow the head (Content-Length), when known.
     pub body_len: BodyLen,
     pub truncated: bool,
@@ -93,6 +96,7 @@ fn request_from(req: &httparse::Request<'_, '_>, truncated: bool) -> RequestHead
             head.user_agent = Some(text(h.value));
         }
         head.header_names.push(h.name.to_string());
+        head.headers.push((h.name.to_string(), text(h.value)));
     }
     head.body_len = body_len_of(req.headers);
     head

@@ -289,6 +289,9 @@ fn exchange(key: FlowKey, p: Pending, status: Option<u16>) -> Exchange {
         status,
         header_names: p.head.header_names,
         truncated: p.head.truncated,
+        headers: p.head.headers,
+        version: p.head.version,
+        ..Default::default()
     }
 }
 

@@ -5,6 +5,8 @@
 
 pub mod analyze;
 pub mod cli;
+pub mod config;
+pub mod enrich;
 pub mod exchange;
 pub mod http;
 pub mod join;

@@ -1,0 +1,222 @@
+//! Who is calling, without keeping the credential: a keyed hash
+//! (HMAC-SHA-256 with a per-install secret) of the API key, the bearer
+//! token's subject (its `sub` claim when it is a JWT, read without
+//! verification), the bearer token itself, the Basic-auth user, or a log's
+//! user id. The same caller gets the same identity on this install and an
+//! unguessable one anywhere else; raw credentials go nowhere.
+
+use std::{
+    fs,
+    io::Write as _,
+    os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::exchange::Exchange;
+
+const KEY_FILE: &str = "identity.key";
+
+pub struct IdentityHasher {
+    key: [u8; 32],
+    api_key_headers: Vec<String>,
+}
+
+/// The state directory: the configured one, else /var/lib/rejectwatch for
+/// root and ~/.local/state/rejectwatch for anyone else.
+pub fn default_state_dir() -> PathBuf {
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/rejectwatch");
+    }
+    let home = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    home.join("rejectwatch")
+}
+
+/// Reads the install's secret, creating it (0600, written to a temporary
+/// file and renamed into place) the first time.
+pub fn load_or_create_key(dir: &Path) -> anyhow::Result<[u8; 32]> {
+    let path = dir.join(KEY_FILE);
+    match fs::read(&path) {
+        Ok(bytes) if bytes.len() == 32 => {
+            let mode = fs::metadata(&path)?.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                bail!("{}: readable by others (mode {mode:o}); chmod 600 it", path.display());
+            }
+            return Ok(bytes.try_into().expect("32 bytes"));
+        }
+        Ok(_) => bail!("{}: not a 32-byte key; remove it to make a new one", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    fs::create_dir_all(dir).with_context(|| format!("state directory {}: cannot create", dir.display()))?;
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for the identity key: {e}"))?;
+    let tmp = dir.join(format!(".{KEY_FILE}.{}", std::process::id()));
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot create {}", tmp.display()))?;
+    f.write_all(&key)?;
+    f.sync_all()?;
+    // Another process may have won the race: keep whichever key landed.
+    match fs::hard_link(&tmp, &path) {
+        Ok(()) => {
+            fs::remove_file(&tmp).ok();
+            Ok(key)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            fs::remove_file(&tmp).ok();
+            load_or_create_key(dir)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
+impl IdentityHasher {
+    pub fn new(key: [u8; 32], api_key_headers: Vec<String>) -> Self {
+        Self { key, api_key_headers }
+    }
+
+    fn hash(&self, kind: &str, value: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        mac.update(kind.as_bytes());
+        mac.update(b":");
+        mac.update(value.as_bytes());
+        mac.finalize().into_bytes()[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Sets `identity`/`identity_kind` from the credentials present.
+    pub fn apply(&self, ex: &mut Exchange) {
+        let found = self.credential(ex);
+        if let Some((kind, value)) = found {
+            // A JWT subject and the bearer token hash apart on purpose:
+            // they are different namespaces of identity.
+            ex.identity = Some(self.hash(kind, &value));
+            ex.identity_kind = Some(kind);
+        }
+    }
+
+    fn credential(&self, ex: &Exchange) -> Option<(&'static str, String)> {
+        let header = |name: &str| ex.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim());
+        for h in &self.api_key_headers {
+            if let Some(v) = header(h).filter(|v| !v.is_empty()) {
+                return Some(("api_key", v.to_string()));
+            }
+        }
+        if let Some(auth) = header("authorization") {
+            let (scheme, rest) = auth.split_once(' ').unwrap_or((auth, ""));
+            let rest = rest.trim();
+            if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+                return Some(match jwt_subject(rest) {
+                    Some(sub) => ("jwt_sub", sub),
+                    None => ("bearer", rest.to_string()),
+                });
+            }
+            if scheme.eq_ignore_ascii_case("basic") {
+                let user = base64::engine::general_purpose::STANDARD
+                    .decode(rest)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .and_then(|s| s.split_once(':').map(|(u, _)| u.to_string()));
+                if let Some(u) = user.filter(|u| !u.is_empty()) {
+                    return Some(("basic", u));
+                }
+            }
+        }
+        ex.raw_identity.as_ref().filter(|v| !v.is_empty()).map(|v| ("user_id", v.clone()))
+    }
+}
+
+/// The `sub` claim of a JWT, read without verifying it.
+fn jwt_subject(token: &str) -> Option<String> {
+    let mut parts = token.split('.');
+    let (_header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    match &claims["sub"] {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(headers: &[(&str, &str)]) -> Exchange {
+        Exchange {
+            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+            ..Default::default()
+        }
+    }
+
+    fn jwt(sub: &str, extra: &str) -> String {
+        let b = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        format!("{}.{}.sig", b("{\"alg\":\"HS256\"}"), b(&format!("{{\"sub\":\"{sub}\"{extra}}}")))
+    }
+
+    #[test]
+    fn table() {
+        let h = IdentityHasher::new([7; 32], vec!["x-api-key".into()]);
+        let id = |headers: &[(&str, &str)]| {
+            let mut e = ex(headers);
+            h.apply(&mut e);
+            (e.identity, e.identity_kind)
+        };
+        let (a, kind) = id(&[("X-Api-Key", "k-123")]);
+        assert_eq!(kind, Some("api_key"));
+        assert_eq!(a.as_ref().map(String::len), Some(16));
+        assert_eq!(id(&[("x-api-key", "k-123")]).0, a, "stable");
+        assert_ne!(id(&[("x-api-key", "k-124")]).0, a);
+        // Two tokens for one subject are one identity.
+        let t1 = jwt("user-42", ",\"iat\":1");
+        let t2 = jwt("user-42", ",\"iat\":2");
+        let (s1, k) = id(&[("Authorization", &format!("Bearer {t1}"))]);
+        assert_eq!(k, Some("jwt_sub"));
+        assert_eq!(id(&[("authorization", &format!("bearer {t2}"))]).0, s1);
+        assert_eq!(id(&[("Authorization", "Bearer opaque-token")]).1, Some("bearer"));
+        // Basic: the user, not the password.
+        let basic = |up: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(up));
+        let (b1, k) = id(&[("Authorization", &basic("alice:pw1"))]);
+        assert_eq!(k, Some("basic"));
+        assert_eq!(id(&[("Authorization", &basic("alice:other"))]).0, b1);
+        assert_eq!(id(&[("Authorization", "Basic !!!not-base64")]), (None, None));
+        assert_eq!(id(&[("Authorization", "Bearer ")]), (None, None));
+        assert_eq!(id(&[]), (None, None));
+        // Another install, another hash.
+        let other = IdentityHasher::new([8; 32], vec!["x-api-key".into()]);
+        let mut e = ex(&[("x-api-key", "k-123")]);
+        other.apply(&mut e);
+        assert_ne!(e.identity, a);
+        // A log's user id.
+        let mut e = Exchange { raw_identity: Some("u-9".into()), ..Default::default() };
+        h.apply(&mut e);
+        assert_eq!(e.identity_kind, Some("user_id"));
+    }
+
+    #[test]
+    fn key_file_is_private_and_reused() {
+        let dir = std::env::temp_dir().join(format!("rw-key-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let k1 = load_or_create_key(&dir).unwrap();
+        let mode = fs::metadata(dir.join(KEY_FILE)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(load_or_create_key(&dir).unwrap(), k1);
+        fs::set_permissions(dir.join(KEY_FILE), fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(load_or_create_key(&dir).unwrap_err().to_string().contains("chmod 600"));
+        fs::remove_dir_all(&dir).ok();
+    }
+}

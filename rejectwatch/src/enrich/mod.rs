@@ -1,0 +1,78 @@
+//! Enrichment: turns an exchange into evidence a detector can use. Pure
+//! given its tables and key: who the client is (attribution), where it is
+//! (geo), what it claims to be (user agent), what it really sends
+//! (fingerprint), what it asks for (endpoint template) and who it
+//! authenticates as (identity hash).
+
+pub mod attribution;
+pub mod endpoint;
+pub mod fingerprint;
+pub mod geo;
+pub mod identity;
+pub mod useragent;
+
+use anyhow::Context as _;
+
+use crate::{config::Config, exchange::Exchange};
+
+pub struct Enricher {
+    attribution: attribution::Attribution,
+    geo: geo::Geo,
+    ua: useragent::UaClassifier,
+    identity: identity::IdentityHasher,
+}
+
+impl Enricher {
+    /// Builds every enricher from the config; opens the GeoIP files and the
+    /// identity key. Missing GeoIP data is said once, here.
+    pub fn new(cfg: &Config) -> anyhow::Result<Self> {
+        let geo = geo::Geo::open(cfg.geoip.country.as_deref(), cfg.geoip.asn.as_deref())?;
+        if !geo.has_country() {
+            log::warn!(
+                "no country database (--geoip-country): exchanges carry no country, country detectors stay idle"
+            );
+        }
+        if !geo.has_asn() {
+            log::warn!("no ASN database (--geoip-asn): exchanges carry no asn/as_org, ASN detectors stay idle");
+        }
+        let dir = cfg.state_dir.clone().unwrap_or_else(identity::default_state_dir);
+        let key = identity::load_or_create_key(&dir).context("identity key")?;
+        Ok(Self::with_parts(cfg, geo, key)?)
+    }
+
+    /// For tests: explicit GeoIP data and key.
+    pub fn with_parts(cfg: &Config, geo: geo::Geo, key: [u8; 32]) -> anyhow::Result<Self> {
+        Ok(Self {
+            attribution: attribution::Attribution::new(
+                cfg.trusted_proxies.clone(),
+                cfg.client_headers.clone(),
+                cfg.ipv6_prefix,
+            ),
+            geo,
+            ua: useragent::UaClassifier::new(cfg.user_agents.table.as_deref())?,
+            identity: identity::IdentityHasher::new(key, cfg.identity.api_key_headers.clone()),
+        })
+    }
+
+    pub fn enrich(&mut self, ex: &mut Exchange) {
+        self.attribution.apply(ex);
+        if let Some(client) = ex.client {
+            let g = self.geo.lookup(client);
+            (ex.country, ex.asn, ex.as_org) = (g.country, g.asn, g.as_org);
+        }
+        let ua = self.ua.classify(ex.user_agent.as_deref());
+        (ex.ua_product, ex.ua_version, ex.ua_family, ex.ua_platform) =
+            (ua.product, ua.version, Some(ua.family), Some(ua.platform));
+        ex.fingerprint = fingerprint::fingerprint(&ex.method, ex.version, &ex.header_names);
+        let ep = endpoint::template(&ex.target);
+        ex.endpoint = Some(ex.given_endpoint.take().unwrap_or(ep.template));
+        if ex.resource_id.is_none() {
+            ex.resource_id = ep.resource_id;
+        }
+        ex.query_params = ep.query_params;
+        self.identity.apply(ex);
+        // Credentials have been hashed; nothing raw travels further.
+        ex.headers = Vec::new();
+        ex.raw_identity = None;
+    }
+}

@@ -1,0 +1,248 @@
+//! User-agent classification from a data table (`data/user-agents.toml`,
+//! plus an operator's own table tried first): product, version, family and
+//! claimed platform. Results are cached per distinct string (bounded LRU):
+//! a busy API sees few distinct user agents, so classification is a hash
+//! lookup on the hot path.
+
+use std::{num::NonZeroUsize, path::Path};
+
+use anyhow::{Context as _, bail};
+use lru::LruCache;
+use serde::Deserialize;
+
+const BUILTIN: &str = include_str!("../../data/user-agents.toml");
+const FAMILIES: [&str; 7] = ["browser", "http-library", "cli", "crawler", "scanner", "empty", "other"];
+const PLATFORMS: [&str; 6] = ["ios", "android", "windows", "macos", "linux", "unknown"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    contains: String,
+    product: String,
+    family: String,
+    version_after: Option<String>,
+    platform: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlatform {
+    contains: String,
+    platform: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+struct RawTable {
+    rule: Vec<RawRule>,
+    platform: Vec<RawPlatform>,
+}
+
+struct Rule {
+    contains: String,
+    product: String,
+    family: &'static str,
+    version_after: String,
+    platform: Option<&'static str>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UaInfo {
+    pub product: Option<String>,
+    pub version: Option<String>,
+    pub family: &'static str,
+    pub platform: &'static str,
+}
+
+pub struct UaClassifier {
+    rules: Vec<Rule>,
+    platforms: Vec<(String, &'static str)>,
+    cache: LruCache<String, UaInfo>,
+}
+
+fn interned(set: &[&'static str], v: &str, what: &str, source: &str) -> anyhow::Result<&'static str> {
+    match set.iter().find(|s| **s == v) {
+        Some(s) => Ok(s),
+        None => bail!("{source}: {what} {v:?} is not one of {set:?}"),
+    }
+}
+
+impl UaClassifier {
+    /// The built-in table, after the operator's (if any).
+    pub fn new(extra: Option<&Path>) -> anyhow::Result<Self> {
+        let mut c = Self {
+            rules: Vec::new(),
+            platforms: Vec::new(),
+            cache: LruCache::new(NonZeroUsize::new(8192).expect("non-zero")),
+        };
+        if let Some(p) = extra {
+            let text = std::fs::read_to_string(p)
+                .with_context(|| format!("user_agents.table: cannot read {}", p.display()))?;
+            c.add(&text, &p.display().to_string())?;
+        }
+        c.add(BUILTIN, "data/user-agents.toml")?;
+        Ok(c)
+    }
+
+    fn add(&mut self, text: &str, source: &str) -> anyhow::Result<()> {
+        let t: RawTable = toml::from_str(text).map_err(|e| anyhow::anyhow!("{source}: {}", e.message()))?;
+        for r in t.rule {
+            let contains = r.contains.to_ascii_lowercase();
+            let version_after = r.version_after.unwrap_or_else(|| format!("{}/", r.product)).to_ascii_lowercase();
+            self.rules.push(Rule {
+                family: interned(&FAMILIES, &r.family, "family", source)?,
+                platform: r.platform.as_deref().map(|p| interned(&PLATFORMS, p, "platform", source)).transpose()?,
+                contains,
+                product: r.product,
+                version_after,
+            });
+        }
+        for p in t.platform {
+            self.platforms
+                .push((p.contains.to_ascii_lowercase(), interned(&PLATFORMS, &p.platform, "platform", source)?));
+        }
+        Ok(())
+    }
+
+    pub fn classify(&mut self, ua: Option<&str>) -> UaInfo {
+        let ua = ua.map(str::trim).unwrap_or("");
+        if ua.is_empty() {
+            return UaInfo { product: None, version: None, family: "empty", platform: "unknown" };
+        }
+        if let Some(hit) = self.cache.get(ua) {
+            return hit.clone();
+        }
+        let info = self.compute(ua);
+        self.cache.put(ua.to_string(), info.clone());
+        info
+    }
+
+    fn compute(&self, ua: &str) -> UaInfo {
+        let lower = ua.to_ascii_lowercase();
+        let platform_of =
+            || self.platforms.iter().find(|(c, _)| lower.contains(c.as_str())).map_or("unknown", |(_, p)| p);
+        for r in &self.rules {
+            if lower.contains(&r.contains) {
+                return UaInfo {
+                    product: Some(r.product.clone()),
+                    version: version_after(ua, &lower, &r.version_after),
+                    family: r.family,
+                    platform: r.platform.unwrap_or_else(platform_of),
+                };
+            }
+        }
+        // Unknown: the leading `product/version` token, as RFC 9110 shapes it.
+        let first = ua.split_whitespace().next().unwrap_or(ua);
+        let (product, version) = match first.split_once('/') {
+            Some((p, v)) => (p.to_string(), Some(v.to_string()).filter(|v| !v.is_empty())),
+            None => (first.to_string(), None),
+        };
+        UaInfo { product: Some(product), version, family: "other", platform: platform_of() }
+    }
+}
+
+/// The version following `token` in `ua` (found case-insensitively).
+fn version_after(ua: &str, lower: &str, token: &str) -> Option<String> {
+    let start = lower.find(token)? + token.len();
+    let rest = &ua[start..];
+    let end = rest.find([' ', ';', ')', ',', '(']).unwrap_or(rest.len());
+    Some(rest[..end].to_string()).filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table() {
+        let mut c = UaClassifier::new(None).unwrap();
+        let cases: &[(Option<&str>, Option<&str>, Option<&str>, &str, &str)] = &[
+            (Some("python-requests/2.32.5"), Some("python-requests"), Some("2.32.5"), "http-library", "unknown"),
+            (
+                Some(
+                    "Mozilla/5.0 (iPhone; CPU iPhone OS 14_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/14.0.3 Mobile/15E148 Safari/604.1",
+                ),
+                Some("Safari"),
+                Some("14.0.3"),
+                "browser",
+                "ios",
+            ),
+            (Some("okhttp/3.14.9"), Some("okhttp"), Some("3.14.9"), "http-library", "android"),
+            (Some("curl/8.5.0"), Some("curl"), Some("8.5.0"), "cli", "unknown"),
+            (
+                Some(
+                    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36 Edg/124.0.2478.51",
+                ),
+                Some("Edge"),
+                Some("124.0.2478.51"),
+                "browser",
+                "windows",
+            ),
+            (
+                Some(
+                    "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Mobile Safari/537.36",
+                ),
+                Some("Chrome"),
+                Some("124.0.0.0"),
+                "browser",
+                "android",
+            ),
+            (
+                Some("Mozilla/5.0 (X11; Linux x86_64; rv:125.0) Gecko/20100101 Firefox/125.0"),
+                Some("Firefox"),
+                Some("125.0"),
+                "browser",
+                "linux",
+            ),
+            (
+                Some("Mozilla/5.0 (compatible; Nmap Scripting Engine; https://nmap.org/book/nse.html)"),
+                Some("Nmap"),
+                None,
+                "scanner",
+                "unknown",
+            ),
+            (
+                Some("sqlmap/1.7.2#stable (https://sqlmap.org)"),
+                Some("sqlmap"),
+                Some("1.7.2#stable"),
+                "scanner",
+                "unknown",
+            ),
+            (
+                Some("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"),
+                Some("Googlebot"),
+                Some("2.1"),
+                "crawler",
+                "unknown",
+            ),
+            (Some("axios/1.7.2"), Some("axios"), Some("1.7.2"), "http-library", "unknown"),
+            (Some("Go-http-client/1.1"), Some("Go-http-client"), Some("1.1"), "http-library", "unknown"),
+            (Some("OpenCTI/6.1 taxii2-client"), Some("OpenCTI"), Some("6.1"), "other", "unknown"),
+            (Some("   "), None, None, "empty", "unknown"),
+            (None, None, None, "empty", "unknown"),
+        ];
+        for (ua, product, version, family, platform) in cases {
+            let i = c.classify(*ua);
+            assert_eq!(
+                (i.product.as_deref(), i.version.as_deref(), i.family, i.platform),
+                (*product, *version, *family, *platform),
+                "{ua:?}"
+            );
+            assert_eq!(c.classify(*ua), i, "cached result differs for {ua:?}");
+        }
+    }
+
+    #[test]
+    fn operator_rules_come_first_and_bad_tables_are_refused() {
+        let dir = std::env::temp_dir().join(format!("rw-ua-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("mine.toml");
+        std::fs::write(&p, "[[rule]]\ncontains = \"python-requests/2.32.5\"\nproduct = \"CTI poller\"\nfamily = \"http-library\"\nversion_after = \"requests/\"\n").unwrap();
+        let mut c = UaClassifier::new(Some(&p)).unwrap();
+        assert_eq!(c.classify(Some("python-requests/2.32.5")).product.as_deref(), Some("CTI poller"));
+        std::fs::write(&p, "[[rule]]\ncontains = \"x\"\nproduct = \"x\"\nfamily = \"robot\"\n").unwrap();
+        let e = UaClassifier::new(Some(&p)).err().unwrap().to_string();
+        assert!(e.contains("family \"robot\""), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
