@@ -1,52 +1,85 @@
-//! `rejectwatch analyze`: capture files through the same core as live.
+//! `rejectwatch analyze`: capture files and access logs through the same
+//! enrichment and sinks as live traffic (captures through the same join).
 
-use std::sync::{Arc, Mutex};
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+};
 
 use anyhow::bail;
 
 use crate::{
-    cli::AnalyzeArgs,
+    cli::{AnalyzeArgs, InputFormat},
+    enrich::Enricher,
     join::Joiner,
     metrics::Metrics,
     observe::Source,
+    pipeline::Pipeline,
     sink::{Sinks, open_output},
     source::{
+        accesslog::LogFormat,
         emulate::{KernelRules, Ports},
-        pcap,
+        logreader, pcap,
     },
 };
 
 pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
+    let mut captures: Vec<&Path> = Vec::new();
+    let mut logs: Vec<&Path> = Vec::new();
     for f in &args.files {
-        if !f.exists() {
+        let stdin = f.as_os_str() == "-";
+        if !stdin && !f.exists() {
             bail!("cannot read {}: no such file", f.display());
         }
-        if !pcap::is_capture(f) {
-            bail!("cannot read {}: not a pcap or pcapng capture", f.display());
+        match args.format {
+            InputFormat::Pcap if stdin => bail!("--format pcap: captures cannot be read from stdin"),
+            InputFormat::Pcap => captures.push(f),
+            InputFormat::Auto if !stdin && pcap::is_capture(f) => captures.push(f),
+            _ => logs.push(f),
         }
     }
     let p = &args.pipeline;
+    let cfg = p.config()?;
     let metrics = Arc::new(Mutex::new(Metrics::new()));
     let out = p.exchanges.as_deref().map(open_output).transpose()?;
-    let mut sinks = Sinks::new(metrics.clone(), out);
-    let ports = if args.port.is_empty() { Ports::All } else { Ports::from_list(&args.port) };
-    let mut rules = KernelRules::new(ports, p.snaplen, p.response_snaplen);
-    let mut join = Joiner::new(p.join_config(), Source::Pcap);
+    let mut pipe = Pipeline { enricher: Enricher::new(&cfg)?, sinks: Sinks::new(metrics.clone(), out) };
     let mut packets = 0;
-    for f in &args.files {
-        let stats = pcap::replay(f, &mut rules, &mut join, &mut sinks)?;
-        packets += stats.packets;
-        metrics.lock().unwrap_or_else(|e| e.into_inner()).records.with_label_values(&["pcap"]).inc_by(stats.records);
+    if !captures.is_empty() {
+        let ports = if args.port.is_empty() { Ports::All } else { Ports::from_list(&args.port) };
+        let mut rules = KernelRules::new(ports, p.snaplen, p.response_snaplen);
+        let mut join = Joiner::new(p.join_config(), Source::Pcap);
+        for f in &captures {
+            let stats = pcap::replay(f, &mut rules, &mut join, &mut pipe)?;
+            packets += stats.packets;
+            metrics
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .records
+                .with_label_values(&["pcap"])
+                .inc_by(stats.records);
+        }
+        join.finish(&mut pipe);
     }
-    join.finish(&mut sinks);
-    sinks.flush()?;
+    let mut lines = 0;
+    if !logs.is_empty() {
+        let format = match args.format {
+            InputFormat::Combined => Some(LogFormat::Combined),
+            InputFormat::Common => Some(LogFormat::Common),
+            InputFormat::Json => Some(LogFormat::Json),
+            InputFormat::Auto | InputFormat::Pcap => None,
+        };
+        let stats = logreader::replay(&logs, format, &cfg.json_log, &mut pipe)?;
+        lines = stats.lines;
+        metrics.lock().unwrap_or_else(|e| e.into_inner()).records.with_label_values(&["log"]).inc_by(stats.lines);
+    }
+    pipe.sinks.flush()?;
+    let s = &pipe.sinks;
     eprintln!(
-        "rejectwatch: {} packets from {} file(s): {} exchanges, {} unmatched, {} parse errors",
-        packets,
+        "rejectwatch: {} file(s), {packets} packets, {lines} log lines: {} exchanges, {} unmatched, {} parse errors",
         args.files.len(),
-        sinks.count,
-        sinks.unmatched,
-        sinks.parse_errors,
+        s.count,
+        s.unmatched,
+        s.parse_errors,
     );
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Command-line interface: `run` (live, kernel) and `analyze` (capture
 //! files). Flag errors are one line naming the flag (clap's own format).
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use rejectwatch_common::{DEFAULT_RESPONSE_SNAPLEN, DEFAULT_SNAPLEN, MAX_SNAPLEN};
@@ -45,6 +45,24 @@ pub struct PipelineArgs {
     /// Write one JSON line per exchange to PATH (`-` for stdout).
     #[arg(long, value_name = "PATH|-")]
     pub exchanges: Option<String>,
+    /// TOML configuration file; the flags below override it.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// A proxy whose forwarding headers name the client (CIDR, repeatable).
+    #[arg(long, value_name = "CIDR")]
+    pub trusted_proxy: Vec<ipnet::IpNet>,
+    /// MaxMind-DB-format country database.
+    #[arg(long, value_name = "PATH")]
+    pub geoip_country: Option<PathBuf>,
+    /// MaxMind-DB-format ASN database, or CSV ranges `start,end,asn,org`.
+    #[arg(long, value_name = "PATH")]
+    pub geoip_asn: Option<PathBuf>,
+    /// Prefix length that groups IPv6 clients [default: 64].
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub ipv6_prefix: Option<u8>,
+    /// State directory (identity key) [default: /var/lib/rejectwatch as root].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -84,11 +102,25 @@ fn ringbuf_size(s: &str) -> Result<u32, String> {
     Ok(n)
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum InputFormat {
+    /// pcap/pcapng by magic number, else an access log detected by line.
+    Auto,
+    Pcap,
+    Combined,
+    Common,
+    Json,
+}
+
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// Capture files (pcap or pcapng).
+    /// Captures (pcap, pcapng) or access logs (combined, common, JSON
+    /// lines; gzip or plain; `-` for stdin). Logs are merged in time order.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<std::path::PathBuf>,
+    /// Input format.
+    #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
+    pub format: InputFormat,
     /// Only these server ports (repeatable); default: every port, since a
     /// capture was usually taken for the service it holds.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
@@ -98,6 +130,29 @@ pub struct AnalyzeArgs {
 }
 
 impl PipelineArgs {
+    /// The config file (if any) with these flags applied over it.
+    pub fn config(&self) -> anyhow::Result<crate::config::Config> {
+        let mut cfg = match &self.config {
+            Some(p) => crate::config::Config::load(p)?,
+            None => crate::config::Config::default(),
+        };
+        cfg.trusted_proxies.extend(self.trusted_proxy.iter().copied());
+        if let Some(p) = &self.geoip_country {
+            cfg.geoip.country = Some(p.clone());
+        }
+        if let Some(p) = &self.geoip_asn {
+            cfg.geoip.asn = Some(p.clone());
+        }
+        if let Some(n) = self.ipv6_prefix {
+            cfg.ipv6_prefix = n;
+        }
+        if let Some(d) = &self.state_dir {
+            cfg.state_dir = Some(d.clone());
+        }
+        cfg.validate().map_err(anyhow::Error::msg)?;
+        Ok(cfg)
+    }
+
     pub fn join_config(&self) -> crate::join::JoinConfig {
         crate::join::JoinConfig { snaplen: self.snaplen, response_timeout: self.response_timeout, ..Default::default() }
     }
@@ -118,5 +173,11 @@ mod tests {
         assert!(Cli::try_parse_from(["rejectwatch", "analyze"]).is_err());
         let ok = Cli::try_parse_from(["rejectwatch", "run", "--iface", "lo", "--port", "80", "--exchanges", "-"]);
         assert!(ok.is_ok());
+        let e = Cli::try_parse_from(["rejectwatch", "analyze", "--trusted-proxy", "10.0.0.300/8", "x"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--trusted-proxy"), "{e}");
+        let e = Cli::try_parse_from(["rejectwatch", "analyze", "--ipv6-prefix", "129", "x"]).unwrap_err().to_string();
+        assert!(e.contains("--ipv6-prefix"), "{e}");
     }
 }

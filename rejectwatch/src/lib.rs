@@ -13,6 +13,7 @@ pub mod join;
 pub mod metrics;
 pub mod netif;
 pub mod observe;
+pub mod pipeline;
 pub mod record;
 pub mod run;
 pub mod server;

@@ -18,10 +18,12 @@ use tokio::{
 
 use crate::{
     cli::{DEFAULT_PORTS, RunArgs},
+    enrich::Enricher,
     join::Joiner,
     metrics::Metrics,
     netif,
     observe::{Observer as _, Source},
+    pipeline::Pipeline,
     record, server,
     sink::{Sinks, open_output},
     source::{
@@ -43,6 +45,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         wakeup_bytes: args.wakeup_bytes.unwrap_or((args.ringbuf_size / 4) as u64),
         mode: args.xdp_mode,
     };
+    // Everything that can be wrong with the configuration fails here,
+    // before anything is attached.
+    let enricher = Enricher::new(&p.config()?)?;
     let out = p.exchanges.as_deref().map(open_output).transpose()?;
     let metrics = Arc::new(Mutex::new(Metrics::new()));
     let addr = server::serve(args.listen, metrics.clone()).await?;
@@ -52,7 +57,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     eprintln!("rejectwatch: watching {} on ports {:?}; metrics on http://{addr}/metrics", ifaces.join(", "), ports);
 
     let clock = Clock::new();
-    let mut sinks = Sinks::new(metrics.clone(), out);
+    let mut sinks = Pipeline { enricher, sinks: Sinks::new(metrics.clone(), out) };
     let mut join = Joiner::new(p.join_config(), Source::Kernel);
     // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd, so
     // the fd stays open for as long as it is registered.
@@ -64,7 +69,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let records = metrics.lock().unwrap_or_else(|e| e.into_inner()).records.with_label_values(&["kernel"]);
 
-    let drain = |ring: &mut RingBuf<MapData>, join: &mut Joiner, sinks: &mut Sinks| {
+    let drain = |ring: &mut RingBuf<MapData>, join: &mut Joiner, sinks: &mut Pipeline| {
         let mut n = 0u64;
         while let Some(item) = ring.next() {
             n += 1;
@@ -89,7 +94,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             _ = drain_tick.tick() => {
                 drain(ring.get_mut(), &mut join, &mut sinks);
                 join.advance(clock.now(), &mut sinks);
-                if let Err(e) = sinks.flush() {
+                if let Err(e) = sinks.sinks.flush() {
                     log::error!("flushing exchanges: {e}");
                 }
             }
@@ -104,7 +109,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     drain(ring.get_mut(), &mut join, &mut sinks);
     join.finish(&mut sinks);
-    sinks.flush()?;
+    sinks.sinks.flush()?;
     drop(kernel);
     eprintln!("rejectwatch: detached");
     Ok(())

@@ -266,6 +266,7 @@ impl Daemon {
         let mut cmd = net.exec(ns, &[bin, "run"]);
         cmd.args(args)
             .args(["--listen", &listen.to_string(), "--exchanges", exchanges.to_str().expect("utf-8")])
+            .args(["--state-dir", dir.path("state").to_str().expect("utf-8")])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn rejectwatch");
@@ -436,6 +437,7 @@ pub fn analyze(files: &[&Path], extra: &[&str]) -> (Vec<Value>, String) {
     let out = dir.path("exchanges.jsonl");
     let mut cmd = Command::new(rejectwatch_bin());
     cmd.arg("analyze").args(files).args(extra).args(["--exchanges", out.to_str().expect("utf-8")]);
+    cmd.args(["--state-dir", dir.path("state").to_str().expect("utf-8")]);
     let o = cmd.output().expect("run analyze");
     let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(o.status.success(), "analyze failed: {stderr}");

@@ -238,12 +238,23 @@ fn hand_made_edge_cases() {
 #[test]
 fn analyze_cli_errors_are_one_line() {
     let dir = TempDir::new("cli");
-    let not_pcap = dir.path("access.log");
-    fs::write(&not_pcap, "127.0.0.1 - - [22/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 1\n").expect("write");
+    let log = dir.path("access.log");
+    fs::write(&log, "127.0.0.1 - - [22/Nov/2026:10:00:00 +0000] \"GET / HTTP/1.1\" 200 1\n").expect("write");
+    let bad_cfg = dir.path("bad.toml");
+    fs::write(&bad_cfg, "trusted_proxys = []\n").expect("write");
     for (args, needle) in [
         (vec!["analyze".to_string(), "/nonexistent/x.pcap".into()], "no such file"),
-        (vec!["analyze".into(), not_pcap.to_string_lossy().into_owned()], "not a pcap"),
         (vec!["analyze".into(), "--snaplen".into(), "1".into(), "x".into()], "--snaplen"),
+        (vec!["analyze".into(), "--format".into(), "pcap".into(), "-".into()], "stdin"),
+        (
+            vec![
+                "analyze".into(),
+                "--config".into(),
+                bad_cfg.to_string_lossy().into_owned(),
+                log.to_string_lossy().into_owned(),
+            ],
+            "unknown field `trusted_proxys`",
+        ),
     ] {
         let o = std::process::Command::new(rejectwatch_tests::rejectwatch_bin()).args(&args).output().expect("run");
         let err = String::from_utf8_lossy(&o.stderr);
@@ -251,4 +262,7 @@ fn analyze_cli_errors_are_one_line() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(err.trim().lines().count() <= 3, "{args:?}: not a short message: {err}");
     }
+    let (ex, summary) = rejectwatch_tests::analyze(&[&log], &[]);
+    assert_eq!(ex.len(), 1, "{summary}");
+    assert_eq!((ex[0]["status"].as_u64(), ex[0]["endpoint"].as_str()), (Some(200), Some("/")));
 }

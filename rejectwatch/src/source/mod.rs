@@ -1,7 +1,11 @@
-//! Record sources: the kernel (ring buffer) and capture files. Each turns
-//! what it reads into [`crate::record::Record`]s for the same core.
+//! Sources: the kernel (ring buffer) and capture files produce
+//! [`crate::record::Record`]s for the join; access logs produce exchanges
+//! directly. Both then meet the same enrichment and sinks.
 
+pub mod accesslog;
 pub mod clock;
 pub mod ebpf;
 pub mod emulate;
+pub mod logreader;
+pub mod logtime;
 pub mod pcap;
