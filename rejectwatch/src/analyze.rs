@@ -43,6 +43,9 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(Mutex::new(Metrics::new()));
     let out = p.exchanges.as_deref().map(open_output).transpose()?;
     let mut pipe = Pipeline { enricher: Enricher::new(&cfg)?, sinks: Sinks::new(metrics.clone(), out) };
+    for n in pipe.enricher.notices() {
+        eprintln!("rejectwatch: {n}");
+    }
     let mut packets = 0;
     if !captures.is_empty() {
         let ports = if args.port.is_empty() { Ports::All } else { Ports::from_list(&args.port) };

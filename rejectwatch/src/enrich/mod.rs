@@ -54,6 +54,19 @@ impl Enricher {
         })
     }
 
+    /// What is missing, said once when the pipeline starts (not per
+    /// exchange): fields that stay absent and why.
+    pub fn notices(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if !self.geo.has_country() {
+            v.push("no country database (--geoip-country): exchanges carry no country");
+        }
+        if !self.geo.has_asn() {
+            v.push("no ASN database (--geoip-asn): exchanges carry no asn/as_org");
+        }
+        v
+    }
+
     pub fn enrich(&mut self, ex: &mut Exchange) {
         self.attribution.apply(ex);
         if let Some(client) = ex.client {
