@@ -55,6 +55,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let ring = kernel.take_ring()?;
     metrics.lock().unwrap_or_else(|e| e.into_inner()).attach_kernel(kernel.take_counters()?);
     eprintln!("rejectwatch: watching {} on ports {:?}; metrics on http://{addr}/metrics", ifaces.join(", "), ports);
+    for n in enricher.notices() {
+        eprintln!("rejectwatch: {n}");
+    }
 
     let clock = Clock::new();
     let mut sinks = Pipeline { enricher, sinks: Sinks::new(metrics.clone(), out) };

@@ -39,7 +39,8 @@ fn run_errors_are_one_clear_line() {
     let state = TempDir::new("nobody");
     std::fs::set_permissions(&state.0, std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod");
     let dir = state.path("state");
-    let e = run_error(&["--iface", "lo", "--listen", "127.0.0.1:0", "--state-dir", dir.to_str().unwrap()], Some("65534"));
+    let e =
+        run_error(&["--iface", "lo", "--listen", "127.0.0.1:0", "--state-dir", dir.to_str().unwrap()], Some("65534"));
     assert_eq!(e.lines().count(), 1, "{e}");
     assert!(e.contains("not permitted") && e.contains("CAP_BPF"), "{e}");
 }

@@ -34,7 +34,7 @@ impl Attribution {
         let (mut client, mut source) = (peer, "peer");
         if self.is_trusted(peer) {
             for h in &self.order {
-                if let Some(ip) = self.from_header(ex, *h) {
+                if let Some(ip) = self.client_in_header(ex, *h) {
                     (client, source) = (ip, h.name());
                     break;
                 }
@@ -58,7 +58,7 @@ impl Attribution {
     /// The client a header names: the hops are read right to left (nearest
     /// first), trusted proxies skipped; a hop we cannot read ends the walk,
     /// since nothing left of it can be vouched for.
-    fn from_header(&self, ex: &Exchange, h: ClientHeader) -> Option<IpAddr> {
+    fn client_in_header(&self, ex: &Exchange, h: ClientHeader) -> Option<IpAddr> {
         let mut hops: Vec<Option<IpAddr>> = Vec::new();
         for (_, v) in ex.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(h.name())) {
             match h {
@@ -129,6 +129,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)] // a table of cases reads best inline
     fn table() {
         let a = attribution();
         let cases: &[(&str, &[(&str, &str)], &str, &str)] = &[

@@ -24,20 +24,12 @@ pub struct Enricher {
 
 impl Enricher {
     /// Builds every enricher from the config; opens the GeoIP files and the
-    /// identity key. Missing GeoIP data is said once, here.
+    /// identity key.
     pub fn new(cfg: &Config) -> anyhow::Result<Self> {
         let geo = geo::Geo::open(cfg.geoip.country.as_deref(), cfg.geoip.asn.as_deref())?;
-        if !geo.has_country() {
-            log::warn!(
-                "no country database (--geoip-country): exchanges carry no country, country detectors stay idle"
-            );
-        }
-        if !geo.has_asn() {
-            log::warn!("no ASN database (--geoip-asn): exchanges carry no asn/as_org, ASN detectors stay idle");
-        }
         let dir = cfg.state_dir.clone().unwrap_or_else(identity::default_state_dir);
         let key = identity::load_or_create_key(&dir).context("identity key")?;
-        Ok(Self::with_parts(cfg, geo, key)?)
+        Self::with_parts(cfg, geo, key)
     }
 
     /// For tests: explicit GeoIP data and key.

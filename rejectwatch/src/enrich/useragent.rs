@@ -154,6 +154,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::type_complexity)] // a table of cases reads best inline
     fn table() {
         let mut c = UaClassifier::new(None).unwrap();
         let cases: &[(Option<&str>, Option<&str>, Option<&str>, &str, &str)] = &[
