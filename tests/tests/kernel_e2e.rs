@@ -154,6 +154,20 @@ fn veth_exchanges_metrics_and_pcap_agree() {
     let mut okeys: Vec<String> = offline.iter().map(exchange_key).collect();
     okeys.sort();
     assert_eq!(okeys, keys, "kernel and pcap paths disagree");
+
+    // nginx's own access log of the same requests, analysed, agrees on what
+    // a log can say (no header names there).
+    let log_key = |e: &serde_json::Value| {
+        format!("{} {} {} {} {} {}", e["client"], e["method"], e["target"], e["status"], e["user_agent"], e["endpoint"])
+    };
+    let (from_log, summary) = analyze(&[&dir.path("access.log")], &[]);
+    let mut lkeys: Vec<String> = from_log.iter().map(log_key).collect();
+    lkeys.sort();
+    let mut kkeys: Vec<String> = live.iter().map(log_key).collect();
+    kkeys.sort();
+    assert_eq!(lkeys, kkeys, "nginx's access log and the kernel disagree ({summary})");
+    let order = from_log.iter().find(|e| e["target"] == "/api/v1/orders/1").expect("orders exchange");
+    assert_eq!((order["endpoint"].as_str(), order["resource_id"].as_str()), (Some("/api/v1/orders/{id}"), Some("1")));
 }
 
 #[test]
@@ -182,7 +196,7 @@ fn tls_terminated_on_veth_observed_on_lo() {
     ]);
     let servers = format!(
         "server {{ listen {SRV_V4}:443 ssl; ssl_certificate {c}; ssl_certificate_key {k};\n\
-           location / {{ proxy_pass http://127.0.0.1:8080; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host $host; }} }}\n\
+           location / {{ proxy_pass http://127.0.0.1:8080; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; }} }}\n\
          upstream app {{ server 127.0.0.1:8080; keepalive 4; }}\n\
          server {{ listen 127.0.0.1:8080; {NGINX_LOCATIONS} }}",
         c = cert.display(),
@@ -190,7 +204,9 @@ fn tls_terminated_on_veth_observed_on_lo() {
     );
     let _nginx = nginx(&net, &net.srv, &dir, &servers);
     wait_listening(&net.cli, format!("{SRV_V4}:443").parse().unwrap());
-    let daemon = Daemon::start(&net, &net.srv, &dir, &["--iface", "lo", "--port", "8080"]);
+    // The proxy on loopback is trusted: its X-Forwarded-For names the client.
+    let daemon =
+        Daemon::start(&net, &net.srv, &dir, &["--iface", "lo", "--port", "8080", "--trusted-proxy", "127.0.0.1/32"]);
 
     for (path, ua) in [
         ("/ok", "python-requests/2.32.5"),
@@ -230,11 +246,20 @@ fn tls_terminated_on_veth_observed_on_lo() {
         ]
     );
     for e in &live {
-        // The app sees the proxy; attribution through trusted proxies is
-        // the enrichment stage's job.
+        // The socket peer is the proxy; the client is who it forwarded for.
         assert_eq!(e["peer"], "127.0.0.1");
+        assert_eq!(e["client"], CLI_V4, "{e}");
+        assert_eq!(e["client_source"], "x-forwarded-for", "{e}");
         assert_eq!(e["host"], SRV_V4);
+        assert!(e.get("untrusted_forwarding").is_none(), "{e}");
     }
+    let ok = live.iter().find(|e| e["target"] == "/ok").expect("/ok");
+    assert_eq!(
+        (ok["ua_product"].as_str(), ok["ua_version"].as_str(), ok["ua_family"].as_str()),
+        (Some("python-requests"), Some("2.32.5"), Some("http-library"))
+    );
+    assert_eq!(ok["endpoint"], "/ok");
+    assert!(ok["fingerprint"].as_str().is_some_and(|f| f.len() == 12), "{ok}");
 }
 
 #[test]

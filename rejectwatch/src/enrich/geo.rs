@@ -142,9 +142,10 @@ impl Geo {
     pub fn lookup(&self, ip: IpAddr) -> GeoInfo {
         let mut out = GeoInfo::default();
         if let Some(db) = &self.country
-            && let Ok(Some(r)) = db.lookup::<CountryRecord>(ip) {
-                out.country = r.country.and_then(|c| c.iso_code).or(r.country_code).map(str::to_string);
-            }
+            && let Ok(Some(r)) = db.lookup::<CountryRecord>(ip)
+        {
+            out.country = r.country.and_then(|c| c.iso_code).or(r.country_code).map(str::to_string);
+        }
         match &self.asn {
             Some(AsnSource::Mmdb(db)) => {
                 if let Ok(Some(r)) = db.lookup::<AsnRecord>(ip) {

@@ -161,11 +161,12 @@ pub fn replay(
             pending[i] = Some(next);
         }
         if let Some(b) = &bar
-            && reader.stats.exchanges.is_multiple_of(65536) {
-                b.set_position(count.load(Ordering::Relaxed));
-                let rate = reader.stats.exchanges as f64 / started.elapsed().as_secs_f64().max(1e-9);
-                b.set_message(format!("{} exchanges, {rate:.0}/s", reader.stats.exchanges));
-            }
+            && reader.stats.exchanges.is_multiple_of(65536)
+        {
+            b.set_position(count.load(Ordering::Relaxed));
+            let rate = reader.stats.exchanges as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            b.set_message(format!("{} exchanges, {rate:.0}/s", reader.stats.exchanges));
+        }
     }
     if let Some(b) = bar {
         b.finish_and_clear();
