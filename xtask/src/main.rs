@@ -9,6 +9,7 @@
 //! with nothing attached, the floor, and rejectwatch.
 
 mod bench;
+mod bench_analyze;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,8 @@ struct Cli {
 enum Cmd {
     /// Benchmark the kernel path (needs root, nginx and wrk: scripts/deps.sh).
     BenchKernel(bench::BenchArgs),
+    /// Benchmark `analyze` with enrichment on a generated combined log.
+    BenchAnalyze(bench_analyze::BenchAnalyzeArgs),
     /// Internal: attach the no-op floor programs and wait to be killed.
     #[command(hide = true)]
     Floor {
@@ -34,6 +37,7 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::BenchKernel(args) => bench::bench_kernel(args),
+        Cmd::BenchAnalyze(args) => bench_analyze::bench_analyze(args),
         Cmd::Floor { iface } => bench::hold_floor(&iface),
     }
 }
