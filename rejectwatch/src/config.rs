@@ -189,6 +189,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid() {
+        let c = Config::parse(include_str!("../../rejectwatch.example.toml")).unwrap();
+        assert_eq!(c.trusted_proxies.len(), 2);
+        assert_eq!(c.json_log, JsonLogFields::default());
+    }
+
+    #[test]
     fn errors_name_the_field_on_one_line() {
         for (text, needle) in [
             ("trusted_proxie = []", "unknown field `trusted_proxie`"),

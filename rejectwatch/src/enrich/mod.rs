@@ -81,3 +81,40 @@ impl Enricher {
         ex.raw_identity = None;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_never_reach_the_output() {
+        let cfg = Config::default();
+        let mut e = Enricher::with_parts(&cfg, geo::Geo::open(None, None).unwrap(), [1; 32]).unwrap();
+        let secret_token = "sk_live_5f3b0c9e2d1a4b7c";
+        let mut ex = Exchange {
+            peer: "203.0.113.5".parse().unwrap(),
+            method: "GET".into(),
+            target: "/api/v1/orders/42?page=2".into(),
+            user_agent: Some("python-requests/2.32.5".into()),
+            header_names: vec!["Host".into(), "Authorization".into(), "X-Api-Key".into()],
+            headers: vec![
+                ("Host".into(), "api".into()),
+                ("Authorization".into(), format!("Bearer {secret_token}")),
+                ("X-Api-Key".into(), "key-material-123".into()),
+            ],
+            raw_identity: Some("user-77".into()),
+            ..Default::default()
+        };
+        e.enrich(&mut ex);
+        let json = serde_json::to_string(&ex).unwrap();
+        for secret in [secret_token, "key-material-123", "user-77"] {
+            assert!(!json.contains(secret), "{secret} leaked: {json}");
+        }
+        assert!(ex.headers.is_empty() && ex.raw_identity.is_none());
+        assert_eq!(ex.identity_kind, Some("api_key"));
+        assert_eq!(ex.endpoint.as_deref(), Some("/api/v1/orders/{id}"));
+        assert_eq!(ex.query_params, ["page"]);
+        assert_eq!(ex.ua_family, Some("http-library"));
+        assert_eq!(ex.client_source, Some("peer"));
+    }
+}
