@@ -189,13 +189,7 @@ pub fn parse_response(buf: &[u8]) -> Parsed<ResponseHead> {
 
 /// The status of a status line at the start of `buf` (`HTTP/1.x NNN`).
 fn status_of_line(buf: &[u8]) -> Option<u16> {
-    if buf.len() < 12 {
-        return None;
-    }
-    let mut peek = [0u8; PEEK_LEN];
-    let n = buf.len().min(PEEK_LEN);
-    peek[..n].copy_from_slice(&buf[..n]);
-    if !looks_like_response(&peek) {
+    if buf.len() < 12 || !looks_like_response(&peek_of(buf)) {
         return None;
     }
     std::str::from_utf8(&buf[9..12]).ok()?.parse().ok()
