@@ -29,6 +29,12 @@ pub fn detect(line: &str) -> LogFormat {
 fn quoted(s: &str) -> Option<(String, &str)> {
     let s = s.trim_start().strip_prefix('"')?;
     let b = s.as_bytes();
+    // No escape before the closing quote (the usual case): one search, one copy.
+    if let Some(q) = memchr::memchr2(b'"', b'\\', b) {
+        if b[q] == b'"' {
+            return Some((s[..q].to_string(), &s[q + 1..]));
+        }
+    }
     let mut out = String::new();
     let mut i = 0;
     let mut start = 0;
@@ -52,8 +58,8 @@ fn quoted(s: &str) -> Option<(String, &str)> {
 
 /// Parses a common/combined line.
 pub fn parse_combined(line: &str) -> Result<Exchange, &'static str> {
-    let open = line.find('[').ok_or("no_timestamp")?;
-    let close = open + line[open..].find(']').ok_or("no_timestamp")?;
+    let open = memchr::memchr(b'[', line.as_bytes()).ok_or("no_timestamp")?;
+    let close = open + memchr::memchr(b']', &line.as_bytes()[open..]).ok_or("no_timestamp")?;
     let ts = logtime::clf(&line[open + 1..close]).ok_or("bad_timestamp")?;
     let mut pre = line[..open].split_ascii_whitespace();
     let fields: [Option<&str>; 4] = [pre.next(), pre.next(), pre.next(), pre.next()];

@@ -78,7 +78,7 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     /// The next good exchange of `input`, counting bad lines on the way.
-    fn next(&mut self, input: &mut Input, obs: &mut dyn Observer) -> anyhow::Result<Option<Exchange>> {
+    fn next(&mut self, input: &mut Input, obs: &mut dyn Observer) -> anyhow::Result<Option<Box<Exchange>>> {
         loop {
             input.buf.clear();
             let n =
@@ -87,8 +87,17 @@ impl Reader<'_> {
                 return Ok(None);
             }
             input.line += 1;
-            let line = String::from_utf8_lossy(&input.buf);
-            let line = line.trim_end_matches(['\n', '\r']);
+            let mut end = input.buf.len();
+            while end > 0 && matches!(input.buf[end - 1], b'\n' | b'\r') {
+                end -= 1;
+            }
+            // Valid UTF-8 is the rule; only a line that is not pays for the
+            // lossy copy.
+            let line = match std::str::from_utf8(&input.buf[..end]) {
+                Ok(s) => std::borrow::Cow::Borrowed(s),
+                Err(_) => String::from_utf8_lossy(&input.buf[..end]),
+            };
+            let line: &str = &line;
             if line.trim().is_empty() {
                 continue;
             }
@@ -99,7 +108,8 @@ impl Reader<'_> {
                 LogFormat::Combined | LogFormat::Common => accesslog::parse_combined(line),
             };
             match parsed {
-                Ok(ex) => return Ok(Some(ex)),
+                // Boxed: an exchange is large and waits in the merge.
+                Ok(ex) => return Ok(Some(Box::new(ex))),
                 Err(reason) => {
                     self.stats.bad += 1;
                     obs.parse_error(Source::Log, reason);
@@ -144,7 +154,7 @@ pub fn replay(
     let mut reader = Reader { fields, stats: LogStats::default() };
     // The next exchange of each input, earliest first (ties: input order).
     let mut heap = BinaryHeap::new();
-    let mut pending: Vec<Option<Exchange>> = Vec::with_capacity(inputs.len());
+    let mut pending: Vec<Option<Box<Exchange>>> = Vec::with_capacity(inputs.len());
     for (i, input) in inputs.iter_mut().enumerate() {
         let ex = reader.next(input, obs)?;
         if let Some(e) = &ex {
@@ -155,7 +165,7 @@ pub fn replay(
     while let Some(Reverse((_, i))) = heap.pop() {
         let ex = pending[i].take().expect("queued exchange");
         reader.stats.exchanges += 1;
-        obs.exchange(ex);
+        obs.exchange(*ex);
         if let Some(next) = reader.next(&mut inputs[i], obs)? {
             heap.push(Reverse((next.ts, i)));
             pending[i] = Some(next);
