@@ -30,10 +30,10 @@ fn quoted(s: &str) -> Option<(String, &str)> {
     let s = s.trim_start().strip_prefix('"')?;
     let b = s.as_bytes();
     // No escape before the closing quote (the usual case): one search, one copy.
-    if let Some(q) = memchr::memchr2(b'"', b'\\', b) {
-        if b[q] == b'"' {
-            return Some((s[..q].to_string(), &s[q + 1..]));
-        }
+    if let Some(q) = memchr::memchr2(b'"', b'\\', b)
+        && b[q] == b'"'
+    {
+        return Some((s[..q].to_string(), &s[q + 1..]));
     }
     let mut out = String::new();
     let mut i = 0;

@@ -68,7 +68,7 @@ pub fn replay(
         stats.last_ts = stats.last_ts.max(ts);
         match decode(linktype, data, orig_len, ts) {
             Ok(Some(seg)) => {
-                if let Some(rec) = rules.segment(&seg.as_segment()) {
+                if let Some(rec) = rules.segment(&seg) {
                     stats.records += 1;
                     join.push(rec, obs);
                 }
@@ -118,34 +118,9 @@ pub fn replay(
     Ok(stats)
 }
 
-/// An owned view of a decoded TCP segment.
-pub struct Decoded<'a> {
-    ts: Nanos,
-    src: SocketAddr,
-    dst: SocketAddr,
-    seq: u32,
-    flags: u8,
-    payload_len: u32,
-    payload: &'a [u8],
-}
-
-impl Decoded<'_> {
-    fn as_segment(&self) -> Segment<'_> {
-        Segment {
-            ts: self.ts,
-            src: self.src,
-            dst: self.dst,
-            seq: self.seq,
-            flags: self.flags,
-            payload_len: self.payload_len,
-            payload: self.payload,
-        }
-    }
-}
-
 /// Decodes a frame down to its TCP segment. `Ok(None)` for frames that are
 /// fine but not TCP; `Err(reason)` for frames we cannot read.
-pub fn decode(linktype: u32, data: &[u8], orig_len: u32, ts: Nanos) -> Result<Option<Decoded<'_>>, &'static str> {
+pub fn decode(linktype: u32, data: &[u8], orig_len: u32, ts: Nanos) -> Result<Option<Segment<'_>>, &'static str> {
     let sliced = match DataLink::from(linktype) {
         DataLink::ETHERNET => LaxSlicedPacket::from_ethernet(data).map_err(|_| "truncated_frame")?,
         DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => LaxSlicedPacket::from_ip(data).map_err(|_| "bad_ip")?,
@@ -199,7 +174,7 @@ pub fn decode(linktype: u32, data: &[u8], orig_len: u32, ts: Nanos) -> Result<Op
     // Bytes the capture's snap length cut off the end of the frame were
     // payload on the wire.
     let cut = if incomplete { orig_len.saturating_sub(data.len() as u32) } else { 0 };
-    Ok(Some(Decoded {
+    Ok(Some(Segment {
         ts,
         src: SocketAddr::new(src_ip, tcp.source_port()),
         dst: SocketAddr::new(dst_ip, tcp.destination_port()),
@@ -213,7 +188,7 @@ pub fn decode(linktype: u32, data: &[u8], orig_len: u32, ts: Nanos) -> Result<Op
 /// A frame decoding stopped short of TCP: fine when it simply is not TCP
 /// (ARP, UDP, a later IP fragment), a counted reason when a header is
 /// malformed or cut.
-fn stopped(sliced: &LaxSlicedPacket<'_>) -> Result<Option<Decoded<'static>>, &'static str> {
+fn stopped(sliced: &LaxSlicedPacket<'_>) -> Result<Option<Segment<'static>>, &'static str> {
     use etherparse::err::Layer;
     match &sliced.stop_err {
         None => Ok(None),
