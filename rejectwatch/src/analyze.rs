@@ -10,12 +10,14 @@ use anyhow::bail;
 
 use crate::{
     cli::{AnalyzeArgs, InputFormat},
+    detect::{Engine, evidence::Class},
+    report::{write_actors, write_prospects},
     enrich::Enricher,
     join::Joiner,
     metrics::Metrics,
     observe::Source,
     pipeline::Pipeline,
-    sink::{Sinks, open_output},
+    sink::{Sinks, open_named, open_output},
     source::{
         accesslog::LogFormat,
         emulate::{KernelRules, Ports},
@@ -42,7 +44,13 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let cfg = p.config()?;
     let metrics = Arc::new(Mutex::new(Metrics::new()));
     let out = p.exchanges.as_deref().map(open_output).transpose()?;
-    let mut pipe = Pipeline { enricher: Enricher::new(&cfg)?, sinks: Sinks::new(metrics.clone(), out) };
+    let findings = p.findings.as_deref().map(|f| open_named("--findings", f)).transpose()?;
+    let mut engine = Engine::new(&cfg.detect, cfg.ipv6_prefix);
+    for m in &args.mark {
+        engine.add_mark(m.clone());
+    }
+    let sinks = Sinks::new(metrics.clone(), out).with_findings(findings);
+    let mut pipe = Pipeline::new(Enricher::new(&cfg)?, engine, sinks);
     for n in pipe.enricher.notices() {
         eprintln!("rejectwatch: {n}");
     }
@@ -75,14 +83,29 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         lines = stats.lines;
         metrics.lock().unwrap_or_else(|e| e.into_inner()).records.with_label_values(&["log"]).inc_by(stats.lines);
     }
+    pipe.finish();
     pipe.sinks.flush()?;
+    let actors = pipe.detect.roster().actors();
+    if let Some(path) = &args.actors {
+        write_actors(path, &actors)?;
+    }
+    if let Some(path) = &args.prospects {
+        write_prospects(path, &actors)?;
+    }
     let s = &pipe.sinks;
+    let count = |c: Class| actors.iter().filter(|a| a.class == c).count();
     eprintln!(
-        "rejectwatch: {} file(s), {packets} packets, {lines} log lines: {} exchanges, {} unmatched, {} parse errors",
+        "rejectwatch: {} file(s), {packets} packets, {lines} log lines: {} exchanges, {} unmatched, {} parse errors; \
+         {} findings; actors: {} threat, {} prospect, {} misconfiguration, {} unknown",
         args.files.len(),
         s.count,
         s.unmatched,
         s.parse_errors,
+        s.findings_written,
+        count(Class::Threat),
+        count(Class::Prospect),
+        count(Class::Misconfiguration),
+        count(Class::Unknown),
     );
     Ok(())
 }

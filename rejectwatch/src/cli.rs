@@ -24,6 +24,38 @@ pub enum Command {
     Run(RunArgs),
     /// Read capture files (pcap, pcapng) through the same pipeline.
     Analyze(AnalyzeArgs),
+    /// Record a marker for the detectors (picked up by a running daemon).
+    Mark(MarkArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum MarkKind {
+    /// The rejected clients' responses changed (investigation link,
+    /// registration URL): who goes dark after it?
+    Disclosure,
+}
+
+#[derive(Debug, Args)]
+pub struct MarkArgs {
+    #[arg(value_enum)]
+    pub kind: MarkKind,
+    /// When it happened (RFC 3339) [default: now].
+    #[arg(long, value_name = "TIME", value_parser = rfc3339)]
+    pub at: Option<u64>,
+    /// What changed, for the findings.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// State directory of the daemon [default: /var/lib/rejectwatch as root].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+fn rfc3339(s: &str) -> Result<u64, String> {
+    crate::source::logtime::rfc3339(s).ok_or_else(|| format!("{s:?} is not an RFC 3339 time (e.g. 2026-11-20T10:00:00Z)"))
+}
+
+fn mark(s: &str) -> Result<crate::detect::marks::Mark, String> {
+    crate::detect::marks::parse_flag(s)
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -45,6 +77,9 @@ pub struct PipelineArgs {
     /// Write one JSON line per exchange to PATH (`-` for stdout).
     #[arg(long, value_name = "PATH|-")]
     pub exchanges: Option<String>,
+    /// Write one JSON line per finding to PATH (`-` for stdout).
+    #[arg(long, value_name = "PATH|-")]
+    pub findings: Option<String>,
     /// TOML configuration file; the flags below override it.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -125,6 +160,15 @@ pub struct AnalyzeArgs {
     /// capture was usually taken for the service it holds.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Vec<u16>,
+    /// Write the actor roster (JSON) to PATH at the end.
+    #[arg(long, value_name = "PATH")]
+    pub actors: Option<PathBuf>,
+    /// Write the prospects to contact (CSV) to PATH at the end.
+    #[arg(long, value_name = "PATH")]
+    pub prospects: Option<PathBuf>,
+    /// A marker, e.g. `disclosure=2026-11-20T10:00:00Z` (repeatable).
+    #[arg(long, value_name = "KIND=TIME", value_parser = mark)]
+    pub mark: Vec<crate::detect::marks::Mark>,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
 }

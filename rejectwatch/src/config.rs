@@ -25,7 +25,7 @@ impl ClientHeader {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Peers whose forwarding headers are believed (CIDRs).
@@ -40,6 +40,7 @@ pub struct Config {
     pub geoip: GeoConfig,
     pub user_agents: UserAgentConfig,
     pub json_log: JsonLogFields,
+    pub detect: crate::detect::spec::DetectConfig,
 }
 
 impl Default for Config {
@@ -53,6 +54,7 @@ impl Default for Config {
             geoip: GeoConfig::default(),
             user_agents: UserAgentConfig::default(),
             json_log: JsonLogFields::default(),
+            detect: Default::default(),
         }
     }
 }
@@ -154,7 +156,7 @@ impl Config {
         if self.client_headers.is_empty() && !self.trusted_proxies.is_empty() {
             return Err("client_headers: empty, so trusted_proxies could never name a client".into());
         }
-        Ok(())
+        self.detect.validate()
     }
 }
 

@@ -6,6 +6,7 @@
 pub mod analyze;
 pub mod cli;
 pub mod config;
+pub mod detect;
 pub mod enrich;
 pub mod exchange;
 pub mod http;
@@ -15,6 +16,7 @@ pub mod netif;
 pub mod observe;
 pub mod pipeline;
 pub mod record;
+pub mod report;
 pub mod run;
 pub mod server;
 pub mod sink;
@@ -46,6 +48,20 @@ where
     };
     match cli.cmd {
         cli::Command::Analyze(a) => analyze::analyze(a),
+        cli::Command::Mark(m) => {
+            let dir = m.state_dir.clone().unwrap_or_else(enrich::identity::default_state_dir);
+            let at = m.at.unwrap_or_else(|| {
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+            });
+            let mark = detect::marks::Mark { kind: detect::marks::DISCLOSURE.into(), at, note: m.note };
+            detect::marks::record(&dir, &mark)?;
+            eprintln!(
+                "rejectwatch: disclosure marked at {} in {}",
+                exchange::format_ts(at),
+                detect::marks::file(&dir).display()
+            );
+            Ok(())
+        }
         // One thread: the pipeline is a single task and /metrics is served
         // between drains; worker threads only added wakeups and migrations.
         cli::Command::Run(r) => {

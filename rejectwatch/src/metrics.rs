@@ -30,6 +30,12 @@ pub struct Metrics {
     pub parse_errors: IntCounterVec,
     pub records: IntCounterVec,
     pub flows: IntGauge,
+    /// Findings by detector and classification (both fixed sets).
+    pub findings: IntCounterVec,
+    /// Actors by classification.
+    pub actors: IntGaugeVec,
+    /// Keys held by the detectors' tables, clients included.
+    pub detector_keys: IntGauge,
     kernel: KernelMetrics,
     /// The live kernel counters, read at every scrape so they are current.
     kernel_source: Option<Counters>,
@@ -69,7 +75,24 @@ impl Metrics {
         registry.register(Box::new(build)).expect("unique metric");
         let flows = IntGauge::new("rejectwatch_flows", "TCP flows tracked by the join.").expect("valid");
         registry.register(Box::new(flows.clone())).expect("unique metric");
+        let actors = IntGaugeVec::new(
+            Opts::new("rejectwatch_actors", "Actors in the roster, by classification."),
+            &["classification"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(actors.clone())).expect("unique metric");
+        let detector_keys =
+            IntGauge::new("rejectwatch_detector_keys", "Keys held by the detectors' bounded tables.").expect("valid");
+        registry.register(Box::new(detector_keys.clone())).expect("unique metric");
         Self {
+            findings: counter_vec(
+                r,
+                "rejectwatch_findings_total",
+                "Findings written, by detector and the actor's classification.",
+                &["detector", "classification"],
+            ),
+            actors,
+            detector_keys,
             exchanges: counter_vec(
                 r,
                 "rejectwatch_http_exchanges_total",

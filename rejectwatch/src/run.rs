@@ -18,14 +18,15 @@ use tokio::{
 
 use crate::{
     cli::{DEFAULT_PORTS, RunArgs},
-    enrich::Enricher,
+    detect::{Engine, marks::Mark},
+    enrich::{Enricher, identity},
     join::Joiner,
     metrics::Metrics,
     netif,
     observe::{Observer as _, Source},
     pipeline::Pipeline,
     record, server,
-    sink::{Sinks, open_output},
+    sink::{Sinks, open_named, open_output},
     source::{
         clock::Clock,
         ebpf::{Kernel, KernelConfig},
@@ -47,8 +48,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     // Everything that can be wrong with the configuration fails here,
     // before anything is attached.
-    let enricher = Enricher::new(&p.config()?)?;
+    let config = p.config()?;
+    let enricher = Enricher::new(&config)?;
     let out = p.exchanges.as_deref().map(open_output).transpose()?;
+    let findings = p.findings.as_deref().map(|f| open_named("--findings", f)).transpose()?;
+    let state_dir = config.state_dir.clone().unwrap_or_else(identity::default_state_dir);
+    let mut marks = MarkWatch::new(state_dir);
     let metrics = Arc::new(Mutex::new(Metrics::new()));
     let addr = server::serve(args.listen, metrics.clone()).await?;
     let mut kernel = Kernel::attach(&cfg)?;
@@ -60,7 +65,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
 
     let clock = Clock::new();
-    let mut sinks = Pipeline { enricher, sinks: Sinks::new(metrics.clone(), out) };
+    let engine = Engine::new(&config.detect, config.ipv6_prefix);
+    let mut sinks = Pipeline::new(enricher, engine, Sinks::new(metrics.clone(), out).with_findings(findings));
     let mut join = Joiner::new(p.join_config(), Source::Kernel);
     // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd, so
     // the fd stays open for as long as it is registered.
@@ -102,6 +108,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 }
             }
             _ = stats_tick.tick() => {
+                for m in marks.new_marks() {
+                    sinks.detect.add_mark(m);
+                }
+                sinks.refresh_metrics();
                 let mut m = metrics.lock().unwrap_or_else(|e| e.into_inner());
                 m.refresh_kernel();
                 m.flows.set(join.flows() as i64);
@@ -112,8 +122,46 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     drain(ring.get_mut(), &mut join, &mut sinks);
     join.finish(&mut sinks);
+    sinks.finish();
     sinks.sinks.flush()?;
     drop(kernel);
     eprintln!("rejectwatch: detached");
     Ok(())
+}
+
+/// Markers recorded by `rejectwatch mark` while the daemon runs: the
+/// state file is re-read when it changes, and only new markers are taken.
+struct MarkWatch {
+    dir: std::path::PathBuf,
+    modified: Option<std::time::SystemTime>,
+    seen: Vec<Mark>,
+}
+
+impl MarkWatch {
+    fn new(dir: std::path::PathBuf) -> Self {
+        Self { dir, modified: None, seen: Vec::new() }
+    }
+
+    fn new_marks(&mut self) -> Vec<Mark> {
+        let path = crate::detect::marks::file(&self.dir);
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        if modified.is_none() || modified == self.modified {
+            return Vec::new();
+        }
+        self.modified = modified;
+        match crate::detect::marks::load(&self.dir) {
+            Ok(all) => {
+                let fresh: Vec<Mark> = all.into_iter().filter(|m| !self.seen.contains(m)).collect();
+                self.seen.extend(fresh.iter().cloned());
+                for m in &fresh {
+                    eprintln!("rejectwatch: disclosure mark at {}", crate::exchange::format_ts(m.at));
+                }
+                fresh
+            }
+            Err(e) => {
+                log::error!("{e:#}");
+                Vec::new()
+            }
+        }
+    }
 }

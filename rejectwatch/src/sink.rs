@@ -12,39 +12,91 @@ use std::{
 use anyhow::Context as _;
 
 use crate::{
+    detect::finding::Finding,
     exchange::Exchange,
     metrics::{Metrics, method_label, status_label},
     observe::{Observer, Side, Source},
 };
 
-/// `--exchanges PATH|-`: JSON lines to a file or stdout.
+/// `--exchanges PATH|-` (and `--findings`): JSON lines to a file or stdout.
 pub fn open_output(path: &str) -> anyhow::Result<Box<dyn Write + Send>> {
+    open_named("--exchanges", path)
+}
+
+pub fn open_named(flag: &str, path: &str) -> anyhow::Result<Box<dyn Write + Send>> {
     if path == "-" {
         return Ok(Box::new(BufWriter::new(io::stdout())));
     }
-    let f = File::create(Path::new(path)).with_context(|| format!("--exchanges: cannot create {path}"))?;
+    let f = File::create(Path::new(path)).with_context(|| format!("{flag}: cannot create {path}"))?;
     Ok(Box::new(BufWriter::new(f)))
+}
+
+/// Writes a whole file for another program: to a temporary file beside
+/// it, then renamed over, so a reader never sees half of it.
+pub fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut w = BufWriter::new(File::create(&tmp)?);
+        write(&mut w)?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 pub struct Sinks {
     pub metrics: Arc<Mutex<Metrics>>,
     exchanges: Option<Box<dyn Write + Send>>,
+    findings: Option<Box<dyn Write + Send>>,
     write_failed: bool,
     /// Totals, for the summary `analyze` prints.
     pub count: u64,
     pub unmatched: u64,
     pub parse_errors: u64,
+    pub findings_written: u64,
 }
 
 impl Sinks {
     pub fn new(metrics: Arc<Mutex<Metrics>>, exchanges: Option<Box<dyn Write + Send>>) -> Self {
-        Self { metrics, exchanges, write_failed: false, count: 0, unmatched: 0, parse_errors: 0 }
+        Self {
+            metrics,
+            exchanges,
+            findings: None,
+            write_failed: false,
+            count: 0,
+            unmatched: 0,
+            parse_errors: 0,
+            findings_written: 0,
+        }
+    }
+
+    pub fn with_findings(mut self, w: Option<Box<dyn Write + Send>>) -> Self {
+        self.findings = w;
+        self
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
-        match &mut self.exchanges {
-            Some(w) => w.flush(),
-            None => Ok(()),
+        for w in [&mut self.exchanges, &mut self.findings].into_iter().flatten() {
+            w.flush()?;
+        }
+        Ok(())
+    }
+
+    pub fn finding(&mut self, f: &Finding) {
+        self.findings_written += 1;
+        self.metrics().findings.with_label_values(&[f.detector, f.classification.as_str()]).inc();
+        if let Some(w) = &mut self.findings {
+            let line = serde_json::to_string(f).expect("finding serialises");
+            if writeln!(w, "{line}").is_err() && !self.write_failed {
+                self.write_failed = true;
+                log::error!("writing findings failed; further findings are not written");
+            }
         }
     }
 

@@ -1,0 +1,347 @@
+//! Actors: clients grouped by strong evidence (the same tool, target and
+//! cadence; a hand-off between addresses on one endpoint; the same
+//! identity), each with what it did and a classification explained by the
+//! evidence that produced it. Only clients a detector or their cadence
+//! brought to attention become actors, so the roster stays small; it is
+//! capped all the same (the least recently seen actor goes first).
+//!
+//! Grouping is union-find: a merged actor forwards to its survivor (the
+//! older), so clients pointing at it need no rewrite and ids stay stable.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::{
+    cadence::{Cadence, CadenceRules},
+    client::{ClientKey, ClientState},
+    evidence::{self, Class, Kind, Leaning},
+    human,
+    window::{Secs, h64},
+};
+use crate::exchange::{Exchange, format_ts};
+
+/// Lists kept per actor are capped: an actor with more is summarised by
+/// its counts.
+const MAX_CLIENTS: usize = 256;
+const MAX_LIST: usize = 16;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EvidenceEntry {
+    pub kind: &'static str,
+    pub leaning: Leaning,
+    pub weight: u8,
+    pub detector: &'static str,
+    /// How often it was signalled (cooldowns included).
+    pub count: u32,
+    #[serde(serialize_with = "secs_rfc3339")]
+    pub first: Secs,
+    pub summary: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Actor {
+    pub id: String,
+    pub classification: Class,
+    /// Addresses (IPv6: networks), in the order they joined.
+    pub clients: Vec<ClientKey>,
+    pub countries: Vec<String>,
+    pub asns: Vec<u32>,
+    pub user_agents: Vec<String>,
+    /// `product/version` of the user agents that name one.
+    pub products: Vec<String>,
+    pub endpoints: Vec<String>,
+    #[serde(serialize_with = "secs_rfc3339")]
+    pub first_seen: Secs,
+    #[serde(serialize_with = "secs_rfc3339")]
+    pub last_seen: Secs,
+    pub requests: u64,
+    pub rejects: u64,
+    /// Requests to endpoints that are not part of the API.
+    pub undocumented_requests: u64,
+    /// Regular polling period in seconds, if any.
+    pub cadence_seconds: Option<Secs>,
+    pub cadence: Option<String>,
+    /// Ordered by weight, strongest first.
+    pub evidence: Vec<EvidenceEntry>,
+    #[serde(skip)]
+    pub class: Class,
+    #[serde(skip)]
+    forward: u32,
+}
+
+fn secs_rfc3339<S: serde::Serializer>(t: &Secs, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_ts(*t as u64 * 1_000_000_000))
+}
+
+fn push_capped<T: PartialEq>(v: &mut Vec<T>, x: T, cap: usize) {
+    if v.len() < cap && !v.contains(&x) {
+        v.push(x);
+    }
+}
+
+pub struct Roster {
+    actors: HashMap<u32, Actor>,
+    next: u32,
+    cap: usize,
+    pub evicted: u64,
+}
+
+impl Roster {
+    pub fn new(cap: usize, _v6_prefix: u8) -> Self {
+        Self { actors: HashMap::new(), next: 1, cap: cap.max(1), evicted: 0 }
+    }
+
+    /// The live actor a client's index stands for (following merges), if
+    /// it still holds that client.
+    pub fn resolve(&self, mut id: u32, key: ClientKey) -> Option<u32> {
+        for _ in 0..64 {
+            let a = self.actors.get(&id)?;
+            if a.forward == 0 {
+                return (a.clients.contains(&key) || a.clients.len() >= MAX_CLIENTS).then_some(id);
+            }
+            id = a.forward;
+        }
+        None
+    }
+
+    pub fn get(&self, id: u32) -> Option<&Actor> {
+        self.actors.get(&id).filter(|a| a.forward == 0)
+    }
+
+    /// Live actors, oldest first.
+    pub fn actors(&self) -> Vec<&Actor> {
+        let mut v: Vec<&Actor> = self.actors.values().filter(|a| a.forward == 0).collect();
+        v.sort_by(|a, b| (a.first_seen, &a.id).cmp(&(b.first_seen, &b.id)));
+        v
+    }
+
+    pub fn len(&self) -> usize {
+        self.actors.values().filter(|a| a.forward == 0).count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A new actor for one client, seeded from what the client table knows.
+    pub fn create(&mut self, key: ClientKey, c: &ClientState, rules: &CadenceRules) -> u32 {
+        if self.actors.len() >= self.cap {
+            self.evict();
+        }
+        let id = self.next;
+        self.next += 1;
+        let period = c.cadence.regular_period(rules);
+        let stable = h64(format!("{key}@{}", c.first).as_bytes());
+        let a = Actor {
+            id: format!("a-{:012x}", stable & 0xffff_ffff_ffff),
+            classification: Class::Unknown,
+            clients: vec![key],
+            countries: Vec::new(),
+            asns: Vec::new(),
+            user_agents: Vec::new(),
+            products: Vec::new(),
+            endpoints: Vec::new(),
+            first_seen: c.first,
+            last_seen: c.last,
+            requests: c.requests as u64,
+            rejects: c.rejects as u64,
+            undocumented_requests: 0,
+            cadence_seconds: period,
+            cadence: period.map(human),
+            evidence: Vec::new(),
+            class: Class::Unknown,
+            forward: 0,
+        };
+        self.actors.insert(id, a);
+        id
+    }
+
+    fn evict(&mut self) {
+        // Forwarders first (they hold nothing), then the least recently seen.
+        let victim = self
+            .actors
+            .iter()
+            .min_by_key(|(id, a)| (a.forward == 0, a.last_seen, **id))
+            .map(|(id, _)| *id);
+        if let Some(v) = victim {
+            self.actors.remove(&v);
+            self.evicted += 1;
+        }
+    }
+
+    /// Counts one exchange of a client that belongs to actor `id`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn touch(
+        &mut self,
+        id: u32,
+        key: ClientKey,
+        ex: &Exchange,
+        now: Secs,
+        rejected: bool,
+        documented: bool,
+        period: Option<Secs>,
+    ) {
+        let Some(id) = self.resolve(id, key) else { return };
+        let Some(a) = self.actors.get_mut(&id) else { return };
+        a.last_seen = a.last_seen.max(now);
+        a.first_seen = a.first_seen.min(now);
+        a.requests += 1;
+        if rejected {
+            a.rejects += 1;
+        }
+        if period.is_some() && a.cadence_seconds.is_none() {
+            a.cadence_seconds = period;
+            a.cadence = period.map(human);
+        }
+        self.touch_details(id, ex, false, documented);
+    }
+
+    /// The descriptive lists: country, ASN, user agent, endpoint.
+    pub fn touch_details(&mut self, id: u32, ex: &Exchange, _rejected: bool, documented: bool) {
+        let Some(a) = self.actors.get_mut(&id) else { return };
+        if let Some(c) = &ex.country {
+            push_capped(&mut a.countries, c.clone(), MAX_LIST);
+        }
+        if let Some(n) = ex.asn {
+            push_capped(&mut a.asns, n, MAX_LIST);
+        }
+        if let Some(ua) = &ex.user_agent {
+            push_capped(&mut a.user_agents, ua.chars().take(256).collect(), 8);
+        }
+        if let (Some(p), Some(v)) = (&ex.ua_product, &ex.ua_version) {
+            push_capped(&mut a.products, format!("{p}/{v}"), 8);
+        }
+        if let Some(e) = &ex.endpoint {
+            push_capped(&mut a.endpoints, e.chars().take(256).collect(), MAX_LIST);
+        }
+        if !documented {
+            a.undocumented_requests += 1;
+        }
+        if ex.ua_family == Some("scanner") {
+            Self::note(a, evidence::SCANNER_UA, "user-agent", "identifies as a scanning tool", 0);
+        }
+        let honest = matches!(ex.ua_family, Some("http-library" | "cli")) && ex.ua_version.is_some();
+        if honest {
+            let p = ex.ua_product.as_deref().unwrap_or("");
+            let v = ex.ua_version.as_deref().unwrap_or("");
+            Self::note(a, evidence::HONEST_UA, "user-agent", &format!("sends an unaltered {p}/{v} user agent"), 0);
+        }
+        Self::classify(a);
+    }
+
+    /// Groups actors into the oldest of them; returns the survivor.
+    pub fn merge(&mut self, ids: &[u32]) -> u32 {
+        let live: Vec<u32> = ids.iter().copied().filter(|id| self.get(*id).is_some()).collect();
+        let Some(&survivor) = live.iter().min_by_key(|id| (self.actors[id].first_seen, **id)) else {
+            return ids[0];
+        };
+        for id in live {
+            if id == survivor {
+                continue;
+            }
+            let mut other = self.actors.remove(&id).expect("live");
+            let s = self.actors.get_mut(&survivor).expect("live");
+            for c in other.clients.drain(..) {
+                push_capped(&mut s.clients, c, MAX_CLIENTS);
+            }
+            for c in other.countries.drain(..) {
+                push_capped(&mut s.countries, c, MAX_LIST);
+            }
+            for n in other.asns.drain(..) {
+                push_capped(&mut s.asns, n, MAX_LIST);
+            }
+            for u in other.user_agents.drain(..) {
+                push_capped(&mut s.user_agents, u, 8);
+            }
+            for p in other.products.drain(..) {
+                push_capped(&mut s.products, p, 8);
+            }
+            for e in other.endpoints.drain(..) {
+                push_capped(&mut s.endpoints, e, MAX_LIST);
+            }
+            s.first_seen = s.first_seen.min(other.first_seen);
+            s.last_seen = s.last_seen.max(other.last_seen);
+            s.requests += other.requests;
+            s.rejects += other.rejects;
+            s.undocumented_requests += other.undocumented_requests;
+            if s.cadence_seconds.is_none() {
+                (s.cadence_seconds, s.cadence) = (other.cadence_seconds, other.cadence.take());
+            }
+            for e in other.evidence.drain(..) {
+                match s.evidence.iter_mut().find(|x| x.kind == e.kind) {
+                    Some(x) => {
+                        x.count += e.count;
+                        x.first = x.first.min(e.first);
+                    }
+                    None => s.evidence.push(e),
+                }
+            }
+            Self::classify(s);
+            // A stub that forwards to the survivor.
+            self.actors.insert(id, Actor { forward: survivor, ..other });
+        }
+        survivor
+    }
+
+    pub fn add_evidence(&mut self, id: u32, kind: Kind, detector: &'static str, summary: &str, now: Secs) {
+        if let Some(a) = self.actors.get_mut(&id) {
+            Self::note(a, kind, detector, summary, now);
+            Self::classify(a);
+        }
+    }
+
+    fn note(a: &mut Actor, kind: Kind, detector: &'static str, summary: &str, now: Secs) {
+        match a.evidence.iter_mut().find(|e| e.kind == kind.name) {
+            Some(e) => e.count = e.count.saturating_add(1),
+            None => a.evidence.push(EvidenceEntry {
+                kind: kind.name,
+                leaning: kind.leaning,
+                weight: kind.weight,
+                detector,
+                count: 1,
+                first: if now == 0 { a.last_seen } else { now },
+                summary: summary.to_string(),
+            }),
+        }
+    }
+
+    /// The dual read: threat evidence outweighs everything; our own
+    /// mistakes are never threats unless something else makes them one; a
+    /// prospect is an honest library on a regular cadence with no more than
+    /// weak threat evidence.
+    fn classify(a: &mut Actor) {
+        if a.undocumented_requests == 0
+            && a.requests > 0
+            && a.evidence.iter().any(|e| e.kind == evidence::REGULAR_CADENCE.name)
+            && !a.evidence.iter().any(|e| e.kind == evidence::DOCUMENTED_ONLY.name)
+        {
+            Self::note(a, evidence::DOCUMENTED_ONLY, "endpoints", "polls only documented endpoints", 0);
+        } else if a.undocumented_requests > 0 {
+            a.evidence.retain(|e| e.kind != evidence::DOCUMENTED_ONLY.name);
+        }
+        if a.cadence_seconds.is_some() && !a.evidence.iter().any(|e| e.kind == evidence::REGULAR_CADENCE.name) {
+            let c = a.cadence.clone().unwrap_or_default();
+            Self::note(a, evidence::REGULAR_CADENCE, "cadence", &format!("polls every {c}"), 0);
+        }
+        a.evidence.sort_by(|x, y| y.weight.cmp(&x.weight).then(x.first.cmp(&y.first)).then(x.kind.cmp(y.kind)));
+        let sum = |l: Leaning| a.evidence.iter().filter(|e| e.leaning == l).map(|e| e.weight as u32).sum::<u32>();
+        let has = |k: Kind| a.evidence.iter().any(|e| e.kind == k.name);
+        let threat = sum(Leaning::Threat);
+        a.class = if threat >= evidence::THREAT_AT {
+            Class::Threat
+        } else if sum(Leaning::Misconfiguration) > 0 {
+            Class::Misconfiguration
+        } else if threat <= evidence::PROSPECT_TOLERATES && has(evidence::HONEST_UA) && has(evidence::REGULAR_CADENCE) {
+            Class::Prospect
+        } else {
+            Class::Unknown
+        };
+        a.classification = a.class;
+    }
+}
+
+/// Cadence helper for the roster's users.
+pub fn period_of(c: &Cadence, rules: &CadenceRules) -> Option<Secs> {
+    c.regular_period(rules)
+}

@@ -1,0 +1,143 @@
+//! The client a detector reasons about: an IPv4 address, or an IPv6
+//! client's network (default /64, since IPv6 clients rotate inside their
+//! prefix), and the compact state kept for each one. The state every
+//! client needs is inline; what only the reject pile needs is boxed and
+//! allocated on the client's first rejected request, so a busy API's many
+//! well-behaved clients cost little.
+
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+};
+
+use super::{
+    cadence::Cadence,
+    signals::{credential, enumeration, scraping, single_path, spoofing, stripped},
+    window::Secs,
+};
+
+/// An IPv4 address or an IPv6 network. 17 bytes, byte-aligned.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientKey {
+    bytes: [u8; 16],
+    /// 0 for IPv4; the IPv6 prefix length otherwise.
+    v6_prefix: u8,
+}
+
+impl ClientKey {
+    pub fn new(ip: IpAddr, v6_prefix: u8) -> Self {
+        match ip {
+            IpAddr::V4(v4) => {
+                let mut bytes = [0; 16];
+                bytes[..4].copy_from_slice(&v4.octets());
+                Self { bytes, v6_prefix: 0 }
+            }
+            IpAddr::V6(v6) => {
+                if let Some(v4) = v6.to_ipv4_mapped() {
+                    return Self::new(IpAddr::V4(v4), v6_prefix);
+                }
+                let p = v6_prefix.clamp(1, 128);
+                let mask = if p == 128 { u128::MAX } else { !(u128::MAX >> p) };
+                Self { bytes: (u128::from(v6) & mask).to_be_bytes(), v6_prefix: p }
+            }
+        }
+    }
+
+    pub fn is_v6(&self) -> bool {
+        self.v6_prefix != 0
+    }
+
+    /// The network address (IPv4: the address).
+    pub fn ip(&self) -> IpAddr {
+        if self.is_v6() {
+            IpAddr::V6(Ipv6Addr::from(self.bytes))
+        } else {
+            IpAddr::V4(Ipv4Addr::new(self.bytes[0], self.bytes[1], self.bytes[2], self.bytes[3]))
+        }
+    }
+
+    /// Prefix length of the network this key stands for.
+    pub fn prefix_len(&self) -> u8 {
+        if self.is_v6() { self.v6_prefix } else { 32 }
+    }
+
+    pub fn hash32(&self) -> u32 {
+        super::window::h64(&self.bytes) as u32 ^ self.v6_prefix as u32
+    }
+}
+
+impl fmt::Display for ClientKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.v6_prefix {
+            0 | 128 => write!(f, "{}", self.ip()),
+            p => write!(f, "{}/{p}", self.ip()),
+        }
+    }
+}
+
+impl fmt::Debug for ClientKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl serde::Serialize for ClientKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Flags in [`ClientState::flags`].
+pub const EVER_SUCCEEDED: u8 = 1;
+pub const SENT_NON_GET: u8 = 2;
+
+/// Per-client state shared by the client-keyed detectors; each detector
+/// module owns its part.
+#[derive(Default)]
+pub struct ClientState {
+    pub first: Secs,
+    pub last: Secs,
+    pub requests: u32,
+    pub rejects: u32,
+    pub flags: u8,
+    /// Index of the client's actor in the roster, 0 for none.
+    pub actor: u32,
+    pub cadence: Cadence,
+    pub scraping: scraping::State,
+    pub enumeration: enumeration::State,
+    pub rejected: Option<Box<RejectState>>,
+}
+
+/// State only clients with rejected requests need.
+#[derive(Default)]
+pub struct RejectState {
+    pub single_path: single_path::State,
+    pub stripped: stripped::State,
+    pub spoofing: spoofing::State,
+    pub credential: credential::State,
+}
+
+impl ClientState {
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    pub fn reject_state(&mut self) -> &mut RejectState {
+        self.rejected.get_or_insert_with(Default::default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_prefixes() {
+        let k = ClientKey::new("2001:db8:1:2:aaaa::1".parse().unwrap(), 64);
+        assert_eq!(k.to_string(), "2001:db8:1:2::/64");
+        assert_eq!(k, ClientKey::new("2001:db8:1:2:ffff::9".parse().unwrap(), 64));
+        assert_eq!(ClientKey::new("::ffff:192.0.2.7".parse().unwrap(), 64).to_string(), "192.0.2.7");
+        assert_eq!(ClientKey::new("2001:db8::1".parse().unwrap(), 128).to_string(), "2001:db8::1");
+        assert_eq!(std::mem::size_of::<ClientKey>(), 17);
+    }
+}

@@ -1,0 +1,140 @@
+//! What detectors hand the engine: signals, each carrying one kind of
+//! evidence with what it argues for and how much it weighs. The weights
+//! are the whole classification policy, so they live together here where a
+//! reviewer can read them in one place.
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::client::ClientKey;
+
+/// An actor's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    Threat,
+    Prospect,
+    Misconfiguration,
+    Unknown,
+}
+
+impl Class {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Threat => "threat",
+            Self::Prospect => "prospect",
+            Self::Misconfiguration => "misconfiguration",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// What a piece of evidence argues for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Leaning {
+    Threat,
+    Prospect,
+    Misconfiguration,
+    /// Recorded and shown, weighs nothing either way (a tool seen in
+    /// several places is a prospect as often as a threat).
+    Neutral,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kind {
+    pub name: &'static str,
+    pub leaning: Leaning,
+    pub weight: u8,
+}
+
+const fn k(name: &'static str, leaning: Leaning, weight: u8) -> Kind {
+    Kind { name, leaning, weight }
+}
+
+use Leaning::*;
+// Threat evidence. An actor is a threat from a total of THREAT_AT: one
+// strong sign (probing, injection, spoofing) is enough; weak ones need
+// company (a stripped user agent plus an obsession with one path).
+pub const SENSITIVE_PROBE: Kind = k("sensitive_file_probe", Threat, 5);
+pub const INJECTION: Kind = k("injection_probe", Threat, 5);
+pub const SCANNER_UA: Kind = k("scanner_user_agent", Threat, 5);
+pub const SPOOFING: Kind = k("user_agent_spoofing", Threat, 4);
+pub const CREDENTIALS: Kind = k("credential_scanning", Threat, 4);
+pub const ENUMERATION: Kind = k("object_enumeration", Threat, 4);
+pub const HEADER_BYPASS: Kind = k("forwarding_header_manipulation", Threat, 4);
+pub const STRIPPED: Kind = k("stripped_identity", Threat, 3);
+pub const ROTATION: Kind = k("address_rotation", Threat, 3);
+pub const UNUSUAL_METHOD: Kind = k("unusual_method", Threat, 3);
+pub const SCRAPING: Kind = k("scraping", Threat, 3);
+pub const SINGLE_PATH: Kind = k("single_path_obsession", Threat, 1);
+pub const CONVERGENCE: Kind = k("country_convergence", Threat, 1);
+// Neither way on its own.
+pub const TOOL_SPREAD: Kind = k("tool_fingerprint_spread", Neutral, 0);
+pub const WENT_DARK: Kind = k("went_dark_after_disclosure", Neutral, 0);
+// Prospect evidence.
+pub const REGULAR_CADENCE: Kind = k("regular_polling", Prospect, 2);
+pub const HONEST_UA: Kind = k("honest_library_user_agent", Prospect, 2);
+pub const DOCUMENTED_ONLY: Kind = k("documented_endpoints_only", Prospect, 1);
+// Our own mistakes.
+pub const POLICY_REGRESSION: Kind = k("access_policy_regression", Misconfiguration, 3);
+pub const TOKEN_LOOP: Kind = k("expired_token_loop", Misconfiguration, 3);
+
+/// Threat evidence totalling this makes a threat.
+pub const THREAT_AT: u32 = 3;
+/// A prospect may carry at most this much (weak) threat evidence.
+pub const PROSPECT_TOLERATES: u32 = 1;
+
+/// One detector's conclusion about one or more clients.
+#[derive(Clone, Debug)]
+pub struct Signal {
+    pub detector: &'static str,
+    pub kind: Kind,
+    /// Deduplication key within the detector (cooldown).
+    pub key: u64,
+    /// The clients concerned; the first is the one whose request fired it.
+    pub clients: Vec<ClientKey>,
+    /// The clients are one operator: group them into one actor.
+    pub merge: bool,
+    /// Write a finding (false: evidence and grouping only).
+    pub report: bool,
+    pub endpoint: Option<String>,
+    pub summary: String,
+    pub evidence: Map<String, Value>,
+}
+
+impl Signal {
+    pub fn new(detector: &'static str, kind: Kind, key: u64, clients: Vec<ClientKey>, summary: String) -> Self {
+        Self {
+            detector,
+            kind,
+            key,
+            clients,
+            merge: false,
+            report: true,
+            endpoint: None,
+            summary,
+            evidence: Map::new(),
+        }
+    }
+
+    pub fn endpoint(mut self, e: &str) -> Self {
+        self.endpoint = (!e.is_empty()).then(|| e.to_string());
+        self
+    }
+
+    pub fn with(mut self, name: &str, v: impl Into<Value>) -> Self {
+        self.evidence.insert(name.to_string(), v.into());
+        self
+    }
+
+    pub fn merged(mut self) -> Self {
+        self.merge = true;
+        self
+    }
+
+    pub fn silent(mut self) -> Self {
+        self.report = false;
+        self
+    }
+}

@@ -1,0 +1,408 @@
+//! Detection: the signals of DETECTION.md over enriched exchanges, the
+//! actors they group clients into, and the findings they write. Pure and
+//! synchronous: time is the exchanges' own (whole seconds of record time),
+//! so a replayed log gives the findings a live run gave.
+//!
+//! The [`Engine`] keeps one bounded table of clients (IPv4 address or IPv6
+//! network) whose compact state the client-keyed detectors share, hands
+//! each exchange to every detector, applies cooldowns to what they signal,
+//! groups clients into actors ([`actors`]) and turns signals into
+//! [`finding::Finding`]s.
+
+pub mod actors;
+pub mod cadence;
+pub mod client;
+pub mod evidence;
+pub mod finding;
+pub mod marks;
+pub mod signals;
+pub mod spec;
+pub mod window;
+
+use std::collections::HashSet;
+
+use crate::{exchange::Exchange, record::Nanos};
+use actors::Roster;
+use cadence::CadenceRules;
+use client::{ClientKey, ClientState, EVER_SUCCEEDED, SENT_NON_GET};
+use evidence::Signal;
+use finding::Finding;
+use marks::Mark;
+use spec::DetectConfig;
+use window::{Keyed, Secs, h64};
+
+/// What every detector sees of one exchange.
+pub struct Obs<'a> {
+    pub ex: &'a Exchange,
+    pub now: Secs,
+    pub key: ClientKey,
+    /// The status is one of the configured reject statuses.
+    pub rejected: bool,
+    /// 2xx.
+    pub success: bool,
+    /// The endpoint template (or the path when there is none).
+    pub endpoint: &'a str,
+    pub ep: u64,
+    pub ctx: &'a Ctx,
+}
+
+impl Obs<'_> {
+    pub fn status(&self) -> u16 {
+        self.ex.status.unwrap_or(0)
+    }
+}
+
+/// A detector: observes exchanges, keeps bounded state, signals.
+pub trait Detector: Send {
+    fn observe(&mut self, o: &Obs<'_>, client: &mut ClientState, out: &mut Vec<Signal>);
+    /// Drops state idle past its window (record time).
+    fn sweep(&mut self, _now: Secs) {}
+    /// Keys held, for the metrics.
+    fn keys(&self) -> usize {
+        0
+    }
+}
+
+/// What the API as a whole looks like, shared with the detectors.
+pub struct Ctx {
+    pub endpoints: Keyed<u64, EndpointStats>,
+    pub exchanges: u64,
+    pub empty_user_agent: u64,
+    pub cadence: CadenceRules,
+    documented: Vec<String>,
+}
+
+/// Per endpoint template: what has succeeded there.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EndpointStats {
+    pub successes: u32,
+    /// Successful requests by method other than GET/HEAD/OPTIONS.
+    pub write_successes: u32,
+}
+
+/// Successful responses an endpoint needs before it counts as documented
+/// (in use by clients the API serves) when none are configured.
+const LEARNED_DOCUMENTED: u32 = 3;
+
+impl Ctx {
+    /// Whether an endpoint is part of the API: configured as documented,
+    /// or (with none configured) one where requests succeed.
+    pub fn documented(&self, ep: u64, endpoint: &str) -> bool {
+        if !self.documented.is_empty() {
+            return self.documented.iter().any(|d| glob(d, endpoint));
+        }
+        self.endpoints.get(&ep).is_some_and(|s| s.successes >= LEARNED_DOCUMENTED)
+    }
+
+    /// Share of exchanges without a user agent so far.
+    pub fn empty_user_agent_share(&self) -> f64 {
+        if self.exchanges == 0 { 0.0 } else { self.empty_user_agent as f64 / self.exchanges as f64 }
+    }
+}
+
+/// `*` matches any run of characters; everything else literally.
+pub fn glob(pattern: &str, s: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == s;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !s.starts_with(first) || !s[first.len()..].ends_with(last) || s.len() < first.len() + last.len() {
+        return false;
+    }
+    let mut rest = &s[first.len()..s.len() - last.len()];
+    for p in &parts[1..parts.len() - 1] {
+        match rest.find(p) {
+            Some(i) => rest = &rest[i + p.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+struct Built {
+    name: &'static str,
+    cooldown: Secs,
+    det: Box<dyn Detector>,
+}
+
+/// How often (record time) idle state is swept and marks are checked.
+const SWEEP_EVERY: Secs = 60;
+
+pub struct Engine {
+    rejects: [bool; 1000],
+    v6_prefix: u8,
+    clients: Keyed<ClientKey, ClientState>,
+    detectors: Vec<Built>,
+    disclosure: Option<signals::disclosure::Disclosure>,
+    ctx: Ctx,
+    cooldown: Keyed<(u8, u64), Secs>,
+    roster: Roster,
+    marks: Vec<Mark>,
+    now: Secs,
+    last_sweep: Secs,
+    scratch: Vec<Signal>,
+    /// Findings written, by detector and classification (for metrics).
+    pub fired: u64,
+}
+
+pub fn secs(ts: Nanos) -> Secs {
+    (ts / 1_000_000_000).min(u32::MAX as u64) as Secs
+}
+
+impl Engine {
+    pub fn new(cfg: &DetectConfig, v6_prefix: u8) -> Self {
+        let mut rejects = [false; 1000];
+        for s in &cfg.reject_statuses {
+            rejects[*s as usize % 1000] = true;
+        }
+        let (detectors, disclosure) = cfg.build();
+        let idle = cfg.client_idle.as_secs().min(u32::MAX as u64) as Secs;
+        Self {
+            rejects,
+            v6_prefix,
+            clients: Keyed::new(cfg.max_clients, idle),
+            detectors: detectors.into_iter().map(|(name, cooldown, det)| Built { name, cooldown, det }).collect(),
+            disclosure,
+            ctx: Ctx {
+                endpoints: Keyed::new(cfg.max_endpoints, idle),
+                exchanges: 0,
+                empty_user_agent: 0,
+                cadence: cfg.cadence.rules(),
+                documented: cfg.documented_endpoints.clone(),
+            },
+            cooldown: Keyed::new(cfg.max_clients, 7 * 86_400),
+            roster: Roster::new(cfg.max_actors, v6_prefix),
+            marks: Vec::new(),
+            now: 0,
+            last_sweep: 0,
+            scratch: Vec::new(),
+            fired: 0,
+        }
+    }
+
+    /// A disclosure marker; judged once record time passes it.
+    pub fn add_mark(&mut self, m: Mark) {
+        self.marks.push(m);
+        self.marks.sort_by_key(|m| m.at);
+    }
+
+    pub fn roster(&self) -> &Roster {
+        &self.roster
+    }
+
+    pub fn clients(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// Keys held by every table, for the metrics.
+    pub fn keys(&self) -> usize {
+        self.clients.len() + self.detectors.iter().map(|d| d.det.keys()).sum::<usize>()
+    }
+
+    pub fn detector_names(&self) -> Vec<&'static str> {
+        self.detectors.iter().map(|d| d.name).collect()
+    }
+
+    pub fn observe(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
+        let now = secs(ex.ts);
+        self.now = self.now.max(now);
+        self.housekeeping(out);
+
+        let key = ClientKey::new(ex.client.unwrap_or(ex.peer), self.v6_prefix);
+        let status = ex.status.unwrap_or(0);
+        let rejected = self.rejects[status as usize % 1000] && status != 0;
+        let success = (200..300).contains(&status);
+        let endpoint = ex.endpoint.as_deref().unwrap_or_else(|| ex.target.split('?').next().unwrap_or(""));
+        let ep = h64(endpoint.as_bytes());
+        self.ctx.exchanges += 1;
+        if ex.user_agent.as_deref().is_none_or(|u| u.trim().is_empty()) {
+            self.ctx.empty_user_agent += 1;
+        }
+
+        let mut signals = std::mem::take(&mut self.scratch);
+        let c = self.clients.touch(key, now, || ClientState { first: now, ..Default::default() });
+        c.last = c.last.max(now);
+        c.requests = c.requests.saturating_add(1);
+        if rejected {
+            c.rejects = c.rejects.saturating_add(1);
+        }
+        if success {
+            c.flags |= EVER_SUCCEEDED;
+        }
+        if !matches!(ex.method.as_str(), "GET" | "HEAD") {
+            c.flags |= SENT_NON_GET;
+        }
+        let burst = c.cadence.observe(now, &self.ctx.cadence);
+        if burst
+            && c.actor == 0
+            && c.rejects > 0
+            && let Some(p) = c.cadence.regular_period(&self.ctx.cadence)
+        {
+            signals.push(
+                Signal::new("cadence", evidence::REGULAR_CADENCE, 0, vec![key], format!("polls every {}", human(p)))
+                    .silent(),
+            );
+        }
+        let o = Obs { ex, now, key, rejected, success, endpoint, ep, ctx: &self.ctx };
+        let first_new = signals.len();
+        for d in &mut self.detectors {
+            let before = signals.len();
+            d.det.observe(&o, c, &mut signals);
+            debug_assert!(signals[before..].iter().all(|s| s.detector == d.name), "{}", d.name);
+        }
+        let _ = first_new;
+        let actor = c.actor;
+        let period = c.cadence.regular_period(&self.ctx.cadence);
+
+        if success {
+            let s = self.ctx.endpoints.touch(ep, now, EndpointStats::default);
+            s.successes = s.successes.saturating_add(1);
+            if !matches!(ex.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
+                s.write_successes = s.write_successes.saturating_add(1);
+            }
+        }
+        if actor != 0 {
+            let documented = self.ctx.documented(ep, endpoint);
+            self.roster.touch(actor, key, ex, now, rejected, documented, period);
+        }
+        self.apply(&mut signals, ex, out);
+        self.scratch = signals;
+    }
+
+    /// Marks that record time has reached, sweeps, and disclosure checks.
+    fn housekeeping(&mut self, out: &mut Vec<Finding>) {
+        let now = self.now;
+        while self.marks.first().is_some_and(|m| secs(m.at) <= now) {
+            let m = self.marks.remove(0);
+            if let Some(d) = &mut self.disclosure {
+                d.on_mark(&m, self.clients.iter(), &self.ctx.cadence);
+            }
+            let _ = m;
+        }
+        if now < self.last_sweep + SWEEP_EVERY {
+            return;
+        }
+        self.last_sweep = now;
+        self.clients.sweep(now);
+        self.ctx.endpoints.sweep(now);
+        self.cooldown.sweep(now);
+        for d in &mut self.detectors {
+            d.det.sweep(now);
+        }
+        self.check_disclosure(out);
+    }
+
+    fn check_disclosure(&mut self, out: &mut Vec<Finding>) {
+        let Some(d) = &mut self.disclosure else { return };
+        let mut signals = Vec::new();
+        d.check(self.now, &self.clients, &mut signals);
+        if !signals.is_empty() {
+            let ex = Exchange { ts: self.now as Nanos * 1_000_000_000, ..Default::default() };
+            self.apply(&mut signals, &ex, out);
+        }
+    }
+
+    /// End of input: judge what record time now allows and stop.
+    pub fn finish(&mut self, out: &mut Vec<Finding>) {
+        self.check_disclosure(out);
+    }
+
+    /// Cooldowns, actors, classification, findings.
+    fn apply(&mut self, signals: &mut Vec<Signal>, ex: &Exchange, out: &mut Vec<Finding>) {
+        let now = secs(ex.ts).max(self.now);
+        for s in signals.drain(..) {
+            let idx = self.detectors.iter().position(|d| d.name == s.detector).map_or(u8::MAX, |i| i as u8);
+            let cooldown = self.detectors.get(idx as usize).map_or(self.disclosure_cooldown(), |d| d.cooldown);
+            let mut report = s.report;
+            if report {
+                let last = self.cooldown.touch((idx, s.key), now, || 0);
+                if *last != 0 && now.saturating_sub(*last) < cooldown {
+                    report = false;
+                } else {
+                    *last = now.max(1);
+                }
+            }
+            // Actors for the clients concerned (created as needed).
+            let mut ids = Vec::with_capacity(s.clients.len());
+            let mut seen = HashSet::new();
+            for k in &s.clients {
+                let Some(c) = self.clients.get_mut(k) else { continue };
+                let id = match self.roster.resolve(c.actor, *k) {
+                    Some(id) => id,
+                    None => {
+                        let id = self.roster.create(*k, c, &self.ctx.cadence);
+                        c.actor = id;
+                        if *k == s.clients[0] && ex.ts != 0 && ClientKey::new(ex.client.unwrap_or(ex.peer), self.v6_prefix) == *k {
+                            let ep = ex.endpoint.as_deref().unwrap_or("");
+                            let doc = self.ctx.documented(h64(ep.as_bytes()), ep);
+                            let rejected = ex.status.is_some_and(|st| self.rejects[st as usize % 1000]);
+                            self.roster.touch_details(id, ex, rejected, doc);
+                        }
+                        id
+                    }
+                };
+                if seen.insert(id) {
+                    ids.push(id);
+                }
+            }
+            if s.merge && ids.len() > 1 {
+                let survivor = self.roster.merge(&ids);
+                for k in &s.clients {
+                    if let Some(c) = self.clients.get_mut(k) {
+                        c.actor = survivor;
+                    }
+                }
+                ids = vec![survivor];
+            }
+            for id in &ids {
+                self.roster.add_evidence(*id, s.kind, s.detector, &s.summary, now);
+            }
+            if !report {
+                continue;
+            }
+            let primary = ids.first().and_then(|id| self.roster.get(*id));
+            self.fired += 1;
+            out.push(Finding {
+                ts: if ex.ts != 0 { ex.ts } else { now as Nanos * 1_000_000_000 },
+                detector: s.detector,
+                actor: primary.map(|a| a.id.clone()),
+                classification: primary.map_or(evidence::Class::Unknown, |a| a.class),
+                clients: s.clients.iter().map(ToString::to_string).collect(),
+                endpoint: s.endpoint,
+                summary: s.summary,
+                evidence: s.evidence,
+            });
+        }
+    }
+
+    fn disclosure_cooldown(&self) -> Secs {
+        u32::MAX
+    }
+}
+
+/// `3600` → `60m`, `90` → `90s`, `86400` → `24h`.
+pub fn human(secs: Secs) -> String {
+    match secs {
+        s if s >= 86_400 && s % 3600 == 0 && s >= 2 * 86_400 => format!("{}d", s / 86_400),
+        s if s >= 7200 => format!("{}h", (s + 1800) / 3600),
+        s if s >= 120 => format!("{}m", (s + 30) / 60),
+        s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("/api/v1/*", "/api/v1/orders/{id}"));
+        assert!(glob("/api/*/export", "/api/v2/export"));
+        assert!(!glob("/api/*/export", "/api/v2/exports"));
+        assert!(glob("/health", "/health") && !glob("/health", "/healthz"));
+        assert_eq!(human(3600), "60m");
+        assert_eq!(human(7200), "2h");
+        assert_eq!(human(45), "45s");
+    }
+}

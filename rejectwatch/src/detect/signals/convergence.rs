@@ -1,0 +1,138 @@
+//! Signal 3, country (and ASN) convergence: distinct addresses from one
+//! country converging on the same auth-gated endpoint within a window.
+//! One is a curiosity, two a coincidence, three a campaign (default: 3
+//! addresses, 72 hours). Only clients the endpoint turned away (401/403)
+//! and the API never served count, so a country's ordinary users with an
+//! expired session do not add up to a campaign.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{at_most, nonzero_duration, positive, secs};
+use crate::detect::{
+    Detector, Obs,
+    client::{ClientKey, ClientState, EVER_SUCCEEDED},
+    evidence::{CONVERGENCE, Signal},
+    human,
+    window::{Keyed, Secs, h64_parts},
+};
+
+pub const NAME: &str = "convergence";
+const MAX_MEMBERS: usize = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupBy {
+    Country,
+    Asn,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Spec {
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    pub min_clients: u32,
+    pub group_by: Vec<GroupBy>,
+    pub max_keys: usize,
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(72 * 3600),
+            min_clients: 3,
+            group_by: vec![GroupBy::Country, GroupBy::Asn],
+            max_keys: 10_000,
+            cooldown: Duration::from_secs(72 * 3600),
+        }
+    }
+}
+
+impl Spec {
+    pub fn validate(&self) -> Result<(), String> {
+        nonzero_duration("window", self.window)?;
+        positive("min_clients", self.min_clients as u64)?;
+        at_most("min_clients", self.min_clients as u64, MAX_MEMBERS as u64)?;
+        positive("max_keys", self.max_keys as u64)?;
+        if self.group_by.is_empty() {
+            return Err("group_by: give at least one of \"country\", \"asn\"".into());
+        }
+        Ok(())
+    }
+    pub fn build(&self) -> Convergence {
+        let window = secs(self.window);
+        Convergence { spec: self.clone(), window, groups: Keyed::new(self.max_keys, window) }
+    }
+}
+
+pub struct Convergence {
+    spec: Spec,
+    window: Secs,
+    groups: Keyed<u64, Vec<(ClientKey, Secs)>>,
+}
+
+impl Detector for Convergence {
+    fn observe(&mut self, o: &Obs<'_>, c: &mut ClientState, out: &mut Vec<Signal>) {
+        if !matches!(o.status(), 401 | 403) || c.has(EVER_SUCCEEDED) {
+            return;
+        }
+        for g in &self.spec.group_by {
+            let (label, value) = match g {
+                GroupBy::Country => match &o.ex.country {
+                    Some(cc) => ("country", cc.clone()),
+                    None => continue,
+                },
+                GroupBy::Asn => match o.ex.asn {
+                    Some(n) => ("asn", format!("AS{n}")),
+                    None => continue,
+                },
+            };
+            let gk = h64_parts(&[label.as_bytes(), value.as_bytes(), o.endpoint.as_bytes()]);
+            let window = self.window;
+            let members = self.groups.touch(gk, o.now, Vec::new);
+            members.retain(|(_, t)| o.now.saturating_sub(*t) < window);
+            match members.iter().position(|(k, _)| *k == o.key) {
+                Some(i) => members[i].1 = o.now,
+                None if members.len() < MAX_MEMBERS => members.push((o.key, o.now)),
+                None => {}
+            }
+            let n = members.len();
+            if n >= self.spec.min_clients as usize {
+                let mut clients = vec![o.key];
+                clients.extend(members.iter().map(|(k, _)| *k).filter(|k| *k != o.key));
+                let org = if *g == GroupBy::Asn { o.ex.as_org.clone().unwrap_or_default() } else { String::new() };
+                out.push(
+                    Signal::new(
+                        NAME,
+                        CONVERGENCE,
+                        gk,
+                        clients,
+                        format!(
+                            "{n} addresses from {label} {value}{} were turned away by {} within {}",
+                            if org.is_empty() { String::new() } else { format!(" ({org})") },
+                            o.endpoint,
+                            human(window)
+                        ),
+                    )
+                    .endpoint(o.endpoint)
+                    .with("group_by", label)
+                    .with(label, value)
+                    .with("clients", n)
+                    .with("window_seconds", window),
+                );
+            }
+        }
+    }
+
+    fn sweep(&mut self, now: Secs) {
+        self.groups.sweep(now);
+    }
+
+    fn keys(&self) -> usize {
+        self.groups.len()
+    }
+}

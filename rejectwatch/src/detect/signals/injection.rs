@@ -1,0 +1,167 @@
+//! Signal 11, injection probing: SQL and NoSQL injection, path traversal,
+//! script and template injection in the path and query (and JNDI lookups
+//! in the User-Agent). The target is percent-decoded twice (double
+//! encoding is the oldest evasion), `+` read as a space and SQL comments
+//! as spaces before matching, case-insensitively. Any status counts: an
+//! injection that succeeded is the one that matters.
+
+use std::{borrow::Cow, time::Duration};
+
+use aho_corasick::{AhoCorasick, MatchKind};
+use serde::Deserialize;
+
+use super::clip;
+use crate::detect::{
+    Detector, Obs,
+    client::ClientState,
+    evidence::{INJECTION, Signal},
+};
+
+pub const NAME: &str = "injection-probe";
+
+const BUILTIN: &[(&str, &str)] = &[
+    ("sql", "' or "),
+    ("sql", "\" or "),
+    ("sql", " or 1=1"),
+    ("sql", "'or'1'='1"),
+    ("sql", "' or '1'='1"),
+    ("sql", "union select"),
+    ("sql", "union all select"),
+    ("sql", "information_schema"),
+    ("sql", "sleep("),
+    ("sql", "benchmark("),
+    ("sql", "waitfor delay"),
+    ("sql", "pg_sleep"),
+    ("sql", "xp_cmdshell"),
+    ("sql", "';--"),
+    ("sql", "' --"),
+    ("sql", "'--"),
+    ("nosql", "[$ne]"),
+    ("nosql", "[$gt]"),
+    ("nosql", "[$regex]"),
+    ("nosql", "[$where]"),
+    ("nosql", "{\"$ne\""),
+    ("nosql", "{\"$gt\""),
+    ("nosql", "$where:"),
+    ("traversal", "../"),
+    ("traversal", "..\\"),
+    ("traversal", "/etc/passwd"),
+    ("traversal", "c:\\windows"),
+    ("traversal", "win.ini"),
+    ("traversal", "\0"),
+    ("script", "<script"),
+    ("script", "javascript:"),
+    ("script", "onerror="),
+    ("script", "onload="),
+    ("script", "<svg"),
+    ("script", "<img"),
+    ("template", "{{"),
+    ("template", "${"),
+    ("template", "#{"),
+    ("command", ";cat "),
+    ("command", "|cat "),
+    ("command", "$(curl"),
+    ("command", "`id`"),
+];
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Spec {
+    /// More patterns (lowercase substrings), reported as `custom`.
+    pub extra_patterns: Vec<String>,
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Self { extra_patterns: Vec::new(), cooldown: Duration::from_secs(3600) }
+    }
+}
+
+impl Spec {
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(p) = self.extra_patterns.iter().find(|p| p.is_empty()) {
+            return Err(format!("extra_patterns: {p:?} is empty"));
+        }
+        Ok(())
+    }
+    pub fn build(&self) -> Injection {
+        let mut categories: Vec<&'static str> = BUILTIN.iter().map(|(c, _)| *c).collect();
+        let mut patterns: Vec<String> = BUILTIN.iter().map(|(_, p)| p.to_string()).collect();
+        for p in &self.extra_patterns {
+            categories.push("custom");
+            patterns.push(p.to_lowercase());
+        }
+        let ac = AhoCorasick::builder()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(&patterns)
+            .expect("patterns are plain strings");
+        Injection { ac, categories, patterns }
+    }
+}
+
+/// Decodes `%xx` (twice), `+` and SQL comments into what a backend sees.
+pub fn normalise(target: &str) -> Cow<'_, str> {
+    if !target.contains(['%', '+', '/']) {
+        return Cow::Borrowed(target);
+    }
+    let once = percent_encoding::percent_decode_str(target).decode_utf8_lossy().into_owned();
+    let twice = percent_encoding::percent_decode_str(&once).decode_utf8_lossy().into_owned();
+    Cow::Owned(twice.replace('+', " ").replace("/**/", " "))
+}
+
+pub struct Injection {
+    ac: AhoCorasick,
+    categories: Vec<&'static str>,
+    patterns: Vec<String>,
+}
+
+impl Detector for Injection {
+    fn observe(&mut self, o: &Obs<'_>, _c: &mut ClientState, out: &mut Vec<Signal>) {
+        let target = normalise(&o.ex.target);
+        let ua = o.ex.user_agent.as_deref().unwrap_or("");
+        let hit = self.ac.find(target.as_ref()).map(|m| (m, "target")).or_else(|| {
+            self.ac.find(ua).filter(|m| self.categories[m.pattern().as_usize()] == "template").map(|m| (m, "user_agent"))
+        });
+        let Some((m, place)) = hit else { return };
+        let i = m.pattern().as_usize();
+        let category = self.categories[i];
+        out.push(
+            Signal::new(
+                NAME,
+                INJECTION,
+                o.key.hash32() as u64 ^ i as u64,
+                vec![o.key],
+                format!("{} sent a {category} injection probe ({:?}) in its {place}", o.key, self.patterns[i]),
+            )
+            .endpoint(o.endpoint)
+            .with("category", category)
+            .with("pattern", self.patterns[i].clone())
+            .with("in", place)
+            .with("target", clip(&o.ex.target, 200))
+            .with("status", o.status()),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_before_matching() {
+        assert_eq!(normalise("/a?q=1%2527%2520OR%25201%253D1"), "/a?q=1' OR 1=1");
+        assert_eq!(normalise("/a?q=1+UNION/**/SELECT+x"), "/a?q=1 UNION SELECT x");
+        let d = Spec::default().build();
+        let m = |t: &str| d.ac.find(normalise(t).as_ref()).map(|m| d.categories[m.pattern().as_usize()]);
+        assert_eq!(m("/items?id=1%27%20OR%201=1--"), Some("sql"));
+        assert_eq!(m("/users?name[$ne]=x"), Some("nosql"));
+        assert_eq!(m("/static/..%2f..%2fetc/passwd"), Some("traversal"));
+        assert_eq!(m("/search?q=%3Cscript%3Ealert(1)"), Some("script"));
+        for clean in ["/api/v1/orders/42?sort=desc&limit=10", "/search?q=rock+and+roll", "/a/b/c.json"] {
+            assert_eq!(m(clean), None, "{clean}");
+        }
+    }
+}

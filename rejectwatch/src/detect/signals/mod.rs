@@ -1,0 +1,51 @@
+//! One module per signal of DETECTION.md. Each holds its typed config
+//! (`Spec`: serde, humantime durations, unknown fields refused, the
+//! defaults DETECTION.md gives), its validation, and the detector it
+//! builds. Client-keyed signals keep their per-client part in the shared
+//! client table (`State`); the others keep their own bounded tables.
+
+pub mod convergence;
+pub mod credential;
+pub mod disclosure;
+pub mod enumeration;
+pub mod header_bypass;
+pub mod injection;
+pub mod policy;
+pub mod rotation;
+pub mod scraping;
+pub mod sensitive;
+pub mod single_path;
+pub mod spoofing;
+pub mod stripped;
+pub mod tool_spread;
+pub mod unusual_method;
+
+use std::time::Duration;
+
+use super::window::Secs;
+
+pub fn secs(d: Duration) -> Secs {
+    d.as_secs().clamp(1, u32::MAX as u64) as Secs
+}
+
+/// Validation helpers: one-line messages naming the field.
+pub fn positive(name: &str, v: u64) -> Result<(), String> {
+    if v == 0 { Err(format!("{name}: must be at least 1")) } else { Ok(()) }
+}
+
+pub fn at_most(name: &str, v: u64, max: u64) -> Result<(), String> {
+    if v > max { Err(format!("{name}: {v} is more than the maximum {max}")) } else { Ok(()) }
+}
+
+pub fn nonzero_duration(name: &str, d: Duration) -> Result<(), String> {
+    if d.as_secs() == 0 { Err(format!("{name}: must be at least 1s")) } else { Ok(()) }
+}
+
+/// The first `n` characters of attacker-controlled text, for a summary.
+pub fn clip(s: &str, n: usize) -> String {
+    let mut out: String = s.chars().take(n).filter(|c| !c.is_control()).collect();
+    if s.chars().count() > n {
+        out.push('…');
+    }
+    out
+}

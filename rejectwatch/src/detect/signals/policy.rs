@@ -1,0 +1,199 @@
+//! Signal 15, our own mistakes: an access-policy regression (many
+//! distinct identities that succeeded on an endpoint suddenly rejected
+//! there within a short window: a misconfigured role or key tier, not an
+//! attack) and expired-token loops (one identity that used to succeed,
+//! retrying with a credential now refused). Reported as
+//! `misconfiguration`, which is never blocked; the finding says which
+//! endpoint and since when.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{nonzero_duration, positive, secs};
+use crate::{
+    detect::{
+        Detector, Obs,
+        client::{ClientKey, ClientState},
+        evidence::{POLICY_REGRESSION, Signal, TOKEN_LOOP},
+        human,
+        window::{Keyed, Rate, Secs, h64},
+    },
+    exchange::format_ts,
+};
+
+pub const NAME: &str = "access-policy";
+const MAX_LISTED: usize = 32;
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Spec {
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Previously successful identities rejected on one endpoint.
+    pub min_identities: u32,
+    /// How long a success is remembered.
+    #[serde(with = "humantime_serde")]
+    pub lookback: Duration,
+    /// Rejections of one formerly good identity that make a loop.
+    pub loop_retries: u32,
+    #[serde(with = "humantime_serde")]
+    pub loop_window: Duration,
+    pub max_keys: usize,
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(900),
+            min_identities: 5,
+            lookback: Duration::from_secs(7 * 86_400),
+            loop_retries: 20,
+            loop_window: Duration::from_secs(600),
+            max_keys: 1_000_000,
+            cooldown: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Spec {
+    pub fn validate(&self) -> Result<(), String> {
+        nonzero_duration("window", self.window)?;
+        nonzero_duration("lookback", self.lookback)?;
+        nonzero_duration("loop_window", self.loop_window)?;
+        positive("min_identities", self.min_identities as u64)?;
+        super::at_most("min_identities", self.min_identities as u64, MAX_LISTED as u64)?;
+        positive("loop_retries", self.loop_retries as u64)?;
+        positive("max_keys", self.max_keys as u64)
+    }
+    pub fn build(&self) -> Policy {
+        let lookback = secs(self.lookback);
+        Policy {
+            spec: self.clone(),
+            window: secs(self.window),
+            loop_window: secs(self.loop_window),
+            good_here: Keyed::new(self.max_keys, lookback),
+            good: Keyed::new(self.max_keys, lookback),
+            regressions: Keyed::new(10_000, secs(self.window)),
+            loops: Keyed::new(100_000, secs(self.loop_window)),
+        }
+    }
+}
+
+/// Recent rejections of formerly good identities on one endpoint.
+#[derive(Default)]
+struct Regression {
+    since: Secs,
+    identities: Vec<(u32, Secs, ClientKey)>,
+}
+
+pub struct Policy {
+    spec: Spec,
+    window: Secs,
+    loop_window: Secs,
+    /// (identity, endpoint) → last success.
+    good_here: Keyed<u64, Secs>,
+    /// identity → last success anywhere.
+    good: Keyed<u64, Secs>,
+    regressions: Keyed<u64, Regression>,
+    loops: Keyed<u64, (Rate, Secs)>,
+}
+
+impl Detector for Policy {
+    fn observe(&mut self, o: &Obs<'_>, _c: &mut ClientState, out: &mut Vec<Signal>) {
+        let Some(id) = o.ex.identity.as_deref() else { return };
+        let idh = h64(id.as_bytes());
+        let pair = idh ^ o.ep.rotate_left(1);
+        if o.success {
+            *self.good_here.touch(pair, o.now, || 0) = o.now;
+            *self.good.touch(idh, o.now, || 0) = o.now;
+            return;
+        }
+        if !matches!(o.status(), 401 | 403) {
+            return;
+        }
+        let window = self.window;
+        if self.good_here.get(&pair).is_some() {
+            let r = self.regressions.touch(o.ep, o.now, Regression::default);
+            r.identities.retain(|(_, t, _)| o.now.saturating_sub(*t) < window);
+            if r.identities.is_empty() {
+                r.since = o.now;
+            }
+            match r.identities.iter().position(|(h, _, _)| *h == idh as u32) {
+                Some(i) => r.identities[i].1 = o.now,
+                None if r.identities.len() < MAX_LISTED => r.identities.push((idh as u32, o.now, o.key)),
+                None => {}
+            }
+            let n = r.identities.len();
+            if n >= self.spec.min_identities as usize {
+                let mut clients = vec![o.key];
+                for (_, _, k) in &r.identities {
+                    if !clients.contains(k) {
+                        clients.push(*k);
+                    }
+                }
+                let since = format_ts(r.since as u64 * 1_000_000_000);
+                out.push(
+                    Signal::new(
+                        NAME,
+                        POLICY_REGRESSION,
+                        o.ep,
+                        clients,
+                        format!(
+                            "{n} identities that used to succeed on {} are refused ({}) since {since}: check the access policy",
+                            o.endpoint,
+                            o.status()
+                        ),
+                    )
+                    .endpoint(o.endpoint)
+                    .with("form", "policy_regression")
+                    .with("identities", n)
+                    .with("since", since)
+                    .with("status", o.status()),
+                );
+            }
+        }
+        if self.good.get(&idh).is_some() {
+            let lw = self.loop_window;
+            let (rate, since) = self.loops.touch(idh, o.now, || (Rate::default(), o.now));
+            if rate.count(o.now, lw) == 0 {
+                *since = o.now;
+            }
+            let n = rate.add(o.now, lw);
+            if n >= self.spec.loop_retries {
+                let since = format_ts(*since as u64 * 1_000_000_000);
+                out.push(
+                    Signal::new(
+                        NAME,
+                        TOKEN_LOOP,
+                        idh,
+                        vec![o.key],
+                        format!(
+                            "{} keeps retrying an identity that used to succeed and is now refused: {n} times within {} since {since} (expired or revoked credential)",
+                            o.key,
+                            human(lw)
+                        ),
+                    )
+                    .endpoint(o.endpoint)
+                    .with("form", "expired_token_loop")
+                    .with("retries", n)
+                    .with("since", since)
+                    .with("identity_kind", o.ex.identity_kind.unwrap_or("unknown")),
+                );
+            }
+        }
+    }
+
+    fn sweep(&mut self, now: Secs) {
+        self.good_here.sweep(now);
+        self.good.sweep(now);
+        self.regressions.sweep(now);
+        self.loops.sweep(now);
+    }
+
+    fn keys(&self) -> usize {
+        self.good_here.len() + self.good.len() + self.regressions.len() + self.loops.len()
+    }
+}

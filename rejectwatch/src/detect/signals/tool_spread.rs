@@ -1,0 +1,165 @@
+//! Signal 2, tool fingerprint spread: the exact version string of an HTTP
+//! library (and, from packets, the order and set of header names) is a
+//! fingerprint. Several addresses sending the same one to the same
+//! endpoint, and being rejected there, are one tool deployed in several
+//! places. Members that also share a polling cadence are grouped into one
+//! actor (same fingerprint + target + cadence).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{nonzero_duration, positive, secs};
+use crate::detect::{
+    Detector, Obs,
+    cadence::same_period,
+    client::{ClientKey, ClientState, EVER_SUCCEEDED},
+    evidence::{Signal, TOOL_SPREAD},
+    human,
+    window::{Keyed, Secs, h64_parts},
+};
+
+pub const NAME: &str = "tool-spread";
+const MAX_MEMBERS: usize = 64;
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Spec {
+    #[serde(with = "humantime_serde")]
+    pub window: Duration,
+    /// Distinct addresses sharing the fingerprint and endpoint.
+    pub min_clients: u32,
+    /// Cadences within this fraction of each other are the same.
+    pub cadence_tolerance: f64,
+    pub max_keys: usize,
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(72 * 3600),
+            min_clients: 4,
+            cadence_tolerance: 0.1,
+            max_keys: 10_000,
+            cooldown: Duration::from_secs(72 * 3600),
+        }
+    }
+}
+
+impl Spec {
+    pub fn validate(&self) -> Result<(), String> {
+        nonzero_duration("window", self.window)?;
+        positive("min_clients", self.min_clients as u64)?;
+        super::at_most("min_clients", self.min_clients as u64, MAX_MEMBERS as u64)?;
+        positive("max_keys", self.max_keys as u64)
+    }
+    pub fn build(&self) -> ToolSpread {
+        let window = secs(self.window);
+        ToolSpread { spec: self.clone(), window, clusters: Keyed::new(self.max_keys, window) }
+    }
+}
+
+struct Member {
+    key: ClientKey,
+    last: Secs,
+    country: Option<String>,
+    period: Option<Secs>,
+}
+
+#[derive(Default)]
+struct Cluster {
+    members: Vec<Member>,
+}
+
+pub struct ToolSpread {
+    spec: Spec,
+    window: Secs,
+    clusters: Keyed<u64, Cluster>,
+}
+
+impl Detector for ToolSpread {
+    fn observe(&mut self, o: &Obs<'_>, c: &mut ClientState, out: &mut Vec<Signal>) {
+        let ex = o.ex;
+        if !o.rejected || c.has(EVER_SUCCEEDED) {
+            return;
+        }
+        let (Some(product), Some(version)) = (&ex.ua_product, &ex.ua_version) else { return };
+        if !matches!(ex.ua_family, Some("http-library" | "cli")) {
+            return;
+        }
+        let fp = ex.fingerprint.as_deref().unwrap_or("");
+        let ck = h64_parts(&[product.as_bytes(), version.as_bytes(), fp.as_bytes(), o.endpoint.as_bytes()]);
+        let period = c.cadence.regular_period(&o.ctx.cadence);
+        let window = self.window;
+        let cl = self.clusters.touch(ck, o.now, Cluster::default);
+        cl.members.retain(|m| o.now.saturating_sub(m.last) < window);
+        let newly_periodic = match cl.members.iter().position(|m| m.key == o.key) {
+            Some(i) => {
+                let m = &mut cl.members[i];
+                m.last = o.now;
+                let was = m.period;
+                m.period = period.or(m.period);
+                was.is_none() && m.period.is_some()
+            }
+            None if cl.members.len() < MAX_MEMBERS => {
+                cl.members.push(Member { key: o.key, last: o.now, country: ex.country.clone(), period });
+                period.is_some()
+            }
+            None => false,
+        };
+        if newly_periodic && let Some(p) = period {
+            let same: Vec<ClientKey> = std::iter::once(o.key)
+                .chain(
+                    cl.members
+                        .iter()
+                        .filter(|m| m.key != o.key && m.period.is_some_and(|q| same_period(p, q, self.spec.cadence_tolerance)))
+                        .map(|m| m.key),
+                )
+                .collect();
+            if same.len() > 1 {
+                out.push(
+                    Signal::new(NAME, TOOL_SPREAD, ck, same, format!("same tool, target and {} cadence", human(p)))
+                        .merged()
+                        .silent(),
+                );
+            }
+        }
+        let n = cl.members.len();
+        if n >= self.spec.min_clients as usize {
+            let mut countries: Vec<&str> = cl.members.iter().filter_map(|m| m.country.as_deref()).collect();
+            countries.sort_unstable();
+            countries.dedup();
+            let mut clients = vec![o.key];
+            clients.extend(cl.members.iter().map(|m| m.key).filter(|k| *k != o.key));
+            let fp_text = if fp.is_empty() { String::new() } else { format!(" with header fingerprint {fp}") };
+            out.push(
+                Signal::new(
+                    NAME,
+                    TOOL_SPREAD,
+                    ck,
+                    clients,
+                    format!(
+                        "{n} addresses{} send {product}/{version}{fp_text} to {}: one tool in several places",
+                        if countries.is_empty() { String::new() } else { format!(" in {} countries", countries.len()) },
+                        o.endpoint
+                    ),
+                )
+                .endpoint(o.endpoint)
+                .with("clients", n)
+                .with("countries", countries.join(","))
+                .with("product", format!("{product}/{version}"))
+                .with("fingerprint", fp),
+            );
+        }
+    }
+
+    fn sweep(&mut self, now: Secs) {
+        self.clusters.sweep(now);
+    }
+
+    fn keys(&self) -> usize {
+        self.clusters.len()
+    }
+}

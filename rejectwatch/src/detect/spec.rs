@@ -1,0 +1,320 @@
+//! The `[detect]` section of the config: engine limits, the reject
+//! statuses, cadence rules, and one typed spec per detector (`[[detect.detector]]`
+//! tables tagged by `kind`). Every detector runs with DETECTION.md's
+//! defaults unless a table overrides it or `disabled` names it.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{
+    Detector,
+    cadence::CadenceRules,
+    signals::{
+        self, convergence, credential, disclosure, enumeration, header_bypass, injection, policy, rotation, scraping,
+        sensitive, single_path, spoofing, stripped, tool_spread, unusual_method,
+    },
+    window::Secs,
+};
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "kind")]
+pub enum DetectorSpec {
+    #[serde(rename = "single-path")]
+    SinglePath(single_path::Spec),
+    #[serde(rename = "tool-spread")]
+    ToolSpread(tool_spread::Spec),
+    #[serde(rename = "convergence")]
+    Convergence(convergence::Spec),
+    #[serde(rename = "user-agent-spoofing")]
+    Spoofing(spoofing::Spec),
+    #[serde(rename = "stripped-identity")]
+    Stripped(stripped::Spec),
+    #[serde(rename = "address-rotation")]
+    Rotation(rotation::Spec),
+    #[serde(rename = "disclosure")]
+    Disclosure(disclosure::Spec),
+    #[serde(rename = "credential-scanning")]
+    Credential(credential::Spec),
+    #[serde(rename = "object-enumeration")]
+    Enumeration(enumeration::Spec),
+    #[serde(rename = "header-manipulation")]
+    HeaderBypass(header_bypass::Spec),
+    #[serde(rename = "injection-probe")]
+    Injection(injection::Spec),
+    #[serde(rename = "unusual-method")]
+    UnusualMethod(unusual_method::Spec),
+    #[serde(rename = "scraping")]
+    Scraping(scraping::Spec),
+    #[serde(rename = "sensitive-file-probe")]
+    Sensitive(sensitive::Spec),
+    #[serde(rename = "access-policy")]
+    Policy(policy::Spec),
+}
+
+impl DetectorSpec {
+    /// Every detector with its defaults, in evaluation order.
+    pub fn all_defaults() -> Vec<DetectorSpec> {
+        use DetectorSpec::*;
+        vec![
+            SinglePath(Default::default()),
+            ToolSpread(Default::default()),
+            Convergence(Default::default()),
+            Spoofing(Default::default()),
+            Stripped(Default::default()),
+            Rotation(Default::default()),
+            Disclosure(Default::default()),
+            Credential(Default::default()),
+            Enumeration(Default::default()),
+            HeaderBypass(Default::default()),
+            Injection(Default::default()),
+            UnusualMethod(Default::default()),
+            Scraping(Default::default()),
+            Sensitive(Default::default()),
+            Policy(Default::default()),
+        ]
+    }
+
+    pub fn name(&self) -> &'static str {
+        use DetectorSpec::*;
+        match self {
+            SinglePath(_) => single_path::NAME,
+            ToolSpread(_) => tool_spread::NAME,
+            Convergence(_) => convergence::NAME,
+            Spoofing(_) => spoofing::NAME,
+            Stripped(_) => stripped::NAME,
+            Rotation(_) => rotation::NAME,
+            Disclosure(_) => disclosure::NAME,
+            Credential(_) => credential::NAME,
+            Enumeration(_) => enumeration::NAME,
+            HeaderBypass(_) => header_bypass::NAME,
+            Injection(_) => injection::NAME,
+            UnusualMethod(_) => unusual_method::NAME,
+            Scraping(_) => scraping::NAME,
+            Sensitive(_) => sensitive::NAME,
+            Policy(_) => policy::NAME,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        use DetectorSpec::*;
+        match self {
+            SinglePath(s) => s.validate(),
+            ToolSpread(s) => s.validate(),
+            Convergence(s) => s.validate(),
+            Spoofing(s) => s.validate(),
+            Stripped(s) => s.validate(),
+            Rotation(s) => s.validate(),
+            Disclosure(s) => s.validate(),
+            Credential(s) => s.validate(),
+            Enumeration(s) => s.validate(),
+            HeaderBypass(s) => s.validate(),
+            Injection(s) => s.validate(),
+            UnusualMethod(s) => s.validate(),
+            Scraping(s) => s.validate(),
+            Sensitive(s) => s.validate(),
+            Policy(s) => s.validate(),
+        }
+    }
+
+    /// The detector and its cooldown; `None` for disclosure, which the
+    /// engine drives from marks rather than exchanges.
+    fn build(&self) -> Option<(Secs, Box<dyn Detector>)> {
+        use DetectorSpec::*;
+        let s = signals::secs;
+        Some(match self {
+            SinglePath(x) => (s(x.cooldown), Box::new(x.build())),
+            ToolSpread(x) => (s(x.cooldown), Box::new(x.build())),
+            Convergence(x) => (s(x.cooldown), Box::new(x.build())),
+            Spoofing(x) => (s(x.cooldown), Box::new(x.build())),
+            Stripped(x) => (s(x.cooldown), Box::new(x.build())),
+            Rotation(x) => (s(x.cooldown), Box::new(x.build())),
+            Disclosure(_) => return None,
+            Credential(x) => (s(x.cooldown), Box::new(x.build())),
+            Enumeration(x) => (s(x.cooldown), Box::new(x.build())),
+            HeaderBypass(x) => (s(x.cooldown), Box::new(x.build())),
+            Injection(x) => (s(x.cooldown), Box::new(x.build())),
+            UnusualMethod(x) => (s(x.cooldown), Box::new(x.build())),
+            Scraping(x) => (s(x.cooldown), Box::new(x.build())),
+            Sensitive(x) => (s(x.cooldown), Box::new(x.build())),
+            Policy(x) => (s(x.cooldown), Box::new(x.build())),
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CadenceSpec {
+    /// A request after this much silence starts a new poll.
+    #[serde(with = "humantime_serde")]
+    pub burst_gap: Duration,
+    /// Intervals needed before a period is estimated.
+    pub min_intervals: u32,
+    /// Median absolute deviation allowed, as a fraction of the period.
+    pub tolerance: f64,
+}
+
+impl Default for CadenceSpec {
+    fn default() -> Self {
+        Self { burst_gap: Duration::from_secs(30), min_intervals: 4, tolerance: 0.1 }
+    }
+}
+
+impl CadenceSpec {
+    pub fn rules(&self) -> CadenceRules {
+        CadenceRules {
+            burst_gap: signals::secs(self.burst_gap),
+            min_intervals: self.min_intervals as usize,
+            tolerance: self.tolerance,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectConfig {
+    /// Statuses that make up the reject pile.
+    pub reject_statuses: Vec<u16>,
+    /// Clients tracked at once (least recently seen dropped first).
+    pub max_clients: usize,
+    /// A client idle this long is forgotten.
+    #[serde(with = "humantime_serde")]
+    pub client_idle: Duration,
+    pub max_endpoints: usize,
+    pub max_actors: usize,
+    /// Endpoint templates that are the API (`*` globs); empty: learned
+    /// from where requests succeed.
+    pub documented_endpoints: Vec<String>,
+    /// Detectors (by kind) not to run.
+    pub disabled: Vec<String>,
+    pub cadence: CadenceSpec,
+    /// Overrides of detector defaults, one table per kind.
+    pub detector: Vec<DetectorSpec>,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        Self {
+            reject_statuses: vec![401, 403, 404, 405, 410, 429],
+            max_clients: 1_000_000,
+            client_idle: Duration::from_secs(72 * 3600),
+            max_endpoints: 100_000,
+            max_actors: 100_000,
+            documented_endpoints: Vec::new(),
+            disabled: Vec::new(),
+            cadence: CadenceSpec::default(),
+            detector: Vec::new(),
+        }
+    }
+}
+
+impl DetectConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let p = "detect";
+        if let Some(s) = self.reject_statuses.iter().find(|s| !(100..=999).contains(*s)) {
+            return Err(format!("{p}.reject_statuses: {s} is not an HTTP status"));
+        }
+        for (name, v) in [("max_clients", self.max_clients), ("max_endpoints", self.max_endpoints), ("max_actors", self.max_actors)]
+        {
+            if v == 0 {
+                return Err(format!("{p}.{name}: must be at least 1"));
+            }
+        }
+        if self.client_idle.as_secs() == 0 {
+            return Err(format!("{p}.client_idle: must be at least 1s"));
+        }
+        let c = &self.cadence;
+        if c.burst_gap.as_secs() == 0 || c.min_intervals < 2 || !(0.0..1.0).contains(&c.tolerance) {
+            return Err(format!(
+                "{p}.cadence: burst_gap must be at least 1s, min_intervals at least 2, tolerance in [0, 1)"
+            ));
+        }
+        let names: Vec<&str> = DetectorSpec::all_defaults().iter().map(|d| d.name()).collect();
+        if let Some(d) = self.disabled.iter().find(|d| !names.contains(&d.as_str())) {
+            return Err(format!("{p}.disabled: unknown detector {d:?} (known: {})", names.join(", ")));
+        }
+        let mut seen = Vec::new();
+        for d in &self.detector {
+            if seen.contains(&d.name()) {
+                return Err(format!("{p}.detector: kind {:?} given twice", d.name()));
+            }
+            seen.push(d.name());
+            d.validate().map_err(|e| format!("{p}.detector[kind={:?}].{e}", d.name()))?;
+        }
+        Ok(())
+    }
+
+    /// The enabled detectors (name, cooldown, detector) and disclosure.
+    #[allow(clippy::type_complexity)]
+    pub fn build(&self) -> (Vec<(&'static str, Secs, Box<dyn Detector>)>, Option<disclosure::Disclosure>) {
+        let mut out = Vec::new();
+        let mut disc = None;
+        for default in DetectorSpec::all_defaults() {
+            let name = default.name();
+            if self.disabled.iter().any(|d| d == name) {
+                continue;
+            }
+            let spec = self.detector.iter().find(|d| d.name() == name).cloned().unwrap_or(default);
+            match &spec {
+                DetectorSpec::Disclosure(d) => disc = Some(d.build()),
+                _ => {
+                    let (cooldown, det) = spec.build().expect("not disclosure");
+                    out.push((name, cooldown, det));
+                }
+            }
+        }
+        (out, disc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<DetectConfig, String> {
+        let c: DetectConfig = toml::from_str(text).map_err(|e| e.message().to_string())?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn defaults_build_every_detector() {
+        let c = parse("").unwrap();
+        let (d, disc) = c.build();
+        assert_eq!(d.len(), 14);
+        assert!(disc.is_some());
+    }
+
+    #[test]
+    fn typed_overrides_and_errors() {
+        let c = parse(
+            r#"
+            disabled = ["scraping"]
+            [[detector]]
+            kind = "single-path"
+            window = "12h"
+            min_requests = 300
+            "#,
+        )
+        .unwrap();
+        let DetectorSpec::SinglePath(s) = &c.detector[0] else { panic!("{:?}", c.detector) };
+        assert_eq!((s.window, s.min_requests), (Duration::from_secs(12 * 3600), 300));
+        assert_eq!(s.cooldown, single_path::Spec::default().cooldown);
+        assert_eq!(c.build().0.len(), 13);
+
+        for (text, needle) in [
+            ("[[detector]]\nkind = \"single-path\"\nwindw = \"1h\"", "windw"),
+            ("[[detector]]\nkind = \"telepathy\"", "telepathy"),
+            ("[[detector]]\nkind = \"single-path\"\nwindow = \"soon\"", "soon"),
+            ("[[detector]]\nkind = \"single-path\"\nmin_requests = 0", "single-path\"].min_requests"),
+            ("[[detector]]\nkind = \"scraping\"\n[[detector]]\nkind = \"scraping\"", "twice"),
+            ("disabled = [\"nope\"]", "nope"),
+            ("reject_statuses = [4040]", "4040"),
+            ("[[detector]]\nkind = \"user-agent-spoofing\"\nmax_user_agents = 99", "max_user_agents"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains(needle), "{text:?}: {e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+}

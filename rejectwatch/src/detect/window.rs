@@ -1,0 +1,275 @@
+//! The small, fixed-size building blocks detectors keep per key: a sliding
+//! count, an exact small distinct set, a distinct-count estimate, and the
+//! bounded keyed map every detector's table is made of (LRU by last touch,
+//! swept by record time). Time here is whole seconds of record time.
+
+use std::{hash::Hash, num::NonZeroUsize};
+
+use lru::LruCache;
+
+/// Record time in whole seconds since the Unix epoch (fits until 2106).
+pub type Secs = u32;
+
+/// A deterministic 64-bit hash (FNV-1a): replays must key, sample and
+/// order exactly as live runs did, so no per-process random seed.
+pub fn h64(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Combines hashes of several parts (order matters).
+pub fn h64_parts(parts: &[&[u8]]) -> u64 {
+    let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+    for p in parts {
+        h = (h ^ h64(p)).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(17);
+    }
+    h
+}
+
+/// A count over a sliding window, approximated from the current and the
+/// previous fixed window (the previous one weighted by how much of it
+/// still overlaps the sliding window). 12 bytes; never undercounts a burst
+/// that straddles a window boundary by more than the approximation.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Rate {
+    start: Secs,
+    cur: u32,
+    prev: u32,
+}
+
+impl Rate {
+    /// Adds one event at `now` and returns the sliding count.
+    pub fn add(&mut self, now: Secs, window: Secs) -> u32 {
+        self.roll(now, window);
+        self.cur = self.cur.saturating_add(1);
+        self.count(now, window)
+    }
+
+    pub fn count(&self, now: Secs, window: Secs) -> u32 {
+        let w = window.max(1) as u64;
+        let elapsed = now.saturating_sub(self.start) as u64;
+        if elapsed >= 2 * w {
+            return 0;
+        }
+        if elapsed >= w {
+            // `roll` has not run for this window yet: `cur` is the previous.
+            let overlap = 2 * w - elapsed;
+            return (self.cur as u64 * overlap / w) as u32;
+        }
+        let overlap = w - elapsed;
+        self.cur + (self.prev as u64 * overlap / w) as u32
+    }
+
+    fn roll(&mut self, now: Secs, window: Secs) {
+        let w = window.max(1);
+        if self.cur == 0 && self.prev == 0 {
+            self.start = now;
+            return;
+        }
+        let elapsed = now.saturating_sub(self.start);
+        if elapsed >= 2 * w {
+            (self.start, self.cur, self.prev) = (now, 0, 0);
+        } else if elapsed >= w {
+            (self.start, self.prev, self.cur) = (self.start + w, self.cur, 0);
+        }
+    }
+}
+
+/// An exact set of up to `N` distinct 32-bit hashes; `len` stops at `N`
+/// (enough to say "at least N"). Reset when its window ends.
+#[derive(Clone, Copy, Debug)]
+pub struct Distinct<const N: usize> {
+    start: Secs,
+    len: u8,
+    items: [u32; N],
+}
+
+impl<const N: usize> Default for Distinct<N> {
+    fn default() -> Self {
+        Self { start: 0, len: 0, items: [0; N] }
+    }
+}
+
+impl<const N: usize> Distinct<N> {
+    /// Adds `item` seen at `now`; returns the number of distinct items in
+    /// the current window (at most `N`).
+    pub fn add(&mut self, item: u32, now: Secs, window: Secs) -> usize {
+        if now.saturating_sub(self.start) >= window {
+            (self.start, self.len) = (now, 0);
+        }
+        let n = self.len as usize;
+        if !self.items[..n].contains(&item) && n < N {
+            self.items[n] = item;
+            self.len += 1;
+        }
+        self.len as usize
+    }
+
+    pub fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Linear counting over `64 * W` bits: a distinct-count estimate in `8 * W`
+/// bytes, accurate to a few percent well past 100 items for W = 4.
+#[derive(Clone, Copy, Debug)]
+pub struct Sketch<const W: usize> {
+    start: Secs,
+    bits: [u64; W],
+}
+
+impl<const W: usize> Default for Sketch<W> {
+    fn default() -> Self {
+        Self { start: 0, bits: [0; W] }
+    }
+}
+
+impl<const W: usize> Sketch<W> {
+    pub fn add(&mut self, hash: u64, now: Secs, window: Secs) -> u32 {
+        if now.saturating_sub(self.start) >= window {
+            (self.start, self.bits) = (now, [0; W]);
+        }
+        // A finaliser first: FNV's low bits are poor on short inputs.
+        let mut z = hash ^ (hash >> 30);
+        z = z.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z ^= z >> 27;
+        z = z.wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        let bit = (z % (64 * W as u64)) as usize;
+        self.bits[bit / 64] |= 1 << (bit % 64);
+        self.estimate()
+    }
+
+    pub fn estimate(&self) -> u32 {
+        let m = (64 * W) as f64;
+        let zero = m - self.bits.iter().map(|b| b.count_ones() as f64).sum::<f64>();
+        if zero < 1.0 {
+            // Saturated: the estimate is at least this.
+            return (m * m.ln()) as u32;
+        }
+        (m * (m / zero).ln()).round() as u32
+    }
+}
+
+/// A bounded map for per-key detector state: at most `cap` keys (least
+/// recently touched evicted first), and [`Keyed::sweep`] drops keys idle
+/// longer than `ttl`. Touching a key moves it to the front, so the idle
+/// keys are always at the back and a sweep costs only what it removes.
+pub struct Keyed<K: Hash + Eq, V> {
+    map: LruCache<K, (Secs, V)>,
+    ttl: Secs,
+    pub evicted: u64,
+}
+
+impl<K: Hash + Eq + Clone, V> Keyed<K, V> {
+    pub fn new(cap: usize, ttl: Secs) -> Self {
+        let cap = NonZeroUsize::new(cap.max(1)).expect("non-zero");
+        Self { map: LruCache::new(cap), ttl, evicted: 0 }
+    }
+
+    /// The state for `k`, created with `init` if absent; marks it touched.
+    pub fn touch(&mut self, k: K, now: Secs, init: impl FnOnce() -> V) -> &mut V {
+        if !self.map.contains(&k) {
+            if self.map.len() == self.map.cap().get() {
+                self.evicted += 1;
+            }
+            self.map.push(k.clone(), (now, init()));
+        }
+        let slot = self.map.get_mut(&k).expect("just inserted");
+        slot.0 = slot.0.max(now);
+        &mut slot.1
+    }
+
+    pub fn get(&self, k: &K) -> Option<&V> {
+        self.map.peek(k).map(|(_, v)| v)
+    }
+
+    pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        self.map.peek_mut(k).map(|(_, v)| v)
+    }
+
+    /// Drops keys not touched for longer than the ttl; returns how many.
+    pub fn sweep(&mut self, now: Secs) -> usize {
+        let mut n = 0;
+        while let Some((_, (last, _))) = self.map.peek_lru() {
+            if now.saturating_sub(*last) <= self.ttl {
+                break;
+            }
+            self.map.pop_lru();
+            n += 1;
+        }
+        n
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter().map(|(k, (_, v))| (k, v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_slides() {
+        let mut r = Rate::default();
+        for t in 0..100 {
+            r.add(1000 + t, 100);
+        }
+        assert_eq!(r.count(1099, 100), 100);
+        // Half of the previous window still overlaps.
+        assert_eq!(r.add(1150, 100), 51);
+        assert_eq!(r.count(1400, 100), 0);
+        assert_eq!(r.add(1400, 100), 1);
+    }
+
+    #[test]
+    fn distinct_caps_and_resets() {
+        let mut d = Distinct::<3>::default();
+        assert_eq!(d.add(1, 0, 10), 1);
+        assert_eq!(d.add(1, 1, 10), 1);
+        assert_eq!(d.add(2, 2, 10), 2);
+        assert_eq!(d.add(3, 3, 10), 3);
+        assert_eq!(d.add(4, 4, 10), 3);
+        assert_eq!(d.add(5, 20, 10), 1);
+    }
+
+    #[test]
+    fn sketch_estimates() {
+        let mut s = Sketch::<4>::default();
+        for i in 0..150u64 {
+            s.add(h64(&i.to_le_bytes()), 0, 100);
+        }
+        let e = s.estimate();
+        assert!((135..=165).contains(&e), "{e}");
+    }
+
+    #[test]
+    fn keyed_is_bounded_and_swept_by_record_time() {
+        let mut k: Keyed<u32, u32> = Keyed::new(3, 60);
+        for i in 0..5 {
+            *k.touch(i, 100 + i, || 0) += 1;
+        }
+        assert_eq!(k.len(), 3);
+        assert_eq!(k.evicted, 2);
+        k.touch(2, 200, || 0);
+        assert_eq!(k.sweep(200), 2);
+        assert_eq!(k.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [2]);
+    }
+}
