@@ -11,12 +11,12 @@ use anyhow::bail;
 use crate::{
     cli::{AnalyzeArgs, InputFormat},
     detect::{Engine, evidence::Class},
-    report::{write_actors, write_prospects},
     enrich::Enricher,
     join::Joiner,
     metrics::Metrics,
     observe::Source,
     pipeline::Pipeline,
+    report::{write_actors, write_prospects},
     sink::{Sinks, open_named, open_output},
     source::{
         accesslog::LogFormat,

@@ -431,6 +431,18 @@ pub fn exchange_key(v: &Value) -> String {
     )
 }
 
+/// Runs `rejectwatch analyze FILES EXTRA --state-dir TMP`; returns stderr.
+pub fn analyze_with(files: &[&Path], extra: &[&str]) -> String {
+    let dir = TempDir::new("analyze");
+    let mut cmd = Command::new(rejectwatch_bin());
+    cmd.arg("analyze").args(files).args(extra);
+    cmd.args(["--state-dir", dir.path("state").to_str().expect("utf-8")]);
+    let o = cmd.output().expect("run analyze");
+    let stderr = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "analyze failed: {stderr}");
+    stderr
+}
+
 /// Runs `rejectwatch analyze` and returns its exchanges and stderr.
 pub fn analyze(files: &[&Path], extra: &[&str]) -> (Vec<Value>, String) {
     let dir = TempDir::new("analyze");

@@ -10,6 +10,8 @@
 
 mod bench;
 mod bench_analyze;
+mod cases;
+mod traffic;
 
 use clap::{Parser, Subcommand};
 
@@ -26,6 +28,8 @@ enum Cmd {
     BenchKernel(bench::BenchArgs),
     /// Benchmark `analyze` with enrichment on a generated combined log.
     BenchAnalyze(bench_analyze::BenchAnalyzeArgs),
+    /// Write the golden detector cases' inputs (tests/cases).
+    GenCases(cases::GenCasesArgs),
     /// Internal: attach the no-op floor programs and wait to be killed.
     #[command(hide = true)]
     Floor {
@@ -38,6 +42,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::BenchKernel(args) => bench::bench_kernel(args),
         Cmd::BenchAnalyze(args) => bench_analyze::bench_analyze(args),
+        Cmd::GenCases(args) => cases::gen_cases(args),
         Cmd::Floor { iface } => bench::hold_floor(&iface),
     }
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::{
-    cadence::{Cadence, CadenceRules},
+    cadence::CadenceRules,
     client::{ClientKey, ClientState},
     evidence::{self, Class, Kind, Leaning},
     human,
@@ -159,11 +159,7 @@ impl Roster {
 
     fn evict(&mut self) {
         // Forwarders first (they hold nothing), then the least recently seen.
-        let victim = self
-            .actors
-            .iter()
-            .min_by_key(|(id, a)| (a.forward == 0, a.last_seen, **id))
-            .map(|(id, _)| *id);
+        let victim = self.actors.iter().min_by_key(|(id, a)| (a.forward == 0, a.last_seen, **id)).map(|(id, _)| *id);
         if let Some(v) = victim {
             self.actors.remove(&v);
             self.evicted += 1;
@@ -328,20 +324,24 @@ impl Roster {
         let sum = |l: Leaning| a.evidence.iter().filter(|e| e.leaning == l).map(|e| e.weight as u32).sum::<u32>();
         let has = |k: Kind| a.evidence.iter().any(|e| e.kind == k.name);
         let threat = sum(Leaning::Threat);
-        a.class = if threat >= evidence::THREAT_AT {
-            Class::Threat
-        } else if sum(Leaning::Misconfiguration) > 0 {
+        let misconfigured = sum(Leaning::Misconfiguration) > 0;
+        let unexplained = a.evidence.iter().any(|e| evidence::beyond_misconfiguration(e.kind));
+        a.class = if misconfigured && !unexplained {
             Class::Misconfiguration
-        } else if threat <= evidence::PROSPECT_TOLERATES && has(evidence::HONEST_UA) && has(evidence::REGULAR_CADENCE) {
+        } else if threat >= evidence::THREAT_AT {
+            Class::Threat
+        } else if misconfigured {
+            Class::Misconfiguration
+        } else if threat <= evidence::PROSPECT_TOLERATES
+            && has(evidence::HONEST_UA)
+            && has(evidence::REGULAR_CADENCE)
+            // Someone the API turns away; one it serves is a customer.
+            && a.rejects * 2 > a.requests
+        {
             Class::Prospect
         } else {
             Class::Unknown
         };
         a.classification = a.class;
     }
-}
-
-/// Cadence helper for the roster's users.
-pub fn period_of(c: &Cadence, rules: &CadenceRules) -> Option<Secs> {
-    c.regular_period(rules)
 }

@@ -80,6 +80,16 @@ pub const DOCUMENTED_ONLY: Kind = k("documented_endpoints_only", Prospect, 1);
 pub const POLICY_REGRESSION: Kind = k("access_policy_regression", Misconfiguration, 3);
 pub const TOKEN_LOOP: Kind = k("expired_token_loop", Misconfiguration, 3);
 
+/// Threat evidence our own misconfiguration cannot explain: with any of
+/// it an actor is judged on its threat evidence; without, misconfiguration
+/// evidence wins (a locked-out integration retrying looks like a 401 surge
+/// hammering one path, and must never be blocked for it).
+pub fn beyond_misconfiguration(kind: &str) -> bool {
+    [SENSITIVE_PROBE, INJECTION, SCANNER_UA, SPOOFING, HEADER_BYPASS, ENUMERATION, ROTATION, STRIPPED, UNUSUAL_METHOD]
+        .iter()
+        .any(|k| k.name == kind)
+}
+
 /// Threat evidence totalling this makes a threat.
 pub const THREAT_AT: u32 = 3;
 /// A prospect may carry at most this much (weak) threat evidence.
@@ -105,17 +115,7 @@ pub struct Signal {
 
 impl Signal {
     pub fn new(detector: &'static str, kind: Kind, key: u64, clients: Vec<ClientKey>, summary: String) -> Self {
-        Self {
-            detector,
-            kind,
-            key,
-            clients,
-            merge: false,
-            report: true,
-            endpoint: None,
-            summary,
-            evidence: Map::new(),
-        }
+        Self { detector, kind, key, clients, merge: false, report: true, endpoint: None, summary, evidence: Map::new() }
     }
 
     pub fn endpoint(mut self, e: &str) -> Self {

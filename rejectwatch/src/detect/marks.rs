@@ -43,7 +43,8 @@ pub fn parse_flag(s: &str) -> Result<Mark, String> {
     if kind != DISCLOSURE {
         return Err(format!("{kind:?}: the only marker kind is `disclosure`"));
     }
-    let at = logtime::rfc3339(at).ok_or_else(|| format!("{at:?} is not an RFC 3339 time (e.g. 2026-11-20T10:00:00Z)"))?;
+    let at =
+        logtime::rfc3339(at).ok_or_else(|| format!("{at:?} is not an RFC 3339 time (e.g. 2026-11-20T10:00:00Z)"))?;
     Ok(Mark { kind: kind.to_string(), at, note: None })
 }
 

@@ -67,7 +67,10 @@ pub trait Detector: Send {
 pub struct Ctx {
     pub endpoints: Keyed<u64, EndpointStats>,
     pub exchanges: u64,
-    pub empty_user_agent: u64,
+    /// Successful exchanges, and those among them without a user agent:
+    /// what the API's served clients normally send.
+    pub served: u64,
+    pub served_without_user_agent: u64,
     pub cadence: CadenceRules,
     documented: Vec<String>,
 }
@@ -94,9 +97,9 @@ impl Ctx {
         self.endpoints.get(&ep).is_some_and(|s| s.successes >= LEARNED_DOCUMENTED)
     }
 
-    /// Share of exchanges without a user agent so far.
+    /// Share of served exchanges without a user agent so far.
     pub fn empty_user_agent_share(&self) -> f64 {
-        if self.exchanges == 0 { 0.0 } else { self.empty_user_agent as f64 / self.exchanges as f64 }
+        if self.served == 0 { 0.0 } else { self.served_without_user_agent as f64 / self.served as f64 }
     }
 }
 
@@ -167,7 +170,8 @@ impl Engine {
             ctx: Ctx {
                 endpoints: Keyed::new(cfg.max_endpoints, idle),
                 exchanges: 0,
-                empty_user_agent: 0,
+                served: 0,
+                served_without_user_agent: 0,
                 cadence: cfg.cadence.rules(),
                 documented: cfg.documented_endpoints.clone(),
             },
@@ -216,8 +220,11 @@ impl Engine {
         let endpoint = ex.endpoint.as_deref().unwrap_or_else(|| ex.target.split('?').next().unwrap_or(""));
         let ep = h64(endpoint.as_bytes());
         self.ctx.exchanges += 1;
-        if ex.user_agent.as_deref().is_none_or(|u| u.trim().is_empty()) {
-            self.ctx.empty_user_agent += 1;
+        if success {
+            self.ctx.served += 1;
+            if ex.user_agent.as_deref().is_none_or(|u| u.trim().is_empty()) {
+                self.ctx.served_without_user_agent += 1;
+            }
         }
 
         let mut signals = std::mem::take(&mut self.scratch);
@@ -234,9 +241,11 @@ impl Engine {
             c.flags |= SENT_NON_GET;
         }
         let burst = c.cadence.observe(now, &self.ctx.cadence);
+        // A poller the API turns away (one it serves is a customer already).
         if burst
             && c.actor == 0
             && c.rejects > 0
+            && !c.has(EVER_SUCCEEDED)
             && let Some(p) = c.cadence.regular_period(&self.ctx.cadence)
         {
             signals.push(
@@ -245,13 +254,11 @@ impl Engine {
             );
         }
         let o = Obs { ex, now, key, rejected, success, endpoint, ep, ctx: &self.ctx };
-        let first_new = signals.len();
         for d in &mut self.detectors {
             let before = signals.len();
             d.det.observe(&o, c, &mut signals);
             debug_assert!(signals[before..].iter().all(|s| s.detector == d.name), "{}", d.name);
         }
-        let _ = first_new;
         let actor = c.actor;
         let period = c.cadence.regular_period(&self.ctx.cadence);
 
@@ -278,7 +285,6 @@ impl Engine {
             if let Some(d) = &mut self.disclosure {
                 d.on_mark(&m, self.clients.iter(), &self.ctx.cadence);
             }
-            let _ = m;
         }
         if now < self.last_sweep + SWEEP_EVERY {
             return;
@@ -333,7 +339,10 @@ impl Engine {
                     None => {
                         let id = self.roster.create(*k, c, &self.ctx.cadence);
                         c.actor = id;
-                        if *k == s.clients[0] && ex.ts != 0 && ClientKey::new(ex.client.unwrap_or(ex.peer), self.v6_prefix) == *k {
+                        if *k == s.clients[0]
+                            && ex.ts != 0
+                            && ClientKey::new(ex.client.unwrap_or(ex.peer), self.v6_prefix) == *k
+                        {
                             let ep = ex.endpoint.as_deref().unwrap_or("");
                             let doc = self.ctx.documented(h64(ep.as_bytes()), ep);
                             let rejected = ex.status.is_some_and(|st| self.rejects[st as usize % 1000]);

@@ -214,7 +214,8 @@ impl DetectConfig {
         if let Some(s) = self.reject_statuses.iter().find(|s| !(100..=999).contains(*s)) {
             return Err(format!("{p}.reject_statuses: {s} is not an HTTP status"));
         }
-        for (name, v) in [("max_clients", self.max_clients), ("max_endpoints", self.max_endpoints), ("max_actors", self.max_actors)]
+        for (name, v) in
+            [("max_clients", self.max_clients), ("max_endpoints", self.max_endpoints), ("max_actors", self.max_actors)]
         {
             if v == 0 {
                 return Err(format!("{p}.{name}: must be at least 1"));

@@ -1,6 +1,7 @@
 //! Country and autonomous system of a client, from MaxMind-DB-format files
-//! (GeoLite2, DB-IP lite, ip-location-db all use it) or, for ASNs, CSV
-//! ranges `start,end,asn,org` (how ip-location-db also publishes them).
+//! (GeoLite2, DB-IP lite, ip-location-db all use it) or CSV ranges
+//! `start,end,asn,org` and `start,end,country_code` (how ip-location-db
+//! also publishes them).
 
 use std::{collections::HashMap, net::IpAddr, path::Path};
 
@@ -38,6 +39,15 @@ pub struct AsnRanges {
 
 impl AsnRanges {
     pub fn parse(text: &str, source: &str) -> anyhow::Result<Self> {
+        Self::parse_as(text, source, false)
+    }
+
+    /// `start,end,country_code` rows: the code is kept as the "org".
+    pub fn parse_countries(text: &str, source: &str) -> anyhow::Result<Self> {
+        Self::parse_as(text, source, true)
+    }
+
+    fn parse_as(text: &str, source: &str, countries: bool) -> anyhow::Result<Self> {
         let mut t = AsnRanges::default();
         let mut org_ids: HashMap<String, u32> = HashMap::new();
         for (i, line) in text.lines().enumerate() {
@@ -49,17 +59,34 @@ impl AsnRanges {
             let (Some(start), Some(end), Some(asn)) = (f.next(), f.next(), f.next()) else {
                 bail!("{source}:{}: expected start,end,asn,org", i + 1);
             };
-            let Ok(asn) = asn.trim().trim_start_matches("AS").parse::<u32>() else {
-                if i == 0 {
-                    continue; // a header line
+            let third = asn.trim();
+            let (asn, org) = if countries {
+                let cc = third.trim_matches('"');
+                if cc.len() != 2 || !cc.bytes().all(|b| b.is_ascii_alphabetic()) {
+                    if i == 0 {
+                        continue; // a header line
+                    }
+                    bail!("{source}:{}: {cc:?} is not a country code", i + 1);
                 }
-                bail!("{source}:{}: {asn:?} is not an AS number", i + 1);
+                (0, Some(cc.to_ascii_uppercase()))
+            } else {
+                let Ok(asn) = third.trim_start_matches("AS").parse::<u32>() else {
+                    if i == 0 {
+                        continue; // a header line
+                    }
+                    bail!("{source}:{}: {third:?} is not an AS number", i + 1);
+                };
+                (asn, None)
             };
-            let org = f.next().unwrap_or("").trim();
-            let org = org
-                .strip_prefix('"')
-                .and_then(|o| o.strip_suffix('"'))
-                .map_or(org.to_string(), |o| o.replace("\"\"", "\""));
+            let org = match org {
+                Some(cc) => cc,
+                None => {
+                    let org = f.next().unwrap_or("").trim();
+                    org.strip_prefix('"')
+                        .and_then(|o| o.strip_suffix('"'))
+                        .map_or(org.to_string(), |o| o.replace("\"\"", "\""))
+                }
+            };
             let next = org_ids.len() as u32;
             let org_id = *org_ids.entry(org.clone()).or_insert_with(|| {
                 t.orgs.push(org);
@@ -96,7 +123,7 @@ enum AsnSource {
 }
 
 pub struct Geo {
-    country: Option<Reader<Vec<u8>>>,
+    country: Option<AsnSource>,
     asn: Option<AsnSource>,
 }
 
@@ -118,7 +145,18 @@ pub struct GeoInfo {
 
 impl Geo {
     pub fn open(country: Option<&Path>, asn: Option<&Path>) -> anyhow::Result<Self> {
-        let country = country.map(|p| open_mmdb(p, "--geoip-country")).transpose()?;
+        let country = match country {
+            None => None,
+            Some(p) if is_mmdb(p) => Some(AsnSource::Mmdb(open_mmdb(p, "--geoip-country")?)),
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("--geoip-country: cannot read {}", p.display()))?;
+                Some(AsnSource::Csv(
+                    AsnRanges::parse_countries(&text, &p.display().to_string())
+                        .map_err(|e| anyhow::anyhow!("--geoip-country: {e}"))?,
+                ))
+            }
+        };
         let asn = match asn {
             None => None,
             Some(p) if is_mmdb(p) => Some(AsnSource::Mmdb(open_mmdb(p, "--geoip-asn")?)),
@@ -141,10 +179,14 @@ impl Geo {
 
     pub fn lookup(&self, ip: IpAddr) -> GeoInfo {
         let mut out = GeoInfo::default();
-        if let Some(db) = &self.country
-            && let Ok(Some(r)) = db.lookup::<CountryRecord>(ip)
-        {
-            out.country = r.country.and_then(|c| c.iso_code).or(r.country_code).map(str::to_string);
+        match &self.country {
+            Some(AsnSource::Mmdb(db)) => {
+                if let Ok(Some(r)) = db.lookup::<CountryRecord>(ip) {
+                    out.country = r.country.and_then(|c| c.iso_code).or(r.country_code).map(str::to_string);
+                }
+            }
+            Some(AsnSource::Csv(t)) => out.country = t.find(ip).map(|(_, cc)| cc.to_string()),
+            None => {}
         }
         match &self.asn {
             Some(AsnSource::Mmdb(db)) => {
@@ -340,6 +382,20 @@ mod tests {
             assert_eq!((info.country.as_deref(), info.asn), (*c, *a), "{ip}");
         }
         assert_eq!(g.lookup("203.0.113.7".parse().unwrap()).as_org.as_deref(), Some("Example Cloud"));
+    }
+
+    #[test]
+    fn country_csv_ranges() {
+        let csv = "1.0.0.0,1.0.0.255,au\n2001:db8::,2001:db8::ffff,DE\n";
+        let g = Geo::open(Some(&write("cc.csv", csv.as_bytes())), None).unwrap();
+        assert_eq!(g.lookup("1.0.0.9".parse().unwrap()).country.as_deref(), Some("AU"));
+        assert_eq!(g.lookup("2001:db8::5".parse().unwrap()).country.as_deref(), Some("DE"));
+        assert_eq!(g.lookup("9.9.9.9".parse().unwrap()).country, None);
+        let e = Geo::open(Some(&write("cc-bad.csv", b"1.0.0.0,1.0.0.255,AU\n1.0.1.0,1.0.1.255,Narnia\n")), None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("cc-bad.csv:2"), "{e}");
     }
 
     #[test]

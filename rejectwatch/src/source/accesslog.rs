@@ -63,9 +63,10 @@ pub fn parse_combined(line: &str) -> Result<Exchange, &'static str> {
     let ts = logtime::clf(&line[open + 1..close]).ok_or("bad_timestamp")?;
     let mut pre = line[..open].split_ascii_whitespace();
     let fields: [Option<&str>; 4] = [pre.next(), pre.next(), pre.next(), pre.next()];
-    let (vhost, addr) = match fields {
-        [Some(v), Some(a), Some(_), Some(_)] => (Some(v), a),
-        [Some(a), Some(_), Some(_), None] => (None, a),
+    // The third field is the authenticated user (HTTP Basic): an identity.
+    let (vhost, addr, user) = match fields {
+        [Some(v), Some(a), Some(_), Some(u)] => (Some(v), a, u),
+        [Some(a), Some(_), Some(u), None] => (None, a, u),
         _ => return Err("bad_prefix"),
     };
     let peer: IpAddr = addr.parse().map_err(|_| "bad_address")?;
@@ -93,6 +94,7 @@ pub fn parse_combined(line: &str) -> Result<Exchange, &'static str> {
         user_agent,
         status,
         version,
+        raw_identity: (user != "-" && !user.is_empty()).then(|| user.to_string()),
         ..Default::default()
     })
 }
@@ -165,6 +167,7 @@ mod tests {
         );
         assert_eq!(e.user_agent.as_deref(), Some("python-requests/2.32.5"));
         assert_eq!(e.ts, 1_763_805_600_000_000_000);
+        assert_eq!(e.raw_identity.as_deref(), Some("alice"));
         assert_eq!(e.version, Some(1));
 
         let e = parse_combined(r#"2001:db8::5 - - [22/Nov/2025:10:00:00 +0000] "POST /login HTTP/1.0" 401 0"#).unwrap();

@@ -34,6 +34,9 @@ pub struct Spec {
     #[serde(with = "humantime_serde")]
     pub window: Duration,
     pub min_clients: u32,
+    /// Refusals an address needs before it counts (an expired session
+    /// refused once, then renewed, is not converging on anything).
+    pub min_requests_per_client: u32,
     pub group_by: Vec<GroupBy>,
     pub max_keys: usize,
     #[serde(with = "humantime_serde")]
@@ -45,6 +48,7 @@ impl Default for Spec {
         Self {
             window: Duration::from_secs(72 * 3600),
             min_clients: 3,
+            min_requests_per_client: 2,
             group_by: vec![GroupBy::Country, GroupBy::Asn],
             max_keys: 10_000,
             cooldown: Duration::from_secs(72 * 3600),
@@ -56,6 +60,7 @@ impl Spec {
     pub fn validate(&self) -> Result<(), String> {
         nonzero_duration("window", self.window)?;
         positive("min_clients", self.min_clients as u64)?;
+        positive("min_requests_per_client", self.min_requests_per_client as u64)?;
         at_most("min_clients", self.min_clients as u64, MAX_MEMBERS as u64)?;
         positive("max_keys", self.max_keys as u64)?;
         if self.group_by.is_empty() {
@@ -72,7 +77,7 @@ impl Spec {
 pub struct Convergence {
     spec: Spec,
     window: Secs,
-    groups: Keyed<u64, Vec<(ClientKey, Secs)>>,
+    groups: Keyed<u64, Vec<(ClientKey, Secs, u32)>>,
 }
 
 impl Detector for Convergence {
@@ -94,16 +99,24 @@ impl Detector for Convergence {
             let gk = h64_parts(&[label.as_bytes(), value.as_bytes(), o.endpoint.as_bytes()]);
             let window = self.window;
             let members = self.groups.touch(gk, o.now, Vec::new);
-            members.retain(|(_, t)| o.now.saturating_sub(*t) < window);
-            match members.iter().position(|(k, _)| *k == o.key) {
-                Some(i) => members[i].1 = o.now,
-                None if members.len() < MAX_MEMBERS => members.push((o.key, o.now)),
-                None => {}
-            }
-            let n = members.len();
-            if n >= self.spec.min_clients as usize {
+            members.retain(|(_, t, _)| o.now.saturating_sub(*t) < window);
+            let mine = match members.iter().position(|(k, _, _)| *k == o.key) {
+                Some(i) => {
+                    members[i].1 = o.now;
+                    members[i].2 += 1;
+                    members[i].2
+                }
+                None if members.len() < MAX_MEMBERS => {
+                    members.push((o.key, o.now, 1));
+                    1
+                }
+                None => 0,
+            };
+            let min = self.spec.min_requests_per_client;
+            let n = members.iter().filter(|m| m.2 >= min).count();
+            if mine >= min && n >= self.spec.min_clients as usize {
                 let mut clients = vec![o.key];
-                clients.extend(members.iter().map(|(k, _)| *k).filter(|k| *k != o.key));
+                clients.extend(members.iter().filter(|m| m.2 >= min).map(|(k, _, _)| *k).filter(|k| *k != o.key));
                 let org = if *g == GroupBy::Asn { o.ex.as_org.clone().unwrap_or_default() } else { String::new() };
                 out.push(
                     Signal::new(

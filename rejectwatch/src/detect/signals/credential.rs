@@ -13,10 +13,10 @@ use serde::Deserialize;
 
 use super::{at_most, nonzero_duration, positive, secs};
 use crate::detect::{
-    Detector, Obs, glob,
+    Detector, Obs,
     client::{ClientKey, ClientState},
     evidence::{CREDENTIALS, Signal},
-    human,
+    glob, human,
     window::{Distinct, Keyed, Rate, Secs, h64},
 };
 
@@ -164,7 +164,11 @@ impl Credential {
         }
         let ratio = b.failures as f64 / b.attempts as f64;
         let limit = (b.ratio * self.spec.ratio_factor).max(b.ratio + self.spec.min_ratio_increase);
-        if failed && !b.fired && b.learned >= self.spec.baseline_buckets && b.attempts >= self.spec.min_attempts && ratio > limit
+        if failed
+            && !b.fired
+            && b.learned >= self.spec.baseline_buckets
+            && b.attempts >= self.spec.min_attempts
+            && ratio > limit
         {
             b.fired = true;
             let mut top = b.failing.clone();

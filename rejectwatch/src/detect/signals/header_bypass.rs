@@ -34,7 +34,12 @@ pub struct Spec {
 
 impl Default for Spec {
     fn default() -> Self {
-        Self { window: Duration::from_secs(3600), min_values: 5, max_keys: 100_000, cooldown: Duration::from_secs(3600) }
+        Self {
+            window: Duration::from_secs(3600),
+            min_values: 5,
+            max_keys: 100_000,
+            cooldown: Duration::from_secs(3600),
+        }
     }
 }
 

@@ -123,7 +123,10 @@ impl Detector for Injection {
         let target = normalise(&o.ex.target);
         let ua = o.ex.user_agent.as_deref().unwrap_or("");
         let hit = self.ac.find(target.as_ref()).map(|m| (m, "target")).or_else(|| {
-            self.ac.find(ua).filter(|m| self.categories[m.pattern().as_usize()] == "template").map(|m| (m, "user_agent"))
+            self.ac
+                .find(ua)
+                .filter(|m| self.categories[m.pattern().as_usize()] == "template")
+                .map(|m| (m, "user_agent"))
         });
         let Some((m, place)) = hit else { return };
         let i = m.pattern().as_usize();
@@ -132,7 +135,7 @@ impl Detector for Injection {
             Signal::new(
                 NAME,
                 INJECTION,
-                o.key.hash32() as u64 ^ i as u64,
+                o.key.hash32() as u64 ^ crate::detect::window::h64(category.as_bytes()),
                 vec![o.key],
                 format!("{} sent a {category} injection probe ({:?}) in its {place}", o.key, self.patterns[i]),
             )

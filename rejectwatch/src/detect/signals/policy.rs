@@ -30,8 +30,12 @@ const MAX_LISTED: usize = 32;
 pub struct Spec {
     #[serde(with = "humantime_serde")]
     pub window: Duration,
-    /// Previously successful identities rejected on one endpoint.
+    /// Previously successful identities rejected on one endpoint...
     pub min_identities: u32,
+    /// ...making at least this share of the formerly good identities that
+    /// used the endpoint in the window (a few mistyped passwords among
+    /// many good logins are not a regression).
+    pub min_share: f64,
     /// How long a success is remembered.
     #[serde(with = "humantime_serde")]
     pub lookback: Duration,
@@ -49,6 +53,7 @@ impl Default for Spec {
         Self {
             window: Duration::from_secs(900),
             min_identities: 5,
+            min_share: 0.5,
             lookback: Duration::from_secs(7 * 86_400),
             loop_retries: 20,
             loop_window: Duration::from_secs(600),
@@ -66,6 +71,9 @@ impl Spec {
         positive("min_identities", self.min_identities as u64)?;
         super::at_most("min_identities", self.min_identities as u64, MAX_LISTED as u64)?;
         positive("loop_retries", self.loop_retries as u64)?;
+        if !(0.0..=1.0).contains(&self.min_share) {
+            return Err(format!("min_share: {} is not between 0 and 1", self.min_share));
+        }
         positive("max_keys", self.max_keys as u64)
     }
     pub fn build(&self) -> Policy {
@@ -82,11 +90,13 @@ impl Spec {
     }
 }
 
-/// Recent rejections of formerly good identities on one endpoint.
+/// Recent rejections of formerly good identities on one endpoint, and
+/// the good identities still served there.
 #[derive(Default)]
 struct Regression {
     since: Secs,
     identities: Vec<(u32, Secs, ClientKey)>,
+    served: Vec<(u32, Secs)>,
 }
 
 pub struct Policy {
@@ -106,18 +116,30 @@ impl Detector for Policy {
         let Some(id) = o.ex.identity.as_deref() else { return };
         let idh = h64(id.as_bytes());
         let pair = idh ^ o.ep.rotate_left(1);
+        let window = self.window;
         if o.success {
             *self.good_here.touch(pair, o.now, || 0) = o.now;
             *self.good.touch(idh, o.now, || 0) = o.now;
+            if let Some(r) = self.regressions.get_mut(&o.ep) {
+                // Served again: whatever refused it was not the policy.
+                r.identities.retain(|(h, _, _)| *h != idh as u32);
+                r.served.retain(|(h, t)| *h != idh as u32 && o.now.saturating_sub(*t) < window);
+                if r.served.len() < 4 * MAX_LISTED {
+                    r.served.push((idh as u32, o.now));
+                }
+            } else if !self.good_here.is_empty() {
+                let r = self.regressions.touch(o.ep, o.now, Regression::default);
+                r.served.push((idh as u32, o.now));
+            }
             return;
         }
         if !matches!(o.status(), 401 | 403) {
             return;
         }
-        let window = self.window;
         if self.good_here.get(&pair).is_some() {
             let r = self.regressions.touch(o.ep, o.now, Regression::default);
             r.identities.retain(|(_, t, _)| o.now.saturating_sub(*t) < window);
+            r.served.retain(|(_, t)| o.now.saturating_sub(*t) < window);
             if r.identities.is_empty() {
                 r.since = o.now;
             }
@@ -127,7 +149,8 @@ impl Detector for Policy {
                 None => {}
             }
             let n = r.identities.len();
-            if n >= self.spec.min_identities as usize {
+            let share = n as f64 / (n + r.served.len()) as f64;
+            if n >= self.spec.min_identities as usize && share >= self.spec.min_share {
                 let mut clients = vec![o.key];
                 for (_, _, k) in &r.identities {
                     if !clients.contains(k) {
@@ -150,12 +173,15 @@ impl Detector for Policy {
                     .endpoint(o.endpoint)
                     .with("form", "policy_regression")
                     .with("identities", n)
+                    .with("still_served", r.served.len())
                     .with("since", since)
                     .with("status", o.status()),
                 );
             }
         }
-        if self.good.get(&idh).is_some() {
+        // An expired or revoked credential is a 401; a 403 is a refusal of
+        // an identity that did authenticate.
+        if o.status() == 401 && self.good.get(&idh).is_some() {
             let lw = self.loop_window;
             let (rate, since) = self.loops.touch(idh, o.now, || (Rate::default(), o.now));
             if rate.count(o.now, lw) == 0 {

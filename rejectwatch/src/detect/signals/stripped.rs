@@ -23,8 +23,8 @@ pub struct Spec {
     #[serde(with = "humantime_serde")]
     pub window: Duration,
     pub min_requests: u32,
-    /// Above this share of all exchanges, a missing user agent is normal
-    /// for this API and says nothing.
+    /// Above this share of the API's successful exchanges, a missing user
+    /// agent is normal for this API and says nothing.
     pub max_api_share: f64,
     #[serde(with = "humantime_serde")]
     pub cooldown: Duration,
@@ -81,7 +81,7 @@ impl Detector for Stripped {
                     o.key.hash32() as u64,
                     vec![o.key],
                     format!(
-                        "{} sent {n} rejected requests without a User-Agent within {} ({:.1}% of all requests lack one)",
+                        "{} sent {n} rejected requests without a User-Agent within {} ({:.1}% of served requests lack one)",
                         o.key,
                         human(self.window),
                         share * 100.0
@@ -89,7 +89,7 @@ impl Detector for Stripped {
                 )
                 .endpoint(o.endpoint)
                 .with("requests_without_user_agent", n)
-                .with("api_share_without_user_agent", (share * 10_000.0).round() / 10_000.0),
+                .with("served_share_without_user_agent", (share * 10_000.0).round() / 10_000.0),
             );
         }
     }

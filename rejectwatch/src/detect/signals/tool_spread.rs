@@ -29,6 +29,9 @@ pub struct Spec {
     pub window: Duration,
     /// Distinct addresses sharing the fingerprint and endpoint.
     pub min_clients: u32,
+    /// Refusals (401, 403, 429) an address needs before it counts: one
+    /// expired session is not a deployment.
+    pub min_requests_per_client: u32,
     /// Cadences within this fraction of each other are the same.
     pub cadence_tolerance: f64,
     pub max_keys: usize,
@@ -41,6 +44,7 @@ impl Default for Spec {
         Self {
             window: Duration::from_secs(72 * 3600),
             min_clients: 4,
+            min_requests_per_client: 3,
             cadence_tolerance: 0.1,
             max_keys: 10_000,
             cooldown: Duration::from_secs(72 * 3600),
@@ -52,6 +56,7 @@ impl Spec {
     pub fn validate(&self) -> Result<(), String> {
         nonzero_duration("window", self.window)?;
         positive("min_clients", self.min_clients as u64)?;
+        positive("min_requests_per_client", self.min_requests_per_client as u64)?;
         super::at_most("min_clients", self.min_clients as u64, MAX_MEMBERS as u64)?;
         positive("max_keys", self.max_keys as u64)
     }
@@ -64,6 +69,7 @@ impl Spec {
 struct Member {
     key: ClientKey,
     last: Secs,
+    requests: u32,
     country: Option<String>,
     period: Option<Secs>,
 }
@@ -82,7 +88,7 @@ pub struct ToolSpread {
 impl Detector for ToolSpread {
     fn observe(&mut self, o: &Obs<'_>, c: &mut ClientState, out: &mut Vec<Signal>) {
         let ex = o.ex;
-        if !o.rejected || c.has(EVER_SUCCEEDED) {
+        if !matches!(o.status(), 401 | 403 | 429) || c.has(EVER_SUCCEEDED) {
             return;
         }
         let (Some(product), Some(version)) = (&ex.ua_product, &ex.ua_version) else { return };
@@ -99,12 +105,13 @@ impl Detector for ToolSpread {
             Some(i) => {
                 let m = &mut cl.members[i];
                 m.last = o.now;
+                m.requests += 1;
                 let was = m.period;
                 m.period = period.or(m.period);
                 was.is_none() && m.period.is_some()
             }
             None if cl.members.len() < MAX_MEMBERS => {
-                cl.members.push(Member { key: o.key, last: o.now, country: ex.country.clone(), period });
+                cl.members.push(Member { key: o.key, last: o.now, requests: 1, country: ex.country.clone(), period });
                 period.is_some()
             }
             None => false,
@@ -114,7 +121,9 @@ impl Detector for ToolSpread {
                 .chain(
                     cl.members
                         .iter()
-                        .filter(|m| m.key != o.key && m.period.is_some_and(|q| same_period(p, q, self.spec.cadence_tolerance)))
+                        .filter(|m| {
+                            m.key != o.key && m.period.is_some_and(|q| same_period(p, q, self.spec.cadence_tolerance))
+                        })
                         .map(|m| m.key),
                 )
                 .collect();
@@ -126,13 +135,16 @@ impl Detector for ToolSpread {
                 );
             }
         }
-        let n = cl.members.len();
-        if n >= self.spec.min_clients as usize {
-            let mut countries: Vec<&str> = cl.members.iter().filter_map(|m| m.country.as_deref()).collect();
+        let min = self.spec.min_requests_per_client;
+        let n = cl.members.iter().filter(|m| m.requests >= min).count();
+        let mine = cl.members.iter().find(|m| m.key == o.key).is_some_and(|m| m.requests >= min);
+        if mine && n >= self.spec.min_clients as usize {
+            let counted = || cl.members.iter().filter(|m| m.requests >= min);
+            let mut countries: Vec<&str> = counted().filter_map(|m| m.country.as_deref()).collect();
             countries.sort_unstable();
             countries.dedup();
             let mut clients = vec![o.key];
-            clients.extend(cl.members.iter().map(|m| m.key).filter(|k| *k != o.key));
+            clients.extend(counted().map(|m| m.key).filter(|k| *k != o.key));
             let fp_text = if fp.is_empty() { String::new() } else { format!(" with header fingerprint {fp}") };
             out.push(
                 Signal::new(
@@ -142,7 +154,11 @@ impl Detector for ToolSpread {
                     clients,
                     format!(
                         "{n} addresses{} send {product}/{version}{fp_text} to {}: one tool in several places",
-                        if countries.is_empty() { String::new() } else { format!(" in {} countries", countries.len()) },
+                        match countries.len() {
+                            0 => String::new(),
+                            1 => format!(" in {}", countries[0]),
+                            k => format!(" in {k} countries"),
+                        },
                         o.endpoint
                     ),
                 )

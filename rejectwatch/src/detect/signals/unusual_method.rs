@@ -8,9 +8,10 @@ use serde::Deserialize;
 
 use super::positive;
 use crate::detect::{
-    Detector, Obs, glob,
+    Detector, Obs,
     client::ClientState,
     evidence::{Signal, UNUSUAL_METHOD},
+    glob,
     window::h64,
 };
 
