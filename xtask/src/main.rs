@@ -10,6 +10,7 @@
 
 mod bench;
 mod bench_analyze;
+mod bench_detect;
 mod cases;
 mod traffic;
 
@@ -28,6 +29,8 @@ enum Cmd {
     BenchKernel(bench::BenchArgs),
     /// Benchmark `analyze` with enrichment on a generated combined log.
     BenchAnalyze(bench_analyze::BenchAnalyzeArgs),
+    /// Benchmark join + enrichment + detectors on one core, and memory per client.
+    BenchDetect(bench_detect::BenchDetectArgs),
     /// Write the golden detector cases' inputs (tests/cases).
     GenCases(cases::GenCasesArgs),
     /// Internal: attach the no-op floor programs and wait to be killed.
@@ -42,6 +45,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::BenchKernel(args) => bench::bench_kernel(args),
         Cmd::BenchAnalyze(args) => bench_analyze::bench_analyze(args),
+        Cmd::BenchDetect(args) => bench_detect::bench_detect(args),
         Cmd::GenCases(args) => cases::gen_cases(args),
         Cmd::Floor { iface } => bench::hold_floor(&iface),
     }

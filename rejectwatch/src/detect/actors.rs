@@ -32,7 +32,7 @@ pub struct EvidenceEntry {
     pub leaning: Leaning,
     pub weight: u8,
     pub detector: &'static str,
-    /// How often it was signalled (cooldowns included).
+    /// How often it was signalled (not while its detector cools down).
     pub count: u32,
     #[serde(serialize_with = "secs_rfc3339")]
     pub first: Secs,

@@ -44,9 +44,19 @@ pub struct Obs<'a> {
     pub endpoint: &'a str,
     pub ep: u64,
     pub ctx: &'a Ctx,
+    cooldowns: &'a Keyed<(u8, u64), Secs>,
+    detector: u8,
+    cooldown: Secs,
 }
 
 impl Obs<'_> {
+    /// Whether a finding for `key` would be held back by the detector's
+    /// cooldown: detectors skip building it (the summary is the costly
+    /// part on a busy attacker's every request).
+    pub fn cooling(&self, key: u64) -> bool {
+        self.cooldowns.get(&(self.detector, key)).is_some_and(|&t| t != 0 && self.now.saturating_sub(t) < self.cooldown)
+    }
+
     pub fn status(&self) -> u16 {
         self.ex.status.unwrap_or(0)
     }
@@ -253,8 +263,20 @@ impl Engine {
                     .silent(),
             );
         }
-        let o = Obs { ex, now, key, rejected, success, endpoint, ep, ctx: &self.ctx };
-        for d in &mut self.detectors {
+        for (i, d) in self.detectors.iter_mut().enumerate() {
+            let o = Obs {
+                ex,
+                now,
+                key,
+                rejected,
+                success,
+                endpoint,
+                ep,
+                ctx: &self.ctx,
+                cooldowns: &self.cooldown,
+                detector: i as u8,
+                cooldown: d.cooldown,
+            };
             let before = signals.len();
             d.det.observe(&o, c, &mut signals);
             debug_assert!(signals[before..].iter().all(|s| s.detector == d.name), "{}", d.name);

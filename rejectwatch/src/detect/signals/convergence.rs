@@ -114,7 +114,7 @@ impl Detector for Convergence {
             };
             let min = self.spec.min_requests_per_client;
             let n = members.iter().filter(|m| m.2 >= min).count();
-            if mine >= min && n >= self.spec.min_clients as usize {
+            if mine >= min && n >= self.spec.min_clients as usize && !o.cooling(gk) {
                 let mut clients = vec![o.key];
                 clients.extend(members.iter().filter(|m| m.2 >= min).map(|(k, _, _)| *k).filter(|k| *k != o.key));
                 let org = if *g == GroupBy::Asn { o.ex.as_org.clone().unwrap_or_default() } else { String::new() };

@@ -208,7 +208,7 @@ impl Detector for Credential {
             return;
         }
         let n = c.reject_state().credential.r401.add(o.now, self.window);
-        if n > self.spec.surge_401 {
+        if n > self.spec.surge_401 && !o.cooling(o.key.hash32() as u64 ^ 1) {
             out.push(
                 Signal::new(
                     NAME,
@@ -227,7 +227,7 @@ impl Detector for Credential {
         let window = self.window;
         let d = self.per_client.touch(o.key, o.now, Distinct::default);
         let n = d.add(idh as u32, o.now, window);
-        if n >= self.spec.max_identities_per_client as usize {
+        if n >= self.spec.max_identities_per_client as usize && !o.cooling(o.key.hash32() as u64 ^ 2) {
             out.push(
                 Signal::new(
                     NAME,

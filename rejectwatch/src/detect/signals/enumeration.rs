@@ -80,7 +80,7 @@ impl Detector for Enumeration {
             s.rejected = s.rejected.saturating_add(1);
         }
         let n = s.ids.add(h64(id.as_bytes()), o.now, self.window);
-        if n > self.max {
+        if n > self.max && !o.cooling(o.key.hash32() as u64 ^ o.ep) {
             out.push(
                 Signal::new(
                     NAME,

@@ -73,7 +73,7 @@ impl Detector for Scraping {
         let path = o.ex.target.split('?').next().unwrap_or("");
         // The sketch's window restarts on its own; the rate slides.
         let r = s.resources.add(h64(path.as_bytes()), o.now, self.window);
-        if n >= self.min && r >= self.min_resources {
+        if n >= self.min && r >= self.min_resources && !o.cooling(o.key.hash32() as u64) {
             out.push(
                 Signal::new(
                     NAME,

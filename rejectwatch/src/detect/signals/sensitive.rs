@@ -114,7 +114,7 @@ pub struct Sensitive {
 
 impl Detector for Sensitive {
     fn observe(&mut self, o: &Obs<'_>, _c: &mut ClientState, out: &mut Vec<Signal>) {
-        if o.status() < 400 || o.ctx.documented(o.ep, o.endpoint) {
+        if o.status() < 400 || o.ctx.documented(o.ep, o.endpoint) || o.cooling(o.key.hash32() as u64) {
             return;
         }
         let path = super::injection::normalise(o.ex.target.split('?').next().unwrap_or(""));

@@ -78,7 +78,7 @@ impl Detector for SinglePath {
         }
         let n = s.count.add(o.now, self.window);
         let alone = s.other_at == 0 || o.now.saturating_sub(s.other_at) >= self.window;
-        if n >= self.min && alone {
+        if n >= self.min && alone && !o.cooling(o.key.hash32() as u64 ^ o.ep) {
             out.push(
                 Signal::new(
                     NAME,

@@ -122,7 +122,7 @@ impl Detector for Spoofing {
             _ => {}
         }
         let (b, l) = (s.browser_platforms, s.library_platforms);
-        if b != 0 && l != 0 && (l & !b) != 0 {
+        if b != 0 && l != 0 && (l & !b) != 0 && !o.cooling(base ^ 1) {
             out.push(
                 Signal::new(
                     NAME,
@@ -148,7 +148,7 @@ impl Detector for Spoofing {
             && !ex.header_names.iter().any(|h| h.eq_ignore_ascii_case("accept-language"))
         {
             s.script_like = s.script_like.saturating_add(1);
-            if s.script_like as u32 >= self.min_script {
+            if s.script_like as u32 >= self.min_script && !o.cooling(base ^ 2) {
                 let accept = ex.header_names.iter().any(|h| h.eq_ignore_ascii_case("accept"));
                 out.push(
                     Signal::new(
@@ -172,7 +172,7 @@ impl Detector for Spoofing {
             }
         }
         let n = s.agents.add(h64(ua.as_bytes()) as u32, o.now, self.window);
-        if n >= self.max_agents {
+        if n >= self.max_agents && !o.cooling(base ^ 3) {
             out.push(
                 Signal::new(
                     NAME,

@@ -73,7 +73,7 @@ impl Detector for Stripped {
         }
         let n = c.reject_state().stripped.count.add(o.now, self.window);
         let share = o.ctx.empty_user_agent_share();
-        if n >= self.min && share <= self.max_share {
+        if n >= self.min && share <= self.max_share && !o.cooling(o.key.hash32() as u64) {
             out.push(
                 Signal::new(
                     NAME,

@@ -138,7 +138,7 @@ impl Detector for ToolSpread {
         let min = self.spec.min_requests_per_client;
         let n = cl.members.iter().filter(|m| m.requests >= min).count();
         let mine = cl.members.iter().find(|m| m.key == o.key).is_some_and(|m| m.requests >= min);
-        if mine && n >= self.spec.min_clients as usize {
+        if mine && n >= self.spec.min_clients as usize && !o.cooling(ck) {
             let counted = || cl.members.iter().filter(|m| m.requests >= min);
             let mut countries: Vec<&str> = counted().filter_map(|m| m.country.as_deref()).collect();
             countries.sort_unstable();

@@ -1,0 +1,224 @@
+//! `bench-detect`: the pure core on one core, in one run and side by side:
+//! exchanges/s for a generated multi-million-exchange mix through join +
+//! enrichment with no detectors, and through join + enrichment + every
+//! detector; then the memory of tracking 1 M distinct clients (peak RSS,
+//! and bytes per tracked client from the RSS growth while they arrive).
+//! Records are generated in chunks outside the timed sections.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use rejectwatch::{
+    config::Config,
+    detect::{Engine, spec::DetectConfig},
+    enrich::{Enricher, geo::Geo},
+    exchange::Exchange,
+    join::{JoinConfig, Joiner},
+    metrics::Metrics,
+    observe::{Observer as _, Source},
+    pipeline::Pipeline,
+    record::{Kind, Record},
+    sink::Sinks,
+};
+
+use crate::traffic::{ANDROID_APP, CHROME_WIN, FIREFOX_LINUX, Rng, SAFARI_IOS_14, T0};
+
+#[derive(clap::Args)]
+pub struct BenchDetectArgs {
+    /// Exchanges in the throughput mix.
+    #[arg(long, default_value_t = 3_000_000)]
+    exchanges: u64,
+    /// Distinct clients in the memory run.
+    #[arg(long, default_value_t = 1_000_000)]
+    clients: u64,
+}
+
+const AGENTS: [&str; 8] = [
+    CHROME_WIN,
+    FIREFOX_LINUX,
+    SAFARI_IOS_14,
+    ANDROID_APP,
+    "python-requests/2.32.5",
+    "okhttp/3.14.9",
+    "curl/8.5.0",
+    "",
+];
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn status_kb(field: &str) -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// One exchange of the mix: mostly served traffic of 100 000 clients, a
+/// reject pile of 401/403/404/429, and a few scanners and pollers.
+fn exchange_text(rng: &mut Rng, i: u64) -> (u32, String, u16) {
+    let r = rng.next();
+    let client = (r % 100_000) as u32;
+    let ua = AGENTS[(client % 8) as usize];
+    let (method, target, status) = match (r >> 20) % 20 {
+        0..=5 => ("GET", format!("/api/v1/products/{}", (r >> 32) % 5000), 200),
+        6..=8 => ("GET", format!("/api/v1/orders/{}", client * 10 + (i % 3) as u32), 200),
+        9..=10 => ("POST", "/api/v1/cart".to_string(), 201),
+        11 => ("GET", "/api/v1/reports".to_string(), 403),
+        12 => ("POST", "/api/v1/login".to_string(), 401),
+        13 => ("GET", "/api/v1/export.csv".to_string(), 403),
+        14 => ("GET", format!("/api/v1/products/{}", 90_000 + (r >> 32) % 100), 404),
+        15 => ("GET", "/taxii2/root/collections/0b6a2f4e-1c3d-4e5f-8a9b-0c1d2e3f4a5b/objects/".into(), 403),
+        16 => ("GET", "/api/v1/search?q=shoes&page=2".to_string(), 429),
+        17 => ("GET", ["/.env", "/.git/config", "/wp-login.php"][(r >> 40) as usize % 3].to_string(), 404),
+        _ => ("GET", "/api/v1/account".to_string(), 200),
+    };
+    let mut head = format!("{method} {target} HTTP/1.1\r\nHost: api.example.com\r\n");
+    if !ua.is_empty() {
+        head.push_str(&format!("User-Agent: {ua}\r\n"));
+    }
+    head.push_str("Accept: */*\r\nAccept-Language: en\r\n");
+    if client.is_multiple_of(3) {
+        head.push_str(&format!("Authorization: Basic dXNlcnt9OnB3{:08x}\r\n", client));
+    }
+    head.push_str("\r\n");
+    (client, head, status)
+}
+
+fn pipeline(detect: &DetectConfig) -> Pipeline {
+    let cfg = Config { detect: detect.clone(), ..Default::default() };
+    let enricher = Enricher::with_parts(&cfg, Geo::open(None, None).expect("no geo"), [7; 32]).expect("enricher");
+    let engine = Engine::new(&cfg.detect, cfg.ipv6_prefix);
+    Pipeline::new(enricher, engine, Sinks::new(Arc::new(Mutex::new(Metrics::new())), None))
+}
+
+/// Join + enrichment (+ detectors) over `n` exchanges; CPU time of the
+/// processing only.
+fn throughput(detect: &DetectConfig, n: u64) -> (Duration, u64, u64) {
+    let mut pipe = pipeline(detect);
+    let mut join = Joiner::new(JoinConfig::default(), Source::Pcap);
+    let mut rng = Rng::new(42);
+    let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 168, 100, 1)), 80);
+    let mut spent = Duration::ZERO;
+    let chunk = 100_000;
+    let mut done = 0;
+    while done < n {
+        let mut records = Vec::with_capacity(2 * chunk as usize);
+        for i in done..(done + chunk).min(n) {
+            let (client, head, status) = exchange_text(&mut rng, i);
+            let ts = (T0 + i / 2000) * 1_000_000_000 + (i % 2000) * 500_000;
+            let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | client));
+            let src = SocketAddr::new(ip, 1024 + (i % 60_000) as u16);
+            let data = Bytes::from(head.into_bytes());
+            records.push(Record {
+                kind: Kind::Request,
+                ts,
+                src,
+                dst: server,
+                seq: 1,
+                payload_len: data.len() as u32,
+                data,
+            });
+            let resp = Bytes::from(format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n").into_bytes());
+            records.push(Record {
+                kind: Kind::Response,
+                ts: ts + 200_000,
+                src: server,
+                dst: src,
+                seq: 1,
+                payload_len: resp.len() as u32,
+                data: resp,
+            });
+        }
+        let t = thread_cpu();
+        for r in records {
+            join.push(r, &mut pipe);
+        }
+        spent += thread_cpu() - t;
+        done = (done + chunk).min(n);
+    }
+    let t = thread_cpu();
+    join.finish(&mut pipe);
+    pipe.finish();
+    spent += thread_cpu() - t;
+    (spent, pipe.sinks.count, pipe.sinks.findings_written)
+}
+
+/// Exchanges from `clients` distinct addresses (two each) straight into
+/// the pipeline; returns (RSS growth in bytes, clients tracked, peak RSS).
+fn memory(clients: u64) -> (u64, usize, u64) {
+    let mut pipe = pipeline(&DetectConfig::default());
+    let mut rng = Rng::new(7);
+    let before = status_kb("VmRSS:") * 1024;
+    for round in 0..2u64 {
+        for c in 0..clients {
+            let (_, _, status) = exchange_text(&mut rng, c);
+            let r = rng.next();
+            let ip = IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + c as u32));
+            let ua = AGENTS[(r % 8) as usize];
+            let ex = Exchange {
+                ts: (T0 + round * 3600 + c / 1000) * 1_000_000_000,
+                peer: ip,
+                method: "GET".into(),
+                target: format!("/api/v1/products/{}", r % 5000),
+                user_agent: (!ua.is_empty()).then(|| ua.to_string()),
+                status: Some(status),
+                header_names: vec!["Host".into(), "User-Agent".into(), "Accept".into()],
+                version: Some(1),
+                ..Default::default()
+            };
+            pipe.exchange(ex);
+        }
+    }
+    let after = status_kb("VmRSS:") * 1024;
+    (after.saturating_sub(before), pipe.detect.clients(), status_kb("VmHWM:") * 1024)
+}
+
+pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
+    let none = DetectConfig {
+        disabled: rejectwatch::detect::spec::DetectorSpec::all_defaults()
+            .iter()
+            .map(|d| d.name().to_string())
+            .collect(),
+        ..Default::default()
+    };
+    let all = DetectConfig::default();
+    println!("bench-detect: {} exchanges, one core (thread CPU time of the processing only)", args.exchanges);
+    let (t0, n0, _) = throughput(&none, args.exchanges);
+    let (t1, n1, f1) = throughput(&all, args.exchanges);
+    let rate = |n: u64, t: Duration| n as f64 / t.as_secs_f64();
+    println!(
+        "  join + enrichment:                 {:>10.0} exchanges/s ({:.0} ns each)",
+        rate(n0, t0),
+        t0.as_nanos() as f64 / n0 as f64
+    );
+    println!(
+        "  join + enrichment + 14 detectors:  {:>10.0} exchanges/s ({:.0} ns each), {f1} findings",
+        rate(n1, t1),
+        t1.as_nanos() as f64 / n1 as f64
+    );
+    println!(
+        "  detectors cost {:.2}x of join + enrichment; with them: {:.2}x the 1 M exchanges/s goal",
+        (t1.as_secs_f64() / n1 as f64) / (t0.as_secs_f64() / n0 as f64) - 1.0,
+        rate(n1, t1) / 1e6
+    );
+    let (grown, tracked, peak) = memory(args.clients);
+    println!(
+        "  {} distinct clients: {tracked} tracked, RSS grew {:.1} MiB = {:.0} bytes per tracked client ({:.2}x the 256 B goal); peak RSS {:.1} MiB",
+        args.clients,
+        grown as f64 / (1 << 20) as f64,
+        grown as f64 / tracked.max(1) as f64,
+        grown as f64 / tracked.max(1) as f64 / 256.0,
+        peak as f64 / (1 << 20) as f64
+    );
+    Ok(())
+}
