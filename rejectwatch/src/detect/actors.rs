@@ -88,7 +88,7 @@ pub struct Roster {
 }
 
 impl Roster {
-    pub fn new(cap: usize, _v6_prefix: u8) -> Self {
+    pub fn new(cap: usize) -> Self {
         Self { actors: HashMap::new(), next: 1, cap: cap.max(1), evicted: 0 }
     }
 
@@ -190,11 +190,11 @@ impl Roster {
             a.cadence_seconds = period;
             a.cadence = period.map(human);
         }
-        self.touch_details(id, ex, false, documented);
+        self.touch_details(id, ex, documented);
     }
 
     /// The descriptive lists: country, ASN, user agent, endpoint.
-    pub fn touch_details(&mut self, id: u32, ex: &Exchange, _rejected: bool, documented: bool) {
+    pub fn touch_details(&mut self, id: u32, ex: &Exchange, documented: bool) {
         let Some(a) = self.actors.get_mut(&id) else { return };
         if let Some(c) = &ex.country {
             push_capped(&mut a.countries, c.clone(), MAX_LIST);

@@ -155,8 +155,6 @@ pub struct Engine {
     now: Secs,
     last_sweep: Secs,
     scratch: Vec<Signal>,
-    /// Findings written, by detector and classification (for metrics).
-    pub fired: u64,
 }
 
 pub fn secs(ts: Nanos) -> Secs {
@@ -186,12 +184,11 @@ impl Engine {
                 documented: cfg.documented_endpoints.clone(),
             },
             cooldown: Keyed::new(cfg.max_clients, 7 * 86_400),
-            roster: Roster::new(cfg.max_actors, v6_prefix),
+            roster: Roster::new(cfg.max_actors),
             marks: Vec::new(),
             now: 0,
             last_sweep: 0,
             scratch: Vec::new(),
-            fired: 0,
         }
     }
 
@@ -367,8 +364,7 @@ impl Engine {
                         {
                             let ep = ex.endpoint.as_deref().unwrap_or("");
                             let doc = self.ctx.documented(h64(ep.as_bytes()), ep);
-                            let rejected = ex.status.is_some_and(|st| self.rejects[st as usize % 1000]);
-                            self.roster.touch_details(id, ex, rejected, doc);
+                            self.roster.touch_details(id, ex, doc);
                         }
                         id
                     }
@@ -393,7 +389,6 @@ impl Engine {
                 continue;
             }
             let primary = ids.first().and_then(|id| self.roster.get(*id));
-            self.fired += 1;
             out.push(Finding {
                 ts: if ex.ts != 0 { ex.ts } else { now as Nanos * 1_000_000_000 },
                 detector: s.detector,
