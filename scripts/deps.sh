@@ -9,9 +9,12 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # Runtime + test tools: iproute2 for netns/veth, nginx as the real server in
 # end-to-end tests, tcpdump/tcpreplay for captures and replays, wrk for the
-# bench, openssl for the TLS test certificate, curl as a client.
+# bench, openssl for the TLS test certificate, curl as a client; nftables and
+# ipset load the generated blocklists in tests; prometheus (with promtool)
+# checks the shipped rules and scrapes a live daemon in a test.
 APT_PKGS=(build-essential pkg-config iproute2 nginx tcpdump tcpreplay wrk openssl curl
-          llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev ethtool bpftool)
+          llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev ethtool bpftool
+          nftables ipset prometheus)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
@@ -23,8 +26,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
   # The Debian nginx package starts a system-wide instance on :80; tests run
   # their own instances in namespaces, so the default one is not wanted.
-  if command -v systemctl >/dev/null 2>&1; then $SUDO systemctl disable --now nginx >/dev/null 2>&1 || true; fi
+  # Likewise the Debian prometheus package enables a server on :9090.
+  if command -v systemctl >/dev/null 2>&1; then
+    $SUDO systemctl disable --now nginx prometheus >/dev/null 2>&1 || true
+  fi
   $SUDO pkill -x nginx >/dev/null 2>&1 || true
+  $SUDO pkill -x prometheus >/dev/null 2>&1 || true
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -9,6 +9,7 @@ use std::{
 use anyhow::bail;
 
 use crate::{
+    blocklist::{Blocklist, output::Outputs},
     cli::{AnalyzeArgs, InputFormat},
     detect::{Engine, evidence::Class},
     enrich::Enricher,
@@ -49,8 +50,13 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     for m in &args.mark {
         engine.add_mark(m.clone());
     }
-    let sinks = Sinks::new(metrics.clone(), out).with_findings(findings);
-    let mut pipe = Pipeline::new(Enricher::new(&cfg)?, engine, sinks);
+    let sinks = Sinks::new(metrics.clone(), out).with_findings(findings).keep_findings(0);
+    // A replay keeps no blocklist state: its time is the log's, and a
+    // daemon's state must not be mixed with it.
+    let outputs = Outputs::new(&cfg.blocklist.paths, None, cfg.blocklist.nft_rule)?;
+    let blocklist = Blocklist::new(&cfg.blocklist);
+    let mut pipe =
+        Pipeline::new(Enricher::new(&cfg)?, engine, sinks).with_blocklist(&cfg.blocklist, blocklist, outputs);
     for n in pipe.enricher.notices() {
         eprintln!("rejectwatch: {n}");
     }
@@ -96,7 +102,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let count = |c: Class| actors.iter().filter(|a| a.class == c).count();
     eprintln!(
         "rejectwatch: {} file(s), {packets} packets, {lines} log lines: {} exchanges, {} unmatched, {} parse errors; \
-         {} findings; actors: {} threat, {} prospect, {} misconfiguration, {} unknown",
+         {} findings; actors: {} threat, {} prospect, {} misconfiguration, {} unknown; {} blocklisted",
         args.files.len(),
         s.count,
         s.unmatched,
@@ -106,6 +112,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         count(Class::Prospect),
         count(Class::Misconfiguration),
         count(Class::Unknown),
+        pipe.blocklist.len(),
     );
     Ok(())
 }

@@ -59,6 +59,12 @@ fn mark(s: &str) -> Result<crate::detect::marks::Mark, String> {
     crate::detect::marks::parse_flag(s)
 }
 
+fn blocklist_path(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    crate::blocklist::format::Format::from_path(&p)?;
+    Ok(p)
+}
+
 fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 30s, 5m)"))
 }
@@ -81,6 +87,19 @@ pub struct PipelineArgs {
     /// Write one JSON line per finding to PATH (`-` for stdout).
     #[arg(long, value_name = "PATH|-")]
     pub findings: Option<String>,
+    /// Keep a blocklist of threat actors in PATH, rewritten atomically when
+    /// it changes; the format follows the extension: `.nft` (an `nft -f`
+    /// script), `.ipset` (`ipset restore`), `.txt` (one address or CIDR per
+    /// line). Repeatable.
+    #[arg(long, value_name = "PATH", value_parser = blocklist_path)]
+    pub blocklist: Vec<PathBuf>,
+    /// Put the drop rules into `.nft` blocklists too (table inet
+    /// rejectwatch, prerouting), not only the sets.
+    #[arg(long)]
+    pub nft_rule: bool,
+    /// Never blocklist these (CIDR, repeatable; adds to blocklist.allowlist).
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<ipnet::IpNet>,
     /// TOML configuration file; the flags below override it.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -109,7 +128,8 @@ pub struct RunArgs {
     /// Server TCP port to watch (repeatable); default: 80, 8080, 8000, 3000.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: Vec<u16>,
-    /// Address for the Prometheus /metrics endpoint.
+    /// Address for /metrics, the API and the blocklist feeds; beyond
+    /// loopback it needs api.token in the config.
     #[arg(long, default_value = "127.0.0.1:9617")]
     pub listen: SocketAddr,
     /// XDP attach mode.
@@ -194,6 +214,9 @@ impl PipelineArgs {
         if let Some(d) = &self.state_dir {
             cfg.state_dir = Some(d.clone());
         }
+        cfg.blocklist.paths.extend(self.blocklist.iter().cloned());
+        cfg.blocklist.allowlist.extend(self.allow.iter().copied());
+        cfg.blocklist.nft_rule |= self.nft_rule;
         cfg.validate().map_err(anyhow::Error::msg)?;
         Ok(cfg)
     }
@@ -224,5 +247,8 @@ mod tests {
         assert!(e.contains("--trusted-proxy"), "{e}");
         let e = Cli::try_parse_from(["rejectwatch", "analyze", "--ipv6-prefix", "129", "x"]).unwrap_err().to_string();
         assert!(e.contains("--ipv6-prefix"), "{e}");
+        let e =
+            Cli::try_parse_from(["rejectwatch", "analyze", "--blocklist", "/tmp/b.json", "x"]).unwrap_err().to_string();
+        assert!(e.contains("--blocklist") && e.contains(".nft, .ipset or .txt"), "{e}");
     }
 }

@@ -41,6 +41,8 @@ pub struct Config {
     pub user_agents: UserAgentConfig,
     pub json_log: JsonLogFields,
     pub detect: crate::detect::spec::DetectConfig,
+    pub blocklist: crate::blocklist::BlocklistConfig,
+    pub api: crate::api::ApiConfig,
 }
 
 impl Default for Config {
@@ -55,6 +57,8 @@ impl Default for Config {
             user_agents: UserAgentConfig::default(),
             json_log: JsonLogFields::default(),
             detect: Default::default(),
+            blocklist: Default::default(),
+            api: Default::default(),
         }
     }
 }
@@ -156,6 +160,8 @@ impl Config {
         if self.client_headers.is_empty() && !self.trusted_proxies.is_empty() {
             return Err("client_headers: empty, so trusted_proxies could never name a client".into());
         }
+        self.blocklist.validate()?;
+        self.api.validate()?;
         self.detect.validate()
     }
 }

@@ -1,9 +1,12 @@
 //! rejectwatch: an eBPF observer that turns an API's reject pile into
 //! intelligence. Sources ([`source`]) produce [`record::Record`]s, the pure
-//! core ([`join`]) turns them into [`exchange::Exchange`]s, sinks
-//! ([`sink`], [`metrics`], [`server`]) consume them.
+//! core ([`join`], [`enrich`], [`detect`]) turns them into
+//! [`exchange::Exchange`]s and findings, sinks ([`sink`], [`metrics`],
+//! [`blocklist`], [`api`]) consume them.
 
 pub mod analyze;
+pub mod api;
+pub mod blocklist;
 pub mod cli;
 pub mod config;
 pub mod detect;
@@ -18,7 +21,6 @@ pub mod pipeline;
 pub mod record;
 pub mod report;
 pub mod run;
-pub mod server;
 pub mod sink;
 pub mod source;
 

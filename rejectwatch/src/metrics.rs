@@ -23,6 +23,11 @@ pub fn status_label(status: Option<u16>) -> String {
     }
 }
 
+/// Endpoint templates that get their own `rejectwatch_rejects_total`
+/// series; the rest are `other`.
+pub const MAX_ENDPOINT_LABELS: usize = 50;
+const MAX_ENDPOINT_LABEL: usize = 100;
+
 pub struct Metrics {
     pub registry: Registry,
     pub exchanges: IntCounterVec,
@@ -36,6 +41,14 @@ pub struct Metrics {
     pub actors: IntGaugeVec,
     /// Keys held by the detectors' tables, clients included.
     pub detector_keys: IntGauge,
+    /// Rejected exchanges by endpoint template (bounded, see
+    /// [`Metrics::endpoint_label`]).
+    pub rejects: IntCounterVec,
+    endpoint_labels: std::collections::HashSet<String>,
+    /// Blocklist entries by address family.
+    pub blocklist_entries: IntGaugeVec,
+    /// Seconds between a record's capture and its processing.
+    pub lag: prometheus::Gauge,
     kernel: KernelMetrics,
     /// The live kernel counters, read at every scrape so they are current.
     kernel_source: Option<Counters>,
@@ -81,6 +94,18 @@ impl Metrics {
         )
         .expect("valid metric");
         registry.register(Box::new(actors.clone())).expect("unique metric");
+        let blocklist_entries = IntGaugeVec::new(
+            Opts::new("rejectwatch_blocklist_entries", "Addresses and networks on the blocklist, by family."),
+            &["family"],
+        )
+        .expect("valid metric");
+        registry.register(Box::new(blocklist_entries.clone())).expect("unique metric");
+        let lag = prometheus::Gauge::new(
+            "rejectwatch_pipeline_lag_seconds",
+            "Age of the newest record when it was processed (capture time to join).",
+        )
+        .expect("valid metric");
+        registry.register(Box::new(lag.clone())).expect("unique metric");
         let detector_keys =
             IntGauge::new("rejectwatch_detector_keys", "Keys held by the detectors' bounded tables.").expect("valid");
         registry.register(Box::new(detector_keys.clone())).expect("unique metric");
@@ -93,6 +118,16 @@ impl Metrics {
             ),
             actors,
             detector_keys,
+            rejects: counter_vec(
+                r,
+                "rejectwatch_rejects_total",
+                "Rejected exchanges (the reject statuses of the config) by endpoint template; templates outside \
+                 the API and beyond the label cap count as `other`.",
+                &["endpoint"],
+            ),
+            endpoint_labels: std::collections::HashSet::new(),
+            blocklist_entries,
+            lag,
             exchanges: counter_vec(
                 r,
                 "rejectwatch_http_exchanges_total",
@@ -167,6 +202,25 @@ impl Metrics {
         k.truncated.inc_by(d(now.truncated, k.last.truncated));
         k.wakeups.inc_by(d(now.wakeups, k.last.wakeups));
         k.last = now;
+    }
+
+    /// The label for an endpoint template: the template itself only if it
+    /// is part of the API (`known`: configured or where requests succeed,
+    /// so an attacker's random paths never qualify), looks like a path,
+    /// and fits under the cap of distinct templates; `other` otherwise. A
+    /// template once admitted keeps its series.
+    pub fn endpoint_label(&mut self, endpoint: &str, known: bool) -> String {
+        if self.endpoint_labels.contains(endpoint) {
+            return endpoint.to_string();
+        }
+        let plain = endpoint.len() <= MAX_ENDPOINT_LABEL
+            && endpoint.starts_with('/')
+            && endpoint.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
+        if known && plain && self.endpoint_labels.len() < MAX_ENDPOINT_LABELS {
+            self.endpoint_labels.insert(endpoint.to_string());
+            return endpoint.to_string();
+        }
+        "other".to_string()
     }
 
     /// Reads the kernel counters at every scrape from now on.

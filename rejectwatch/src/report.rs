@@ -5,6 +5,7 @@
 use std::{io, path::Path};
 
 use anyhow::Context as _;
+use serde::Serialize;
 
 use crate::{
     detect::{actors::Actor, evidence::Class},
@@ -20,37 +21,64 @@ pub fn write_actors(path: &Path, actors: &[&Actor]) -> anyhow::Result<()> {
     .with_context(|| format!("--actors: cannot write {}", path.display()))
 }
 
-/// One row per prospect: what a sales or partnerships team needs to find
-/// and contact the operator of the tool.
+/// A prospect: what a sales or partnerships team needs to find and
+/// contact the operator of the tool. One CSV row (`--prospects`) or one
+/// JSON object (`/api/v1/prospects`); list fields are space-separated.
+#[derive(Debug, Serialize)]
+pub struct Prospect {
+    pub actor: String,
+    pub product_version: String,
+    pub countries: String,
+    pub asns: String,
+    pub endpoints: String,
+    pub cadence: String,
+    pub clients: String,
+    pub requests: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+}
+
+impl Prospect {
+    pub fn of(a: &Actor) -> Self {
+        let join = |v: Vec<String>| v.join(" ");
+        Self {
+            actor: a.id.clone(),
+            product_version: join(a.products.clone()),
+            countries: join(a.countries.clone()),
+            asns: join(a.asns.iter().map(|n| format!("AS{n}")).collect()),
+            endpoints: join(a.endpoints.clone()),
+            cadence: a.cadence.clone().unwrap_or_default(),
+            clients: join(a.clients.iter().map(ToString::to_string).collect()),
+            requests: a.requests,
+            first_seen: format_ts(a.first_seen as u64 * 1_000_000_000),
+            last_seen: format_ts(a.last_seen as u64 * 1_000_000_000),
+        }
+    }
+}
+
 pub fn write_prospects(path: &Path, actors: &[&Actor]) -> anyhow::Result<()> {
-    let join = |v: Vec<String>| v.join(" ");
     write_atomically(path, |w| {
         let mut csv = csv::Writer::from_writer(w);
-        csv.write_record([
-            "actor",
-            "product_version",
-            "countries",
-            "asns",
-            "endpoints",
-            "cadence",
-            "clients",
-            "requests",
-            "first_seen",
-            "last_seen",
-        ])?;
-        for a in actors.iter().filter(|a| a.class == Class::Prospect) {
+        let rows: Vec<Prospect> =
+            actors.iter().filter(|a| a.class == Class::Prospect).map(|a| Prospect::of(a)).collect();
+        if rows.is_empty() {
+            // serde writes the header with the first row; an empty list
+            // still gets one.
             csv.write_record([
-                a.id.clone(),
-                join(a.products.clone()),
-                join(a.countries.clone()),
-                join(a.asns.iter().map(|n| format!("AS{n}")).collect()),
-                join(a.endpoints.clone()),
-                a.cadence.clone().unwrap_or_default(),
-                join(a.clients.iter().map(ToString::to_string).collect()),
-                a.requests.to_string(),
-                format_ts(a.first_seen as u64 * 1_000_000_000),
-                format_ts(a.last_seen as u64 * 1_000_000_000),
+                "actor",
+                "product_version",
+                "countries",
+                "asns",
+                "endpoints",
+                "cadence",
+                "clients",
+                "requests",
+                "first_seen",
+                "last_seen",
             ])?;
+        }
+        for r in rows {
+            csv.serialize(r)?;
         }
         csv.flush()
     })

@@ -1,7 +1,9 @@
 //! `rejectwatch run`: the live daemon. Attaches the kernel programs, drains
 //! the ring buffer into the core on a short timer (and on the kernel's
-//! backlog wakeups), refreshes kernel counters, serves /metrics, and
-//! detaches on SIGINT/SIGTERM (the bpf_links go with the process anyway).
+//! backlog wakeups), refreshes kernel counters, keeps the blocklist (state
+//! file and blocklist files) current every second, serves /metrics and the
+//! API, and detaches on SIGINT/SIGTERM (the bpf_links go with the process
+//! anyway).
 
 use std::{
     sync::{Arc, Mutex},
@@ -17,6 +19,8 @@ use tokio::{
 };
 
 use crate::{
+    api::{self, Api},
+    blocklist::{Blocklist, output::Outputs, state},
     cli::{DEFAULT_PORTS, RunArgs},
     detect::{Engine, marks::Mark},
     enrich::{Enricher, identity},
@@ -25,7 +29,7 @@ use crate::{
     netif,
     observe::{Observer as _, Source},
     pipeline::Pipeline,
-    record, server,
+    record,
     sink::{Sinks, open_named, open_output},
     source::{
         clock::Clock,
@@ -53,20 +57,39 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let out = p.exchanges.as_deref().map(open_output).transpose()?;
     let findings = p.findings.as_deref().map(|f| open_named("--findings", f)).transpose()?;
     let state_dir = config.state_dir.clone().unwrap_or_else(identity::default_state_dir);
-    let mut marks = MarkWatch::new(state_dir);
+    let token = config.api.resolve_token()?;
+    api::check_exposure(args.listen, &token)?;
+    let clock = Clock::new();
+    let mut blocklist = Blocklist::new(&config.blocklist);
+    let restored = state::load(&state_dir, &mut blocklist, crate::detect::secs(clock.now()))?;
+    let outputs = Outputs::new(&config.blocklist.paths, Some(state_dir.clone()), config.blocklist.nft_rule)?;
+    let mut marks = MarkWatch::new(state_dir.clone());
     let metrics = Arc::new(Mutex::new(Metrics::new()));
-    let addr = server::serve(args.listen, metrics.clone()).await?;
+    let notices = enricher.notices();
+    let engine = Engine::new(&config.detect, config.ipv6_prefix);
+    let sinks = Sinks::new(metrics.clone(), out).with_findings(findings).keep_findings(config.api.findings_kept);
+    let pipeline = Arc::new(Mutex::new(Pipeline::new(enricher, engine, sinks).with_blocklist(
+        &config.blocklist,
+        blocklist,
+        outputs,
+    )));
+    let api = Api { pipeline: pipeline.clone(), metrics: metrics.clone(), token: token.map(Into::into), state_dir };
+    let addr = api::serve(args.listen, api).await?;
+    fn lock(p: &Mutex<Pipeline>) -> std::sync::MutexGuard<'_, Pipeline> {
+        p.lock().unwrap_or_else(|e| e.into_inner())
+    }
     let mut kernel = Kernel::attach(&cfg)?;
     let ring = kernel.take_ring()?;
     metrics.lock().unwrap_or_else(|e| e.into_inner()).attach_kernel(kernel.take_counters()?);
     eprintln!("rejectwatch: watching {} on ports {:?}; metrics on http://{addr}/metrics", ifaces.join(", "), ports);
-    for n in enricher.notices() {
+    for n in notices {
         eprintln!("rejectwatch: {n}");
     }
+    if restored > 0 {
+        eprintln!("rejectwatch: {restored} blocklist entries restored from the state file");
+    }
+    lock(&pipeline).tick_at(clock.now());
 
-    let clock = Clock::new();
-    let engine = Engine::new(&config.detect, config.ipv6_prefix);
-    let mut sinks = Pipeline::new(enricher, engine, Sinks::new(metrics.clone(), out).with_findings(findings));
     let mut join = Joiner::new(p.join_config(), Source::Kernel);
     // SAFETY: the ring buffer owns its fd and lives inside the AsyncFd, so
     // the fd stays open for as long as it is registered.
@@ -76,42 +99,53 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut stats_tick = interval(Duration::from_secs(1));
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
-    let records = metrics.lock().unwrap_or_else(|e| e.into_inner()).records.with_label_values(&["kernel"]);
+    let (records, lag) = {
+        let m = metrics.lock().unwrap_or_else(|e| e.into_inner());
+        (m.records.with_label_values(&["kernel"]), m.lag.clone())
+    };
 
     let drain = |ring: &mut RingBuf<MapData>, join: &mut Joiner, sinks: &mut Pipeline| {
         let mut n = 0u64;
+        let mut newest = 0;
         while let Some(item) = ring.next() {
             n += 1;
             match record::decode(&item, |t| clock.to_wall(t)) {
                 Ok(rec) => {
                     drop(item);
+                    newest = newest.max(rec.ts);
                     join.push(rec, sinks);
                 }
                 Err(e) => sinks.parse_error(Source::Kernel, e.reason()),
             }
         }
         records.inc_by(n);
+        if n > 0 {
+            lag.set(clock.now().saturating_sub(newest) as f64 / 1e9);
+        }
     };
 
     loop {
         tokio::select! {
             guard = ring.readable_mut() => {
                 let mut guard = guard.context("ring buffer poll")?;
-                drain(guard.get_inner_mut(), &mut join, &mut sinks);
+                drain(guard.get_inner_mut(), &mut join, &mut lock(&pipeline));
                 guard.clear_ready();
             }
             _ = drain_tick.tick() => {
-                drain(ring.get_mut(), &mut join, &mut sinks);
-                join.advance(clock.now(), &mut sinks);
-                if let Err(e) = sinks.sinks.flush() {
+                let mut p = lock(&pipeline);
+                drain(ring.get_mut(), &mut join, &mut p);
+                join.advance(clock.now(), &mut *p);
+                if let Err(e) = p.sinks.flush() {
                     log::error!("flushing exchanges: {e}");
                 }
             }
             _ = stats_tick.tick() => {
+                let mut p = lock(&pipeline);
                 for m in marks.new_marks() {
-                    sinks.detect.add_mark(m);
+                    p.detect.add_mark(m);
                 }
-                sinks.refresh_metrics();
+                p.tick_at(clock.now());
+                drop(p);
                 let mut m = metrics.lock().unwrap_or_else(|e| e.into_inner());
                 m.refresh_kernel();
                 m.flows.set(join.flows() as i64);
@@ -120,10 +154,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             _ = sigint.recv() => break,
         }
     }
-    drain(ring.get_mut(), &mut join, &mut sinks);
-    join.finish(&mut sinks);
-    sinks.finish();
-    sinks.sinks.flush()?;
+    let mut p = lock(&pipeline);
+    drain(ring.get_mut(), &mut join, &mut p);
+    join.finish(&mut *p);
+    p.finish();
+    p.tick_at(clock.now());
+    p.sinks.flush()?;
+    drop(p);
     drop(kernel);
     eprintln!("rejectwatch: detached");
     Ok(())

@@ -3,6 +3,7 @@
 //! the exchange JSON lines.
 
 use std::{
+    collections::VecDeque,
     fs::File,
     io::{self, BufWriter, Write},
     path::Path,
@@ -54,6 +55,9 @@ pub struct Sinks {
     pub metrics: Arc<Mutex<Metrics>>,
     exchanges: Option<Box<dyn Write + Send>>,
     findings: Option<Box<dyn Write + Send>>,
+    /// The latest findings, for the HTTP API.
+    recent: VecDeque<Finding>,
+    recent_cap: usize,
     write_failed: bool,
     /// Totals, for the summary `analyze` prints.
     pub count: u64,
@@ -68,6 +72,8 @@ impl Sinks {
             metrics,
             exchanges,
             findings: None,
+            recent: VecDeque::new(),
+            recent_cap: 10_000,
             write_failed: false,
             count: 0,
             unmatched: 0,
@@ -81,6 +87,24 @@ impl Sinks {
         self
     }
 
+    /// How many recent findings to keep for the API.
+    pub fn keep_findings(mut self, n: usize) -> Self {
+        self.recent_cap = n;
+        self
+    }
+
+    pub fn recent_findings(&self) -> &VecDeque<Finding> {
+        &self.recent
+    }
+
+    /// A rejected exchange, counted by endpoint template when the template
+    /// is part of the API (others, and any past the label cap, as `other`).
+    pub fn reject(&mut self, endpoint: &str, known: bool) {
+        let mut m = self.metrics();
+        let label = m.endpoint_label(endpoint, known);
+        m.rejects.with_label_values(&[&label]).inc();
+    }
+
     pub fn flush(&mut self) -> io::Result<()> {
         for w in [&mut self.exchanges, &mut self.findings].into_iter().flatten() {
             w.flush()?;
@@ -88,15 +112,21 @@ impl Sinks {
         Ok(())
     }
 
-    pub fn finding(&mut self, f: &Finding) {
+    pub fn finding(&mut self, f: Finding) {
         self.findings_written += 1;
         self.metrics().findings.with_label_values(&[f.detector, f.classification.as_str()]).inc();
         if let Some(w) = &mut self.findings {
-            let line = serde_json::to_string(f).expect("finding serialises");
+            let line = serde_json::to_string(&f).expect("finding serialises");
             if writeln!(w, "{line}").is_err() && !self.write_failed {
                 self.write_failed = true;
                 log::error!("writing findings failed; further findings are not written");
             }
+        }
+        if self.recent_cap > 0 {
+            if self.recent.len() >= self.recent_cap {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(f);
         }
     }
 

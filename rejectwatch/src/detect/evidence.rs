@@ -27,6 +27,12 @@ impl Class {
             Self::Unknown => "unknown",
         }
     }
+
+    pub const ALL: [Class; 4] = [Self::Threat, Self::Prospect, Self::Misconfiguration, Self::Unknown];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
 }
 
 /// What a piece of evidence argues for.

@@ -202,6 +202,22 @@ impl Engine {
         &self.roster
     }
 
+    /// The newest record time seen.
+    pub fn now(&self) -> Secs {
+        self.now
+    }
+
+    /// Whether `status` is one of the configured reject statuses.
+    pub fn is_reject(&self, status: u16) -> bool {
+        status != 0 && self.rejects[status as usize % 1000]
+    }
+
+    /// Whether an endpoint template is part of the API (configured, or
+    /// learned from where requests succeed).
+    pub fn documented(&self, endpoint: &str) -> bool {
+        self.ctx.documented(h64(endpoint.as_bytes()), endpoint)
+    }
+
     pub fn clients(&self) -> usize {
         self.clients.len()
     }

@@ -1,0 +1,276 @@
+//! The live daemon's HTTP API, beside `/metrics`: the actor roster,
+//! recent findings, the prospects, disclosure markers, and the blocklist
+//! as threat-feed URLs (`/blocklist.txt`, `.nft`, `.ipset`) for firewalls
+//! that poll one. Everything but `/metrics` wants the bearer token when one
+//! is configured; a token is required to listen beyond loopback, since
+//! the roster names addresses and the API takes markers.
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+
+use axum::{
+    Json, Router,
+    extract::{Query, Request, State},
+    http::{StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{
+    blocklist::format::{Format, Render},
+    detect::{evidence::Class, marks::Mark},
+    exchange::format_ts,
+    metrics::Metrics,
+    pipeline::Pipeline,
+    report::Prospect,
+    source::logtime,
+};
+
+/// `[api]` in the config file.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Bearer token for `/api/…` and `/blocklist.*`; required when
+    /// `--listen` is not a loopback address.
+    pub token: Option<String>,
+    /// The token read from a file instead (one line), so it stays out of
+    /// the config.
+    pub token_file: Option<PathBuf>,
+    /// Findings kept for `/api/v1/findings`.
+    pub findings_kept: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self { token: None, token_file: None, findings_kept: 10_000 }
+    }
+}
+
+/// Shorter tokens are guessable over a network.
+const MIN_TOKEN: usize = 16;
+
+impl ApiConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.token.is_some() && self.token_file.is_some() {
+            return Err("api.token_file: give either api.token or api.token_file, not both".into());
+        }
+        if let Some(t) = &self.token
+            && t.trim().len() < MIN_TOKEN
+        {
+            return Err(format!("api.token: shorter than {MIN_TOKEN} characters"));
+        }
+        Ok(())
+    }
+
+    /// The token, read from `token_file` if that is where it is.
+    pub fn resolve_token(&self) -> anyhow::Result<Option<String>> {
+        let t = match (&self.token, &self.token_file) {
+            (Some(t), _) => t.trim().to_string(),
+            (None, Some(p)) => std::fs::read_to_string(p)
+                .map_err(|e| anyhow::anyhow!("api.token_file: cannot read {}: {e}", p.display()))?
+                .trim()
+                .to_string(),
+            (None, None) => return Ok(None),
+        };
+        if t.len() < MIN_TOKEN {
+            anyhow::bail!("api.token_file: the token is shorter than {MIN_TOKEN} characters");
+        }
+        Ok(Some(t))
+    }
+}
+
+#[derive(Clone)]
+pub struct Api {
+    pub pipeline: Arc<Mutex<Pipeline>>,
+    pub metrics: Arc<Mutex<Metrics>>,
+    pub token: Option<Arc<str>>,
+    pub state_dir: PathBuf,
+}
+
+/// Refuses a non-loopback listener without a token, in one line that
+/// says what to do.
+pub fn check_exposure(listen: SocketAddr, token: &Option<String>) -> anyhow::Result<()> {
+    if !listen.ip().is_loopback() && token.is_none() {
+        anyhow::bail!(
+            "--listen {listen}: not a loopback address, so the API needs a bearer token: set api.token or \
+             api.token_file in the config"
+        );
+    }
+    Ok(())
+}
+
+pub fn router(api: Api) -> Router {
+    let protected = Router::new()
+        .route("/api/v1/actors", get(actors))
+        .route("/api/v1/findings", get(findings))
+        .route("/api/v1/prospects", get(prospects))
+        .route("/api/v1/marks", get(list_marks).post(add_mark))
+        .route("/blocklist.txt", get(|s| blocklist(s, Format::Txt)))
+        .route("/blocklist.nft", get(|s| blocklist(s, Format::Nft)))
+        .route("/blocklist.ipset", get(|s| blocklist(s, Format::Ipset)))
+        .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
+    Router::new().route("/metrics", get(metrics)).merge(protected).with_state(api)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(json!({ "error": message.into() }))).into_response()
+}
+
+async fn authorize(State(api): State<Api>, req: Request, next: Next) -> Response {
+    if let Some(token) = &api.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        use subtle::ConstantTimeEq as _;
+        if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+            let mut r = error(StatusCode::UNAUTHORIZED, "a bearer token is required");
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            return r;
+        }
+    }
+    next.run(req).await
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn metrics(State(api): State<Api>) -> impl IntoResponse {
+    let body = lock(&api.metrics).encode();
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActorQuery {
+    classification: Option<String>,
+}
+
+async fn actors(State(api): State<Api>, Query(q): Query<ActorQuery>) -> Response {
+    let want = match q.classification.as_deref().map(Class::parse) {
+        None => None,
+        Some(Some(c)) => Some(c),
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "classification: one of threat, prospect, misconfiguration, unknown",
+            );
+        }
+    };
+    let p = lock(&api.pipeline);
+    let list: Vec<_> = p.detect.roster().actors().into_iter().filter(|a| want.is_none_or(|c| a.class == c)).collect();
+    Json(list).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FindingQuery {
+    /// RFC 3339 time, or a duration back from the newest record (`1h`).
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+async fn findings(State(api): State<Api>, Query(q): Query<FindingQuery>) -> Response {
+    let p = lock(&api.pipeline);
+    let since = match q.since.as_deref() {
+        None => 0,
+        Some(s) => match logtime::rfc3339(s) {
+            Some(t) => t,
+            None => match humantime::parse_duration(s) {
+                Ok(d) => (p.now() as u64 * 1_000_000_000).saturating_sub(d.as_nanos() as u64),
+                Err(_) => return error(StatusCode::BAD_REQUEST, "since: an RFC 3339 time or a duration such as 1h"),
+            },
+        },
+    };
+    let limit = q.limit.unwrap_or(1000);
+    let recent = p.sinks.recent_findings();
+    let mut out: Vec<_> = recent.iter().rev().filter(|f| f.ts >= since).take(limit).collect();
+    out.reverse();
+    Json(out).into_response()
+}
+
+async fn prospects(State(api): State<Api>) -> Response {
+    let p = lock(&api.pipeline);
+    let list: Vec<Prospect> =
+        p.detect.roster().actors().into_iter().filter(|a| a.class == Class::Prospect).map(Prospect::of).collect();
+    Json(list).into_response()
+}
+
+async fn list_marks(State(api): State<Api>) -> Response {
+    match crate::detect::marks::load(&api.state_dir) {
+        Ok(m) => Json(m).into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewMark {
+    kind: String,
+    /// RFC 3339; default now.
+    at: Option<String>,
+    note: Option<String>,
+}
+
+/// Records the marker in the state directory, where the daemon (this one,
+/// within a second) picks it up, exactly as `rejectwatch mark` does.
+async fn add_mark(
+    State(api): State<Api>,
+    body: Result<Json<NewMark>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(m) = match body {
+        Ok(b) => b,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    if m.kind != crate::detect::marks::DISCLOSURE {
+        return error(StatusCode::BAD_REQUEST, "kind: the only marker kind is `disclosure`");
+    }
+    let at = match m.at.as_deref() {
+        None => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64),
+        Some(s) => match logtime::rfc3339(s) {
+            Some(t) => t,
+            None => return error(StatusCode::BAD_REQUEST, "at: not an RFC 3339 time"),
+        },
+    };
+    let note = m.note.map(|n| n.chars().take(1000).collect());
+    let mark = Mark { kind: m.kind, at, note };
+    match crate::detect::marks::record(&api.state_dir, &mark) {
+        Ok(()) => {
+            log::info!("disclosure marked at {} over the API", format_ts(at));
+            (StatusCode::CREATED, Json(mark)).into_response()
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
+    }
+}
+
+async fn blocklist(State(api): State<Api>, f: Format) -> Response {
+    let p = lock(&api.pipeline);
+    let entries = p.blocklist.entries();
+    let body = Render { entries: &entries, now: p.now(), nft_rule: p.nft_rule() }.to_string(f);
+    ([(header::CONTENT_TYPE, f.content_type())], body).into_response()
+}
+
+/// Binds `addr` now (so a taken port fails at start) and serves in the
+/// background.
+pub async fn serve(addr: SocketAddr, api: Api) -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("--listen: cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    let app = router(api);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            log::error!("HTTP server stopped: {e}");
+        }
+    });
+    Ok(local)
+}

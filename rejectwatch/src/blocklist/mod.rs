@@ -1,0 +1,291 @@
+//! The blocklist: threat actors' addresses (IPv6 clients as their
+//! network) with an expiry, minus the allowlist. Prospects and
+//! misconfigurations are never on it: a prospect is someone to sell to, a
+//! misconfiguration is our own mistake, and blocking either hurts us.
+//!
+//! An entry lasts `ttl` from the actor's last activity; an address listed
+//! again after its entry expired is a repeat offender and stays twice as
+//! long each time, up to `max_ttl`. Time is whatever the caller says it is
+//! (record time in replays, the capture clock live), so a replay lists
+//! and expires exactly as the live daemon did.
+//!
+//! Formats are in [`format`], the files and the state that survives a
+//! restart in [`output`] and [`state`].
+
+pub mod format;
+pub mod output;
+pub mod state;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+    time::Duration,
+};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::detect::{actors::Actor, client::ClientKey, evidence::Class, window::Secs};
+
+/// `[blocklist]` in the config file.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlocklistConfig {
+    /// Files to keep up to date; the format follows the extension (`.nft`,
+    /// `.ipset`, `.txt`). `--blocklist` adds to these.
+    pub paths: Vec<std::path::PathBuf>,
+    /// How long an entry lasts after the actor's last activity.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
+    /// The longest a repeat offender is listed for.
+    #[serde(with = "humantime_serde")]
+    pub max_ttl: Duration,
+    /// Never listed, whatever they do (CIDRs): monitoring, partners, us.
+    pub allowlist: Vec<IpNet>,
+    /// Also write the drop rules into the `.nft` script (`--nft-rule`).
+    pub nft_rule: bool,
+    /// The most entries kept; past it the entries expiring soonest go.
+    pub max_entries: usize,
+}
+
+impl Default for BlocklistConfig {
+    fn default() -> Self {
+        Self {
+            paths: Vec::new(),
+            ttl: Duration::from_secs(4 * 3600),
+            max_ttl: Duration::from_secs(7 * 86_400),
+            allowlist: Vec::new(),
+            nft_rule: false,
+            max_entries: 100_000,
+        }
+    }
+}
+
+impl BlocklistConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.ttl.as_secs() == 0 {
+            return Err("blocklist.ttl: must be at least one second".into());
+        }
+        if self.max_ttl < self.ttl {
+            return Err(format!(
+                "blocklist.max_ttl: {} is shorter than ttl ({})",
+                humantime::format_duration(self.max_ttl),
+                humantime::format_duration(self.ttl)
+            ));
+        }
+        if self.max_entries == 0 {
+            return Err("blocklist.max_entries: must be at least 1".into());
+        }
+        for p in &self.paths {
+            format::Format::from_path(p).map_err(|e| format!("blocklist.paths: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub net: IpNet,
+    pub expires: Secs,
+    /// When it was listed.
+    pub listed: Secs,
+    /// The actor's latest activity this entry covers.
+    pub seen: Secs,
+    /// 1 the first time; more for a repeat offender.
+    pub offences: u32,
+    /// The actor that put it there (for the operator, not the firewall).
+    pub actor: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Past {
+    pub offences: u32,
+    pub seen: Secs,
+}
+
+pub struct Blocklist {
+    entries: BTreeMap<IpNet, Entry>,
+    /// Offences of addresses whose entries expired and the latest
+    /// activity those covered, so a return is recognised and old activity
+    /// is not punished twice (bounded like the entries).
+    past: HashMap<IpNet, Past>,
+    ttl: Secs,
+    max_ttl: Secs,
+    allowlist: Vec<IpNet>,
+    max_entries: usize,
+    /// Set whenever the entries changed; cleared by whoever writes them.
+    pub changed: bool,
+    pub evicted: u64,
+}
+
+fn secs(d: Duration) -> Secs {
+    d.as_secs().min(Secs::MAX as u64) as Secs
+}
+
+/// The network a client key stands for: an IPv4 address as /32, an IPv6
+/// client as its network.
+pub fn net_of(k: &ClientKey) -> IpNet {
+    IpNet::new(k.ip(), k.prefix_len()).expect("prefix length within the family").trunc()
+}
+
+impl Blocklist {
+    pub fn new(cfg: &BlocklistConfig) -> Self {
+        Self {
+            entries: BTreeMap::new(),
+            past: HashMap::new(),
+            ttl: secs(cfg.ttl),
+            max_ttl: secs(cfg.max_ttl),
+            allowlist: cfg.allowlist.iter().map(IpNet::trunc).collect(),
+            max_entries: cfg.max_entries,
+            changed: false,
+            evicted: 0,
+        }
+    }
+
+    /// Whether `net` touches the allowlist: listing a network that holds
+    /// an allowlisted host would block that host too.
+    pub fn allowlisted(&self, net: &IpNet) -> bool {
+        self.allowlist.iter().any(|a| a.contains(net) || net.contains(a))
+    }
+
+    fn ttl_for(&self, offences: u32) -> Secs {
+        let doubled = (self.ttl as u64) << offences.saturating_sub(1).min(20);
+        doubled.min(self.max_ttl as u64) as Secs
+    }
+
+    /// Brings the entries in line with the roster at time `now`: threat
+    /// actors' addresses listed or extended, prospects' and
+    /// misconfigurations' removed, expired entries dropped.
+    pub fn update<'a>(&mut self, actors: impl IntoIterator<Item = &'a Actor>, now: Secs) {
+        for a in actors {
+            match a.class {
+                Class::Threat => {
+                    for k in &a.clients {
+                        self.list(net_of(k), a, now);
+                    }
+                }
+                Class::Prospect | Class::Misconfiguration => {
+                    for k in &a.clients {
+                        if self.entries.remove(&net_of(k)).is_some() {
+                            self.changed = true;
+                        }
+                    }
+                }
+                Class::Unknown => {}
+            }
+        }
+        self.expire(now);
+    }
+
+    fn list(&mut self, net: IpNet, a: &Actor, now: Secs) {
+        if self.allowlisted(&net) {
+            return;
+        }
+        let offences = self.entries.get(&net).map(|e| e.offences);
+        if let Some(offences) = offences {
+            let ttl = self.ttl_for(offences);
+            let e = self.entries.get_mut(&net).expect("present");
+            let until = a.last_seen.saturating_add(ttl);
+            e.seen = e.seen.max(a.last_seen);
+            if until > e.expires {
+                // Still at it: the clock restarts from the latest activity.
+                // Not a change the files must show at once (their
+                // timeouts are relative), so `changed` is left alone
+                // unless the extension is substantial.
+                if until - e.expires >= ttl / 8 {
+                    self.changed = true;
+                }
+                e.expires = until;
+            }
+            return;
+        }
+        let past = self.past.get(&net).copied();
+        if past.is_some_and(|p| a.last_seen <= p.seen) {
+            // Served its time for this already.
+            return;
+        }
+        let offences = past.map_or(0, |p| p.offences) + 1;
+        let expires = a.last_seen.saturating_add(self.ttl_for(offences));
+        if expires <= now {
+            return;
+        }
+        let e = Entry { net, expires, listed: now, seen: a.last_seen, offences, actor: a.id.clone() };
+        self.entries.insert(net, e);
+        self.changed = true;
+        while self.entries.len() > self.max_entries {
+            let soonest = self.entries.values().min_by_key(|e| (e.expires, e.net)).map(|e| e.net);
+            if let Some(n) = soonest {
+                self.entries.remove(&n);
+                self.evicted += 1;
+            }
+        }
+    }
+
+    /// Drops the entries whose time is up, remembering their offences.
+    pub fn expire(&mut self, now: Secs) {
+        let gone: Vec<IpNet> = self.entries.values().filter(|e| e.expires <= now).map(|e| e.net).collect();
+        for n in gone {
+            let e = self.entries.remove(&n).expect("present");
+            if self.past.len() >= self.max_entries {
+                // Forget the mildest offender to make room.
+                if let Some(k) = self.past.iter().min_by_key(|(n, p)| (p.offences, p.seen, **n)).map(|(n, _)| *n) {
+                    self.past.remove(&k);
+                }
+            }
+            self.past.insert(n, Past { offences: e.offences, seen: e.seen });
+            self.changed = true;
+        }
+    }
+
+    /// Restores entries and offences from the state file; the allowlist of
+    /// this run applies to them too.
+    pub fn restore(&mut self, entries: Vec<Entry>, past: Vec<(IpNet, Past)>, now: Secs) {
+        for (n, p) in past.into_iter().take(self.max_entries) {
+            self.past.insert(n.trunc(), p);
+        }
+        for e in entries {
+            let net = e.net.trunc();
+            if e.expires > now && !self.allowlisted(&net) && self.entries.len() < self.max_entries {
+                self.entries.insert(net, Entry { net, ..e });
+            }
+        }
+        self.changed = true;
+    }
+
+    /// Current entries, with networks contained in another entry folded
+    /// into it (nftables interval sets refuse overlaps): ordered by
+    /// address, IPv4 first.
+    pub fn entries(&self) -> Vec<Entry> {
+        let mut out: Vec<Entry> = Vec::with_capacity(self.entries.len());
+        let mut sorted: Vec<&Entry> = self.entries.values().collect();
+        sorted.sort_by_key(|e| (e.net.network(), e.net.prefix_len()));
+        for e in sorted {
+            match out.last_mut() {
+                Some(last) if last.net.contains(&e.net) => last.expires = last.expires.max(e.expires),
+                _ => out.push(e.clone()),
+            }
+        }
+        out
+    }
+
+    pub fn past(&self) -> impl Iterator<Item = (&IpNet, &Past)> {
+        self.past.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Entry counts by family (IPv4, IPv6), for the gauge.
+    pub fn counts(&self) -> (usize, usize) {
+        let v4 = self.entries.keys().filter(|n| matches!(n.addr(), IpAddr::V4(_))).count();
+        (v4, self.entries.len() - v4)
+    }
+}
+
+#[cfg(test)]
+mod tests;
