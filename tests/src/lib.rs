@@ -261,8 +261,16 @@ impl Daemon {
 
     /// Like [`Daemon::start`] with a given binary (the bench uses release).
     pub fn start_bin(bin: &str, net: &Netns, ns: &str, dir: &TempDir, args: &[&str]) -> Self {
+        Self::start_full(bin, net, ns, dir, args, "127.0.0.1:9617".parse().expect("addr"))
+    }
+
+    /// Like [`Daemon::start`], listening on `listen`.
+    pub fn start_listen(net: &Netns, ns: &str, dir: &TempDir, args: &[&str], listen: SocketAddr) -> Self {
+        Self::start_full(&rejectwatch_bin(), net, ns, dir, args, listen)
+    }
+
+    fn start_full(bin: &str, net: &Netns, ns: &str, dir: &TempDir, args: &[&str], listen: SocketAddr) -> Self {
         let exchanges = dir.path("exchanges.jsonl");
-        let listen: SocketAddr = "127.0.0.1:9617".parse().expect("addr");
         let mut cmd = net.exec(ns, &[bin, "run"]);
         cmd.args(args)
             .args(["--listen", &listen.to_string(), "--exchanges", exchanges.to_str().expect("utf-8")])
@@ -362,6 +370,43 @@ pub fn http_get(addr: SocketAddr, path: &str) -> String {
     let mut buf = String::new();
     s.read_to_string(&mut buf).expect("read");
     buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+}
+
+/// One HTTP/1.0 request with extra header lines; returns status and body.
+pub fn http_request(addr: SocketAddr, method: &str, path: &str, headers: &[&str], body: &str) -> (u16, String) {
+    let mut s =
+        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let mut head = format!("{method} {path} HTTP/1.0\r\nHost: {addr}\r\n");
+    for h in headers {
+        head.push_str(h);
+        head.push_str("\r\n");
+    }
+    if !body.is_empty() {
+        head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    }
+    write!(s, "{head}\r\n{body}").expect("send");
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).expect("read");
+    let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+}
+
+/// `curl` from namespace `ns` with source address `from`: one process,
+/// one keep-alive connection for all `urls`; returns the statuses, 0 for a
+/// request that got no answer within `timeout`.
+pub fn curl_from(ns: &str, from: &str, ua: &str, urls: &[String], timeout: Duration) -> Vec<u16> {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, "curl", "-s", "--interface", from, "-A", ua]);
+    cmd.args(["--max-time", &format!("{:.1}", timeout.as_secs_f64()), "-w", "%{http_code}\n", "--path-as-is"]);
+    for u in urls {
+        // Each URL needs its own output, or the bodies join the codes.
+        cmd.args(["-o", "/dev/null", u]);
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run curl: {e}"));
+    let mut codes: Vec<u16> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim().parse().unwrap_or(0)).collect();
+    codes.resize(urls.len(), 0);
+    codes
 }
 
 /// Sum of every series of a metric in Prometheus text.
