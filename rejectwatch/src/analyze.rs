@@ -6,7 +6,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 
 use crate::{
     blocklist::{Blocklist, output::Outputs},
@@ -97,6 +97,11 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.prospects {
         write_prospects(path, &actors)?;
+    }
+    if let Some(path) = &args.metrics {
+        let text = metrics.lock().unwrap_or_else(|e| e.into_inner()).encode();
+        crate::sink::write_atomically(path, |w| w.write_all(text.as_bytes()))
+            .with_context(|| format!("--metrics: cannot write {}", path.display()))?;
     }
     let s = &pipe.sinks;
     let count = |c: Class| actors.iter().filter(|a| a.class == c).count();

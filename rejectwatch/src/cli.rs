@@ -187,6 +187,10 @@ pub struct AnalyzeArgs {
     /// Write the prospects to contact (CSV) to PATH at the end.
     #[arg(long, value_name = "PATH")]
     pub prospects: Option<PathBuf>,
+    /// Write the metrics at the end to PATH in the Prometheus text format
+    /// (for node_exporter's textfile collector).
+    #[arg(long, value_name = "PATH")]
+    pub metrics: Option<PathBuf>,
     /// A marker, e.g. `disclosure=2026-11-20T10:00:00Z` (repeatable).
     #[arg(long, value_name = "KIND=TIME", value_parser = mark)]
     pub mark: Vec<crate::detect::marks::Mark>,

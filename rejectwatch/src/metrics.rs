@@ -13,11 +13,20 @@ pub fn method_label(method: &str) -> &'static str {
     METHODS.iter().find(|m| **m == method).copied().unwrap_or("OTHER")
 }
 
-/// The status as a label: the three-digit code, or `none` when no response
-/// was captured.
+/// Registered status codes (IANA) and nginx's 444/499: each its own label.
+const STATUSES: &[u16] = &[
+    100, 101, 102, 103, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 307, 308, 400,
+    401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 418, 421, 422, 423, 424, 425,
+    426, 428, 429, 431, 444, 451, 499, 500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511,
+];
+
+/// The status as a label: a registered code as itself, any other as its
+/// class (`5xx`), `invalid` outside 100–999, `none` when no response was
+/// captured. At most 76 values, whatever a server or a log says.
 pub fn status_label(status: Option<u16>) -> String {
     match status {
-        Some(s @ 100..=999) => s.to_string(),
+        Some(s) if STATUSES.binary_search(&s).is_ok() => s.to_string(),
+        Some(s @ 100..=999) => format!("{}xx", s / 100),
         Some(_) => "invalid".to_string(),
         None => "none".to_string(),
     }
@@ -265,6 +274,9 @@ mod tests {
         assert_eq!(method_label("\u{202e}GET"), "OTHER");
         assert_eq!(status_label(Some(404)), "404");
         assert_eq!(status_label(Some(7)), "invalid");
+        assert_eq!(status_label(Some(599)), "5xx");
+        assert_eq!(status_label(Some(999)), "9xx");
+        assert!(STATUSES.windows(2).all(|w| w[0] < w[1]), "sorted for binary search");
         assert_eq!(status_label(None), "none");
     }
 }

@@ -11,15 +11,26 @@ use std::{
 
 use rejectwatch_tests::*;
 
-fn run_error(args: &[&str], as_user: Option<&str>) -> String {
-    let bin = rejectwatch_bin();
-    let mut cmd = match as_user {
-        Some(u) => {
-            let mut c = Command::new("setpriv");
-            c.args(["--reuid", u, "--regid", u, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", &bin]);
-            c
-        }
-        None => Command::new(&bin),
+/// `rejectwatch` as user `u` holding only capabilities `caps` (e.g.
+/// `+bpf,+net_admin`; empty for none), as the systemd unit runs it.
+fn as_user(u: &str, caps: &str) -> Command {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid", u, "--regid", u, "--clear-groups"]);
+    if caps.is_empty() {
+        c.args(["--inh-caps=-all", "--bounding-set=-all"]);
+    } else {
+        c.arg(format!("--inh-caps=-all,{caps}"))
+            .arg(format!("--ambient-caps={caps}"))
+            .arg(format!("--bounding-set=-all,{caps}"));
+    }
+    c.arg(rejectwatch_bin());
+    c
+}
+
+fn run_error(args: &[&str], user: Option<(&str, &str)>) -> String {
+    let mut cmd = match user {
+        Some((u, caps)) => as_user(u, caps),
+        None => Command::new(rejectwatch_bin()),
     };
     let out = cmd.arg("run").args(args).output().expect("run rejectwatch");
     assert!(!out.status.success(), "{args:?} succeeded");
@@ -39,10 +50,60 @@ fn run_errors_are_one_clear_line() {
     let state = TempDir::new("nobody");
     std::fs::set_permissions(&state.0, std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod");
     let dir = state.path("state");
-    let e =
-        run_error(&["--iface", "lo", "--listen", "127.0.0.1:0", "--state-dir", dir.to_str().unwrap()], Some("65534"));
+    let args = ["--iface", "lo", "--listen", "127.0.0.1:0", "--state-dir", dir.to_str().unwrap()];
+    let e = run_error(&args, Some(("65534", "")));
     assert_eq!(e.lines().count(), 1, "{e}");
     assert!(e.contains("not permitted") && e.contains("CAP_BPF"), "{e}");
+    // Without CAP_PERFMON the verifier refuses the packet access: still
+    // one line, naming it.
+    let e = run_error(&args, Some(("65534", "+bpf,+net_admin")));
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.contains("not permitted") && e.contains("CAP_PERFMON"), "{e}");
+}
+
+/// The systemd unit's claim: an unprivileged user with CAP_BPF,
+/// CAP_PERFMON and CAP_NET_ADMIN only runs the daemon.
+#[test]
+fn runs_unprivileged_with_the_units_capabilities() {
+    if !kernel_tests_possible("runs_unprivileged_with_the_units_capabilities") {
+        return;
+    }
+    let unit = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/systemd/rejectwatch.service"))
+        .expect("read the unit");
+    assert!(unit.contains("\nAmbientCapabilities=CAP_BPF CAP_PERFMON CAP_NET_ADMIN\n"), "{unit}");
+    assert!(unit.contains("\nCapabilityBoundingSet=CAP_BPF CAP_PERFMON CAP_NET_ADMIN\n"), "{unit}");
+    let state = TempDir::new("unprivileged");
+    std::fs::set_permissions(&state.0, std::os::unix::fs::PermissionsExt::from_mode(0o777)).expect("chmod");
+    let dir = state.path("state");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("free port");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = as_user("65534", "+bpf,+perfmon,+net_admin")
+        .args(["run", "--iface", "lo", "--port", "18080", "--listen", &listen, "--state-dir", dir.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let start = Instant::now();
+    let metrics = loop {
+        if let Ok(mut s) = TcpStream::connect(&listen) {
+            let mut body = String::new();
+            s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").expect("send");
+            s.read_to_string(&mut body).expect("read");
+            break body;
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            let mut err = String::new();
+            child.stderr.take().map(|mut e| e.read_to_string(&mut err));
+            panic!("exited with {st}: {err}");
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "no /metrics within 15 s");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(metrics.contains("rejectwatch_kernel_packets_total"), "{metrics}");
 }
 
 /// The BPF link and program ids a process holds, from its fdinfo.

@@ -83,7 +83,9 @@ fn permission_problem(e: &(dyn std::error::Error + 'static)) -> bool {
 fn classify(e: &(dyn std::error::Error + 'static)) -> LoadError {
     let line = chain(e);
     if permission_problem(e) {
-        LoadError::NotPermitted(line)
+        // The verifier's log says nothing about privileges: keep one line.
+        let short = line.split(". Verifier output").next().unwrap_or(&line);
+        LoadError::NotPermitted(short.lines().next().unwrap_or(short).to_string())
     } else if !Path::new("/sys/kernel/btf/vmlinux").exists() {
         LoadError::NoBtf(line)
     } else {
