@@ -22,16 +22,16 @@ pub struct Outputs {
 }
 
 impl Outputs {
-    /// Checks every path now, so a wrong extension or a missing directory
-    /// fails at start-up rather than at the first threat.
+    /// Checks every path now (creating its directory), so a wrong
+    /// extension or an unwritable place fails at start-up rather than at
+    /// the first threat.
     pub fn new(paths: &[PathBuf], state_dir: Option<PathBuf>, nft_rule: bool) -> anyhow::Result<Self> {
         let mut files = Vec::new();
         for p in paths {
             let f = Format::from_path(p).map_err(|e| anyhow::anyhow!("--blocklist: {e}"))?;
             let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            if !dir.is_dir() {
-                anyhow::bail!("--blocklist: {}: directory {} does not exist", p.display(), dir.display());
-            }
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("--blocklist: {}: cannot create {}: {e}", p.display(), dir.display()))?;
             files.push((p.clone(), f));
         }
         Ok(Self { files, state_dir, nft_rule, failing: Vec::new() })
