@@ -17,6 +17,9 @@ use serde_json::Value;
 const ATTACKER: &str = "10.200.0.5";
 const ALLOWED: &str = "10.200.0.6";
 const PROSPECT: &str = "10.200.0.7";
+/// An IPv6 attacker: listed as its /64, which holds CLI_V6 too.
+const ATTACKER6: &str = "fd00:200::5";
+const ATTACKER6_NET: &str = "fd00:200::/64";
 const TOKEN: &str = "test-token-0123456789abcdef";
 const AUTH: &str = "Authorization: Bearer test-token-0123456789abcdef";
 
@@ -31,8 +34,13 @@ fn url(path: &str) -> String {
     format!("http://{SRV_V4}{path}")
 }
 
+fn url6(path: &str) -> String {
+    format!("http://[{SRV_V6}]{path}")
+}
+
 fn attack(ns: &str, from: &str) -> Vec<u16> {
-    let urls = [url("/.env"), url("/api/v1/users?id=1%27%20OR%20%271%27=%271"), url("/.git/config"), url("/auth")];
+    let u = if from.contains(':') { url6 } else { url };
+    let urls = [u("/.env"), u("/api/v1/users?id=1%27%20OR%20%271%27=%271"), u("/.git/config"), u("/auth")];
     curl_from(ns, from, "sqlmap/1.8.2#stable", &urls, Duration::from_secs(5))
 }
 
@@ -77,9 +85,16 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
     for ip in [ATTACKER, ALLOWED, PROSPECT] {
         sh(&["ip", "-n", &net.cli, "addr", "add", &format!("{ip}/24"), "dev", &net.cli_if]);
     }
+    sh(&["ip", "-n", &net.cli, "addr", "add", &format!("{ATTACKER6}/64"), "dev", &net.cli_if, "nodad"]);
     let dir = TempDir::new("outputs");
-    let _nginx = nginx(&net, &net.srv, &dir, &format!("server {{ listen {SRV_V4}:80; {NGINX_LOCATIONS} }}"));
+    let _nginx = nginx(
+        &net,
+        &net.srv,
+        &dir,
+        &format!("server {{ listen {SRV_V4}:80; listen [{SRV_V6}]:80; {NGINX_LOCATIONS} }}"),
+    );
     wait_listening(&net.cli, format!("{SRV_V4}:80").parse().expect("addr"));
+    wait_listening(&net.cli, format!("[{SRV_V6}]:80").parse().expect("addr"));
     // Short cadence and expiry so a test can watch both happen.
     let config = dir.path("rejectwatch.toml");
     std::fs::write(
@@ -124,11 +139,13 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
     assert_eq!(attack(&net.cli, ATTACKER), [404, 404, 404, 401]);
     let attacked = Instant::now();
     assert_eq!(attack(&net.cli, ALLOWED), [404, 404, 404, 401]);
+    assert_eq!(attack(&net.cli, ATTACKER6), [404, 404, 404, 401]);
     poller.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
 
     // The roster, over the API with the token.
     let want = [
         (ATTACKER.to_string(), "threat".to_string()),
+        (ATTACKER6_NET.to_string(), "threat".to_string()),
         (ALLOWED.to_string(), "threat".to_string()),
         (PROSPECT.to_string(), "prospect".to_string()),
     ];
@@ -136,14 +153,14 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
     loop {
         let got = classes(&api(&net.cli, listen, "/api/v1/actors"));
         if want.iter().all(|w| got.contains(w)) {
-            assert_eq!(got.len(), 3, "{got:?}");
+            assert_eq!(got.len(), 4, "{got:?}");
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(15), "actors {got:?}, want {want:?}");
         std::thread::sleep(Duration::from_millis(200));
     }
     let threats = api(&net.cli, listen, "/api/v1/actors?classification=threat");
-    assert_eq!(threats.as_array().map(Vec::len), Some(2), "{threats}");
+    assert_eq!(threats.as_array().map(Vec::len), Some(3), "{threats}");
     let prospects = api(&net.cli, listen, "/api/v1/prospects");
     assert_eq!(prospects[0]["clients"], PROSPECT, "{prospects}");
     assert_eq!(prospects[0]["product_version"], "python-requests/2.32.5", "{prospects}");
@@ -162,7 +179,8 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
     let (status, metrics) = Netns::within(&net.cli, move || http_request(listen, "GET", "/metrics", &[], ""));
     assert_eq!(status, 200);
     assert_eq!(metric_series(&metrics, "rejectwatch_blocklist_entries")["family=\"ipv4\""], 1, "{metrics}");
-    assert_eq!(metric_series(&metrics, "rejectwatch_actors")["classification=\"threat\""], 2, "{metrics}");
+    assert_eq!(metric_series(&metrics, "rejectwatch_blocklist_entries")["family=\"ipv6\""], 1, "{metrics}");
+    assert_eq!(metric_series(&metrics, "rejectwatch_actors")["classification=\"threat\""], 3, "{metrics}");
 
     // A disclosure marker over the API.
     let (status, body) = Netns::within(&net.cli, move || {
@@ -172,8 +190,8 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
     let marks = api(&net.cli, listen, "/api/v1/marks");
     assert_eq!(marks[0]["note"], "registration link", "{marks}");
 
-    // Only the attacker is listed, in every format.
-    assert_eq!(blocklist_txt(&net.cli, listen), [ATTACKER]);
+    // Only the attackers are listed, in every format.
+    assert_eq!(blocklist_txt(&net.cli, listen), [ATTACKER, ATTACKER6_NET]);
     let start = Instant::now();
     while !std::fs::read_to_string(&nft).unwrap_or_default().contains(ATTACKER) {
         assert!(start.elapsed() < Duration::from_secs(5), "{} never listed the attacker", nft.display());
@@ -187,6 +205,8 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
         let listed = sh(&["ip", "netns", "exec", &net.srv, "ipset", "list", "rejectwatch-v4"]);
         assert!(listed.contains(&format!("{ATTACKER} timeout")), "{listed}");
         assert!(!listed.contains(ALLOWED) && !listed.contains(PROSPECT), "{listed}");
+        let listed = sh(&["ip", "netns", "exec", &net.srv, "ipset", "list", "rejectwatch-v6"]);
+        assert!(listed.contains(&format!("{ATTACKER6_NET} timeout")), "{listed}");
     }
 
     // The firewall now drops the attacker, and only the attacker.
@@ -195,13 +215,17 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
     assert_eq!(ok(ALLOWED), [200], "the allowlisted client is blocked");
     assert_eq!(ok(PROSPECT), [200], "the prospect is blocked");
     assert_eq!(ok(CLI_V4), [200], "an ordinary client is blocked");
+    // The IPv6 attacker's whole /64 is a CIDR element of an interval set.
+    let ok6 = |from| curl_from(&net.cli, from, "curl/8.5.0", &[url6("/ok")], Duration::from_secs(2));
+    assert_eq!(ok6(ATTACKER6), [0], "the IPv6 attacker still gets through");
+    assert_eq!(ok6(CLI_V6), [0], "the rest of the attacker's /64 still gets through");
     let counters = sh(&["ip", "netns", "exec", &net.srv, "nft", "list", "chain", "inet", "rejectwatch", "prerouting"]);
     assert!(!counters.contains("ip saddr @v4 counter packets 0 "), "no drop counted:\n{counters}");
 
     // A restart keeps the entry (state file)...
     drop(d.stop());
     let d = Daemon::start_listen(&net, &net.srv, &dir, &args, listen);
-    assert_eq!(blocklist_txt(&net.cli, listen), [ATTACKER], "lost across the restart");
+    assert_eq!(blocklist_txt(&net.cli, listen), [ATTACKER, ATTACKER6_NET], "lost across the restart");
     // ...until its time is up: 20 s after the attacker's last request
     // (record time is kept in whole seconds, hence the slack).
     loop {
