@@ -218,18 +218,18 @@ impl Metrics {
     /// so an attacker's random paths never qualify), looks like a path,
     /// and fits under the cap of distinct templates; `other` otherwise. A
     /// template once admitted keeps its series.
-    pub fn endpoint_label(&mut self, endpoint: &str, known: bool) -> String {
+    pub fn endpoint_label<'a>(&mut self, endpoint: &'a str, known: bool) -> &'a str {
         if self.endpoint_labels.contains(endpoint) {
-            return endpoint.to_string();
+            return endpoint;
         }
         let plain = endpoint.len() <= MAX_ENDPOINT_LABEL
             && endpoint.starts_with('/')
             && endpoint.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
         if known && plain && self.endpoint_labels.len() < MAX_ENDPOINT_LABELS {
             self.endpoint_labels.insert(endpoint.to_string());
-            return endpoint.to_string();
+            return endpoint;
         }
-        "other".to_string()
+        "other"
     }
 
     /// Reads the kernel counters at every scrape from now on.

@@ -102,7 +102,7 @@ impl Sinks {
     pub fn reject(&mut self, endpoint: &str, known: bool) {
         let mut m = self.metrics();
         let label = m.endpoint_label(endpoint, known);
-        m.rejects.with_label_values(&[&label]).inc();
+        m.rejects.with_label_values(&[label]).inc();
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
