@@ -24,6 +24,14 @@ pub mod run;
 pub mod sink;
 pub mod source;
 
+/// Every exchange allocates a few short-lived strings (head fields,
+/// enrichment, signal summaries); glibc's allocator spent about a third of
+/// the pipeline's time on them (perf, `cargo xtask bench-detect`).
+/// Declared here so every binary linking the pipeline (the daemon, the
+/// test harness's copy, the benches) measures and runs the same.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The whole `rejectwatch` command: logging, arguments, exit status.
 /// Shared by the `rejectwatch` binary and the test harness's copy of it.
 pub fn main() -> std::process::ExitCode {

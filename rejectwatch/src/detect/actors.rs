@@ -108,6 +108,15 @@ fn push_capped<T: PartialEq>(v: &mut Vec<T>, x: T, cap: usize) {
     }
 }
 
+/// Like [`push_capped`] for text cut to `max` characters, allocating only
+/// when it is added (this runs for every exchange of every actor).
+fn push_capped_str(v: &mut Vec<String>, parts: &[&str], max: usize, cap: usize) {
+    let text = || parts.iter().flat_map(|p| p.chars()).take(max);
+    if v.len() < cap && !v.iter().any(|x| x.chars().eq(text())) {
+        v.push(text().collect());
+    }
+}
+
 pub struct Roster {
     actors: HashMap<u32, Actor>,
     next: u32,
@@ -230,31 +239,37 @@ impl Roster {
     pub fn touch_details(&mut self, id: u32, ex: &Exchange, documented: bool) {
         let Some(a) = self.actors.get_mut(&id) else { return };
         if let Some(c) = &ex.country {
-            push_capped(&mut a.countries, c.clone(), MAX_LIST);
+            push_capped_str(&mut a.countries, &[c], usize::MAX, MAX_LIST);
         }
         if let Some(n) = ex.asn {
             push_capped(&mut a.asns, n, MAX_LIST);
         }
         if let Some(ua) = &ex.user_agent {
-            push_capped(&mut a.user_agents, ua.chars().take(256).collect(), 8);
+            push_capped_str(&mut a.user_agents, &[ua], 256, 8);
         }
         if let (Some(p), Some(v)) = (&ex.ua_product, &ex.ua_version) {
-            push_capped(&mut a.products, format!("{p}/{v}"), 8);
+            push_capped_str(&mut a.products, &[p, "/", v], usize::MAX, 8);
         }
         if let Some(e) = &ex.endpoint {
-            push_capped(&mut a.endpoints, e.chars().take(256).collect(), MAX_LIST);
+            push_capped_str(&mut a.endpoints, &[e], 256, MAX_LIST);
         }
         if !documented {
             a.undocumented_requests += 1;
         }
         if ex.ua_family == Some("scanner") {
-            Self::note(a, evidence::SCANNER_UA, "user-agent", "identifies as a scanning tool", 0);
+            Self::note_with(a, evidence::SCANNER_UA, "user-agent", || "identifies as a scanning tool".into(), 0);
         }
         let honest = matches!(ex.ua_family, Some("http-library" | "cli")) && ex.ua_version.is_some();
         if honest {
             let p = ex.ua_product.as_deref().unwrap_or("");
             let v = ex.ua_version.as_deref().unwrap_or("");
-            Self::note(a, evidence::HONEST_UA, "user-agent", &format!("sends an unaltered {p}/{v} user agent"), 0);
+            Self::note_with(
+                a,
+                evidence::HONEST_UA,
+                "user-agent",
+                || format!("sends an unaltered {p}/{v} user agent"),
+                0,
+            );
         }
         Self::classify(a);
     }
@@ -321,6 +336,11 @@ impl Roster {
     }
 
     fn note(a: &mut Actor, kind: Kind, detector: &'static str, summary: &str, now: Secs) {
+        Self::note_with(a, kind, detector, || summary.to_string(), now);
+    }
+
+    /// The summary is only made for new evidence: repeats just count.
+    fn note_with(a: &mut Actor, kind: Kind, detector: &'static str, summary: impl FnOnce() -> String, now: Secs) {
         match a.evidence.iter_mut().find(|e| e.kind == kind.name) {
             Some(e) => e.count = e.count.saturating_add(1),
             None => a.evidence.push(EvidenceEntry {
@@ -330,7 +350,7 @@ impl Roster {
                 detector,
                 count: 1,
                 first: if now == 0 { a.last_seen } else { now },
-                summary: summary.to_string(),
+                summary: summary(),
             }),
         }
     }
