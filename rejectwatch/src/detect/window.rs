@@ -3,9 +3,9 @@
 //! bounded keyed map every detector's table is made of (LRU by last touch,
 //! swept by record time). Time here is whole seconds of record time.
 
-use std::{hash::Hash, num::NonZeroUsize};
+use std::hash::Hash;
 
-use lru::LruCache;
+use indexmap::IndexMap;
 
 /// Record time in whole seconds since the Unix epoch (fits until 2106).
 pub type Secs = u32;
@@ -159,54 +159,83 @@ impl<const W: usize> Sketch<W> {
     }
 }
 
-/// A bounded map for per-key detector state: at most `cap` keys (least
-/// recently touched evicted first), and [`Keyed::sweep`] drops keys idle
-/// longer than `ttl`. Touching a key moves it to the front, so the idle
-/// keys are always at the back and a sweep costs only what it removes.
+/// A bounded map for per-key detector state: at most `cap` keys, and
+/// [`Keyed::sweep`] drops keys idle longer than `ttl`.
+///
+/// Entries live in one dense array (an [`IndexMap`]) rather than a linked
+/// LRU list: a touch is a hash probe and one array slot, where relinking
+/// list nodes cost a cache miss per neighbour on every exchange. When full,
+/// the least recently touched of a sample of keys is evicted (as Redis
+/// does); sampling is seeded, so a replay evicts exactly what a live run
+/// did. Sweeps walk the whole array, but only once per sweep interval.
 pub struct Keyed<K: Hash + Eq, V> {
-    map: LruCache<K, (Secs, V)>,
+    map: IndexMap<K, (Secs, V), foldhash::fast::RandomState>,
+    cap: usize,
     ttl: Secs,
+    rng: u64,
     pub evicted: u64,
 }
 
-impl<K: Hash + Eq + Clone, V> Keyed<K, V> {
+/// Keys sampled to choose one to evict.
+const EVICTION_SAMPLE: usize = 8;
+
+impl<K: Hash + Eq, V> Keyed<K, V> {
     pub fn new(cap: usize, ttl: Secs) -> Self {
-        let cap = NonZeroUsize::new(cap.max(1)).expect("non-zero");
-        Self { map: LruCache::new(cap), ttl, evicted: 0 }
+        // Reserved up front (address space; pages are only touched as keys
+        // arrive), so that growing never copies a full table.
+        Self {
+            map: IndexMap::with_capacity_and_hasher(cap.max(1), Default::default()),
+            cap: cap.max(1),
+            ttl,
+            rng: 0x9e37_79b9_7f4a_7c15,
+            evicted: 0,
+        }
     }
 
     /// The state for `k`, created with `init` if absent; marks it touched.
     pub fn touch(&mut self, k: K, now: Secs, init: impl FnOnce() -> V) -> &mut V {
-        if !self.map.contains(&k) {
-            if self.map.len() == self.map.cap().get() {
-                self.evicted += 1;
-            }
-            self.map.push(k.clone(), (now, init()));
+        if self.map.len() >= self.cap && !self.map.contains_key(&k) {
+            self.evict_one();
         }
-        let slot = self.map.get_mut(&k).expect("just inserted");
+        let slot = self.map.entry(k).or_insert_with(|| (now, init()));
         slot.0 = slot.0.max(now);
         &mut slot.1
     }
 
+    fn evict_one(&mut self) {
+        let n = self.map.len();
+        let mut oldest: Option<(usize, Secs)> = None;
+        for _ in 0..EVICTION_SAMPLE.min(n) {
+            // xorshift64*: cheap, and the same sequence on every run.
+            self.rng ^= self.rng >> 12;
+            self.rng ^= self.rng << 25;
+            self.rng ^= self.rng >> 27;
+            let i = (self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize;
+            let last = self.map[i].0;
+            if oldest.is_none_or(|(_, t)| last < t) {
+                oldest = Some((i, last));
+            }
+        }
+        if let Some((i, _)) = oldest {
+            self.map.swap_remove_index(i);
+            self.evicted += 1;
+        }
+    }
+
     pub fn get(&self, k: &K) -> Option<&V> {
-        self.map.peek(k).map(|(_, v)| v)
+        self.map.get(k).map(|(_, v)| v)
     }
 
     pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
-        self.map.peek_mut(k).map(|(_, v)| v)
+        self.map.get_mut(k).map(|(_, v)| v)
     }
 
     /// Drops keys not touched for longer than the ttl; returns how many.
     pub fn sweep(&mut self, now: Secs) -> usize {
-        let mut n = 0;
-        while let Some((_, (last, _))) = self.map.peek_lru() {
-            if now.saturating_sub(*last) <= self.ttl {
-                break;
-            }
-            self.map.pop_lru();
-            n += 1;
-        }
-        n
+        let before = self.map.len();
+        let ttl = self.ttl;
+        self.map.retain(|_, (last, _)| now.saturating_sub(*last) <= ttl);
+        before - self.map.len()
     }
 
     pub fn len(&self) -> usize {
@@ -266,10 +295,51 @@ mod tests {
         for i in 0..5 {
             *k.touch(i, 100 + i, || 0) += 1;
         }
+        // A table no larger than the sample evicts exactly the oldest.
         assert_eq!(k.len(), 3);
         assert_eq!(k.evicted, 2);
+        let mut keys: Vec<u32> = k.iter().map(|(k, _)| *k).collect();
+        keys.sort();
+        assert_eq!(keys, [2, 3, 4]);
         k.touch(2, 200, || 0);
         assert_eq!(k.sweep(200), 2);
         assert_eq!(k.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [2]);
+    }
+
+    #[test]
+    fn keyed_evicts_idle_keys_not_busy_ones() {
+        // 1000 busy keys touched every second, then a stream of one-off
+        // keys: the busy ones survive the churn (a sample of 8 almost
+        // always holds a one-off key older than any busy key).
+        let mut k: Keyed<u32, ()> = Keyed::new(2000, 3600);
+        for t in 0..10 {
+            for i in 0..1000 {
+                k.touch(i, t, || ());
+            }
+        }
+        for j in 0..20_000u32 {
+            let t = 10 + j / 100;
+            k.touch(1_000_000 + j, t, || ());
+            if j % 100 == 0 {
+                for i in 0..1000 {
+                    k.touch(i, t, || ());
+                }
+            }
+        }
+        assert_eq!(k.len(), 2000);
+        let busy = (0..1000).filter(|i| k.get(i).is_some()).count();
+        assert!(busy >= 990, "only {busy} of 1000 busy keys kept");
+    }
+
+    #[test]
+    fn keyed_replays_identically() {
+        let run = || {
+            let mut k: Keyed<u64, u64> = Keyed::new(100, 60);
+            for i in 0..10_000u64 {
+                *k.touch(h64(&i.to_le_bytes()) % 500, (i / 50) as Secs, || 0) += 1;
+            }
+            k.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>()
+        };
+        assert_eq!(run(), run());
     }
 }
