@@ -71,9 +71,11 @@ pub struct Exchange {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_kind: Option<&'static str>,
 
-    /// Request header values for the enrichers; never serialised.
+    /// Request header values for the enrichers, one per entry of
+    /// `header_names` (one string per header, not two: this is on every
+    /// request's path); never serialised.
     #[serde(skip)]
-    pub headers: Vec<(String, String)>,
+    pub header_values: Vec<String>,
     /// An identity a log names in clear (`user_id`); hashed, never output.
     #[serde(skip)]
     pub raw_identity: Option<String>,
@@ -112,10 +114,33 @@ impl Default for Exchange {
             query_params: Default::default(),
             identity: Default::default(),
             identity_kind: Default::default(),
-            headers: Default::default(),
+            header_values: Default::default(),
             raw_identity: Default::default(),
             given_endpoint: Default::default(),
         }
+    }
+}
+
+impl Exchange {
+    /// The request's headers as (name, value), in the order sent.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.header_names.iter().map(String::as_str).zip(self.header_values.iter().map(String::as_str))
+    }
+
+    /// The values of the headers called `name` (any case), in order.
+    pub fn header<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
+        self.headers().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+
+    /// The value of the first header called `name` (any case).
+    pub fn first_header(&self, name: &str) -> Option<&str> {
+        self.headers().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+    }
+
+    /// Sets names and values together (tests and generated traffic).
+    pub fn set_headers(&mut self, pairs: &[(&str, &str)]) {
+        self.header_names = pairs.iter().map(|(n, _)| n.to_string()).collect();
+        self.header_values = pairs.iter().map(|(_, v)| v.to_string()).collect();
     }
 }
 

@@ -83,6 +83,9 @@ pub struct Joiner {
     flows: LruCache<FlowKey, Flow>,
     now: Nanos,
     last_sweep: Nanos,
+    /// Heads parsed from the record at hand, reused so that the common
+    /// case allocates nothing for them.
+    scratch: Vec<Pending>,
 }
 
 const SWEEP_EVERY: Nanos = 1_000_000_000;
@@ -90,7 +93,7 @@ const SWEEP_EVERY: Nanos = 1_000_000_000;
 impl Joiner {
     pub fn new(cfg: JoinConfig, source: Source) -> Self {
         let cap = NonZeroUsize::new(cfg.max_flows.max(1)).expect("non-zero");
-        Self { cfg, source, flows: LruCache::new(cap), now: 0, last_sweep: 0 }
+        Self { cfg, source, flows: LruCache::new(cap), now: 0, last_sweep: 0, scratch: Vec::new() }
     }
 
     pub fn flows(&self) -> usize {
@@ -149,15 +152,15 @@ impl Joiner {
     /// The flow for `key`, created if new; evicting the least recently
     /// active flow reports its open requests as unanswered.
     fn flow(&mut self, key: FlowKey, ts: Nanos, obs: &mut dyn Observer) -> &mut Flow {
-        if !self.flows.contains(&key) {
-            if self.flows.len() == self.flows.cap().get()
-                && let Some((k, f)) = self.flows.pop_lru()
-            {
-                self.flush(k, f, obs);
-            }
-            self.flows.put(key, Flow::default());
+        // Only a full table needs the extra lookup: the flow evicted to
+        // make room must have its requests reported.
+        if self.flows.len() == self.flows.cap().get()
+            && !self.flows.contains(&key)
+            && let Some((k, f)) = self.flows.pop_lru()
+        {
+            self.flush(k, f, obs);
         }
-        let flow = self.flows.get_mut(&key).expect("inserted");
+        let flow = self.flows.get_or_insert_mut(key, Flow::default);
         flow.last_seen = flow.last_seen.max(ts);
         flow
     }
@@ -165,19 +168,21 @@ impl Joiner {
     fn on_request(&mut self, rec: Record, obs: &mut dyn Observer) {
         let key = (rec.src, rec.dst);
         let (snaplen, source, max_pending) = (self.cfg.snaplen, self.source, self.cfg.max_pending);
+        let mut out = std::mem::take(&mut self.scratch);
         let flow = self.flow(key, rec.ts, obs);
         if let Some(end) = flow.req_end
             && seq_lt(rec.seq, end)
         {
+            self.scratch = out;
             return; // retransmission of bytes already seen
         }
         let end = rec.seq.wrapping_add(rec.payload_len);
         flow.req_end = Some(end);
-        let mut out = Vec::new();
         close_open_head_into(flow, &mut out);
         let budget = if rec.whole() { snaplen.saturating_sub(rec.payload_len) } else { 0 };
-        consume(flow, rec.ts, rec.data.to_vec(), end, budget, source, &mut out, obs);
-        self.deliver(key, out, max_pending, obs);
+        consume(flow, rec.ts, &rec.data, end, budget, source, &mut out, obs);
+        queue(flow, key, &mut out, max_pending, obs);
+        self.scratch = out;
     }
 
     fn on_continuation(&mut self, rec: Record, obs: &mut dyn Observer) {
@@ -196,7 +201,7 @@ impl Joiner {
             let mut out = Vec::new();
             flow.open = Some(open);
             close_open_head_into(flow, &mut out);
-            self.deliver(key, out, max_pending, obs);
+            queue(flow, key, &mut out, max_pending, obs);
             return;
         }
         let end = rec.seq.wrapping_add(rec.payload_len);
@@ -204,8 +209,8 @@ impl Joiner {
         open.buf.extend_from_slice(&rec.data);
         let budget = if rec.whole() { open.budget.saturating_sub(rec.payload_len) } else { 0 };
         let mut out = Vec::new();
-        consume(flow, open.ts, open.buf, end, budget, source, &mut out, obs);
-        self.deliver(key, out, max_pending, obs);
+        consume(flow, open.ts, &open.buf, end, budget, source, &mut out, obs);
+        queue(flow, key, &mut out, max_pending, obs);
     }
 
     fn on_response(&mut self, rec: Record, obs: &mut dyn Observer) {
@@ -224,7 +229,6 @@ impl Joiner {
 
         let buf = &rec.data[..];
         let mut off = 0usize;
-        let mut answered = Vec::new();
         while off < buf.len() {
             match http::parse_response(&buf[off..]) {
                 Parsed::Complete(resp, n) => {
@@ -236,7 +240,7 @@ impl Joiner {
                             || resp.status == 304
                             || req.as_ref().is_some_and(|p| p.head.method == "HEAD");
                         match req {
-                            Some(p) => answered.push((p, resp.status)),
+                            Some(p) => obs.exchange(exchange(key, p, Some(resp.status))),
                             None => obs.unmatched(Side::Response),
                         }
                         off += n;
@@ -257,24 +261,20 @@ impl Joiner {
                 }
             }
         }
-        for (p, status) in answered {
-            obs.exchange(exchange(key, p, Some(status)));
-        }
     }
+}
 
-    /// Queues newly parsed requests, reporting the oldest as unanswered when
-    /// the flow already has too many waiting.
-    fn deliver(&mut self, key: FlowKey, heads: Vec<Pending>, max_pending: usize, obs: &mut dyn Observer) {
-        let Some(flow) = self.flows.peek_mut(&key) else { return };
-        for p in heads {
-            if flow.pending.len() >= max_pending
-                && let Some(old) = flow.pending.pop_front()
-            {
-                obs.unmatched(Side::Request);
-                obs.exchange(exchange(key, old, None));
-            }
-            flow.pending.push_back(p);
+/// Queues newly parsed requests, reporting the oldest as unanswered when
+/// the flow already has too many waiting.
+fn queue(flow: &mut Flow, key: FlowKey, heads: &mut Vec<Pending>, max_pending: usize, obs: &mut dyn Observer) {
+    for p in heads.drain(..) {
+        if flow.pending.len() >= max_pending
+            && let Some(old) = flow.pending.pop_front()
+        {
+            obs.unmatched(Side::Request);
+            obs.exchange(exchange(key, old, None));
         }
+        flow.pending.push_back(p);
     }
 }
 
@@ -289,7 +289,7 @@ fn exchange(key: FlowKey, p: Pending, status: Option<u16>) -> Exchange {
         status,
         header_names: p.head.header_names,
         truncated: p.head.truncated,
-        headers: p.head.headers,
+        header_values: p.head.header_values,
         version: p.head.version,
         ..Default::default()
     }
@@ -318,7 +318,7 @@ fn settle_open_head(flow: &mut Flow) {
 fn consume(
     flow: &mut Flow,
     ts: Nanos,
-    buf: Vec<u8>,
+    buf: &[u8],
     next_seq: u32,
     budget: u32,
     source: Source,

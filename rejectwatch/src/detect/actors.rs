@@ -111,8 +111,32 @@ fn push_capped<T: PartialEq>(v: &mut Vec<T>, x: T, cap: usize) {
 /// Like [`push_capped`] for text cut to `max` characters, allocating only
 /// when it is added (this runs for every exchange of every actor).
 fn push_capped_str(v: &mut Vec<String>, parts: &[&str], max: usize, cap: usize) {
+    if v.len() >= cap {
+        return;
+    }
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    if len <= max {
+        // No clipping (a char is at least a byte): compare bytes, which
+        // is what runs on every exchange of a known actor.
+        let same = |x: &String| {
+            x.len() == len && {
+                let mut rest = x.as_bytes();
+                parts.iter().all(|p| match rest.strip_prefix(p.as_bytes()) {
+                    Some(r) => {
+                        rest = r;
+                        true
+                    }
+                    None => false,
+                })
+            }
+        };
+        if !v.iter().any(same) {
+            v.push(parts.concat());
+        }
+        return;
+    }
     let text = || parts.iter().flat_map(|p| p.chars()).take(max);
-    if v.len() < cap && !v.iter().any(|x| x.chars().eq(text())) {
+    if !v.iter().any(|x| x.chars().eq(text())) {
         v.push(text().collect());
     }
 }

@@ -41,8 +41,7 @@ impl Attribution {
             }
         } else {
             ex.untrusted_forwarding = ex
-                .headers
-                .iter()
+                .headers()
                 .filter(|(n, _)| FORWARDING.iter().any(|f| n.eq_ignore_ascii_case(f)))
                 .map(|(n, v)| format!("{n}: {v}"))
                 .collect();
@@ -60,7 +59,7 @@ impl Attribution {
     /// since nothing left of it can be vouched for.
     fn client_in_header(&self, ex: &Exchange, h: ClientHeader) -> Option<IpAddr> {
         let mut hops: Vec<Option<IpAddr>> = Vec::new();
-        for (_, v) in ex.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(h.name())) {
+        for v in ex.header(h.name()) {
             match h {
                 ClientHeader::XForwardedFor => hops.extend(v.split(',').map(parse_hop)),
                 ClientHeader::Forwarded => hops.extend(v.split(',').map(forwarded_for)),
@@ -113,11 +112,9 @@ mod tests {
     use super::*;
 
     fn ex(peer: &str, headers: &[(&str, &str)]) -> Exchange {
-        Exchange {
-            peer: peer.parse().unwrap(),
-            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
-            ..Default::default()
-        }
+        let mut e = Exchange { peer: peer.parse().unwrap(), ..Default::default() };
+        e.set_headers(headers);
+        e
     }
 
     fn attribution() -> Attribution {

@@ -14,12 +14,25 @@ pub fn fingerprint(method: &str, version: Option<u8>, header_names: &[String]) -
     let mut h = Sha256::new();
     h.update(method.as_bytes());
     h.update([b' ', b'0' + version.unwrap_or(1).min(9)]);
+    // Lower-cased through a stack buffer: this runs for every request.
+    let mut buf = [0u8; 64];
     for name in header_names {
         h.update(b"\n");
-        h.update(name.to_ascii_lowercase().as_bytes());
+        for chunk in name.as_bytes().chunks(buf.len()) {
+            let lower = &mut buf[..chunk.len()];
+            lower.copy_from_slice(chunk);
+            lower.make_ascii_lowercase();
+            h.update(lower);
+        }
     }
     let d = h.finalize();
-    Some(d[..6].iter().map(|b| format!("{b:02x}")).collect())
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(12);
+    for b in &d[..6] {
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
+    }
+    Some(out)
 }
 
 #[cfg(test)]

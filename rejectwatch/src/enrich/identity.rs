@@ -106,7 +106,7 @@ impl IdentityHasher {
     }
 
     fn credential(&self, ex: &Exchange) -> Option<(&'static str, String)> {
-        let header = |name: &str| ex.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim());
+        let header = |name: &str| ex.first_header(name).map(str::trim);
         for h in &self.api_key_headers {
             if let Some(v) = header(h).filter(|v| !v.is_empty()) {
                 return Some(("api_key", v.to_string()));
@@ -157,10 +157,9 @@ mod tests {
     use super::*;
 
     fn ex(headers: &[(&str, &str)]) -> Exchange {
-        Exchange {
-            headers: headers.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
-            ..Default::default()
-        }
+        let mut e = Exchange::default();
+        e.set_headers(headers);
+        e
     }
 
     fn jwt(sub: &str, extra: &str) -> String {

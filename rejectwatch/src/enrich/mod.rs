@@ -77,7 +77,7 @@ impl Enricher {
         ex.query_params = ep.query_params;
         self.identity.apply(ex);
         // Credentials have been hashed; nothing raw travels further.
-        ex.headers = Vec::new();
+        ex.header_values = Vec::new();
         ex.raw_identity = None;
     }
 }
@@ -96,21 +96,17 @@ mod tests {
             method: "GET".into(),
             target: "/api/v1/orders/42?page=2".into(),
             user_agent: Some("python-requests/2.32.5".into()),
-            header_names: vec!["Host".into(), "Authorization".into(), "X-Api-Key".into()],
-            headers: vec![
-                ("Host".into(), "api".into()),
-                ("Authorization".into(), format!("Bearer {secret_token}")),
-                ("X-Api-Key".into(), "key-material-123".into()),
-            ],
             raw_identity: Some("user-77".into()),
             ..Default::default()
         };
+        let bearer = format!("Bearer {secret_token}");
+        ex.set_headers(&[("Host", "api"), ("Authorization", &bearer), ("X-Api-Key", "key-material-123")]);
         e.enrich(&mut ex);
         let json = serde_json::to_string(&ex).unwrap();
         for secret in [secret_token, "key-material-123", "user-77"] {
             assert!(!json.contains(secret), "{secret} leaked: {json}");
         }
-        assert!(ex.headers.is_empty() && ex.raw_identity.is_none());
+        assert!(ex.header_values.is_empty() && ex.raw_identity.is_none());
         assert_eq!(ex.identity_kind, Some("api_key"));
         assert_eq!(ex.endpoint.as_deref(), Some("/api/v1/orders/{id}"));
         assert_eq!(ex.query_params, ["page"]);

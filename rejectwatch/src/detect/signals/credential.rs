@@ -16,7 +16,8 @@ use crate::detect::{
     Detector, Obs,
     client::{ClientKey, ClientState},
     evidence::{CREDENTIALS, Signal},
-    glob, human,
+    glob::Globs,
+    human,
     window::{Distinct, Keyed, Rate, Secs, h64},
 };
 
@@ -93,6 +94,7 @@ impl Spec {
         let window = secs(self.window);
         Credential {
             spec: self.clone(),
+            login: Globs::new(&self.login_endpoints),
             window,
             bucket: secs(self.bucket),
             per_client: Keyed::new(self.max_keys, window),
@@ -122,6 +124,7 @@ struct Baseline {
 
 pub struct Credential {
     spec: Spec,
+    login: Globs,
     window: Secs,
     bucket: Secs,
     per_client: Keyed<ClientKey, Distinct<MAX_DISTINCT>>,
@@ -131,7 +134,7 @@ pub struct Credential {
 
 impl Credential {
     fn baseline(&mut self, o: &Obs<'_>, out: &mut Vec<Signal>) {
-        if !self.spec.login_endpoints.iter().any(|g| glob(g, o.endpoint)) {
+        if !self.login.any(o.endpoint) {
             return;
         }
         let failed = matches!(o.status(), 401 | 403);

@@ -104,12 +104,17 @@ impl Spec {
 
 /// Decodes `%xx` (twice), `+` and SQL comments into what a backend sees.
 pub fn normalise(target: &str) -> Cow<'_, str> {
-    if !target.contains(['%', '+', '/']) {
-        return Cow::Borrowed(target);
+    let comment = |s: &str| memchr::memmem::find(s.as_bytes(), b"/**/").is_some();
+    if !target.contains(['%', '+']) {
+        // Most targets: nothing encoded, and no comment standing for a space.
+        return if comment(target) { Cow::Owned(target.replace("/**/", " ")) } else { Cow::Borrowed(target) };
     }
-    let once = percent_encoding::percent_decode_str(target).decode_utf8_lossy().into_owned();
-    let twice = percent_encoding::percent_decode_str(&once).decode_utf8_lossy().into_owned();
-    Cow::Owned(twice.replace('+', " ").replace("/**/", " "))
+    let once = percent_encoding::percent_decode_str(target).decode_utf8_lossy();
+    let mut twice = percent_encoding::percent_decode_str(&once).decode_utf8_lossy().replace('+', " ");
+    if comment(&twice) {
+        twice = twice.replace("/**/", " ");
+    }
+    Cow::Owned(twice)
 }
 
 pub struct Injection {

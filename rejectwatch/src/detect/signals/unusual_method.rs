@@ -11,7 +11,7 @@ use crate::detect::{
     Detector, Obs,
     client::ClientState,
     evidence::{Signal, UNUSUAL_METHOD},
-    glob,
+    glob::Globs,
     window::h64,
 };
 
@@ -52,12 +52,13 @@ impl Spec {
         Ok(())
     }
     pub fn build(&self) -> UnusualMethod {
-        UnusualMethod { spec: self.clone() }
+        UnusualMethod { spec: self.clone(), read_only: Globs::new(&self.read_only) }
     }
 }
 
 pub struct UnusualMethod {
     spec: Spec,
+    read_only: Globs,
 }
 
 impl Detector for UnusualMethod {
@@ -66,7 +67,7 @@ impl Detector for UnusualMethod {
         if !self.spec.methods.iter().any(|x| x == m) {
             return;
         }
-        let declared = self.spec.read_only.iter().any(|g| glob(g, o.endpoint));
+        let declared = self.read_only.any(o.endpoint);
         let stats = o.ctx.endpoints.get(&o.ep).copied().unwrap_or_default();
         let learned = self.spec.learn && stats.successes >= self.spec.min_successes && stats.write_successes == 0;
         if !declared && !learned {
