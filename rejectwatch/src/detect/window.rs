@@ -181,10 +181,11 @@ const EVICTION_SAMPLE: usize = 8;
 
 impl<K: Hash + Eq, V> Keyed<K, V> {
     pub fn new(cap: usize, ttl: Secs) -> Self {
-        // Reserved up front (address space; pages are only touched as keys
-        // arrive), so that growing never copies a full table.
+        // Not reserved up front: a hash index is touched all over as soon
+        // as a few keys land in it, so a reserved table of `cap` would be
+        // resident at full size on a quiet host.
         Self {
-            map: IndexMap::with_capacity_and_hasher(cap.max(1), Default::default()),
+            map: IndexMap::with_hasher(Default::default()),
             cap: cap.max(1),
             ttl,
             rng: 0x9e37_79b9_7f4a_7c15,
