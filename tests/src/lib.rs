@@ -261,20 +261,36 @@ impl Daemon {
 
     /// Like [`Daemon::start`] with a given binary (the bench uses release).
     pub fn start_bin(bin: &str, net: &Netns, ns: &str, dir: &TempDir, args: &[&str]) -> Self {
-        Self::start_full(bin, net, ns, dir, args, "127.0.0.1:9617".parse().expect("addr"))
+        Self::start_full(bin, net, ns, dir, args, "127.0.0.1:9617".parse().expect("addr"), true)
+    }
+
+    /// Like [`Daemon::start_bin`], without the exchange log the tests read:
+    /// the daemon as the service unit runs it (for the bench).
+    pub fn start_deployed(bin: &str, net: &Netns, ns: &str, dir: &TempDir, args: &[&str]) -> Self {
+        Self::start_full(bin, net, ns, dir, args, "127.0.0.1:9617".parse().expect("addr"), false)
     }
 
     /// Like [`Daemon::start`], listening on `listen`.
     pub fn start_listen(net: &Netns, ns: &str, dir: &TempDir, args: &[&str], listen: SocketAddr) -> Self {
-        Self::start_full(&rejectwatch_bin(), net, ns, dir, args, listen)
+        Self::start_full(&rejectwatch_bin(), net, ns, dir, args, listen, true)
     }
 
-    fn start_full(bin: &str, net: &Netns, ns: &str, dir: &TempDir, args: &[&str], listen: SocketAddr) -> Self {
+    fn start_full(
+        bin: &str,
+        net: &Netns,
+        ns: &str,
+        dir: &TempDir,
+        args: &[&str],
+        listen: SocketAddr,
+        log_exchanges: bool,
+    ) -> Self {
         let exchanges = dir.path("exchanges.jsonl");
         let mut cmd = net.exec(ns, &[bin, "run"]);
-        cmd.args(args)
-            .args(["--listen", &listen.to_string(), "--exchanges", exchanges.to_str().expect("utf-8")])
-            .args(["--state-dir", dir.path("state").to_str().expect("utf-8")])
+        cmd.args(args).args(["--listen", &listen.to_string()]);
+        if log_exchanges {
+            cmd.args(["--exchanges", exchanges.to_str().expect("utf-8")]);
+        }
+        cmd.args(["--state-dir", dir.path("state").to_str().expect("utf-8")])
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("spawn rejectwatch");
