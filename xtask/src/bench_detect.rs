@@ -203,26 +203,31 @@ pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("bench-detect: {} exchanges, one core (thread CPU time of the processing only)", args.exchanges);
-    let skipped = (Duration::from_secs(1), 1, 0);
     let only = args.only.as_deref();
-    let (t0, n0, _) = if only == Some("all") { skipped } else { throughput(&none, args.exchanges) };
-    let (t1, n1, f1) = if only == Some("none") { skipped } else { throughput(&all, args.exchanges) };
-    let rate = |n: u64, t: Duration| n as f64 / t.as_secs_f64();
-    println!(
-        "  join + enrichment:                 {:>10.0} exchanges/s ({:.0} ns each)",
-        rate(n0, t0),
-        t0.as_nanos() as f64 / n0 as f64
-    );
-    println!(
-        "  join + enrichment + 14 detectors:  {:>10.0} exchanges/s ({:.0} ns each), {f1} findings",
-        rate(n1, t1),
-        t1.as_nanos() as f64 / n1 as f64
-    );
-    println!(
-        "  detectors cost {:.2}x of join + enrichment; with them: {:.2}x the 1 M exchanges/s goal",
-        (t1.as_secs_f64() / n1 as f64) / (t0.as_secs_f64() / n0 as f64) - 1.0,
-        rate(n1, t1) / 1e6
-    );
+    let bare = (only != Some("all")).then(|| throughput(&none, args.exchanges));
+    let full = (only != Some("none")).then(|| throughput(&all, args.exchanges));
+    let per_exchange = |t: Duration, n: u64| t.as_secs_f64() / n.max(1) as f64;
+    if let Some((t0, n0, _)) = bare {
+        println!(
+            "  join + enrichment:                 {:>10.0} exchanges/s ({:.0} ns each)",
+            1.0 / per_exchange(t0, n0),
+            per_exchange(t0, n0) * 1e9
+        );
+    }
+    if let Some((t1, n1, f1)) = full {
+        println!(
+            "  join + enrichment + 14 detectors:  {:>10.0} exchanges/s ({:.0} ns each), {f1} findings",
+            1.0 / per_exchange(t1, n1),
+            per_exchange(t1, n1) * 1e9
+        );
+    }
+    if let (Some((t0, n0, _)), Some((t1, n1, _))) = (bare, full) {
+        println!(
+            "  detectors cost {:.2}x of join + enrichment; with them: {:.2}x the 1 M exchanges/s goal",
+            per_exchange(t1, n1) / per_exchange(t0, n0) - 1.0,
+            1.0 / per_exchange(t1, n1) / 1e6
+        );
+    }
     // In a fresh process: freed memory of the throughput runs stays
     // resident in the allocator and would hide the clients' growth.
     let out = std::process::Command::new(std::env::current_exe()?)

@@ -1,7 +1,8 @@
 //! The small, fixed-size building blocks detectors keep per key: a sliding
 //! count, an exact small distinct set, a distinct-count estimate, and the
-//! bounded keyed map every detector's table is made of (LRU by last touch,
-//! swept by record time). Time here is whole seconds of record time.
+//! bounded keyed map every detector's table is made of (capped with sampled
+//! least-recently-touched eviction, swept by record time). Time here is
+//! whole seconds of record time.
 
 use std::hash::Hash;
 
