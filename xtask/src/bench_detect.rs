@@ -170,7 +170,8 @@ fn memory(clients: u64) -> (u64, usize, u64) {
             let (_, _, status) = exchange_text(&mut rng, c);
             let r = rng.next();
             let ip = IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + c as u32));
-            let ua = AGENTS[(r % 8) as usize];
+            // One user agent per client, as in the throughput mix.
+            let ua = AGENTS[(c % 8) as usize];
             let ex = Exchange {
                 ts: (T0 + round * 3600 + c / 1000) * 1_000_000_000,
                 peer: ip,

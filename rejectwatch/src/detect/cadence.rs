@@ -11,13 +11,34 @@ use super::window::Secs;
 
 const RING: usize = 8;
 
+/// 22 bytes, kept for every client: the intervals are stored as 16-bit
+/// floats (see [`pack`]); the time of the client's last request is the
+/// client state's, not repeated here.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Cadence {
     last_burst: Secs,
-    last: Secs,
-    intervals: [u32; RING],
+    intervals: [u16; RING],
     n: u8,
     pos: u8,
+}
+
+/// Encodes an interval as 12 significant bits, rounded to nearest, and a
+/// 4-bit shift: exact to 4095 s (an hourly poller's jitter stays visible),
+/// within 1/4096 above, and capped at 4.2 years.
+fn pack(v: u32) -> u16 {
+    let mut shift = (32 - v.leading_zeros()).saturating_sub(12);
+    let mut top = if shift == 0 { v } else { ((v as u64 + (1 << (shift - 1))) >> shift) as u32 };
+    if top == 4096 {
+        (top, shift) = (2048, shift + 1);
+    }
+    if shift > 15 {
+        (top, shift) = (4095, 15);
+    }
+    ((shift << 12) | top) as u16
+}
+
+fn unpack(c: u16) -> u32 {
+    ((c & 0xfff) as u32) << (c >> 12)
 }
 
 /// What the engine's cadence settings are.
@@ -29,38 +50,50 @@ pub struct CadenceRules {
 }
 
 impl Cadence {
-    /// Notes a request at `now`; returns true when it started a burst.
-    pub fn observe(&mut self, now: Secs, rules: &CadenceRules) -> bool {
-        let new_burst = self.last == 0 || now.saturating_sub(self.last) >= rules.burst_gap;
+    /// Notes a request at `now` from a client whose previous request was
+    /// at `prev` (0 for its first); returns true when it started a burst.
+    pub fn observe(&mut self, now: Secs, prev: Secs, rules: &CadenceRules) -> bool {
+        let new_burst = prev == 0 || now.saturating_sub(prev) >= rules.burst_gap;
         if new_burst {
             if self.last_burst != 0 {
-                self.intervals[self.pos as usize] = now.saturating_sub(self.last_burst);
+                self.intervals[self.pos as usize] = pack(now.saturating_sub(self.last_burst));
                 self.pos = (self.pos + 1) % RING as u8;
                 self.n = (self.n + 1).min(RING as u8);
             }
             self.last_burst = now;
         }
-        self.last = self.last.max(now);
         new_burst
+    }
+
+    /// The intervals, sorted, in a stack buffer.
+    fn sorted(&self) -> ([u32; RING], usize) {
+        let n = self.n as usize;
+        let mut v = [0; RING];
+        for (d, c) in v.iter_mut().zip(&self.intervals[..n]) {
+            *d = unpack(*c);
+        }
+        v[..n].sort_unstable();
+        (v, n)
     }
 
     /// The median interval between bursts, once there are enough.
     pub fn period(&self, rules: &CadenceRules) -> Option<Secs> {
-        let n = self.n as usize;
-        if n < rules.min_intervals.max(1) {
-            return None;
-        }
-        let mut v: Vec<u32> = self.intervals[..n].to_vec();
-        v.sort_unstable();
-        Some(v[n / 2])
+        let (v, n) = self.sorted();
+        (n >= rules.min_intervals.max(1)).then(|| v[n / 2])
     }
 
     /// The period, only if the intervals are regular.
     pub fn regular_period(&self, rules: &CadenceRules) -> Option<Secs> {
-        let p = self.period(rules)?;
-        let n = self.n as usize;
-        let mut dev: Vec<u32> = self.intervals[..n].iter().map(|i| i.abs_diff(p)).collect();
-        dev.sort_unstable();
+        let (v, n) = self.sorted();
+        if n < rules.min_intervals.max(1) {
+            return None;
+        }
+        let p = v[n / 2];
+        let mut dev = [0; RING];
+        for (d, i) in dev.iter_mut().zip(&v[..n]) {
+            *d = i.abs_diff(p);
+        }
+        dev[..n].sort_unstable();
         let mad = dev[n / 2] as f64;
         (p > 0 && mad <= rules.tolerance * p as f64).then_some(p)
     }
@@ -86,38 +119,58 @@ mod tests {
 
     const RULES: CadenceRules = CadenceRules { burst_gap: 30, min_intervals: 4, tolerance: 0.1 };
 
+    /// A client's requests at `times`, as the engine feeds them.
+    fn feed(times: &[Secs]) -> Cadence {
+        let (mut c, mut prev) = (Cadence::default(), 0);
+        for &t in times {
+            c.observe(t, prev, &RULES);
+            prev = prev.max(t);
+        }
+        c
+    }
+
+    #[test]
+    fn intervals_pack_closely() {
+        for v in [8191, 8193, 86_399, 604_801, 100_000_000] {
+            let back = unpack(pack(v));
+            assert!(back.abs_diff(v) as f64 <= v as f64 / 4096.0, "{v} -> {back}");
+        }
+        for v in [0, 1, 59, 3599, 3601, 4095, 7200, 86_400] {
+            assert_eq!(unpack(pack(v)), v);
+        }
+        assert_eq!(unpack(pack(u32::MAX)), 4095 << 15);
+    }
+
     #[test]
     fn a_sixty_minute_poller_is_sixty_minutes() {
-        let mut c = Cadence::default();
+        let mut times = Vec::new();
         let mut t = 1_700_000_000;
         for i in 0..10u32 {
             // Two requests per run, and a few seconds of jitter.
-            c.observe(t, &RULES);
-            c.observe(t + 2, &RULES);
+            times.extend([t, t + 2]);
             t += 3600 + (i * 7) % 11;
         }
+        let c = feed(&times);
         let p = c.regular_period(&RULES).expect("regular");
         assert!((3595..=3615).contains(&p), "{p}");
     }
 
     #[test]
     fn browsing_is_not_regular() {
-        let mut c = Cadence::default();
+        let mut times = Vec::new();
         let mut t = 1_700_000_000;
         for gap in [40, 900, 65, 3000, 120, 45, 7200, 300, 50] {
-            c.observe(t, &RULES);
+            times.push(t);
             t += gap;
         }
+        let c = feed(&times);
         assert!(c.period(&RULES).is_some());
         assert_eq!(c.regular_period(&RULES), None);
     }
 
     #[test]
     fn too_few_intervals_say_nothing() {
-        let mut c = Cadence::default();
-        for t in [100, 200, 300] {
-            c.observe(t, &RULES);
-        }
+        let c = feed(&[100, 200, 300]);
         assert_eq!(c.period(&RULES), None);
         assert!(same_period(3600, 3500, 0.05) && !same_period(3600, 1800, 0.25));
     }

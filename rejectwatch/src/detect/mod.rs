@@ -15,6 +15,7 @@ pub mod client;
 pub mod evidence;
 pub mod finding;
 pub mod glob;
+pub mod keyed;
 pub mod marks;
 pub mod signals;
 pub mod spec;
@@ -29,9 +30,10 @@ use client::{ClientKey, ClientState, EVER_SUCCEEDED, SENT_NON_GET};
 use evidence::Signal;
 use finding::Finding;
 use glob::Globs;
+use keyed::Keyed;
 use marks::Mark;
 use spec::DetectConfig;
-use window::{Keyed, Secs, h64};
+use window::{Secs, h64};
 
 /// What every detector sees of one exchange.
 pub struct Obs<'a> {
@@ -234,6 +236,7 @@ impl Engine {
 
         let mut signals = std::mem::take(&mut self.scratch);
         let c = self.clients.touch(key, now, || ClientState { first: now, ..Default::default() });
+        let prev = c.last;
         c.last = c.last.max(now);
         c.requests = c.requests.saturating_add(1);
         if rejected {
@@ -245,7 +248,7 @@ impl Engine {
         if !matches!(ex.method.as_str(), "GET" | "HEAD") {
             c.flags |= SENT_NON_GET;
         }
-        let burst = c.cadence.observe(now, &self.ctx.cadence);
+        let burst = c.cadence.observe(now, prev, &self.ctx.cadence);
         // A poller the API turns away (one it serves is a customer already).
         if burst
             && c.actor == 0

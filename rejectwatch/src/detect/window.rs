@@ -1,12 +1,7 @@
 //! The small, fixed-size building blocks detectors keep per key: a sliding
 //! count, an exact small distinct set, a distinct-count estimate, and the
-//! bounded keyed map every detector's table is made of (capped with sampled
-//! least-recently-touched eviction, swept by record time). Time here is
-//! whole seconds of record time.
-
-use std::hash::Hash;
-
-use indexmap::IndexMap;
+//! deterministic hashes they key by. (The bounded table they are kept in
+//! is [`super::keyed`].) Time here is whole seconds of record time.
 
 /// Record time in whole seconds since the Unix epoch (fits until 2106).
 pub type Secs = u32;
@@ -80,25 +75,25 @@ impl Rate {
     }
 }
 
-/// An exact set of up to `N` distinct 32-bit hashes; `len` stops at `N`
+/// An exact set of up to `N` distinct hashes (32- or 16-bit); `len` stops at `N`
 /// (enough to say "at least N"). Reset when its window ends.
 #[derive(Clone, Copy, Debug)]
-pub struct Distinct<const N: usize> {
+pub struct Distinct<T, const N: usize> {
     start: Secs,
     len: u8,
-    items: [u32; N],
+    items: [T; N],
 }
 
-impl<const N: usize> Default for Distinct<N> {
+impl<T: Copy + Default, const N: usize> Default for Distinct<T, N> {
     fn default() -> Self {
-        Self { start: 0, len: 0, items: [0; N] }
+        Self { start: 0, len: 0, items: [T::default(); N] }
     }
 }
 
-impl<const N: usize> Distinct<N> {
+impl<T: Copy + Default + PartialEq, const N: usize> Distinct<T, N> {
     /// Adds `item` seen at `now`; returns the number of distinct items in
     /// the current window (at most `N`).
-    pub fn add(&mut self, item: u32, now: Secs, window: Secs) -> usize {
+    pub fn add(&mut self, item: T, now: Secs, window: Secs) -> usize {
         if now.saturating_sub(self.start) >= window {
             (self.start, self.len) = (now, 0);
         }
@@ -114,9 +109,21 @@ impl<const N: usize> Distinct<N> {
         self.len as usize
     }
 
+    /// When the current window started.
+    pub fn started(&self) -> Secs {
+        self.start
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+}
+
+/// A 16-bit digest of a 64-bit hash, for exact small distinct sets where
+/// two of a handful of items sharing a digest (an undercount by one) is
+/// rarer than one in ten thousand.
+pub fn h16(hash: u64) -> u16 {
+    (hash ^ (hash >> 16) ^ (hash >> 32) ^ (hash >> 48)) as u16
 }
 
 /// Linear counting over `64 * W` bits: a distinct-count estimate in `8 * W`
@@ -162,99 +169,6 @@ impl<const W: usize> Sketch<W> {
     }
 }
 
-/// A bounded map for per-key detector state: at most `cap` keys, and
-/// [`Keyed::sweep`] drops keys idle longer than `ttl`.
-///
-/// Entries live in one dense array (an [`IndexMap`]) rather than a linked
-/// LRU list: a touch is a hash probe and one array slot, where relinking
-/// list nodes cost a cache miss per neighbour on every exchange. When full,
-/// the least recently touched of a sample of keys is evicted (as Redis
-/// does); sampling is seeded, so a replay evicts exactly what a live run
-/// did. Sweeps walk the whole array, but only once per sweep interval.
-pub struct Keyed<K: Hash + Eq, V> {
-    map: IndexMap<K, (Secs, V), foldhash::fast::RandomState>,
-    cap: usize,
-    ttl: Secs,
-    rng: u64,
-    pub evicted: u64,
-}
-
-/// Keys sampled to choose one to evict.
-const EVICTION_SAMPLE: usize = 8;
-
-impl<K: Hash + Eq, V> Keyed<K, V> {
-    pub fn new(cap: usize, ttl: Secs) -> Self {
-        // Not reserved up front: a hash index is touched all over as soon
-        // as a few keys land in it, so a reserved table of `cap` would be
-        // resident at full size on a quiet host.
-        Self {
-            map: IndexMap::with_hasher(Default::default()),
-            cap: cap.max(1),
-            ttl,
-            rng: 0x9e37_79b9_7f4a_7c15,
-            evicted: 0,
-        }
-    }
-
-    /// The state for `k`, created with `init` if absent; marks it touched.
-    pub fn touch(&mut self, k: K, now: Secs, init: impl FnOnce() -> V) -> &mut V {
-        if self.map.len() >= self.cap && !self.map.contains_key(&k) {
-            self.evict_one();
-        }
-        let slot = self.map.entry(k).or_insert_with(|| (now, init()));
-        slot.0 = slot.0.max(now);
-        &mut slot.1
-    }
-
-    fn evict_one(&mut self) {
-        let n = self.map.len();
-        let mut oldest: Option<(usize, Secs)> = None;
-        for _ in 0..EVICTION_SAMPLE.min(n) {
-            // xorshift64*: cheap, and the same sequence on every run.
-            self.rng ^= self.rng >> 12;
-            self.rng ^= self.rng << 25;
-            self.rng ^= self.rng >> 27;
-            let i = (self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize;
-            let last = self.map[i].0;
-            if oldest.is_none_or(|(_, t)| last < t) {
-                oldest = Some((i, last));
-            }
-        }
-        if let Some((i, _)) = oldest {
-            self.map.swap_remove_index(i);
-            self.evicted += 1;
-        }
-    }
-
-    pub fn get(&self, k: &K) -> Option<&V> {
-        self.map.get(k).map(|(_, v)| v)
-    }
-
-    pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
-        self.map.get_mut(k).map(|(_, v)| v)
-    }
-
-    /// Drops keys not touched for longer than the ttl; returns how many.
-    pub fn sweep(&mut self, now: Secs) -> usize {
-        let before = self.map.len();
-        let ttl = self.ttl;
-        self.map.retain(|_, (last, _)| now.saturating_sub(*last) <= ttl);
-        before - self.map.len()
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.map.iter().map(|(k, (_, v))| (k, v))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,7 +188,7 @@ mod tests {
 
     #[test]
     fn distinct_caps_and_resets() {
-        let mut d = Distinct::<3>::default();
+        let mut d = Distinct::<u32, 3>::default();
         assert_eq!(d.add(1, 0, 10), 1);
         assert_eq!(d.add(1, 1, 10), 1);
         assert_eq!(d.add(2, 2, 10), 2);
@@ -291,59 +205,5 @@ mod tests {
         }
         let e = s.estimate();
         assert!((135..=165).contains(&e), "{e}");
-    }
-
-    #[test]
-    fn keyed_is_bounded_and_swept_by_record_time() {
-        let mut k: Keyed<u32, u32> = Keyed::new(3, 60);
-        for i in 0..5 {
-            *k.touch(i, 100 + i, || 0) += 1;
-        }
-        // A table no larger than the sample evicts exactly the oldest.
-        assert_eq!(k.len(), 3);
-        assert_eq!(k.evicted, 2);
-        let mut keys: Vec<u32> = k.iter().map(|(k, _)| *k).collect();
-        keys.sort();
-        assert_eq!(keys, [2, 3, 4]);
-        k.touch(2, 200, || 0);
-        assert_eq!(k.sweep(200), 2);
-        assert_eq!(k.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [2]);
-    }
-
-    #[test]
-    fn keyed_evicts_idle_keys_not_busy_ones() {
-        // 1000 busy keys touched every second, then a stream of one-off
-        // keys: the busy ones survive the churn (a sample of 8 almost
-        // always holds a one-off key older than any busy key).
-        let mut k: Keyed<u32, ()> = Keyed::new(2000, 3600);
-        for t in 0..10 {
-            for i in 0..1000 {
-                k.touch(i, t, || ());
-            }
-        }
-        for j in 0..20_000u32 {
-            let t = 10 + j / 100;
-            k.touch(1_000_000 + j, t, || ());
-            if j % 100 == 0 {
-                for i in 0..1000 {
-                    k.touch(i, t, || ());
-                }
-            }
-        }
-        assert_eq!(k.len(), 2000);
-        let busy = (0..1000).filter(|i| k.get(i).is_some()).count();
-        assert!(busy >= 990, "only {busy} of 1000 busy keys kept");
-    }
-
-    #[test]
-    fn keyed_replays_identically() {
-        let run = || {
-            let mut k: Keyed<u64, u64> = Keyed::new(100, 60);
-            for i in 0..10_000u64 {
-                *k.touch(h64(&i.to_le_bytes()) % 500, (i / 50) as Secs, || 0) += 1;
-            }
-            k.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>()
-        };
-        assert_eq!(run(), run());
     }
 }

@@ -15,7 +15,8 @@ use crate::detect::{
     client::{ClientKey, ClientState, EVER_SUCCEEDED},
     evidence::{CONVERGENCE, Signal},
     human,
-    window::{Keyed, Secs, h64_parts},
+    keyed::Keyed,
+    window::{Secs, h64_parts},
 };
 
 pub const NAME: &str = "convergence";

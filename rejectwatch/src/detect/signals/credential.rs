@@ -18,7 +18,8 @@ use crate::detect::{
     evidence::{CREDENTIALS, Signal},
     glob::Globs,
     human,
-    window::{Distinct, Keyed, Rate, Secs, h64},
+    keyed::Keyed,
+    window::{Distinct, Rate, Secs, h64},
 };
 
 pub const NAME: &str = "credential-scanning";
@@ -127,7 +128,7 @@ pub struct Credential {
     login: Globs,
     window: Secs,
     bucket: Secs,
-    per_client: Keyed<ClientKey, Distinct<MAX_DISTINCT>>,
+    per_client: Keyed<ClientKey, Distinct<u32, MAX_DISTINCT>>,
     per_identity: Keyed<u64, (Secs, Vec<ClientKey>)>,
     logins: Keyed<u64, Baseline>,
 }

@@ -17,9 +17,10 @@ use crate::{
         client::{ClientKey, ClientState},
         evidence::{Signal, WENT_DARK},
         human,
+        keyed::Keyed,
         marks::Mark,
         secs,
-        window::{Keyed, Secs},
+        window::Secs,
     },
     exchange::format_ts,
 };

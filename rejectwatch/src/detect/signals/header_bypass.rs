@@ -14,7 +14,8 @@ use crate::detect::{
     client::{ClientKey, ClientState},
     evidence::{HEADER_BYPASS, Signal},
     human,
-    window::{Distinct, Keyed, Secs, h64},
+    keyed::Keyed,
+    window::{Distinct, Secs, h64},
 };
 
 pub const NAME: &str = "header-manipulation";
@@ -59,7 +60,7 @@ impl Spec {
 pub struct HeaderBypass {
     window: Secs,
     min: usize,
-    seen: Keyed<ClientKey, Distinct<MAX_VALUES>>,
+    seen: Keyed<ClientKey, Distinct<u32, MAX_VALUES>>,
 }
 
 impl Detector for HeaderBypass {

@@ -17,7 +17,8 @@ use crate::{
         client::{ClientKey, ClientState},
         evidence::{POLICY_REGRESSION, Signal, TOKEN_LOOP},
         human,
-        window::{Keyed, Rate, Secs, h64},
+        keyed::Keyed,
+        window::{Rate, Secs, h64},
     },
     exchange::format_ts,
 };

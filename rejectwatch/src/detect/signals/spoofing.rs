@@ -18,7 +18,7 @@ use crate::detect::{
     client::{ClientState, EVER_SUCCEEDED},
     evidence::{SPOOFING, Signal},
     human,
-    window::{Distinct, Secs, h64},
+    window::{Distinct, Secs, h16, h64},
 };
 
 pub const NAME: &str = "user-agent-spoofing";
@@ -66,11 +66,10 @@ impl Spec {
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct State {
-    start: Secs,
     browser_platforms: u8,
     library_platforms: u8,
     script_like: u16,
-    agents: Distinct<MAX_AGENTS>,
+    agents: Distinct<u16, MAX_AGENTS>,
 }
 
 fn platform_bit(p: Option<&str>) -> u8 {
@@ -107,8 +106,10 @@ impl Detector for Spoofing {
         }
         let ex = o.ex;
         let s = &mut c.reject_state().spoofing;
-        if o.now.saturating_sub(s.start) >= self.window {
-            *s = State { start: o.now, agents: s.agents, ..Default::default() };
+        // One window for all three forms: the agent set's (it restarts
+        // in `add` below under this very condition).
+        if o.now.saturating_sub(s.agents.started()) >= self.window {
+            *s = State { agents: s.agents, ..Default::default() };
         }
         let bit = platform_bit(ex.ua_platform);
         let family = ex.ua_family.unwrap_or("other");
@@ -171,7 +172,7 @@ impl Detector for Spoofing {
                 );
             }
         }
-        let n = s.agents.add(h64(ua.as_bytes()) as u32, o.now, self.window);
+        let n = s.agents.add(h16(h64(ua.as_bytes())), o.now, self.window);
         if n >= self.max_agents && !o.cooling(base ^ 3) {
             out.push(
                 Signal::new(

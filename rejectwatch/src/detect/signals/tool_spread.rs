@@ -16,7 +16,8 @@ use crate::detect::{
     client::{ClientKey, ClientState, EVER_SUCCEEDED},
     evidence::{Signal, TOOL_SPREAD},
     human,
-    window::{Keyed, Secs, h64_parts},
+    keyed::Keyed,
+    window::{Secs, h64_parts},
 };
 
 pub const NAME: &str = "tool-spread";

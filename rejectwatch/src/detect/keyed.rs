@@ -1,0 +1,325 @@
+//! The bounded keyed table every detector's state is kept in, the client
+//! table included: capped with sampled least-recently-touched eviction,
+//! swept by record time, and laid out for a million keys (a 32-bit hash
+//! index over chunked slots: no per-key hash or 64-bit position, and no
+//! copy of the whole table when it grows).
+
+use std::{
+    hash::{BuildHasher, Hash},
+    ops::{Index, IndexMut},
+};
+
+use hashbrown::HashTable;
+
+use super::window::Secs;
+
+/// A bounded map for per-key detector state: at most `cap` keys, and
+/// [`Keyed::sweep`] drops keys idle longer than `ttl`.
+///
+/// Entries live in one dense array (in chunks) indexed by a hash table of 32-bit
+/// positions, rather than in a linked LRU list: a touch is a hash probe
+/// and one array slot, where relinking list nodes cost a cache miss per
+/// neighbour on every exchange. (An `IndexMap` has the same shape but
+/// keeps each key's 64-bit hash and a 64-bit position: 16 bytes a client
+/// that the client table cannot afford.) When full, the least recently
+/// touched of a sample of keys is evicted (as Redis does); sampling is
+/// seeded, so a replay evicts exactly what a live run did. Sweeps walk the
+/// whole array, but only once per sweep interval. Keys are hashed with a
+/// per-process seed: they are attacker-chosen, and iteration follows the
+/// array, never the hash.
+pub struct Keyed<K: Hash + Eq, V> {
+    index: HashTable<u32>,
+    slots: Chunked<Slot<K, V>>,
+    hasher: foldhash::fast::RandomState,
+    cap: usize,
+    ttl: Secs,
+    rng: u64,
+    pub evicted: u64,
+}
+
+struct Slot<K, V> {
+    key: K,
+    /// Record time of the last touch.
+    last: Secs,
+    value: V,
+}
+
+/// Keys sampled to choose one to evict.
+const EVICTION_SAMPLE: usize = 8;
+
+impl<K: Hash + Eq, V> Keyed<K, V> {
+    pub fn new(cap: usize, ttl: Secs) -> Self {
+        // Not reserved up front: a hash index is touched all over as soon
+        // as a few keys land in it, so a reserved table of `cap` would be
+        // resident at full size on a quiet host.
+        Self {
+            index: HashTable::new(),
+            slots: Chunked::new(),
+            hasher: Default::default(),
+            cap: cap.clamp(1, u32::MAX as usize),
+            ttl,
+            rng: 0x9e37_79b9_7f4a_7c15,
+            evicted: 0,
+        }
+    }
+
+    fn position(&self, hash: u64, k: &K) -> Option<usize> {
+        self.index.find(hash, |&i| self.slots[i as usize].key == *k).map(|&i| i as usize)
+    }
+
+    /// The state for `k`, created with `init` if absent; marks it touched.
+    pub fn touch(&mut self, k: K, now: Secs, init: impl FnOnce() -> V) -> &mut V {
+        let hash = self.hasher.hash_one(&k);
+        let i = match self.position(hash, &k) {
+            Some(i) => i,
+            None => {
+                if self.slots.len >= self.cap {
+                    self.evict_one();
+                }
+                let i = self.slots.len;
+                self.slots.push(Slot { key: k, last: now, value: init() });
+                let (slots, hasher) = (&self.slots, &self.hasher);
+                self.index.insert_unique(hash, i as u32, |&j| hasher.hash_one(&slots[j as usize].key));
+                i
+            }
+        };
+        let slot = &mut self.slots[i];
+        slot.last = slot.last.max(now);
+        &mut slot.value
+    }
+
+    fn evict_one(&mut self) {
+        let n = self.slots.len;
+        let mut oldest: Option<(usize, Secs)> = None;
+        for _ in 0..EVICTION_SAMPLE.min(n) {
+            // xorshift64*: cheap, and the same sequence on every run.
+            self.rng ^= self.rng >> 12;
+            self.rng ^= self.rng << 25;
+            self.rng ^= self.rng >> 27;
+            let i = (self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d) % n as u64) as usize;
+            let last = self.slots[i].last;
+            if oldest.is_none_or(|(_, t)| last < t) {
+                oldest = Some((i, last));
+            }
+        }
+        if let Some((i, _)) = oldest {
+            self.remove_at(i);
+            self.evicted += 1;
+        }
+    }
+
+    /// Removes the entry at `i`, moving the last one into its place.
+    fn remove_at(&mut self, i: usize) {
+        let hash = self.hasher.hash_one(&self.slots[i].key);
+        if let Ok(entry) = self.index.find_entry(hash, |&j| j as usize == i) {
+            entry.remove();
+        }
+        let last = self.slots.len - 1;
+        if i != last {
+            let moved = self.hasher.hash_one(&self.slots[last].key);
+            if let Some(j) = self.index.find_mut(moved, |&j| j as usize == last) {
+                *j = i as u32;
+            }
+        }
+        self.slots.swap_remove(i);
+    }
+
+    pub fn get(&self, k: &K) -> Option<&V> {
+        self.position(self.hasher.hash_one(k), k).map(|i| &self.slots[i].value)
+    }
+
+    pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
+        let i = self.position(self.hasher.hash_one(k), k)?;
+        Some(&mut self.slots[i].value)
+    }
+
+    /// Drops keys not touched for longer than the ttl; returns how many.
+    /// A table a wave of one-off keys grew gives its memory back once the
+    /// wave has passed.
+    pub fn sweep(&mut self, now: Secs) -> usize {
+        let before = self.slots.len;
+        let mut i = 0;
+        while i < self.slots.len {
+            if now.saturating_sub(self.slots[i].last) > self.ttl {
+                self.remove_at(i);
+            } else {
+                i += 1;
+            }
+        }
+        let len = self.slots.len;
+        self.slots.trim();
+        if self.index.capacity() > 4 * len.max(256) {
+            let (slots, hasher) = (&self.slots, &self.hasher);
+            self.index.shrink_to(2 * len, |&j| hasher.hash_one(&slots[j as usize].key));
+        }
+        before - len
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.len == 0
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.slots.iter().map(|s| (&s.key, &s.value))
+    }
+}
+
+/// Bytes per chunk: growing the table adds a chunk instead of copying a
+/// doubled array (which held both copies at once, a tenth more peak
+/// memory at a million clients, and stalled the pipeline while it copied).
+const CHUNK_BYTES: usize = 1 << 16;
+
+/// A vector in fixed-size chunks; the first grows as a vector does, so a
+/// table of a few keys stays small.
+struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+impl<T> Chunked<T> {
+    /// Slots per chunk: a chunk is an allocator size class of its own.
+    const PER: usize =
+        if size_of::<T>() == 0 || size_of::<T>() > CHUNK_BYTES { 1 } else { CHUNK_BYTES / size_of::<T>() };
+
+    fn new() -> Self {
+        Self { chunks: Vec::new(), len: 0 }
+    }
+
+    fn push(&mut self, v: T) {
+        if self.len == self.chunks.len() * Self::PER {
+            self.chunks.push(if self.chunks.is_empty() { Vec::new() } else { Vec::with_capacity(Self::PER) });
+        }
+        self.chunks[self.len / Self::PER].push(v);
+        self.len += 1;
+    }
+
+    fn swap_remove(&mut self, i: usize) {
+        let last = self.chunks[(self.len - 1) / Self::PER].pop().expect("non-empty");
+        self.len -= 1;
+        if i < self.len {
+            self.chunks[i / Self::PER][i % Self::PER] = last;
+        }
+    }
+
+    /// Frees chunks left empty behind the last slot.
+    fn trim(&mut self) {
+        self.chunks.truncate(self.len.div_ceil(Self::PER));
+        if let Some(c) = self.chunks.first_mut()
+            && self.len < Self::PER / 4
+        {
+            c.shrink_to(2 * self.len);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &T> {
+        self.chunks.iter().flatten()
+    }
+}
+
+impl<T> Index<usize> for Chunked<T> {
+    type Output = T;
+    fn index(&self, i: usize) -> &T {
+        &self.chunks[i / Self::PER][i % Self::PER]
+    }
+}
+
+impl<T> IndexMut<usize> for Chunked<T> {
+    fn index_mut(&mut self, i: usize) -> &mut T {
+        &mut self.chunks[i / Self::PER][i % Self::PER]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::window::h64;
+
+    #[test]
+    fn keyed_is_bounded_and_swept_by_record_time() {
+        let mut k: Keyed<u32, u32> = Keyed::new(3, 60);
+        for i in 0..5 {
+            *k.touch(i, 100 + i, || 0) += 1;
+        }
+        // A table no larger than the sample evicts exactly the oldest.
+        assert_eq!(k.len(), 3);
+        assert_eq!(k.evicted, 2);
+        let mut keys: Vec<u32> = k.iter().map(|(k, _)| *k).collect();
+        keys.sort();
+        assert_eq!(keys, [2, 3, 4]);
+        k.touch(2, 200, || 0);
+        assert_eq!(k.sweep(200), 2);
+        assert_eq!(k.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [2]);
+    }
+
+    #[test]
+    fn keyed_evicts_idle_keys_not_busy_ones() {
+        // 1000 busy keys touched every second, then a stream of one-off
+        // keys: the busy ones survive the churn (a sample of 8 almost
+        // always holds a one-off key older than any busy key).
+        let mut k: Keyed<u32, ()> = Keyed::new(2000, 3600);
+        for t in 0..10 {
+            for i in 0..1000 {
+                k.touch(i, t, || ());
+            }
+        }
+        for j in 0..20_000u32 {
+            let t = 10 + j / 100;
+            k.touch(1_000_000 + j, t, || ());
+            if j % 100 == 0 {
+                for i in 0..1000 {
+                    k.touch(i, t, || ());
+                }
+            }
+        }
+        assert_eq!(k.len(), 2000);
+        let busy = (0..1000).filter(|i| k.get(i).is_some()).count();
+        assert!(busy >= 990, "only {busy} of 1000 busy keys kept");
+    }
+
+    #[test]
+    fn keyed_index_follows_removals() {
+        // Over several chunks, after evictions and sweeps have moved
+        // entries around: every key iteration sees is found, holding its
+        // own value, and no other key is.
+        // Values big enough that 2500 of them take several chunks.
+        let mut k: Keyed<u64, [u64; 8]> = Keyed::new(2500, 50);
+        for i in 0..30_000u64 {
+            let key = h64(&i.to_le_bytes()) % 4000;
+            assert_eq!(k.touch(key, (i / 100) as Secs, || [key * 3; 8])[7], key * 3);
+            if i % 997 == 0 {
+                k.sweep((i / 100) as Secs);
+            }
+        }
+        assert!(k.evicted > 0 && k.len() > 2 * Chunked::<Slot<u64, [u64; 8]>>::PER, "{} {}", k.evicted, k.len());
+        let kept: std::collections::HashSet<u64> = k
+            .iter()
+            .map(|(key, v)| {
+                assert_eq!(*v, [key * 3; 8]);
+                *key
+            })
+            .collect();
+        assert_eq!(kept.len(), k.len());
+        for key in 0..4000 {
+            assert_eq!(k.get(&key).map(|v| v[0]), kept.contains(&key).then_some(key * 3), "key {key}");
+        }
+        // Idle, then swept empty: the chunks go.
+        assert_eq!(k.sweep(10_000), kept.len());
+        assert!(k.is_empty() && k.slots.chunks.len() <= 1);
+    }
+
+    #[test]
+    fn keyed_replays_identically() {
+        let run = || {
+            let mut k: Keyed<u64, u64> = Keyed::new(100, 60);
+            for i in 0..10_000u64 {
+                *k.touch(h64(&i.to_le_bytes()) % 500, (i / 50) as Secs, || 0) += 1;
+            }
+            k.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>()
+        };
+        assert_eq!(run(), run());
+    }
+}
