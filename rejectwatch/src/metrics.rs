@@ -32,6 +32,17 @@ pub fn status_label(status: Option<u16>) -> String {
     }
 }
 
+/// Which [`status_label`] a status gets, as a number: the code itself
+/// when registered, else 1–9 (its class), 10 (`invalid`) or 0 (`none`).
+pub fn status_key(status: Option<u16>) -> u16 {
+    match status {
+        Some(s) if STATUSES.binary_search(&s).is_ok() => s,
+        Some(s @ 100..=999) => s / 100,
+        Some(_) => 10,
+        None => 0,
+    }
+}
+
 /// Endpoint templates that get their own `rejectwatch_rejects_total`
 /// series; the rest are `other`.
 pub const MAX_ENDPOINT_LABELS: usize = 50;
@@ -265,6 +276,18 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_keys_name_labels_one_to_one() {
+        // The sink caches series by key: one key must mean one label.
+        let mut seen = std::collections::HashMap::new();
+        for s in (0..=u16::MAX).map(Some).chain([None]) {
+            let label = status_label(s);
+            assert_eq!(seen.entry(status_key(s)).or_insert_with(|| label.clone()), &label, "{s:?}");
+        }
+        let labels: std::collections::HashSet<_> = seen.values().collect();
+        assert_eq!(labels.len(), seen.len());
+    }
 
     #[test]
     fn labels_are_bounded() {

@@ -3,7 +3,7 @@
 //! the exchange JSON lines.
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
     fs::File,
     io::{self, BufWriter, Write},
     path::Path,
@@ -11,11 +11,12 @@ use std::{
 };
 
 use anyhow::Context as _;
+use prometheus::IntCounter;
 
 use crate::{
     detect::finding::Finding,
     exchange::Exchange,
-    metrics::{Metrics, method_label, status_label},
+    metrics::{Metrics, method_label, status_key, status_label},
     observe::{Observer, Side, Source},
 };
 
@@ -53,6 +54,10 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::R
 
 pub struct Sinks {
     pub metrics: Arc<Mutex<Metrics>>,
+    /// `rejectwatch_http_exchanges_total` series by (method label, status
+    /// key): a series looked up once, not hashed by its label strings
+    /// under the lock on every exchange. At most 10 × 76 entries.
+    exchange_series: HashMap<(&'static str, u16), IntCounter>,
     exchanges: Option<Box<dyn Write + Send>>,
     findings: Option<Box<dyn Write + Send>>,
     /// The latest findings, for the HTTP API.
@@ -70,6 +75,7 @@ impl Sinks {
     pub fn new(metrics: Arc<Mutex<Metrics>>, exchanges: Option<Box<dyn Write + Send>>) -> Self {
         Self {
             metrics,
+            exchange_series: HashMap::new(),
             exchanges,
             findings: None,
             recent: VecDeque::new(),
@@ -138,7 +144,15 @@ impl Sinks {
 impl Observer for Sinks {
     fn exchange(&mut self, ex: Exchange) {
         self.count += 1;
-        self.metrics().exchanges.with_label_values(&[method_label(&ex.method), &status_label(ex.status)]).inc();
+        let key = (method_label(&ex.method), status_key(ex.status));
+        match self.exchange_series.get(&key) {
+            Some(c) => c.inc(),
+            None => {
+                let c = self.metrics().exchanges.with_label_values(&[key.0, &status_label(ex.status)]);
+                c.inc();
+                self.exchange_series.insert(key, c);
+            }
+        }
         if let Some(w) = &mut self.exchanges {
             let line = serde_json::to_string(&ex).expect("exchange serialises");
             if writeln!(w, "{line}").is_err() && !self.write_failed {
