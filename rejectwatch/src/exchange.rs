@@ -2,7 +2,7 @@
 //! what the enrichers add. This is the project's `http.log` line
 //! (`--exchanges`). Fields an enricher could not fill are left out.
 
-use std::net::IpAddr;
+use std::{borrow::Cow, net::IpAddr};
 
 use serde::{Serialize, Serializer};
 
@@ -21,7 +21,7 @@ pub struct Exchange {
     pub user_agent: Option<String>,
     /// The response status, or null when none was captured.
     pub status: Option<u16>,
-    pub header_names: Vec<String>,
+    pub header_names: Vec<HeaderName>,
     /// The head was cut short (snap length, lost segment, too many headers).
     pub truncated: bool,
     /// HTTP/1.x minor version, when the request line said.
@@ -72,10 +72,9 @@ pub struct Exchange {
     pub identity_kind: Option<&'static str>,
 
     /// Request header values for the enrichers, one per entry of
-    /// `header_names` (one string per header, not two: this is on every
-    /// request's path); never serialised.
+    /// `header_names`; never serialised.
     #[serde(skip)]
-    pub header_values: Vec<String>,
+    pub header_values: HeaderValues,
     /// An identity a log names in clear (`user_id`); hashed, never output.
     #[serde(skip)]
     pub raw_identity: Option<String>,
@@ -121,10 +120,96 @@ impl Default for Exchange {
     }
 }
 
+/// A header name: the common ones, as most clients spell them, are shared
+/// rather than allocated on every request.
+pub type HeaderName = Cow<'static, str>;
+
+/// Header names most requests carry, spelled as clients send them.
+const COMMON_NAMES: &[&str] = &[
+    "Host",
+    "User-Agent",
+    "Accept",
+    "Accept-Language",
+    "Accept-Encoding",
+    "Connection",
+    "Content-Type",
+    "Content-Length",
+    "Authorization",
+    "Cookie",
+    "Referer",
+    "Origin",
+    "Cache-Control",
+    "Pragma",
+    "Upgrade-Insecure-Requests",
+    "If-None-Match",
+    "If-Modified-Since",
+    "X-Forwarded-For",
+    "X-Forwarded-Proto",
+    "X-Real-IP",
+    "X-Request-ID",
+    "X-Api-Key",
+    "Sec-Fetch-Site",
+    "Sec-Fetch-Mode",
+    "Sec-Fetch-Dest",
+    "Sec-Fetch-User",
+    "Priority",
+    "DNT",
+    "TE",
+    "host",
+    "user-agent",
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "connection",
+    "content-type",
+    "content-length",
+    "authorization",
+    "cookie",
+];
+
+pub fn header_name(name: &str) -> HeaderName {
+    match COMMON_NAMES.iter().find(|c| **c == name) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(name.to_owned()),
+    }
+}
+
+/// Header values in one string, `ends[i]` where the `i`th ends: two
+/// allocations per request rather than one per header.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeaderValues {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl HeaderValues {
+    pub fn with_capacity(headers: usize, bytes: usize) -> Self {
+        Self { text: String::with_capacity(bytes), ends: Vec::with_capacity(headers) }
+    }
+
+    pub fn push(&mut self, value: &str) {
+        self.text.push_str(value);
+        self.ends.push(self.text.len() as u32);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(self.ends.iter().copied()).map(|(a, b)| &self.text[a as usize..b as usize])
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+}
+
 impl Exchange {
     /// The request's headers as (name, value), in the order sent.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.header_names.iter().map(String::as_str).zip(self.header_values.iter().map(String::as_str))
+        self.header_names.iter().map(|n| n.as_ref()).zip(self.header_values.iter())
     }
 
     /// The values of the headers called `name` (any case), in order.
@@ -139,8 +224,11 @@ impl Exchange {
 
     /// Sets names and values together (tests and generated traffic).
     pub fn set_headers(&mut self, pairs: &[(&str, &str)]) {
-        self.header_names = pairs.iter().map(|(n, _)| n.to_string()).collect();
-        self.header_values = pairs.iter().map(|(_, v)| v.to_string()).collect();
+        self.header_names = pairs.iter().map(|(n, _)| header_name(n)).collect();
+        self.header_values = HeaderValues::default();
+        for (_, v) in pairs {
+            self.header_values.push(v);
+        }
     }
 }
 
@@ -177,5 +265,20 @@ mod tests {
         assert_eq!(v["peer"], "2001:db8::1");
         assert!(v["status"].is_null());
         assert!(v["host"].is_null());
+    }
+
+    #[test]
+    fn headers_pair_up() {
+        let mut ex = Exchange::default();
+        ex.set_headers(&[("Host", "a"), ("X-Odd", ""), ("Authorization", "Bearer x"), ("x-odd", "2")]);
+        assert!(matches!(ex.header_names[0], Cow::Borrowed(_)) && matches!(ex.header_names[1], Cow::Owned(_)));
+        let all: Vec<_> = ex.headers().collect();
+        assert_eq!(all, [("Host", "a"), ("X-Odd", ""), ("Authorization", "Bearer x"), ("x-odd", "2")]);
+        assert_eq!(ex.header("x-ODD").collect::<Vec<_>>(), ["", "2"]);
+        assert_eq!(ex.first_header("authorization"), Some("Bearer x"));
+        assert_eq!(
+            serde_json::to_value(&ex).unwrap()["header_names"],
+            serde_json::json!(["Host", "X-Odd", "Authorization", "x-odd"])
+        );
     }
 }

@@ -7,6 +7,8 @@
 
 use rejectwatch_common::{PEEK_LEN, looks_like_request, looks_like_response};
 
+use crate::exchange::{HeaderName, HeaderValues, header_name};
+
 /// Most header lines we read from one head; the rest are ignored (and the
 /// head flagged truncated), so a hostile head cannot make us allocate more.
 pub const MAX_HEADERS: usize = 96;
@@ -20,10 +22,10 @@ pub struct RequestHead {
     pub version: Option<u8>,
     pub host: Option<String>,
     pub user_agent: Option<String>,
-    pub header_names: Vec<String>,
+    pub header_names: Vec<HeaderName>,
     /// Header values, one per name, for the enrichers (client
     /// attribution, identity). Never written out: they carry credentials.
-    pub header_values: Vec<String>,
+    pub header_values: HeaderValues,
     /// Bytes of body that follow the head (Content-Length), when known.
     pub body_len: BodyLen,
     pub truncated: bool,
@@ -58,10 +60,14 @@ pub enum Parsed<T> {
 }
 
 fn text(b: &[u8]) -> String {
+    lossy(b).into_owned()
+}
+
+fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
     // Checking first is much faster than the lossy decoder on valid text.
     match std::str::from_utf8(b) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(b).into_owned(),
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(b),
     }
 }
 
@@ -90,17 +96,19 @@ fn request_from(req: &httparse::Request<'_, '_>, truncated: bool) -> RequestHead
         truncated,
         ..Default::default()
     };
-    for h in req.headers.iter() {
-        if h.name.is_empty() {
-            break;
-        }
+    let headers = req.headers.iter().take_while(|h| !h.name.is_empty());
+    let (n, bytes) = headers.clone().fold((0, 0), |(n, b), h| (n + 1, b + h.value.len()));
+    head.header_names.reserve_exact(n);
+    head.header_values = HeaderValues::with_capacity(n, bytes);
+    for h in headers {
+        let value = lossy(h.value);
         if head.host.is_none() && h.name.eq_ignore_ascii_case("host") {
-            head.host = Some(text(h.value));
+            head.host = Some(value.to_string());
         } else if head.user_agent.is_none() && h.name.eq_ignore_ascii_case("user-agent") {
-            head.user_agent = Some(text(h.value));
+            head.user_agent = Some(value.to_string());
         }
-        head.header_names.push(h.name.to_string());
-        head.header_values.push(text(h.value));
+        head.header_names.push(header_name(h.name));
+        head.header_values.push(&value);
     }
     head.body_len = body_len_of(req.headers);
     head

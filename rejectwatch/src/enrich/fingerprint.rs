@@ -6,8 +6,10 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::exchange::HeaderName;
+
 /// Twelve hex digits, or `None` without header names (access logs).
-pub fn fingerprint(method: &str, version: Option<u8>, header_names: &[String]) -> Option<String> {
+pub fn fingerprint(method: &str, version: Option<u8>, header_names: &[HeaderName]) -> Option<String> {
     if header_names.is_empty() {
         return None;
     }
@@ -39,8 +41,8 @@ pub fn fingerprint(method: &str, version: Option<u8>, header_names: &[String]) -
 mod tests {
     use super::*;
 
-    fn names(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| s.to_string()).collect()
+    fn names(v: &[&str]) -> Vec<HeaderName> {
+        v.iter().map(|s| crate::exchange::header_name(s)).collect()
     }
 
     #[test]

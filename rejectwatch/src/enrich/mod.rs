@@ -77,7 +77,7 @@ impl Enricher {
         ex.query_params = ep.query_params;
         self.identity.apply(ex);
         // Credentials have been hashed; nothing raw travels further.
-        ex.header_values = Vec::new();
+        ex.header_values = Default::default();
         ex.raw_identity = None;
     }
 }
