@@ -167,6 +167,7 @@ const COMMON_NAMES: &[&str] = &[
     "cookie",
 ];
 
+/// `name` as sent, shared when it is one of the common spellings.
 pub fn header_name(name: &str) -> HeaderName {
     match COMMON_NAMES.iter().find(|c| **c == name) {
         Some(c) => Cow::Borrowed(c),

@@ -16,10 +16,10 @@ use super::window::Secs;
 /// A bounded map for per-key detector state: at most `cap` keys, and
 /// [`Keyed::sweep`] drops keys idle longer than `ttl`.
 ///
-/// Entries live in one dense array (in chunks) indexed by a hash table of 32-bit
-/// positions, rather than in a linked LRU list: a touch is a hash probe
-/// and one array slot, where relinking list nodes cost a cache miss per
-/// neighbour on every exchange. (An `IndexMap` has the same shape but
+/// Entries live in one dense array (in chunks) indexed by a hash table of
+/// 32-bit positions, rather than in a linked LRU list: a touch is a hash
+/// probe and one array slot, where relinking list nodes cost a cache miss
+/// per neighbour on every exchange. (An `IndexMap` has the same shape but
 /// keeps each key's 64-bit hash and a 64-bit position: 16 bytes a client
 /// that the client table cannot afford.) When full, the least recently
 /// touched of a sample of keys is evicted (as Redis does); sampling is
