@@ -198,10 +198,6 @@ impl HeaderValues {
         starts.zip(self.ends.iter().copied()).map(|(a, b)| &self.text[a as usize..b as usize])
     }
 
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }

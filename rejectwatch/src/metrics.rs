@@ -24,11 +24,11 @@ const STATUSES: &[u16] = &[
 /// class (`5xx`), `invalid` outside 100–999, `none` when no response was
 /// captured. At most 76 values, whatever a server or a log says.
 pub fn status_label(status: Option<u16>) -> String {
-    match status {
-        Some(s) if STATUSES.binary_search(&s).is_ok() => s.to_string(),
-        Some(s @ 100..=999) => format!("{}xx", s / 100),
-        Some(_) => "invalid".to_string(),
-        None => "none".to_string(),
+    match status_key(status) {
+        0 => "none".to_string(),
+        10 => "invalid".to_string(),
+        class @ 1..=9 => format!("{class}xx"),
+        code => code.to_string(),
     }
 }
 
