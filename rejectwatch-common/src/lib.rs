@@ -20,8 +20,11 @@ pub const PEEK_LEN: usize = 16;
 
 /// Reservation size classes for captured payload. The verifier only accepts
 /// constant ring-buffer reservations, so a record takes the smallest class
-/// that holds its capture instead of always paying for `MAX_SNAPLEN`.
-pub const SIZE_CLASSES: [u32; 4] = [256, 1024, 2048, 4096];
+/// that holds its capture instead of always paying for `MAX_SNAPLEN`. Every
+/// power of two: a record wastes less than half its reservation, so the
+/// ring holds more records per byte and the bytes the programs write stay
+/// within a smaller, cache-resident ring.
+pub const SIZE_CLASSES: [u32; 7] = [64, 128, 256, 512, 1024, 2048, 4096];
 
 /// Record kinds.
 pub const KIND_REQUEST: u8 = 1;
@@ -208,15 +211,11 @@ pub fn payload_seq(seq: u32, flags: u8) -> u32 {
 /// The smallest reservation class that holds `len` bytes.
 #[inline(always)]
 pub fn size_class(len: u32) -> u32 {
-    if len <= SIZE_CLASSES[0] {
-        SIZE_CLASSES[0]
-    } else if len <= SIZE_CLASSES[1] {
-        SIZE_CLASSES[1]
-    } else if len <= SIZE_CLASSES[2] {
-        SIZE_CLASSES[2]
-    } else {
-        SIZE_CLASSES[3]
+    let mut i = 0;
+    while i + 1 < SIZE_CLASSES.len() && len > SIZE_CLASSES[i] {
+        i += 1;
     }
+    SIZE_CLASSES[i]
 }
 
 #[cfg(test)]
@@ -272,10 +271,13 @@ mod tests {
 
     #[test]
     fn classes() {
-        assert_eq!(size_class(1), 256);
-        assert_eq!(size_class(256), 256);
-        assert_eq!(size_class(257), 1024);
+        assert_eq!(size_class(1), 64);
+        assert_eq!(size_class(64), 64);
+        assert_eq!(size_class(65), 128);
+        assert_eq!(size_class(257), 512);
+        assert_eq!(size_class(1025), 2048);
         assert_eq!(size_class(4096), 4096);
+        assert_eq!(size_class(9999), 4096);
         assert_eq!(RECORD_HEADER_LEN % 8, 0);
     }
 

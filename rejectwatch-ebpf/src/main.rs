@@ -217,7 +217,10 @@ fn continuation(ctx: &XdpContext, seg: &Segment) -> Result<(), ()> {
 #[inline(always)]
 fn emit<C: LoadBytes>(ctx: &C, seg: &Segment, kind: u8, want: u32) -> Result<(), ()> {
     match size_class(want) {
+        64 => emit_class::<C, { 64 + RECORD_HEADER_LEN }>(ctx, seg, kind, want),
+        128 => emit_class::<C, { 128 + RECORD_HEADER_LEN }>(ctx, seg, kind, want),
         256 => emit_class::<C, { 256 + RECORD_HEADER_LEN }>(ctx, seg, kind, want),
+        512 => emit_class::<C, { 512 + RECORD_HEADER_LEN }>(ctx, seg, kind, want),
         1024 => emit_class::<C, { 1024 + RECORD_HEADER_LEN }>(ctx, seg, kind, want),
         2048 => emit_class::<C, { 2048 + RECORD_HEADER_LEN }>(ctx, seg, kind, want),
         _ => emit_class::<C, { 4096 + RECORD_HEADER_LEN }>(ctx, seg, kind, want),
