@@ -74,6 +74,40 @@ pub fn floor_tc(_ctx: TcContext) -> i32 {
     TC_ACT_UNSPEC
 }
 
+/// The benchmark's second floor: what rejectwatch does to decide whether a
+/// packet is its business (walk the headers to TCP, read the first payload
+/// bytes; every port counts as watched), and nothing after it. Next to the
+/// no-op floor it shows what merely looking at a packet costs (cache misses
+/// on packet data the stack would take a moment later anyway), and next to
+/// rejectwatch what shipping it costs.
+#[xdp(frags)]
+pub fn look_xdp(ctx: XdpContext) -> u32 {
+    let _ = try_look(&ctx, looks_like_request, || unsafe { bpf_xdp_get_buff_len(ctx.ctx) } as u32);
+    xdp_action::XDP_PASS
+}
+
+#[classifier]
+pub fn look_tc(ctx: TcContext) -> i32 {
+    let _ = try_look(&ctx, looks_like_response, || ctx.len());
+    TC_ACT_UNSPEC
+}
+
+#[inline(always)]
+fn try_look<C: LoadBytes>(
+    ctx: &C,
+    looks: impl Fn(&[u8; PEEK_LEN]) -> bool,
+    len: impl FnOnce() -> u32,
+) -> Result<(), ()> {
+    let (start, end) = ctx.linear();
+    let seg = parse::segment(start, end, len).ok_or(())?;
+    if (seg.payload_len as usize) < PEEK_LEN {
+        return Ok(());
+    }
+    let peek = ctx.peek::<PEEK_LEN>(seg.payload_off)?;
+    core::hint::black_box(looks(&peek));
+    Ok(())
+}
+
 /// Reads packet bytes wherever they live (linear part or fragments).
 trait LoadBytes {
     fn load_into(&self, off: u32, dst: *mut u8, len: u32) -> Result<(), ()>;

@@ -37,9 +37,18 @@ pub struct BenchArgs {
     rw_args: Vec<String>,
 }
 
-/// Keeps the floor attached until this process is killed.
-pub fn hold_floor(ifaces: &[String]) -> anyhow::Result<()> {
-    let _floor = Floor::attach(ifaces, AttachMode::Auto)?;
+/// The no-op floor's programs, or the look-only floor's.
+fn floor_programs(look: bool) -> (&'static str, &'static str) {
+    if look {
+        (ebpf::LOOK_XDP_PROGRAM, ebpf::LOOK_TC_PROGRAM)
+    } else {
+        (ebpf::FLOOR_XDP_PROGRAM, ebpf::FLOOR_TC_PROGRAM)
+    }
+}
+
+/// Keeps a floor attached until this process is killed.
+pub fn hold_floor(ifaces: &[String], look: bool) -> anyhow::Result<()> {
+    let _floor = Floor::attach(ifaces, AttachMode::Auto, floor_programs(look))?;
     println!("floor attached");
     loop {
         std::thread::sleep(Duration::from_secs(3600));
@@ -164,19 +173,21 @@ fn with_rejectwatch(bin: &str, net: &Netns, args: &BenchArgs, extra: &[&str]) ->
     Ok(s)
 }
 
-fn with_floor(net: &Netns, args: &BenchArgs) -> anyhow::Result<Sample> {
+fn with_floor(net: &Netns, args: &BenchArgs, look: bool) -> anyhow::Result<Sample> {
     let me = std::env::current_exe()?;
-    let mut child = net
-        .exec(&net.srv, &[me.to_str().expect("utf-8"), "floor", "--iface", &net.srv_if])
-        .stdout(Stdio::piped())
-        .spawn()?;
+    let mut argv = vec![me.to_str().expect("utf-8"), "floor", "--iface", &net.srv_if];
+    if look {
+        argv.push("--look");
+    }
+    let mut child = net.exec(&net.srv, &argv).stdout(Stdio::piped()).spawn()?;
     let mut line = String::new();
     BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line)?;
     if !line.contains("attached") {
         bail!("floor programs did not attach");
     }
     let guard = Proc { child, name: "floor" };
-    let s = measure(net, args, ebpf::FLOOR_XDP_PROGRAM, ebpf::FLOOR_TC_PROGRAM);
+    let (xdp, tc) = floor_programs(look);
+    let s = measure(net, args, xdp, tc);
     drop(guard);
     s
 }
@@ -211,13 +222,14 @@ pub fn bench_kernel(args: BenchArgs) -> anyhow::Result<()> {
 
     // The first seconds of load on a fresh nginx run slow; not a config's fault.
     wrk(&net, &args)?;
-    let names = ["nothing attached", "no-op floor", "rejectwatch, default wakeups", "rejectwatch"];
-    let mut totals = [Sample::default(); 4];
-    let mut rps: [Vec<f64>; 4] = Default::default();
+    let names = ["nothing attached", "no-op floor", "look-only floor", "rejectwatch, default wakeups", "rejectwatch"];
+    let mut totals = [Sample::default(); 5];
+    let mut rps: [Vec<f64>; 5] = Default::default();
     for round in 1..=args.rounds {
         let samples = [
             measure(&net, &args, "-", "-")?,
-            with_floor(&net, &args)?,
+            with_floor(&net, &args, false)?,
+            with_floor(&net, &args, true)?,
             with_rejectwatch(&bin, &net, &args, &["--wakeup-bytes", "0"])?,
             with_rejectwatch(&bin, &net, &args, &[])?,
         ];
@@ -246,7 +258,7 @@ pub fn bench_kernel(args: BenchArgs) -> anyhow::Result<()> {
     for (t, v) in totals.iter_mut().zip(rps.iter_mut()) {
         t.rps = median(v);
     }
-    let [base, floor, naive, rw] = totals;
+    let [base, floor, look, naive, rw] = totals;
     println!(
         "\nbench-kernel: {} rounds of {:?} wrk, {} connections, GET {}, one run\n",
         args.rounds, args.duration, args.connections, args.path
@@ -255,7 +267,7 @@ pub fn bench_kernel(args: BenchArgs) -> anyhow::Result<()> {
         "{:<32} {:>12} {:>10} {:>10} {:>12} {:>10}",
         "configuration", "median req/s", "vs none", "XDP ns", "TC ns", "wakeups"
     );
-    for (n, s) in names.iter().zip([&base, &floor, &naive, &rw]) {
+    for (n, s) in names.iter().zip([&base, &floor, &look, &naive, &rw]) {
         let (x, t) = if s.xdp_runs > 0 {
             (format!("{:.1}", s.xdp_avg()), format!("{:.1}", s.tc_avg()))
         } else {
@@ -267,6 +279,13 @@ pub fn bench_kernel(args: BenchArgs) -> anyhow::Result<()> {
     println!("XDP cost vs floor:   {:.2}x (goal <= 2x)", rw.xdp_avg() / floor.xdp_avg());
     println!("TC cost vs floor:    {:.2}x (goal <= 2x)", rw.tc_avg() / floor.tc_avg());
     println!("throughput vs none:  {:.3}x (goal >= 0.97x)", rw.rps / base.rps);
+    println!(
+        "look-only floor:     XDP {:.2}x and TC {:.2}x the no-op floor; rejectwatch {:.2}x and {:.2}x the look-only floor",
+        look.xdp_avg() / floor.xdp_avg(),
+        look.tc_avg() / floor.tc_avg(),
+        rw.xdp_avg() / look.xdp_avg(),
+        rw.tc_avg() / look.tc_avg()
+    );
     println!(
         "batched vs default wakeups, XDP ns/run: {:.2}x; TC ns/run: {:.2}x",
         rw.xdp_avg() / naive.xdp_avg(),

@@ -3,10 +3,11 @@
 //!
 //! `bench-kernel` measures, in one run and side by side: the average cost
 //! per program run of rejectwatch's XDP and TC programs against no-op
-//! programs attached at the same places (the floor), with the kernel's
-//! default ring-buffer wakeups and with rejectwatch's batched wakeups;
-//! ring-buffer drops; and wrk's requests/s against nginx in a namespace
-//! with nothing attached, the floor, and rejectwatch.
+//! programs attached at the same places (the floor) and against look-only
+//! programs (walk to TCP, read the first payload bytes, nothing else), with
+//! the kernel's default ring-buffer wakeups and with rejectwatch's batched
+//! wakeups; ring-buffer drops; and wrk's requests/s against nginx in a
+//! namespace with nothing attached, each floor, and rejectwatch.
 
 mod bench;
 mod bench_analyze;
@@ -33,11 +34,14 @@ enum Cmd {
     BenchDetect(bench_detect::BenchDetectArgs),
     /// Write the golden detector cases' inputs (tests/cases).
     GenCases(cases::GenCasesArgs),
-    /// Internal: attach the no-op floor programs and wait to be killed.
+    /// Internal: attach a floor's programs and wait to be killed.
     #[command(hide = true)]
     Floor {
         #[arg(long)]
         iface: Vec<String>,
+        /// The look-only floor instead of the no-op one.
+        #[arg(long)]
+        look: bool,
     },
 }
 
@@ -47,6 +51,6 @@ fn main() -> anyhow::Result<()> {
         Cmd::BenchAnalyze(args) => bench_analyze::bench_analyze(args),
         Cmd::BenchDetect(args) => bench_detect::bench_detect(args),
         Cmd::GenCases(args) => cases::gen_cases(args),
-        Cmd::Floor { iface } => bench::hold_floor(&iface),
+        Cmd::Floor { iface, look } => bench::hold_floor(&iface, look),
     }
 }

@@ -18,6 +18,8 @@ pub const XDP_PROGRAM: &str = "rejectwatch_xdp";
 pub const TC_PROGRAM: &str = "rejectwatch_tc";
 pub const FLOOR_XDP_PROGRAM: &str = "floor_xdp";
 pub const FLOOR_TC_PROGRAM: &str = "floor_tc";
+pub const LOOK_XDP_PROGRAM: &str = "look_xdp";
+pub const LOOK_TC_PROGRAM: &str = "look_tc";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum AttachMode {
@@ -133,17 +135,18 @@ fn attach_pair(ebpf: &mut Ebpf, xdp: &str, tc: &str, ifaces: &[String], mode: At
     Ok(())
 }
 
-/// The benchmark floor: programs that do nothing, attached where
-/// rejectwatch's are. Detached on drop.
+/// A benchmark floor: the no-op programs ([`FLOOR_XDP_PROGRAM`],
+/// [`FLOOR_TC_PROGRAM`]) or the look-only ones ([`LOOK_XDP_PROGRAM`],
+/// [`LOOK_TC_PROGRAM`]), attached where rejectwatch's are. Detached on drop.
 pub struct Floor {
     _ebpf: Ebpf,
 }
 
 impl Floor {
-    pub fn attach(ifaces: &[String], mode: AttachMode) -> Result<Self, LoadError> {
+    pub fn attach(ifaces: &[String], mode: AttachMode, (xdp, tc): (&str, &str)) -> Result<Self, LoadError> {
         check_ifaces(ifaces)?;
         let mut ebpf = EbpfLoader::new().load(EBPF_OBJECT).map_err(|e| classify(&e))?;
-        attach_pair(&mut ebpf, FLOOR_XDP_PROGRAM, FLOOR_TC_PROGRAM, ifaces, mode)?;
+        attach_pair(&mut ebpf, xdp, tc, ifaces, mode)?;
         Ok(Self { _ebpf: ebpf })
     }
 }
