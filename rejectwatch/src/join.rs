@@ -267,6 +267,11 @@ impl Joiner {
 /// Queues newly parsed requests, reporting the oldest as unanswered when
 /// the flow already has too many waiting.
 fn queue(flow: &mut Flow, key: FlowKey, heads: &mut Vec<Pending>, max_pending: usize, obs: &mut dyn Observer) {
+    // Most flows never have more than one request waiting; an empty queue
+    // would grow to four slots of ~200 bytes on its first push.
+    if flow.pending.capacity() == 0 {
+        flow.pending.reserve_exact(heads.len());
+    }
     for p in heads.drain(..) {
         if flow.pending.len() >= max_pending
             && let Some(old) = flow.pending.pop_front()
@@ -296,19 +301,20 @@ fn exchange(key: FlowKey, p: Pending, status: Option<u16>) -> Exchange {
 }
 
 /// Ends a head still waiting for continuation: parsed as far as it goes.
+fn close_open_head(flow: &mut Flow) -> Option<Pending> {
+    let open = flow.open.take()?;
+    http::parse_truncated_request(&open.buf).map(|head| Pending { ts: open.ts, head })
+}
+
 fn close_open_head_into(flow: &mut Flow, out: &mut Vec<Pending>) {
-    if let Some(open) = flow.open.take()
-        && let Some(head) = http::parse_truncated_request(&open.buf)
-    {
-        out.push(Pending { ts: open.ts, head });
-    }
+    out.extend(close_open_head(flow));
 }
 
 /// Queues the open head (the newest request of the flow) as it stands.
 fn settle_open_head(flow: &mut Flow) {
-    let mut out = Vec::new();
-    close_open_head_into(flow, &mut out);
-    flow.pending.extend(out);
+    if let Some(p) = close_open_head(flow) {
+        flow.pending.push_back(p);
+    }
 }
 
 /// Parses every request head in `buf` (pipelining puts several in one
