@@ -238,3 +238,17 @@ fn unanswered_request_is_reported_after_the_timeout() {
     client.join().expect("client");
     server.join().expect("server");
 }
+
+#[test]
+fn bench_floors_pass_the_verifier() {
+    // The benchmark's floors only ever load under `cargo xtask
+    // bench-kernel`; loading them here (attached nowhere) keeps a change
+    // the verifier rejects from reaching the bench first.
+    use rejectwatch::source::ebpf::{self, AttachMode, Floor};
+    for programs in [(ebpf::FLOOR_XDP_PROGRAM, ebpf::FLOOR_TC_PROGRAM), (ebpf::LOOK_XDP_PROGRAM, ebpf::LOOK_TC_PROGRAM)]
+    {
+        if let Err(e) = Floor::attach(&[], AttachMode::Auto, programs) {
+            panic!("{programs:?} did not load: {e}");
+        }
+    }
+}
