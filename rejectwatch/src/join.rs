@@ -178,7 +178,7 @@ impl Joiner {
         }
         let end = rec.seq.wrapping_add(rec.payload_len);
         flow.req_end = Some(end);
-        close_open_head_into(flow, &mut out);
+        out.extend(close_open_head(flow));
         let budget = if rec.whole() { snaplen.saturating_sub(rec.payload_len) } else { 0 };
         consume(flow, rec.ts, &rec.data, end, budget, source, &mut out, obs);
         queue(flow, key, &mut out, max_pending, obs);
@@ -200,7 +200,7 @@ impl Joiner {
             // A gap: the segment that continued the head was not captured.
             let mut out = Vec::new();
             flow.open = Some(open);
-            close_open_head_into(flow, &mut out);
+            out.extend(close_open_head(flow));
             queue(flow, key, &mut out, max_pending, obs);
             return;
         }
@@ -304,10 +304,6 @@ fn exchange(key: FlowKey, p: Pending, status: Option<u16>) -> Exchange {
 fn close_open_head(flow: &mut Flow) -> Option<Pending> {
     let open = flow.open.take()?;
     http::parse_truncated_request(&open.buf).map(|head| Pending { ts: open.ts, head })
-}
-
-fn close_open_head_into(flow: &mut Flow, out: &mut Vec<Pending>) {
-    out.extend(close_open_head(flow));
 }
 
 /// Queues the open head (the newest request of the flow) as it stands.
