@@ -25,6 +25,8 @@ use rejectwatch::{
     sink::Sinks,
 };
 
+use rejectwatch::alloc_count::allocations as allocations_so_far;
+
 use crate::traffic::{ANDROID_APP, CHROME_WIN, FIREFOX_LINUX, Rng, SAFARI_IOS_14, T0};
 
 #[derive(clap::Args)]
@@ -107,14 +109,25 @@ fn pipeline(detect: &DetectConfig) -> Pipeline {
     Pipeline::new(enricher, engine, Sinks::new(Arc::new(Mutex::new(Metrics::new())), None))
 }
 
-/// Join + enrichment (+ detectors) over `n` exchanges; CPU time of the
-/// processing only.
-fn throughput(detect: &DetectConfig, n: u64) -> (Duration, u64, u64) {
+/// What a throughput run measured.
+#[derive(Clone, Copy)]
+struct Run {
+    /// Thread CPU time of the processing only.
+    spent: Duration,
+    exchanges: u64,
+    findings: u64,
+    /// Allocations made by the processing.
+    allocations: u64,
+}
+
+/// Join + enrichment (+ detectors) over `n` exchanges.
+fn throughput(detect: &DetectConfig, n: u64) -> Run {
     let mut pipe = pipeline(detect);
     let mut join = Joiner::new(JoinConfig::default(), Source::Pcap);
     let mut rng = Rng::new(42);
     let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 168, 100, 1)), 80);
     let mut spent = Duration::ZERO;
+    let mut allocations = 0;
     let chunk = 100_000;
     let mut done = 0;
     while done < n {
@@ -146,17 +159,21 @@ fn throughput(detect: &DetectConfig, n: u64) -> (Duration, u64, u64) {
             });
         }
         let t = thread_cpu();
+        let a = allocations_so_far();
         for r in records {
             join.push(r, &mut pipe);
         }
+        allocations += allocations_so_far() - a;
         spent += thread_cpu() - t;
         done = (done + chunk).min(n);
     }
     let t = thread_cpu();
+    let a = allocations_so_far();
     join.finish(&mut pipe);
     pipe.finish();
+    allocations += allocations_so_far() - a;
     spent += thread_cpu() - t;
-    (spent, pipe.sinks.count, pipe.sinks.findings_written)
+    Run { spent, exchanges: pipe.sinks.count, findings: pipe.sinks.findings_written, allocations }
 }
 
 /// Exchanges from `clients` distinct addresses (two each) straight into
@@ -207,26 +224,30 @@ pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
     let only = args.only.as_deref();
     let bare = (only != Some("all")).then(|| throughput(&none, args.exchanges));
     let full = (only != Some("none")).then(|| throughput(&all, args.exchanges));
-    let per_exchange = |t: Duration, n: u64| t.as_secs_f64() / n.max(1) as f64;
-    if let Some((t0, n0, _)) = bare {
+    let per_exchange = |r: &Run| r.spent.as_secs_f64() / r.exchanges.max(1) as f64;
+    let allocs = |r: &Run| r.allocations as f64 / r.exchanges.max(1) as f64;
+    if let Some(r) = &bare {
         println!(
-            "  join + enrichment:                 {:>10.0} exchanges/s ({:.0} ns each)",
-            1.0 / per_exchange(t0, n0),
-            per_exchange(t0, n0) * 1e9
+            "  join + enrichment:                 {:>10.0} exchanges/s ({:.0} ns, {:.2} allocations each)",
+            1.0 / per_exchange(r),
+            per_exchange(r) * 1e9,
+            allocs(r)
         );
     }
-    if let Some((t1, n1, f1)) = full {
+    if let Some(r) = &full {
         println!(
-            "  join + enrichment + 14 detectors:  {:>10.0} exchanges/s ({:.0} ns each), {f1} findings",
-            1.0 / per_exchange(t1, n1),
-            per_exchange(t1, n1) * 1e9
+            "  join + enrichment + 14 detectors:  {:>10.0} exchanges/s ({:.0} ns, {:.2} allocations each), {} findings",
+            1.0 / per_exchange(r),
+            per_exchange(r) * 1e9,
+            allocs(r),
+            r.findings
         );
     }
-    if let (Some((t0, n0, _)), Some((t1, n1, _))) = (bare, full) {
+    if let (Some(r0), Some(r1)) = (&bare, &full) {
         println!(
             "  detectors cost {:.2}x of join + enrichment; with them: {:.2}x the 1 M exchanges/s goal",
-            per_exchange(t1, n1) / per_exchange(t0, n0) - 1.0,
-            1.0 / per_exchange(t1, n1) / 1e6
+            per_exchange(r1) / per_exchange(r0) - 1.0,
+            1.0 / per_exchange(r1) / 1e6
         );
     }
     // In a fresh process: freed memory of the throughput runs stays
