@@ -2,7 +2,7 @@
 //! what the enrichers add. This is the project's `http.log` line
 //! (`--exchanges`). Fields an enricher could not fill are left out.
 
-use std::{borrow::Cow, net::IpAddr};
+use std::{borrow::Cow, net::IpAddr, sync::Arc};
 
 use serde::{Serialize, Serializer};
 
@@ -15,7 +15,7 @@ pub struct Exchange {
     pub ts: Nanos,
     /// The socket source address of the request.
     pub peer: IpAddr,
-    pub method: String,
+    pub method: Method,
     pub target: String,
     pub host: Option<String>,
     pub user_agent: Option<String>,
@@ -47,17 +47,18 @@ pub struct Exchange {
     pub asn: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub as_org: Option<String>,
+    /// Shared with the user-agent cache's entry, not copied per exchange.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ua_product: Option<String>,
+    pub ua_product: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ua_version: Option<String>,
+    pub ua_version: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ua_family: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ua_platform: Option<&'static str>,
     /// Stable hash of method, version and header-name order and set.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub fingerprint: Option<String>,
+    pub fingerprint: Option<Arc<str>>,
     /// The target's path with ids, UUIDs, tokens and emails templated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
@@ -117,6 +118,21 @@ impl Default for Exchange {
             raw_identity: Default::default(),
             given_endpoint: Default::default(),
         }
+    }
+}
+
+/// A request method: the registered ones are shared rather than allocated
+/// on every request.
+pub type Method = Cow<'static, str>;
+
+/// Methods of RFC 9110 and PATCH, as sent.
+const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"];
+
+/// `m` as sent, shared when it is a registered method.
+pub fn method(m: &str) -> Method {
+    match METHODS.iter().find(|c| **c == m) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(m.to_owned()),
     }
 }
 

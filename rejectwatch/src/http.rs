@@ -7,7 +7,7 @@
 
 use rejectwatch_common::{PEEK_LEN, looks_like_request, looks_like_response};
 
-use crate::exchange::{HeaderName, HeaderValues, header_name};
+use crate::exchange::{HeaderName, HeaderValues, Method, header_name, method};
 
 /// Most header lines we read from one head; the rest are ignored (and the
 /// head flagged truncated), so a hostile head cannot make us allocate more.
@@ -17,7 +17,7 @@ pub const MAX_HEADERS: usize = 96;
 /// bytes and only ever become JSON strings, never labels.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct RequestHead {
-    pub method: String,
+    pub method: Method,
     pub target: String,
     pub version: Option<u8>,
     pub host: Option<String>,
@@ -90,7 +90,7 @@ fn body_len_of(headers: &[httparse::Header<'_>]) -> BodyLen {
 
 fn request_from(req: &httparse::Request<'_, '_>, truncated: bool) -> RequestHead {
     let mut head = RequestHead {
-        method: req.method.map(str::to_owned).unwrap_or_default(),
+        method: req.method.map(method).unwrap_or_default(),
         target: req.path.map(str::to_owned).unwrap_or_default(),
         version: req.version,
         truncated,
@@ -170,7 +170,12 @@ pub fn parse_truncated_request(buf: &[u8]) -> Option<RequestHead> {
         return None;
     }
     let target = parts.next().unwrap_or(b"");
-    Some(RequestHead { method: text(method), target: text(target), truncated: true, ..Default::default() })
+    Some(RequestHead {
+        method: crate::exchange::method(&lossy(method)),
+        target: text(target),
+        truncated: true,
+        ..Default::default()
+    })
 }
 
 /// Parses one response head at the start of `buf`. A head cut short still
@@ -277,7 +282,7 @@ mod tests {
         assert!(h.truncated);
 
         let h = parse_truncated_request(b"POST /very/long/path/that/got/cu").expect("line only");
-        assert_eq!((h.method.as_str(), h.target.as_str()), ("POST", "/very/long/path/that/got/cu"));
+        assert_eq!((&*h.method, h.target.as_str()), ("POST", "/very/long/path/that/got/cu"));
     }
 
     #[test]

@@ -72,7 +72,13 @@ fn our_keys(c: &Collect) -> Vec<Key> {
         .exchanges
         .iter()
         .map(|e| {
-            (e.method.clone(), e.target.clone(), e.host.clone(), e.user_agent.clone(), e.status.map(|s| s.to_string()))
+            (
+                e.method.to_string(),
+                e.target.clone(),
+                e.host.clone(),
+                e.user_agent.clone(),
+                e.status.map(|s| s.to_string()),
+            )
         })
         .collect();
     v.sort();

@@ -245,7 +245,7 @@ impl Engine {
         if success {
             c.flags |= EVER_SUCCEEDED;
         }
-        if !matches!(ex.method.as_str(), "GET" | "HEAD") {
+        if !matches!(&*ex.method, "GET" | "HEAD") {
             c.flags |= SENT_NON_GET;
         }
         let burst = c.cadence.observe(now, prev, &self.ctx.cadence);
@@ -285,7 +285,7 @@ impl Engine {
         if success {
             let s = self.ctx.endpoints.touch(ep, now, EndpointStats::default);
             s.successes = s.successes.saturating_add(1);
-            if !matches!(ex.method.as_str(), "GET" | "HEAD" | "OPTIONS") {
+            if !matches!(&*ex.method, "GET" | "HEAD" | "OPTIONS") {
                 s.write_successes = s.write_successes.saturating_add(1);
             }
         }

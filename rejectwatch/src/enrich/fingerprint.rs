@@ -4,9 +4,93 @@
 //! browser's user agent does not borrow its header order. (Our own scheme;
 //! not JA4H, whose licence rules out use in a product.)
 
+use std::{
+    hash::{Hash, Hasher},
+    sync::Arc,
+};
+
+use hashbrown::{Equivalent, HashMap};
 use sha2::{Digest, Sha256};
 
-use crate::exchange::HeaderName;
+use crate::exchange::{HeaderName, Method};
+
+/// Fingerprints already computed, by their inputs: a client library sends
+/// the same names in the same order on every request, so a few hundred
+/// entries answer nearly every exchange without hashing its names again
+/// or allocating the result. Bounded: emptied when full (the values are a
+/// pure function of the key, so this changes no output).
+pub struct Fingerprints {
+    known: HashMap<Key, Arc<str>, foldhash::fast::RandomState>,
+}
+
+/// Distinct method/version/name sequences remembered at once.
+const KNOWN_MAX: usize = 4096;
+
+/// A cache key, owned.
+#[derive(PartialEq, Eq)]
+struct Key {
+    method: Method,
+    version: Option<u8>,
+    names: Vec<HeaderName>,
+}
+
+/// The same key, borrowed from the exchange: looked up without a copy.
+struct KeyRef<'a> {
+    method: &'a str,
+    version: Option<u8>,
+    names: &'a [HeaderName],
+}
+
+fn hash_parts<H: Hasher>(method: &str, version: Option<u8>, names: &[HeaderName], h: &mut H) {
+    method.hash(h);
+    version.hash(h);
+    names.len().hash(h);
+    for n in names {
+        n.as_ref().hash(h);
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        hash_parts(&self.method, self.version, &self.names, h);
+    }
+}
+
+impl Hash for KeyRef<'_> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        hash_parts(self.method, self.version, self.names, h);
+    }
+}
+
+impl Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, k: &Key) -> bool {
+        self.method == k.method && self.version == k.version && self.names == k.names.as_slice()
+    }
+}
+
+impl Default for Fingerprints {
+    fn default() -> Self {
+        Self { known: HashMap::with_hasher(Default::default()) }
+    }
+}
+
+impl Fingerprints {
+    /// [`fingerprint`], shared with earlier requests that had the same one.
+    pub fn of(&mut self, method: &Method, version: Option<u8>, names: &[HeaderName]) -> Option<Arc<str>> {
+        if names.is_empty() {
+            return None;
+        }
+        if let Some(fp) = self.known.get(&KeyRef { method, version, names }) {
+            return Some(fp.clone());
+        }
+        let fp: Arc<str> = fingerprint(method, version, names)?.into();
+        if self.known.len() >= KNOWN_MAX {
+            self.known.clear();
+        }
+        self.known.insert(Key { method: method.clone(), version, names: names.to_vec() }, fp.clone());
+        Some(fp)
+    }
+}
 
 /// Twelve hex digits, or `None` without header names (access logs).
 pub fn fingerprint(method: &str, version: Option<u8>, header_names: &[HeaderName]) -> Option<String> {
@@ -60,5 +144,28 @@ mod tests {
         assert_ne!(Some(a.clone()), fingerprint("POST", Some(1), &requests));
         assert_ne!(Some(a), fingerprint("GET", Some(0), &requests));
         assert_eq!(fingerprint("GET", Some(1), &[]), None);
+    }
+
+    #[test]
+    fn cache_answers_as_the_function_does() {
+        let mut fps = Fingerprints::default();
+        let a = names(&["Host", "User-Agent", "Accept"]);
+        let b = names(&["Host", "Accept", "User-Agent"]);
+        let get: Method = "GET".into();
+        for _ in 0..2 {
+            for (m, v, n) in
+                [(&get, Some(1), &a), (&get, Some(1), &b), (&get, Some(0), &a), (&"POST".into(), Some(1), &a)]
+            {
+                assert_eq!(fps.of(m, v, n).as_deref(), fingerprint(m, v, n).as_deref());
+            }
+        }
+        assert_eq!(fps.known.len(), 4);
+        assert_eq!(fps.of(&get, Some(1), &[]), None);
+        // Bounded: a flood of distinct name lists never grows it past the cap.
+        for i in 0..(KNOWN_MAX + 10) {
+            let n = names(&["Host", &format!("X-{i}")]);
+            assert_eq!(fps.of(&get, Some(1), &n).as_deref(), fingerprint("GET", Some(1), &n).as_deref());
+        }
+        assert!(fps.known.len() <= KNOWN_MAX);
     }
 }

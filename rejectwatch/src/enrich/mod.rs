@@ -19,6 +19,7 @@ pub struct Enricher {
     attribution: attribution::Attribution,
     geo: geo::Geo,
     ua: useragent::UaClassifier,
+    fingerprints: fingerprint::Fingerprints,
     identity: identity::IdentityHasher,
 }
 
@@ -42,6 +43,7 @@ impl Enricher {
             ),
             geo,
             ua: useragent::UaClassifier::new(cfg.user_agents.table.as_deref())?,
+            fingerprints: Default::default(),
             identity: identity::IdentityHasher::new(key, cfg.identity.api_key_headers.clone()),
         })
     }
@@ -68,7 +70,7 @@ impl Enricher {
         let ua = self.ua.classify(ex.user_agent.as_deref());
         (ex.ua_product, ex.ua_version, ex.ua_family, ex.ua_platform) =
             (ua.product, ua.version, Some(ua.family), Some(ua.platform));
-        ex.fingerprint = fingerprint::fingerprint(&ex.method, ex.version, &ex.header_names);
+        ex.fingerprint = self.fingerprints.of(&ex.method, ex.version, &ex.header_names);
         let ep = endpoint::template(&ex.target);
         ex.endpoint = Some(ex.given_endpoint.take().unwrap_or(ep.template));
         if ex.resource_id.is_none() {

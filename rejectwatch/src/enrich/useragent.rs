@@ -4,7 +4,7 @@
 //! a busy API sees few distinct user agents, so classification is a hash
 //! lookup on the hot path.
 
-use std::{num::NonZeroUsize, path::Path};
+use std::{num::NonZeroUsize, path::Path, sync::Arc};
 
 use anyhow::{Context as _, bail};
 use lru::LruCache;
@@ -40,7 +40,7 @@ struct RawTable {
 
 struct Rule {
     contains: String,
-    product: String,
+    product: Arc<str>,
     family: &'static str,
     version_after: String,
     platform: Option<&'static str>,
@@ -48,8 +48,9 @@ struct Rule {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UaInfo {
-    pub product: Option<String>,
-    pub version: Option<String>,
+    /// Shared: a cache hit hands out the same strings to every exchange.
+    pub product: Option<Arc<str>>,
+    pub version: Option<Arc<str>>,
     pub family: &'static str,
     pub platform: &'static str,
 }
@@ -93,7 +94,7 @@ impl UaClassifier {
                 family: interned(&FAMILIES, &r.family, "family", source)?,
                 platform: r.platform.as_deref().map(|p| interned(&PLATFORMS, p, "platform", source)).transpose()?,
                 contains,
-                product: r.product,
+                product: r.product.into(),
                 version_after,
             });
         }
@@ -125,7 +126,7 @@ impl UaClassifier {
             if lower.contains(&r.contains) {
                 return UaInfo {
                     product: Some(r.product.clone()),
-                    version: version_after(ua, &lower, &r.version_after),
+                    version: version_after(ua, &lower, &r.version_after).map(Arc::from),
                     family: r.family,
                     platform: r.platform.unwrap_or_else(platform_of),
                 };
@@ -134,10 +135,15 @@ impl UaClassifier {
         // Unknown: the leading `product/version` token, as RFC 9110 shapes it.
         let first = ua.split_whitespace().next().unwrap_or(ua);
         let (product, version) = match first.split_once('/') {
-            Some((p, v)) => (p.to_string(), Some(v.to_string()).filter(|v| !v.is_empty())),
-            None => (first.to_string(), None),
+            Some((p, v)) => (p, Some(v).filter(|v| !v.is_empty())),
+            None => (first, None),
         };
-        UaInfo { product: Some(product), version, family: "other", platform: platform_of() }
+        UaInfo {
+            product: Some(product.into()),
+            version: version.map(Arc::from),
+            family: "other",
+            platform: platform_of(),
+        }
     }
 }
 

@@ -81,7 +81,7 @@ pub fn parse_combined(line: &str) -> Result<Exchange, &'static str> {
     let after_bytes = rest.trim_start().splitn(3, char::is_whitespace).nth(2).unwrap_or("");
     let user_agent = quoted(after_bytes).and_then(|(_, r)| quoted(r)).map(|(ua, _)| ua).filter(|ua| ua != "-");
     let mut parts = request.splitn(3, ' ');
-    let method = parts.next().unwrap_or("").to_string();
+    let method = crate::exchange::method(parts.next().unwrap_or(""));
     let target = parts.next().unwrap_or("").to_string();
     let version = parts.next().and_then(|v| v.strip_prefix("HTTP/1.")).and_then(|v| v.parse().ok());
     Ok(Exchange {
@@ -140,7 +140,7 @@ pub fn parse_json(line: &str, f: &JsonLogFields) -> Result<Exchange, &'static st
     Ok(Exchange {
         ts,
         peer,
-        method: field(obj, &f.method).and_then(string).unwrap_or_default(),
+        method: field(obj, &f.method).and_then(string).map_or_else(Default::default, |m| crate::exchange::method(&m)),
         target,
         user_agent: field(obj, &f.user_agent).and_then(string),
         status,
@@ -162,7 +162,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (e.peer.to_string(), e.method.as_str(), e.target.as_str(), e.status),
+            (e.peer.to_string(), &*e.method, e.target.as_str(), e.status),
             ("203.0.113.9".into(), "GET", "/api/v1/orders/7?x=1", Some(403))
         );
         assert_eq!(e.user_agent.as_deref(), Some("python-requests/2.32.5"));
@@ -171,7 +171,7 @@ mod tests {
         assert_eq!(e.version, Some(1));
 
         let e = parse_combined(r#"2001:db8::5 - - [22/Nov/2025:10:00:00 +0000] "POST /login HTTP/1.0" 401 0"#).unwrap();
-        assert_eq!((e.status, e.user_agent.as_deref(), e.method.as_str()), (Some(401), None, "POST"));
+        assert_eq!((e.status, e.user_agent.as_deref(), &*e.method), (Some(401), None, "POST"));
 
         let e = parse_combined(
             r#"api.example.com:443 198.51.100.2 - - [22/Nov/2025:10:00:00 +0000] "GET /.env HTTP/1.1" 404 0 "-" "-""#,

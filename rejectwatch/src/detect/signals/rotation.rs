@@ -85,7 +85,7 @@ impl Detector for Rotation {
         }
         let ex = o.ex;
         let tool = match (&ex.fingerprint, &ex.user_agent) {
-            (Some(fp), _) => fp.as_str(),
+            (Some(fp), _) => &**fp,
             (None, Some(ua)) => ua.as_str(),
             (None, None) => "",
         };

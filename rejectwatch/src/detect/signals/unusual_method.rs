@@ -63,7 +63,7 @@ pub struct UnusualMethod {
 
 impl Detector for UnusualMethod {
     fn observe(&mut self, o: &Obs<'_>, _c: &mut ClientState, out: &mut Vec<Signal>) {
-        let m = o.ex.method.as_str();
+        let m = &*o.ex.method;
         if !self.spec.methods.iter().any(|x| x == m) {
             return;
         }
