@@ -5,6 +5,7 @@
 //! not JA4H, whose licence rules out use in a product.)
 
 use std::{
+    borrow::Cow,
     hash::{Hash, Hasher},
     sync::Arc,
 };
@@ -79,6 +80,13 @@ impl Fingerprints {
     pub fn of(&mut self, method: &Method, version: Option<u8>, names: &[HeaderName]) -> Option<Arc<str>> {
         if names.is_empty() {
             return None;
+        }
+        // Only lists of shared (common) names and a registered method are
+        // remembered: a key then costs one vector, and a client sending
+        // names of its own invention cannot make every request pay for
+        // copying them into the cache as well as for the hash.
+        if matches!(method, Cow::Owned(_)) || names.iter().any(|n| matches!(n, Cow::Owned(_))) {
+            return fingerprint(method, version, names).map(Arc::from);
         }
         if let Some(fp) = self.known.get(&KeyRef { method, version, names }) {
             return Some(fp.clone());
@@ -161,10 +169,19 @@ mod tests {
         }
         assert_eq!(fps.known.len(), 4);
         assert_eq!(fps.of(&get, Some(1), &[]), None);
-        // Bounded: a flood of distinct name lists never grows it past the cap.
+        // Invented names and methods are answered, not remembered.
+        let odd = names(&["Host", "X-Mine"]);
+        assert_eq!(fps.of(&get, Some(1), &odd).as_deref(), fingerprint("GET", Some(1), &odd).as_deref());
+        let propfind: Method = Cow::Owned("PROPFIND".into());
+        assert_eq!(fps.of(&propfind, Some(1), &a).as_deref(), fingerprint("PROPFIND", Some(1), &a).as_deref());
+        assert_eq!(fps.known.len(), 4);
+        // Bounded: a flood of distinct lists of common names never grows it
+        // past the cap.
+        let methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"];
         for i in 0..(KNOWN_MAX + 10) {
-            let n = names(&["Host", &format!("X-{i}")]);
-            assert_eq!(fps.of(&get, Some(1), &n).as_deref(), fingerprint("GET", Some(1), &n).as_deref());
+            let m: Method = methods[i % 9].into();
+            let n = names(&vec!["Accept"; 1 + i / 9]);
+            assert_eq!(fps.of(&m, Some(1), &n).as_deref(), fingerprint(&m, Some(1), &n).as_deref());
         }
         assert!(fps.known.len() <= KNOWN_MAX);
     }
