@@ -4,7 +4,7 @@
 //! traffic analysed offline gives the same exchanges.
 
 use std::{
-    io::{BufReader, Write},
+    io::{BufRead as _, BufReader, Write},
     net::{SocketAddr, TcpStream},
     process::Stdio,
     time::Duration,
@@ -14,6 +14,23 @@ use rejectwatch_tests::*;
 
 fn server_block(port: u16) -> String {
     format!("server {{ listen {SRV_V4}:{port}; listen [{SRV_V6}]:{port}; {NGINX_LOCATIONS} }}")
+}
+
+/// Returns once tcpdump says it is capturing: a fixed sleep lost the first
+/// packets when the machine was busy (CI running other tests alongside).
+fn wait_capturing(tcpdump: &mut Proc) {
+    let mut err = BufReader::new(tcpdump.child.stderr.take().expect("tcpdump stderr"));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match err.read_line(&mut line) {
+            Ok(0) | Err(_) => panic!("tcpdump ended before capturing"),
+            Ok(_) if line.contains("listening on") => break,
+            Ok(_) => {}
+        }
+    }
+    // Its exit summary must not block on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
 }
 
 fn connect(addr: &str) -> TcpStream {
@@ -76,7 +93,7 @@ fn veth_exchanges_metrics_and_pcap_agree() {
     let _nginx = nginx(&net, &net.srv, &dir, &server_block(80));
     wait_listening(&net.cli, format!("{SRV_V4}:80").parse().unwrap());
     let pcap = dir.path("veth.pcap");
-    let tcpdump = Proc {
+    let mut tcpdump = Proc {
         child: net
             .exec(
                 &net.srv,
@@ -96,13 +113,13 @@ fn veth_exchanges_metrics_and_pcap_agree() {
                 ],
             )
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("tcpdump"),
         name: "tcpdump",
     };
+    wait_capturing(&mut tcpdump);
     let daemon = Daemon::start(&net, &net.srv, &dir, &["--iface", &net.srv_if, "--port", "80", "--snaplen", "4096"]);
-    std::thread::sleep(Duration::from_millis(500)); // tcpdump opens its socket
 
     let seen = Netns::within(&net.cli, client_mix);
     assert_eq!(seen, [200, 401, 403, 404, 429, 200, 401, 403, 200]);
