@@ -130,9 +130,14 @@ const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPT
 
 /// `m` as sent, shared when it is a registered method.
 pub fn method(m: &str) -> Method {
-    match METHODS.iter().find(|c| **c == m) {
+    shared(METHODS, m)
+}
+
+/// `s` borrowed from `set` when it is there, else copied.
+fn shared(set: &[&'static str], s: &str) -> Cow<'static, str> {
+    match set.iter().find(|c| **c == s) {
         Some(c) => Cow::Borrowed(c),
-        None => Cow::Owned(m.to_owned()),
+        None => Cow::Owned(s.to_owned()),
     }
 }
 
@@ -185,10 +190,7 @@ const COMMON_NAMES: &[&str] = &[
 
 /// `name` as sent, shared when it is one of the common spellings.
 pub fn header_name(name: &str) -> HeaderName {
-    match COMMON_NAMES.iter().find(|c| **c == name) {
-        Some(c) => Cow::Borrowed(c),
-        None => Cow::Owned(name.to_owned()),
-    }
+    shared(COMMON_NAMES, name)
 }
 
 /// Header values in one string, `ends[i]` where the `i`th ends: two
