@@ -165,17 +165,12 @@ pub fn parse_truncated_request(buf: &[u8]) -> Option<RequestHead> {
     // Not even the request line is whole: take its method and target.
     let line = buf.split(|&b| b == b'\r' || b == b'\n').next().unwrap_or(buf);
     let mut parts = line.split(|&b| b == b' ').filter(|p| !p.is_empty());
-    let method = parts.next()?;
-    if method.is_empty() || !method.iter().all(u8::is_ascii_uppercase) {
+    let verb = parts.next()?;
+    if verb.is_empty() || !verb.iter().all(u8::is_ascii_uppercase) {
         return None;
     }
     let target = parts.next().unwrap_or(b"");
-    Some(RequestHead {
-        method: crate::exchange::method(&lossy(method)),
-        target: text(target),
-        truncated: true,
-        ..Default::default()
-    })
+    Some(RequestHead { method: method(&lossy(verb)), target: text(target), truncated: true, ..Default::default() })
 }
 
 /// Parses one response head at the start of `buf`. A head cut short still

@@ -13,6 +13,7 @@ use std::{
 
 use bytes::Bytes;
 use rejectwatch::{
+    alloc_count::allocations as allocations_so_far,
     config::Config,
     detect::{Engine, spec::DetectConfig},
     enrich::{Enricher, geo::Geo},
@@ -24,8 +25,6 @@ use rejectwatch::{
     record::{Kind, Record},
     sink::Sinks,
 };
-
-use rejectwatch::alloc_count::allocations as allocations_so_far;
 
 use crate::traffic::{ANDROID_APP, CHROME_WIN, FIREFOX_LINUX, Rng, SAFARI_IOS_14, T0};
 
@@ -120,14 +119,23 @@ struct Run {
     allocations: u64,
 }
 
+impl Run {
+    /// Runs `f`, adding its CPU time and allocations to the run's.
+    fn measure(&mut self, f: impl FnOnce()) {
+        let (t, a) = (thread_cpu(), allocations_so_far());
+        f();
+        self.allocations += allocations_so_far() - a;
+        self.spent += thread_cpu() - t;
+    }
+}
+
 /// Join + enrichment (+ detectors) over `n` exchanges.
 fn throughput(detect: &DetectConfig, n: u64) -> Run {
     let mut pipe = pipeline(detect);
     let mut join = Joiner::new(JoinConfig::default(), Source::Pcap);
     let mut rng = Rng::new(42);
     let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 168, 100, 1)), 80);
-    let mut spent = Duration::ZERO;
-    let mut allocations = 0;
+    let mut run = Run { spent: Duration::ZERO, exchanges: 0, findings: 0, allocations: 0 };
     let chunk = 100_000;
     let mut done = 0;
     while done < n {
@@ -158,22 +166,18 @@ fn throughput(detect: &DetectConfig, n: u64) -> Run {
                 data: resp,
             });
         }
-        let t = thread_cpu();
-        let a = allocations_so_far();
-        for r in records {
-            join.push(r, &mut pipe);
-        }
-        allocations += allocations_so_far() - a;
-        spent += thread_cpu() - t;
+        run.measure(|| {
+            for r in records {
+                join.push(r, &mut pipe);
+            }
+        });
         done = (done + chunk).min(n);
     }
-    let t = thread_cpu();
-    let a = allocations_so_far();
-    join.finish(&mut pipe);
-    pipe.finish();
-    allocations += allocations_so_far() - a;
-    spent += thread_cpu() - t;
-    Run { spent, exchanges: pipe.sinks.count, findings: pipe.sinks.findings_written, allocations }
+    run.measure(|| {
+        join.finish(&mut pipe);
+        pipe.finish();
+    });
+    Run { exchanges: pipe.sinks.count, findings: pipe.sinks.findings_written, ..run }
 }
 
 /// Exchanges from `clients` distinct addresses (two each) straight into
