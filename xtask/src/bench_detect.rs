@@ -18,6 +18,7 @@ use rejectwatch::{
     detect::{Engine, spec::DetectConfig},
     enrich::{Enricher, geo::Geo},
     exchange::Exchange,
+    http,
     join::{JoinConfig, Joiner},
     metrics::Metrics,
     observe::{Observer as _, Source},
@@ -36,8 +37,9 @@ pub struct BenchDetectArgs {
     /// Distinct clients in the memory run.
     #[arg(long, default_value_t = 1_000_000)]
     clients: u64,
-    /// Run only one configuration (for a profiler): `none` or `all` detectors.
-    #[arg(long, value_parser = ["none", "all"])]
+    /// Run only one configuration (for a profiler): `parse`, `join`,
+    /// `enrich`, `none` (the engine, no detectors) or `all` detectors.
+    #[arg(long, value_parser = ["parse", "join", "enrich", "none", "all"])]
     only: Option<String>,
     /// Internal: the memory run, in a process of its own.
     #[arg(long, hide = true)]
@@ -129,54 +131,106 @@ impl Run {
     }
 }
 
-/// Join + enrichment (+ detectors) over `n` exchanges.
-fn throughput(detect: &DetectConfig, n: u64) -> Run {
-    let mut pipe = pipeline(detect);
-    let mut join = Joiner::new(JoinConfig::default(), Source::Pcap);
-    let mut rng = Rng::new(42);
+/// The records of exchanges `from..to` of the mix: each request on a flow
+/// of its own, answered 200 µs later.
+fn records(rng: &mut Rng, from: u64, to: u64) -> Vec<Record> {
     let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 168, 100, 1)), 80);
-    let mut run = Run { spent: Duration::ZERO, exchanges: 0, findings: 0, allocations: 0 };
+    let mut records = Vec::with_capacity(2 * (to - from) as usize);
+    for i in from..to {
+        let (client, head, status) = exchange_text(rng, i);
+        let ts = (T0 + i / 2000) * 1_000_000_000 + (i % 2000) * 500_000;
+        let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | client));
+        let src = SocketAddr::new(ip, 1024 + (i % 60_000) as u16);
+        let data = Bytes::from(head.into_bytes());
+        records.push(Record { kind: Kind::Request, ts, src, dst: server, seq: 1, payload_len: data.len() as u32, data });
+        let resp = Bytes::from(format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n").into_bytes());
+        records.push(Record {
+            kind: Kind::Response,
+            ts: ts + 200_000,
+            src: server,
+            dst: src,
+            seq: 1,
+            payload_len: resp.len() as u32,
+            data: resp,
+        });
+    }
+    records
+}
+
+/// Runs `each` over the records of `n` exchanges, generated in chunks
+/// outside the timed sections, then `end`.
+fn timed<S>(n: u64, state: &mut S, mut each: impl FnMut(&mut S, Record), end: impl FnOnce(&mut S)) -> Run {
+    let mut rng = Rng::new(42);
+    let mut run = Run { spent: Duration::ZERO, exchanges: n, findings: 0, allocations: 0 };
     let chunk = 100_000;
     let mut done = 0;
     while done < n {
-        let mut records = Vec::with_capacity(2 * chunk as usize);
-        for i in done..(done + chunk).min(n) {
-            let (client, head, status) = exchange_text(&mut rng, i);
-            let ts = (T0 + i / 2000) * 1_000_000_000 + (i % 2000) * 500_000;
-            let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | client));
-            let src = SocketAddr::new(ip, 1024 + (i % 60_000) as u16);
-            let data = Bytes::from(head.into_bytes());
-            records.push(Record {
-                kind: Kind::Request,
-                ts,
-                src,
-                dst: server,
-                seq: 1,
-                payload_len: data.len() as u32,
-                data,
-            });
-            let resp = Bytes::from(format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n").into_bytes());
-            records.push(Record {
-                kind: Kind::Response,
-                ts: ts + 200_000,
-                src: server,
-                dst: src,
-                seq: 1,
-                payload_len: resp.len() as u32,
-                data: resp,
-            });
-        }
-        run.measure(|| {
-            for r in records {
-                join.push(r, &mut pipe);
-            }
-        });
-        done = (done + chunk).min(n);
+        let to = (done + chunk).min(n);
+        let records = records(&mut rng, done, to);
+        run.measure(|| records.into_iter().for_each(|r| each(state, r)));
+        done = to;
     }
-    run.measure(|| {
-        join.finish(&mut pipe);
-        pipe.finish();
+    run.measure(|| end(state));
+    run
+}
+
+/// The floor: each record's head parsed (httparse, the headers copied out
+/// as the joiner keeps them), nothing joined or enriched. What the goal
+/// leaves for everything else is the budget minus this.
+fn parse_floor(n: u64) -> Run {
+    timed(
+        n,
+        &mut (),
+        |_, r| match r.kind {
+            Kind::Request => drop(std::hint::black_box(http::parse_request(&r.data))),
+            _ => drop(std::hint::black_box(http::parse_response(&r.data))),
+        },
+        |_| {},
+    )
+}
+
+/// The stages before the engine, for the decomposition: the joined
+/// exchanges enriched (or not) and dropped.
+struct Upto {
+    enricher: Option<Enricher>,
+    exchanges: u64,
+}
+
+impl rejectwatch::observe::Observer for Upto {
+    fn exchange(&mut self, mut ex: Exchange) {
+        if let Some(e) = &mut self.enricher {
+            e.enrich(&mut ex);
+        }
+        self.exchanges += 1;
+        drop(std::hint::black_box(ex));
+    }
+    fn unmatched(&mut self, _: rejectwatch::observe::Side) {}
+    fn parse_error(&mut self, _: Source, _: &'static str) {}
+}
+
+/// Join (+ enrichment) with nothing after it, over `n` exchanges.
+fn join_floor(n: u64, enrich: bool) -> Run {
+    let enricher = enrich.then(|| {
+        Enricher::with_parts(&Config::default(), Geo::open(None, None).expect("no geo"), [7; 32]).expect("enricher")
     });
+    let mut state = (Joiner::new(JoinConfig::default(), Source::Pcap), Upto { enricher, exchanges: 0 });
+    let run = timed(n, &mut state, |(join, upto), r| join.push(r, upto), |(join, upto)| join.finish(upto));
+    Run { exchanges: state.1.exchanges, ..run }
+}
+
+/// Join + enrichment + the engine (+ detectors) over `n` exchanges.
+fn throughput(detect: &DetectConfig, n: u64) -> Run {
+    let mut state = (Joiner::new(JoinConfig::default(), Source::Pcap), pipeline(detect));
+    let run = timed(
+        n,
+        &mut state,
+        |(join, pipe), r| join.push(r, pipe),
+        |(join, pipe)| {
+            join.finish(pipe);
+            pipe.finish();
+        },
+    );
+    let pipe = &state.1;
     Run { exchanges: pipe.sinks.count, findings: pipe.sinks.findings_written, ..run }
 }
 
@@ -226,13 +280,34 @@ pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
     }
     println!("bench-detect: {} exchanges, one core (thread CPU time of the processing only)", args.exchanges);
     let only = args.only.as_deref();
-    let bare = (only != Some("all")).then(|| throughput(&none, args.exchanges));
-    let full = (only != Some("none")).then(|| throughput(&all, args.exchanges));
+    let wanted = |name| only.is_none_or(|o| o == name);
+    let n = args.exchanges;
+    let floors = [
+        ("parse", "floor: parsing the two heads only", parse_floor as fn(u64) -> Run),
+        ("join", "join", |n| join_floor(n, false)),
+        ("enrich", "join + enrichment", |n| join_floor(n, true)),
+    ]
+    .into_iter()
+    .filter(|(name, ..)| wanted(*name))
+    .map(|(_, what, f)| (what, f(n)))
+    .collect::<Vec<_>>();
+    let bare = wanted("none").then(|| throughput(&none, n));
+    let full = wanted("all").then(|| throughput(&all, n));
     let per_exchange = |r: &Run| r.spent.as_secs_f64() / r.exchanges.max(1) as f64;
     let allocs = |r: &Run| r.allocations as f64 / r.exchanges.max(1) as f64;
+    for (what, r) in &floors {
+        println!(
+            "  {:<36} {:>10.0} exchanges/s ({:.0} ns, {:.2} allocations each) = {:.2}x the 1 µs budget",
+            format!("{what}:"),
+            1.0 / per_exchange(r),
+            per_exchange(r) * 1e9,
+            allocs(r),
+            per_exchange(r) * 1e6
+        );
+    }
     if let Some(r) = &bare {
         println!(
-            "  join + enrichment:                 {:>10.0} exchanges/s ({:.0} ns, {:.2} allocations each)",
+            "  + engine (clients, actors, metrics): {:>10.0} exchanges/s ({:.0} ns, {:.2} allocations each)",
             1.0 / per_exchange(r),
             per_exchange(r) * 1e9,
             allocs(r)
@@ -240,7 +315,7 @@ pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
     }
     if let Some(r) = &full {
         println!(
-            "  join + enrichment + 14 detectors:  {:>10.0} exchanges/s ({:.0} ns, {:.2} allocations each), {} findings",
+            "  + 14 detectors:                      {:>10.0} exchanges/s ({:.0} ns, {:.2} allocations each), {} findings",
             1.0 / per_exchange(r),
             per_exchange(r) * 1e9,
             allocs(r),
@@ -249,7 +324,7 @@ pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
     }
     if let (Some(r0), Some(r1)) = (&bare, &full) {
         println!(
-            "  detectors cost {:.2}x of join + enrichment; with them: {:.2}x the 1 M exchanges/s goal",
+            "  detectors cost {:.2}x of everything before them; with them: {:.2}x the 1 M exchanges/s goal",
             per_exchange(r1) / per_exchange(r0) - 1.0,
             1.0 / per_exchange(r1) / 1e6
         );
