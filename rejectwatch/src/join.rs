@@ -12,9 +12,9 @@
 //! segments is reassembled from continuation records within the same
 //! capture budget the kernel applies.
 
-use std::{collections::VecDeque, net::SocketAddr, num::NonZeroUsize, time::Duration};
+use std::{collections::VecDeque, net::SocketAddr, time::Duration};
 
-use lru::LruCache;
+use flows::{FlowTable, Recycle};
 
 use crate::{
     exchange::Exchange,
@@ -72,6 +72,14 @@ struct Flow {
     pending: VecDeque<Pending>,
 }
 
+impl Recycle for Flow {
+    fn recycle(&mut self, keep_buffers: bool) {
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.clear();
+        *self = Flow { pending: if keep_buffers { pending } else { VecDeque::new() }, ..Default::default() };
+    }
+}
+
 /// `a` comes before `b` in TCP sequence space.
 fn seq_lt(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
@@ -80,7 +88,7 @@ fn seq_lt(a: u32, b: u32) -> bool {
 pub struct Joiner {
     cfg: JoinConfig,
     source: Source,
-    flows: LruCache<FlowKey, Flow>,
+    flows: FlowTable<FlowKey, Flow>,
     now: Nanos,
     last_sweep: Nanos,
     /// Heads parsed from the record at hand, reused so that the common
@@ -92,8 +100,8 @@ const SWEEP_EVERY: Nanos = 1_000_000_000;
 
 impl Joiner {
     pub fn new(cfg: JoinConfig, source: Source) -> Self {
-        let cap = NonZeroUsize::new(cfg.max_flows.max(1)).expect("non-zero");
-        Self { cfg, source, flows: LruCache::new(cap), now: 0, last_sweep: 0, scratch: Vec::new() }
+        let flows = FlowTable::new(cfg.max_flows);
+        Self { cfg, source, flows, now: 0, last_sweep: 0, scratch: Vec::new() }
     }
 
     pub fn flows(&self) -> usize {
@@ -124,28 +132,14 @@ impl Joiner {
 
     /// Ends the input: every open request is reported, answered or not.
     pub fn finish(&mut self, obs: &mut dyn Observer) {
-        while let Some((key, flow)) = self.flows.pop_lru() {
-            self.flush(key, flow, obs);
-        }
+        while self.flows.pop_oldest(|key, flow| flush(key, flow, obs)) {}
     }
 
     fn sweep(&mut self, obs: &mut dyn Observer) {
         let timeout = self.cfg.response_timeout.as_nanos() as Nanos;
         let deadline = self.now.saturating_sub(timeout);
-        while let Some((_, flow)) = self.flows.peek_lru() {
-            if flow.last_seen >= deadline {
-                break;
-            }
-            let (key, flow) = self.flows.pop_lru().expect("peeked");
-            self.flush(key, flow, obs);
-        }
-    }
-
-    fn flush(&self, key: FlowKey, mut flow: Flow, obs: &mut dyn Observer) {
-        settle_open_head(&mut flow);
-        for p in flow.pending.drain(..) {
-            obs.unmatched(Side::Request);
-            obs.exchange(exchange(key, p, None));
+        while self.flows.oldest().is_some_and(|(_, f)| f.last_seen < deadline) {
+            self.flows.pop_oldest(|key, flow| flush(key, flow, obs));
         }
     }
 
@@ -154,13 +148,10 @@ impl Joiner {
     fn flow(&mut self, key: FlowKey, ts: Nanos, obs: &mut dyn Observer) -> &mut Flow {
         // Only a full table needs the extra lookup: the flow evicted to
         // make room must have its requests reported.
-        if self.flows.len() == self.flows.cap().get()
-            && !self.flows.contains(&key)
-            && let Some((k, f)) = self.flows.pop_lru()
-        {
-            self.flush(k, f, obs);
+        if self.flows.is_full() && !self.flows.contains(&key) {
+            self.flows.pop_oldest(|k, f| flush(k, f, obs));
         }
-        let flow = self.flows.get_or_insert_mut(key, Flow::default);
+        let flow = self.flows.touch(key);
         flow.last_seen = flow.last_seen.max(ts);
         flow
     }
@@ -264,6 +255,16 @@ impl Joiner {
     }
 }
 
+/// Reports a flow's open requests as unanswered: it has expired or was
+/// evicted, or the input has ended.
+fn flush(key: FlowKey, flow: &mut Flow, obs: &mut dyn Observer) {
+    settle_open_head(flow);
+    for p in flow.pending.drain(..) {
+        obs.unmatched(Side::Request);
+        obs.exchange(exchange(key, p, None));
+    }
+}
+
 /// Queues newly parsed requests, reporting the oldest as unanswered when
 /// the flow already has too many waiting.
 fn queue(flow: &mut Flow, key: FlowKey, heads: &mut Vec<Pending>, max_pending: usize, obs: &mut dyn Observer) {
@@ -360,5 +361,6 @@ fn consume(
     }
 }
 
+mod flows;
 #[cfg(test)]
 mod tests;
