@@ -211,6 +211,13 @@ impl HeaderValues {
         self.ends.push(self.text.len() as u32);
     }
 
+    /// The `i`th value.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)? as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.text.get(start..end)
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
         starts.zip(self.ends.iter().copied()).map(|(a, b)| &self.text[a as usize..b as usize])
@@ -229,12 +236,18 @@ impl Exchange {
 
     /// The values of the headers called `name` (any case), in order.
     pub fn header<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
-        self.headers().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        // Names first: a value is sliced out only for a name that matches.
+        self.header_names
+            .iter()
+            .enumerate()
+            .filter(move |(_, n)| n.eq_ignore_ascii_case(name))
+            .filter_map(|(i, _)| self.header_values.get(i))
     }
 
     /// The value of the first header called `name` (any case).
     pub fn first_header(&self, name: &str) -> Option<&str> {
-        self.headers().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+        let i = self.header_names.iter().position(|n| n.eq_ignore_ascii_case(name))?;
+        self.header_values.get(i)
     }
 
     /// Sets names and values together (tests and generated traffic).

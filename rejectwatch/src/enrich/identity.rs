@@ -22,7 +22,9 @@ use crate::exchange::Exchange;
 const KEY_FILE: &str = "identity.key";
 
 pub struct IdentityHasher {
-    key: [u8; 32],
+    /// The MAC with the key already absorbed: cloned per credential, so
+    /// the key's two blocks are not hashed again for each.
+    keyed: Hmac<Sha256>,
     api_key_headers: Vec<String>,
 }
 
@@ -83,15 +85,22 @@ pub fn load_or_create_key(dir: &Path) -> anyhow::Result<[u8; 32]> {
 
 impl IdentityHasher {
     pub fn new(key: [u8; 32], api_key_headers: Vec<String>) -> Self {
-        Self { key, api_key_headers }
+        Self { keyed: Hmac::<Sha256>::new_from_slice(&key).expect("any key length"), api_key_headers }
     }
 
     fn hash(&self, kind: &str, value: &str) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut mac = self.keyed.clone();
         mac.update(kind.as_bytes());
         mac.update(b":");
         mac.update(value.as_bytes());
-        mac.finalize().into_bytes()[..8].iter().map(|b| format!("{b:02x}")).collect()
+        let digest = mac.finalize().into_bytes();
+        let mut out = String::with_capacity(16);
+        for b in &digest[..8] {
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 15) as usize] as char);
+        }
+        out
     }
 
     /// Sets `identity`/`identity_kind` from the credentials present.
