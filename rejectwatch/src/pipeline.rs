@@ -104,7 +104,9 @@ impl Pipeline {
 
 impl Observer for Pipeline {
     fn exchange(&mut self, mut ex: Exchange) {
-        self.enricher.enrich(&mut ex);
+        self.enricher.attribute(&mut ex);
+        self.detect.prefetch(&ex);
+        self.enricher.describe(&mut ex);
         self.detect.observe(&ex, &mut self.findings);
         if let Some(s) = ex.status
             && self.detect.is_reject(s)

@@ -26,7 +26,7 @@ use std::collections::HashSet;
 use crate::{exchange::Exchange, record::Nanos};
 use actors::Roster;
 use cadence::CadenceRules;
-use client::{ClientKey, ClientState, EVER_SUCCEEDED, SENT_NON_GET};
+use client::{ClientKey, ClientState, EVER_SUCCEEDED, RejectState, SENT_NON_GET};
 use evidence::Signal;
 use finding::Finding;
 use glob::Globs;
@@ -215,6 +215,13 @@ impl Engine {
         self.detectors.iter().map(|d| d.name).collect()
     }
 
+    /// Starts fetching the state of the exchange's client into cache (the
+    /// client table outgrows the caches on a busy API); call after
+    /// attribution and some work before [`Engine::observe`].
+    pub fn prefetch(&self, ex: &Exchange) {
+        self.clients.prefetch(&ClientKey::new(ex.client.unwrap_or(ex.peer), self.v6_prefix));
+    }
+
     pub fn observe(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
         let now = secs(ex.ts);
         self.now = self.now.max(now);
@@ -236,6 +243,10 @@ impl Engine {
 
         let mut signals = std::mem::take(&mut self.scratch);
         let c = self.clients.touch(key, now, || ClientState { first: now, ..Default::default() });
+        if let Some(r) = &c.rejected {
+            // Boxed apart; the detectors reach it after the cadence work.
+            keyed::prefetch_read(&**r as *const RejectState);
+        }
         let prev = c.last;
         c.last = c.last.max(now);
         c.requests = c.requests.saturating_add(1);

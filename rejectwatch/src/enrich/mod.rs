@@ -62,7 +62,18 @@ impl Enricher {
     }
 
     pub fn enrich(&mut self, ex: &mut Exchange) {
+        self.attribute(ex);
+        self.describe(ex);
+    }
+
+    /// Who the client is: the first step, on its own so that the pipeline
+    /// can start fetching the client's state while the rest runs.
+    pub fn attribute(&mut self, ex: &mut Exchange) {
         self.attribution.apply(ex);
+    }
+
+    /// Everything after attribution.
+    pub fn describe(&mut self, ex: &mut Exchange) {
         if let Some(client) = ex.client {
             let g = self.geo.lookup(client);
             (ex.country, ex.asn, ex.as_org) = (g.country, g.asn, g.as_org);
