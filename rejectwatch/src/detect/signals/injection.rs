@@ -104,7 +104,9 @@ impl Spec {
 
 /// Decodes `%xx` (twice), `+` and SQL comments into what a backend sees.
 pub fn normalise(target: &str) -> Cow<'_, str> {
-    let comment = |s: &str| memchr::memmem::find(s.as_bytes(), b"/**/").is_some();
+    // A '*' is rare in a target: look for one before building a searcher.
+    let comment =
+        |s: &str| memchr::memchr(b'*', s.as_bytes()).is_some() && memchr::memmem::find(s.as_bytes(), b"/**/").is_some();
     if !target.contains(['%', '+']) {
         // Most targets: nothing encoded, and no comment standing for a space.
         return if comment(target) { Cow::Owned(target.replace("/**/", " ")) } else { Cow::Borrowed(target) };
