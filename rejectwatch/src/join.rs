@@ -109,7 +109,7 @@ impl Joiner {
     }
 
     /// Feeds one record.
-    pub fn push(&mut self, rec: Record, obs: &mut dyn Observer) {
+    pub fn push(&mut self, rec: Record<'_>, obs: &mut dyn Observer) {
         self.advance(rec.ts, obs);
         match rec.kind {
             Kind::Request => self.on_request(rec, obs),
@@ -156,7 +156,7 @@ impl Joiner {
         flow
     }
 
-    fn on_request(&mut self, rec: Record, obs: &mut dyn Observer) {
+    fn on_request(&mut self, rec: Record<'_>, obs: &mut dyn Observer) {
         let key = (rec.src, rec.dst);
         let (snaplen, source, max_pending) = (self.cfg.snaplen, self.source, self.cfg.max_pending);
         let mut out = std::mem::take(&mut self.scratch);
@@ -171,12 +171,12 @@ impl Joiner {
         flow.req_end = Some(end);
         out.extend(close_open_head(flow));
         let budget = if rec.whole() { snaplen.saturating_sub(rec.payload_len) } else { 0 };
-        consume(flow, rec.ts, &rec.data, end, budget, source, &mut out, obs);
+        consume(flow, rec.ts, rec.data, end, budget, source, &mut out, obs);
         queue(flow, key, &mut out, max_pending, obs);
         self.scratch = out;
     }
 
-    fn on_continuation(&mut self, rec: Record, obs: &mut dyn Observer) {
+    fn on_continuation(&mut self, rec: Record<'_>, obs: &mut dyn Observer) {
         let key = (rec.src, rec.dst);
         let (source, max_pending) = (self.source, self.cfg.max_pending);
         let flow = self.flow(key, rec.ts, obs);
@@ -197,14 +197,14 @@ impl Joiner {
         }
         let end = rec.seq.wrapping_add(rec.payload_len);
         flow.req_end = Some(end);
-        open.buf.extend_from_slice(&rec.data);
+        open.buf.extend_from_slice(rec.data);
         let budget = if rec.whole() { open.budget.saturating_sub(rec.payload_len) } else { 0 };
         let mut out = Vec::new();
         consume(flow, open.ts, &open.buf, end, budget, source, &mut out, obs);
         queue(flow, key, &mut out, max_pending, obs);
     }
 
-    fn on_response(&mut self, rec: Record, obs: &mut dyn Observer) {
+    fn on_response(&mut self, rec: Record<'_>, obs: &mut dyn Observer) {
         let key = (rec.dst, rec.src);
         let source = self.source;
         let flow = self.flow(key, rec.ts, obs);
@@ -218,7 +218,7 @@ impl Joiner {
         // will ever see of it.
         settle_open_head(flow);
 
-        let buf = &rec.data[..];
+        let buf = rec.data;
         let mut off = 0usize;
         while off < buf.len() {
             match http::parse_response(&buf[off..]) {

@@ -1,9 +1,10 @@
 //! The record: what every source (kernel ring buffer, pcap file) produces
-//! and the core consumes. One TCP segment's worth of captured payload.
+//! and the core consumes. One TCP segment's worth of captured payload,
+//! borrowed where it lies (the ring-buffer entry, the capture's frame):
+//! the core parses it in place and copies out only what it keeps.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use bytes::Bytes;
 use rejectwatch_common::{FAMILY_V6, KIND_CONTINUATION, KIND_REQUEST, KIND_RESPONSE, RECORD_HEADER_LEN, RecordHeader};
 
 /// Nanoseconds since the Unix epoch, as carried by records. The core takes
@@ -20,8 +21,8 @@ pub enum Kind {
     Response,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Record {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record<'a> {
     pub kind: Kind,
     pub ts: Nanos,
     pub src: SocketAddr,
@@ -29,10 +30,10 @@ pub struct Record {
     pub seq: u32,
     /// Payload length of the segment on the wire; `data` may be shorter.
     pub payload_len: u32,
-    pub data: Bytes,
+    pub data: &'a [u8],
 }
 
-impl Record {
+impl Record<'_> {
     /// Whether the capture holds the whole segment payload.
     pub fn whole(&self) -> bool {
         self.data.len() as u64 >= self.payload_len as u64
@@ -71,7 +72,7 @@ fn addr(family: u8, raw: [u8; 16], port: u16) -> SocketAddr {
 
 /// Decodes one ring-buffer record; `to_wall` maps kernel monotonic time to
 /// Unix-epoch nanoseconds.
-pub fn decode(raw: &[u8], to_wall: impl Fn(u64) -> Nanos) -> Result<Record, DecodeError> {
+pub fn decode(raw: &[u8], to_wall: impl Fn(u64) -> Nanos) -> Result<Record<'_>, DecodeError> {
     if raw.len() < RECORD_HEADER_LEN {
         return Err(DecodeError::Short);
     }
@@ -94,7 +95,7 @@ pub fn decode(raw: &[u8], to_wall: impl Fn(u64) -> Nanos) -> Result<Record, Deco
         dst: addr(h.family, h.daddr, h.dport),
         seq: h.seq,
         payload_len: h.payload_len,
-        data: Bytes::copy_from_slice(&raw[RECORD_HEADER_LEN..end]),
+        data: &raw[RECORD_HEADER_LEN..end],
     })
 }
 
@@ -116,15 +117,17 @@ mod tests {
         h.sport = 5555;
         h.dport = 80;
         h.ts_ns = 7;
-        let r = decode(&raw(h, b"GETxx"), |t| t + 1).expect("decodes");
+        let bytes = raw(h, b"GETxx");
+        let r = decode(&bytes, |t| t + 1).expect("decodes");
         assert_eq!(r.src, "10.0.0.1:5555".parse().unwrap());
-        assert_eq!(&r.data[..], b"GET");
+        assert_eq!(r.data, b"GET");
         assert_eq!(r.ts, 8);
         assert!(!r.whole());
 
         h.family = FAMILY_V6;
         h.saddr = Ipv6Addr::LOCALHOST.octets();
-        let r = decode(&raw(h, b"GET"), |t| t).expect("decodes v6");
+        let bytes = raw(h, b"GET");
+        let r = decode(&bytes, |t| t).expect("decodes v6");
         assert_eq!(r.src.ip(), IpAddr::V6(Ipv6Addr::LOCALHOST));
     }
 

@@ -110,8 +110,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         while let Some(item) = ring.next() {
             n += 1;
             match record::decode(&item, |t| clock.to_wall(t)) {
+                // The record borrows the ring entry, released once the
+                // core has copied out what it keeps.
                 Ok(rec) => {
-                    drop(item);
                     newest = newest.max(rec.ts);
                     join.push(rec, sinks);
                 }

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 
 use super::*;
 use crate::observe::Collect;
@@ -11,7 +10,7 @@ const C: &str = "10.1.0.2:40000";
 const S: &str = "10.1.0.1:80";
 const SEC: Nanos = 1_000_000_000;
 
-fn rec(kind: Kind, ts: Nanos, src: &str, dst: &str, seq: u32, data: &[u8]) -> Record {
+fn rec<'a>(kind: Kind, ts: Nanos, src: &str, dst: &str, seq: u32, data: &'a [u8]) -> Record<'a> {
     Record {
         kind,
         ts,
@@ -19,19 +18,19 @@ fn rec(kind: Kind, ts: Nanos, src: &str, dst: &str, seq: u32, data: &[u8]) -> Re
         dst: dst.parse().unwrap(),
         seq,
         payload_len: data.len() as u32,
-        data: Bytes::copy_from_slice(data),
+        data,
     }
 }
 
-fn req(ts: Nanos, seq: u32, data: &[u8]) -> Record {
+fn req(ts: Nanos, seq: u32, data: &[u8]) -> Record<'_> {
     rec(Kind::Request, ts, C, S, seq, data)
 }
 
-fn resp(ts: Nanos, seq: u32, data: &[u8]) -> Record {
+fn resp(ts: Nanos, seq: u32, data: &[u8]) -> Record<'_> {
     rec(Kind::Response, ts, S, C, seq, data)
 }
 
-fn run(cfg: JoinConfig, records: Vec<Record>) -> Collect {
+fn run(cfg: JoinConfig, records: Vec<Record<'_>>) -> Collect {
     let mut j = Joiner::new(cfg, Source::Pcap);
     let mut out = Collect::default();
     for r in records {

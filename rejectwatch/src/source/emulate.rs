@@ -6,7 +6,6 @@
 
 use std::{net::SocketAddr, num::NonZeroUsize};
 
-use bytes::Bytes;
 use lru::LruCache;
 use rejectwatch_common::{
     MAX_SNAPLEN, PEEK_LEN, PortSet, ends_head, looks_like_request, looks_like_response, payload_seq,
@@ -75,7 +74,7 @@ impl KernelRules {
     }
 
     /// The record the kernel would emit for this segment, if any.
-    pub fn segment(&mut self, s: &Segment<'_>) -> Option<Record> {
+    pub fn segment<'a>(&mut self, s: &Segment<'a>) -> Option<Record<'a>> {
         if s.payload_len == 0 {
             return None;
         }
@@ -96,7 +95,7 @@ impl KernelRules {
         None
     }
 
-    fn request_head(&mut self, s: &Segment<'_>, seq: u32) -> Record {
+    fn request_head<'a>(&mut self, s: &Segment<'a>, seq: u32) -> Record<'a> {
         let snap = self.snaplen;
         if s.payload_len < snap && !ends(s) {
             self.open.put(
@@ -107,7 +106,7 @@ impl KernelRules {
         record(Kind::Request, s, seq, snap)
     }
 
-    fn continuation(&mut self, s: &Segment<'_>, seq: u32) -> Option<Record> {
+    fn continuation<'a>(&mut self, s: &Segment<'a>, seq: u32) -> Option<Record<'a>> {
         let key = (s.src, s.dst);
         let open = *self.open.get(&key)?;
         if seq != open.next_seq {
@@ -145,7 +144,7 @@ fn ends(s: &Segment<'_>) -> bool {
     ends_head(&tail)
 }
 
-fn record(kind: Kind, s: &Segment<'_>, seq: u32, cap: u32) -> Record {
+fn record<'a>(kind: Kind, s: &Segment<'a>, seq: u32, cap: u32) -> Record<'a> {
     let n = (s.payload_len.min(cap) as usize).min(s.payload.len());
     Record {
         kind,
@@ -154,7 +153,7 @@ fn record(kind: Kind, s: &Segment<'_>, seq: u32, cap: u32) -> Record {
         dst: s.dst,
         seq,
         payload_len: s.payload_len,
-        data: Bytes::copy_from_slice(&s.payload[..n]),
+        data: &s.payload[..n],
     }
 }
 
