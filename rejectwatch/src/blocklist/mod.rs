@@ -174,6 +174,7 @@ impl Blocklist {
                 Class::Unknown => {}
             }
         }
+        self.trim_entries();
         self.expire(now);
     }
 
@@ -212,12 +213,28 @@ impl Blocklist {
         let e = Entry { net, expires, listed: now, seen: a.last_seen, offences, actor: a.id.clone() };
         self.entries.insert(net, e);
         self.changed = true;
-        while self.entries.len() > self.max_entries {
-            let soonest = self.entries.values().min_by_key(|e| (e.expires, e.net)).map(|e| e.net);
-            if let Some(n) = soonest {
-                self.entries.remove(&n);
-                self.evicted += 1;
-            }
+        // Trimmed in batches (and at the end of each update): looking for
+        // the soonest-expiring entry on every insert walked the whole list
+        // per new threat once it was full, which a flood makes the rule.
+        if self.entries.len() >= 2 * self.max_entries.max(1) {
+            self.trim_entries();
+        }
+    }
+
+    /// Down to `max_entries`, dropping the entries that expire soonest.
+    fn trim_entries(&mut self) {
+        let excess = self.entries.len().saturating_sub(self.max_entries);
+        for net in smallest(self.entries.values().map(|e| ((e.expires, e.net), e.net)), excess) {
+            self.entries.remove(&net);
+            self.evicted += 1;
+        }
+    }
+
+    /// Down to `max_entries` remembered offences, forgetting the mildest.
+    fn trim_past(&mut self) {
+        let excess = self.past.len().saturating_sub(self.max_entries);
+        for net in smallest(self.past.iter().map(|(n, p)| ((p.offences, p.seen, *n), *n)), excess) {
+            self.past.remove(&net);
         }
     }
 
@@ -226,15 +243,13 @@ impl Blocklist {
         let gone: Vec<IpNet> = self.entries.values().filter(|e| e.expires <= now).map(|e| e.net).collect();
         for n in gone {
             let e = self.entries.remove(&n).expect("present");
-            if self.past.len() >= self.max_entries {
-                // Forget the mildest offender to make room.
-                if let Some(k) = self.past.iter().min_by_key(|(n, p)| (p.offences, p.seen, **n)).map(|(n, _)| *n) {
-                    self.past.remove(&k);
-                }
-            }
             self.past.insert(n, Past { offences: e.offences, seen: e.seen });
+            if self.past.len() >= 2 * self.max_entries.max(1) {
+                self.trim_past();
+            }
             self.changed = true;
         }
+        self.trim_past();
     }
 
     /// Restores entries and offences from the state file; the allowlist of
@@ -285,6 +300,19 @@ impl Blocklist {
         let v4 = self.entries.keys().filter(|n| matches!(n.addr(), IpAddr::V4(_))).count();
         (v4, self.entries.len() - v4)
     }
+}
+
+/// The keys of the `n` items with the smallest order (one pass, no sort).
+fn smallest<O: Ord, K>(items: impl Iterator<Item = (O, K)>, n: usize) -> Vec<K> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut v: Vec<(O, K)> = items.collect();
+    if n < v.len() {
+        v.select_nth_unstable_by(n - 1, |a, b| a.0.cmp(&b.0));
+        v.truncate(n);
+    }
+    v.into_iter().map(|(_, k)| k).collect()
 }
 
 #[cfg(test)]

@@ -103,6 +103,24 @@ fn capped_by_evicting_the_soonest_to_expire() {
 }
 
 #[test]
+fn a_flood_past_the_cap_keeps_the_entries_that_expire_last() {
+    // Many more threats in one update than the cap: the list is trimmed in
+    // batches, and ends holding exactly the cap's worth of the latest.
+    let cfg = BlocklistConfig { max_entries: 10, ..Default::default() };
+    let mut b = list(&cfg);
+    let ips: Vec<String> = (0..100).map(|i| format!("192.0.2.{i}")).collect();
+    let actors: Vec<Actor> =
+        ips.iter().enumerate().map(|(i, ip)| actor(&format!("a-{i}"), Class::Threat, &[ip], T0 + i as Secs)).collect();
+    b.update(&actors, T0 + 100);
+    assert_eq!(nets(&b), (90..100).map(|i| format!("192.0.2.{i}/32")).collect::<Vec<_>>());
+    assert_eq!(b.evicted, 90);
+    // They all expire: the offences remembered are capped too.
+    b.update(&[], T0 + 100 + 30 * 24 * H);
+    assert!(b.is_empty());
+    assert_eq!(b.past().count(), 10);
+}
+
+#[test]
 fn contained_networks_fold_into_the_wider_one() {
     let mut b = list(&BlocklistConfig::default());
     b.restore(
