@@ -33,6 +33,11 @@ pub struct BenchDetectArgs {
     /// Exchanges in the throughput mix.
     #[arg(long, default_value_t = 3_000_000)]
     exchanges: u64,
+    /// Distinct clients in the throughput mix. More than the roster's
+    /// 100 000 actors (say 4 000 000 over as many exchanges) is a flood of
+    /// new scanners: actors are evicted to make room all the while.
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=u32::MAX as u64))]
+    mix_clients: u64,
     /// Distinct clients in the memory run.
     #[arg(long, default_value_t = 1_000_000)]
     clients: u64,
@@ -73,9 +78,9 @@ fn status_kb(field: &str) -> u64 {
 
 /// One exchange of the mix: mostly served traffic of 100 000 clients, a
 /// reject pile of 401/403/404/429, and a few scanners and pollers.
-fn exchange_text(rng: &mut Rng, i: u64) -> (u32, String, u16) {
+fn exchange_text(rng: &mut Rng, i: u64, clients: u64) -> (u32, String, u16) {
     let r = rng.next();
-    let client = (r % 100_000) as u32;
+    let client = (r % clients) as u32;
     let ua = AGENTS[(client % 8) as usize];
     let (method, target, status) = match (r >> 20) % 20 {
         0..=5 => ("GET", format!("/api/v1/products/{}", (r >> 32) % 5000), 200),
@@ -130,6 +135,13 @@ impl Run {
     }
 }
 
+/// The generated mix: how many exchanges, from how many clients.
+#[derive(Clone, Copy)]
+struct Mix {
+    exchanges: u64,
+    clients: u64,
+}
+
 /// A record with its payload, as a source would hold it.
 struct Owned {
     kind: Kind,
@@ -155,11 +167,11 @@ impl Owned {
 
 /// The records of exchanges `from..to` of the mix: each request on a flow
 /// of its own, answered 200 µs later.
-fn records(rng: &mut Rng, from: u64, to: u64) -> Vec<Owned> {
+fn records(rng: &mut Rng, clients: u64, from: u64, to: u64) -> Vec<Owned> {
     let server = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 168, 100, 1)), 80);
     let mut records = Vec::with_capacity(2 * (to - from) as usize);
     for i in from..to {
-        let (client, head, status) = exchange_text(rng, i);
+        let (client, head, status) = exchange_text(rng, i, clients);
         let ts = (T0 + i / 2000) * 1_000_000_000 + (i % 2000) * 500_000;
         let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | client));
         let src = SocketAddr::new(ip, 1024 + (i % 60_000) as u16);
@@ -173,14 +185,15 @@ fn records(rng: &mut Rng, from: u64, to: u64) -> Vec<Owned> {
 /// Runs `each` over the records of `n` exchanges, generated in chunks
 /// outside the timed sections (and freed outside them: a live source's
 /// records borrow its buffers), then `end`.
-fn timed<S>(n: u64, state: &mut S, mut each: impl FnMut(&mut S, Record<'_>), end: impl FnOnce(&mut S)) -> Run {
+fn timed<S>(mix: Mix, state: &mut S, mut each: impl FnMut(&mut S, Record<'_>), end: impl FnOnce(&mut S)) -> Run {
     let mut rng = Rng::new(42);
+    let n = mix.exchanges;
     let mut run = Run { spent: Duration::ZERO, exchanges: n, findings: 0, allocations: 0 };
     let chunk = 100_000;
     let mut done = 0;
     while done < n {
         let to = (done + chunk).min(n);
-        let records = records(&mut rng, done, to);
+        let records = records(&mut rng, mix.clients, done, to);
         run.measure(|| records.iter().for_each(|r| each(state, r.record())));
         done = to;
     }
@@ -191,9 +204,9 @@ fn timed<S>(n: u64, state: &mut S, mut each: impl FnMut(&mut S, Record<'_>), end
 /// The floor: each record's head parsed (httparse, the headers copied out
 /// as the joiner keeps them), nothing joined or enriched. What the goal
 /// leaves for everything else is the budget minus this.
-fn parse_floor(n: u64) -> Run {
+fn parse_floor(mix: Mix) -> Run {
     timed(
-        n,
+        mix,
         &mut (),
         |_, r| match r.kind {
             Kind::Request => drop(std::hint::black_box(http::parse_request(r.data))),
@@ -223,20 +236,20 @@ impl rejectwatch::observe::Observer for Upto {
 }
 
 /// Join (+ enrichment) with nothing after it, over `n` exchanges.
-fn join_floor(n: u64, enrich: bool) -> Run {
+fn join_floor(mix: Mix, enrich: bool) -> Run {
     let enricher = enrich.then(|| {
         Enricher::with_parts(&Config::default(), Geo::open(None, None).expect("no geo"), [7; 32]).expect("enricher")
     });
     let mut state = (Joiner::new(JoinConfig::default(), Source::Pcap), Upto { enricher, exchanges: 0 });
-    let run = timed(n, &mut state, |(join, upto), r| join.push(r, upto), |(join, upto)| join.finish(upto));
+    let run = timed(mix, &mut state, |(join, upto), r| join.push(r, upto), |(join, upto)| join.finish(upto));
     Run { exchanges: state.1.exchanges, ..run }
 }
 
 /// Join + enrichment + the engine (+ detectors) over `n` exchanges.
-fn throughput(detect: &DetectConfig, n: u64) -> Run {
+fn throughput(detect: &DetectConfig, mix: Mix) -> Run {
     let mut state = (Joiner::new(JoinConfig::default(), Source::Pcap), pipeline(detect));
     let run = timed(
-        n,
+        mix,
         &mut state,
         |(join, pipe), r| join.push(r, pipe),
         |(join, pipe)| {
@@ -256,7 +269,7 @@ fn memory(clients: u64) -> (u64, usize, u64) {
     let before = status_kb("VmRSS:") * 1024;
     for round in 0..2u64 {
         for c in 0..clients {
-            let (_, _, status) = exchange_text(&mut rng, c);
+            let (_, _, status) = exchange_text(&mut rng, c, 100_000);
             let r = rng.next();
             let ip = IpAddr::V4(Ipv4Addr::from(0x0b00_0000 + c as u32));
             // One user agent per client, as in the throughput mix.
@@ -292,12 +305,15 @@ pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
         memory_report(&args);
         return Ok(());
     }
-    println!("bench-detect: {} exchanges, one core (thread CPU time of the processing only)", args.exchanges);
+    println!(
+        "bench-detect: {} exchanges from {} clients, one core (thread CPU time of the processing only)",
+        args.exchanges, args.mix_clients
+    );
     let only = args.only.as_deref();
     let wanted = |name| only.is_none_or(|o| o == name);
-    let n = args.exchanges;
+    let n = Mix { exchanges: args.exchanges, clients: args.mix_clients };
     let floors = [
-        ("parse", "floor: parsing the two heads only", parse_floor as fn(u64) -> Run),
+        ("parse", "floor: parsing the two heads only", parse_floor as fn(Mix) -> Run),
         ("join", "join", |n| join_floor(n, false)),
         ("enrich", "join + enrichment", |n| join_floor(n, true)),
     ]

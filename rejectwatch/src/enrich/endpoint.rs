@@ -59,7 +59,9 @@ pub fn template(target: &str) -> Endpoint {
     // boundary, and a byte loop beats the char searcher on short segments.
     let cut = target.bytes().position(|b| b == b'?' || b == b'#');
     let (path, query) = match cut {
-        Some(i) if target.as_bytes()[i] == b'?' => (&target[..i], Some(target[i + 1..].split('#').next().unwrap_or(""))),
+        Some(i) if target.as_bytes()[i] == b'?' => {
+            (&target[..i], Some(target[i + 1..].split('#').next().unwrap_or("")))
+        }
         Some(i) => (&target[..i], None),
         None => (target, None),
     };

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-
 use super::*;
 use crate::observe::Collect;
 
@@ -11,15 +10,7 @@ const S: &str = "10.1.0.1:80";
 const SEC: Nanos = 1_000_000_000;
 
 fn rec<'a>(kind: Kind, ts: Nanos, src: &str, dst: &str, seq: u32, data: &'a [u8]) -> Record<'a> {
-    Record {
-        kind,
-        ts,
-        src: src.parse().unwrap(),
-        dst: dst.parse().unwrap(),
-        seq,
-        payload_len: data.len() as u32,
-        data,
-    }
+    Record { kind, ts, src: src.parse().unwrap(), dst: dst.parse().unwrap(), seq, payload_len: data.len() as u32, data }
 }
 
 fn req(ts: Nanos, seq: u32, data: &[u8]) -> Record<'_> {

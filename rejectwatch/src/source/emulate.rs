@@ -146,15 +146,7 @@ fn ends(s: &Segment<'_>) -> bool {
 
 fn record<'a>(kind: Kind, s: &Segment<'a>, seq: u32, cap: u32) -> Record<'a> {
     let n = (s.payload_len.min(cap) as usize).min(s.payload.len());
-    Record {
-        kind,
-        ts: s.ts,
-        src: s.src,
-        dst: s.dst,
-        seq,
-        payload_len: s.payload_len,
-        data: &s.payload[..n],
-    }
+    Record { kind, ts: s.ts, src: s.src, dst: s.dst, seq, payload_len: s.payload_len, data: &s.payload[..n] }
 }
 
 #[cfg(test)]
