@@ -219,8 +219,7 @@ impl HeaderValues {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(self.ends.iter().copied()).map(|(a, b)| &self.text[a as usize..b as usize])
+        (0..self.ends.len()).filter_map(|i| self.get(i))
     }
 
     pub fn is_empty(&self) -> bool {

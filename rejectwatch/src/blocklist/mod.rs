@@ -25,7 +25,7 @@ use std::{
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use crate::detect::{actors::Actor, client::ClientKey, evidence::Class, window::Secs};
+use crate::detect::{actors::Actor, client::ClientKey, evidence::Class, keyed, window::Secs};
 
 /// `[blocklist]` in the config file.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -224,7 +224,7 @@ impl Blocklist {
     /// Down to `max_entries`, dropping the entries that expire soonest.
     fn trim_entries(&mut self) {
         let excess = self.entries.len().saturating_sub(self.max_entries);
-        for net in smallest(self.entries.values().map(|e| ((e.expires, e.net), e.net)), excess) {
+        for net in keyed::smallest(self.entries.values().map(|e| ((e.expires, e.net), e.net)), excess) {
             self.entries.remove(&net);
             self.evicted += 1;
         }
@@ -233,7 +233,7 @@ impl Blocklist {
     /// Down to `max_entries` remembered offences, forgetting the mildest.
     fn trim_past(&mut self) {
         let excess = self.past.len().saturating_sub(self.max_entries);
-        for net in smallest(self.past.iter().map(|(n, p)| ((p.offences, p.seen, *n), *n)), excess) {
+        for net in keyed::smallest(self.past.iter().map(|(n, p)| ((p.offences, p.seen, *n), *n)), excess) {
             self.past.remove(&net);
         }
     }
@@ -300,19 +300,6 @@ impl Blocklist {
         let v4 = self.entries.keys().filter(|n| matches!(n.addr(), IpAddr::V4(_))).count();
         (v4, self.entries.len() - v4)
     }
-}
-
-/// The keys of the `n` items with the smallest order (one pass, no sort).
-fn smallest<O: Ord, K>(items: impl Iterator<Item = (O, K)>, n: usize) -> Vec<K> {
-    if n == 0 {
-        return Vec::new();
-    }
-    let mut v: Vec<(O, K)> = items.collect();
-    if n < v.len() {
-        v.select_nth_unstable_by(n - 1, |a, b| a.0.cmp(&b.0));
-        v.truncate(n);
-    }
-    v.into_iter().map(|(_, k)| k).collect()
 }
 
 #[cfg(test)]

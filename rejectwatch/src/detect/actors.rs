@@ -234,14 +234,8 @@ impl Roster {
     /// per exchange (throughput fell twelvefold), where a batch pays one
     /// walk per cap/16 new actors.
     fn evict(&mut self) {
-        let batch = (self.cap / 16).clamp(1, self.actors.len().max(1));
-        let mut order: Vec<(bool, Secs, u32)> =
-            self.actors.iter().map(|(id, a)| (a.forward == 0, a.last_seen, *id)).collect();
-        if batch < order.len() {
-            order.select_nth_unstable(batch - 1);
-            order.truncate(batch);
-        }
-        for (_, _, id) in order {
+        let order = self.actors.iter().map(|(id, a)| ((a.forward == 0, a.last_seen, *id), *id));
+        for id in super::keyed::smallest(order, (self.cap / 16).max(1)) {
             self.actors.remove(&id);
             self.evicted += 1;
         }

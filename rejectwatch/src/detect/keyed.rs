@@ -237,6 +237,20 @@ impl<T> Chunked<T> {
     }
 }
 
+/// The keys of the `n` items with the smallest order (one pass, no sort):
+/// how the capped tables that cannot sample make room in batches.
+pub fn smallest<O: Ord, K>(items: impl Iterator<Item = (O, K)>, n: usize) -> Vec<K> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let mut v: Vec<(O, K)> = items.collect();
+    if n < v.len() {
+        v.select_nth_unstable_by(n - 1, |a, b| a.0.cmp(&b.0));
+        v.truncate(n);
+    }
+    v.into_iter().map(|(_, k)| k).collect()
+}
+
 /// A prefetch hint for the cache lines of the `T` at `p` (none off x86-64).
 #[inline(always)]
 pub fn prefetch_read<T>(p: *const T) {
