@@ -173,3 +173,23 @@ impl Observer for Sinks {
         self.metrics().parse_errors.with_label_values(&[source.as_str(), reason]).inc();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_count_under_other_until_the_endpoint_is_known() {
+        let metrics = Arc::new(Mutex::new(Metrics::new()));
+        let mut s = Sinks::new(metrics.clone(), None);
+        s.reject("/api/a", false);
+        s.reject("/x/zq1", false);
+        s.reject("/api/a", true); // now part of the API: its own series
+        s.reject("/api/a", false); // and it keeps it
+        s.reject("/x/zq2", false);
+        let m = metrics.lock().unwrap();
+        let get = |l: &str| m.rejects.with_label_values(&[l]).get();
+        assert_eq!((get("/api/a"), get("other")), (2, 3));
+        assert_eq!(get("/x/zq1") + get("/x/zq2"), 0);
+    }
+}
