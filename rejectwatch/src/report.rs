@@ -43,10 +43,10 @@ impl Prospect {
         let join = |v: Vec<String>| v.join(" ");
         Self {
             actor: a.id.clone(),
-            product_version: join(a.products.clone()),
-            countries: join(a.countries.clone()),
+            product_version: a.products.join(" "),
+            countries: a.countries.join(" "),
             asns: join(a.asns.iter().map(|n| format!("AS{n}")).collect()),
-            endpoints: join(a.endpoints.clone()),
+            endpoints: a.endpoints.join(" "),
             cadence: a.cadence.clone().unwrap_or_default(),
             clients: join(a.clients.iter().map(ToString::to_string).collect()),
             requests: a.requests,

@@ -17,6 +17,7 @@ use super::{
     client::{ClientKey, ClientState},
     evidence::{self, Class, Kind, Leaning},
     human,
+    textlist::TextList,
     window::{Secs, h64},
 };
 use crate::exchange::{Exchange, format_ts};
@@ -45,12 +46,12 @@ pub struct Actor {
     pub classification: Class,
     /// Addresses (IPv6: networks), in the order they joined.
     pub clients: Vec<ClientKey>,
-    pub countries: Vec<String>,
+    pub countries: TextList,
     pub asns: Vec<u32>,
-    pub user_agents: Vec<String>,
+    pub user_agents: TextList,
     /// `product/version` of the user agents that name one.
-    pub products: Vec<String>,
-    pub endpoints: Vec<String>,
+    pub products: TextList,
+    pub endpoints: TextList,
     #[serde(serialize_with = "secs_rfc3339")]
     pub first_seen: Secs,
     #[serde(serialize_with = "secs_rfc3339")]
@@ -79,11 +80,11 @@ impl Actor {
             id: id.to_string(),
             classification: class,
             clients,
-            countries: Vec::new(),
+            countries: TextList::default(),
             asns: Vec::new(),
-            user_agents: Vec::new(),
-            products: Vec::new(),
-            endpoints: Vec::new(),
+            user_agents: TextList::default(),
+            products: TextList::default(),
+            endpoints: TextList::default(),
             first_seen,
             last_seen,
             requests: 0,
@@ -105,39 +106,6 @@ fn secs_rfc3339<S: serde::Serializer>(t: &Secs, s: S) -> Result<S::Ok, S::Error>
 fn push_capped<T: PartialEq>(v: &mut Vec<T>, x: T, cap: usize) {
     if v.len() < cap && !v.contains(&x) {
         v.push(x);
-    }
-}
-
-/// Like [`push_capped`] for text cut to `max` characters, allocating only
-/// when it is added (this runs for every exchange of every actor).
-fn push_capped_str(v: &mut Vec<String>, parts: &[&str], max: usize, cap: usize) {
-    if v.len() >= cap {
-        return;
-    }
-    let len: usize = parts.iter().map(|p| p.len()).sum();
-    if len <= max {
-        // No clipping (a char is at least a byte): compare bytes, which
-        // is what runs on every exchange of a known actor.
-        let same = |x: &String| {
-            x.len() == len && {
-                let mut rest = x.as_bytes();
-                parts.iter().all(|p| match rest.strip_prefix(p.as_bytes()) {
-                    Some(r) => {
-                        rest = r;
-                        true
-                    }
-                    None => false,
-                })
-            }
-        };
-        if !v.iter().any(same) {
-            v.push(parts.concat());
-        }
-        return;
-    }
-    let text = || parts.iter().flat_map(|p| p.chars()).take(max);
-    if !v.iter().any(|x| x.chars().eq(text())) {
-        v.push(text().collect());
     }
 }
 
@@ -207,11 +175,11 @@ impl Roster {
             id: format!("a-{:012x}", stable & 0xffff_ffff_ffff),
             classification: Class::Unknown,
             clients: vec![key],
-            countries: Vec::new(),
+            countries: TextList::default(),
             asns: Vec::new(),
-            user_agents: Vec::new(),
-            products: Vec::new(),
-            endpoints: Vec::new(),
+            user_agents: TextList::default(),
+            products: TextList::default(),
+            endpoints: TextList::default(),
             first_seen: c.first,
             last_seen: c.last,
             requests: c.requests as u64,
@@ -272,19 +240,19 @@ impl Roster {
     pub fn touch_details(&mut self, id: u32, ex: &Exchange, documented: bool) {
         let Some(a) = self.actors.get_mut(&id) else { return };
         if let Some(c) = &ex.country {
-            push_capped_str(&mut a.countries, &[c], usize::MAX, MAX_LIST);
+            a.countries.note(&[c], usize::MAX, MAX_LIST);
         }
         if let Some(n) = ex.asn {
             push_capped(&mut a.asns, n, MAX_LIST);
         }
         if let Some(ua) = &ex.user_agent {
-            push_capped_str(&mut a.user_agents, &[ua], 256, 8);
+            a.user_agents.note(&[ua], 256, 8);
         }
         if let (Some(p), Some(v)) = (&ex.ua_product, &ex.ua_version) {
-            push_capped_str(&mut a.products, &[p, "/", v], usize::MAX, 8);
+            a.products.note(&[p, "/", v], usize::MAX, 8);
         }
         if let Some(e) = &ex.endpoint {
-            push_capped_str(&mut a.endpoints, &[e], 256, MAX_LIST);
+            a.endpoints.note(&[e], 256, MAX_LIST);
         }
         if !documented {
             a.undocumented_requests += 1;
@@ -322,21 +290,13 @@ impl Roster {
             for c in other.clients.drain(..) {
                 push_capped(&mut s.clients, c, MAX_CLIENTS);
             }
-            for c in other.countries.drain(..) {
-                push_capped(&mut s.countries, c, MAX_LIST);
-            }
+            s.countries.absorb(std::mem::take(&mut other.countries), MAX_LIST);
             for n in other.asns.drain(..) {
                 push_capped(&mut s.asns, n, MAX_LIST);
             }
-            for u in other.user_agents.drain(..) {
-                push_capped(&mut s.user_agents, u, 8);
-            }
-            for p in other.products.drain(..) {
-                push_capped(&mut s.products, p, 8);
-            }
-            for e in other.endpoints.drain(..) {
-                push_capped(&mut s.endpoints, e, MAX_LIST);
-            }
+            s.user_agents.absorb(std::mem::take(&mut other.user_agents), 8);
+            s.products.absorb(std::mem::take(&mut other.products), 8);
+            s.endpoints.absorb(std::mem::take(&mut other.endpoints), MAX_LIST);
             s.first_seen = s.first_seen.min(other.first_seen);
             s.last_seen = s.last_seen.max(other.last_seen);
             s.requests += other.requests;

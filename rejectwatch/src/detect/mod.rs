@@ -19,6 +19,7 @@ pub mod keyed;
 pub mod marks;
 pub mod signals;
 pub mod spec;
+pub mod textlist;
 pub mod window;
 
 use std::collections::HashSet;
