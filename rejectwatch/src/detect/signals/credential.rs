@@ -7,7 +7,7 @@
 //!   takeover starts as a change in the ratio; the baseline is learned
 //!   hour by hour first).
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use serde::Deserialize;
 
@@ -24,6 +24,8 @@ use crate::detect::{
 
 pub const NAME: &str = "credential-scanning";
 const MAX_DISTINCT: usize = 32;
+/// Endpoints whose login test is remembered at once.
+const MAX_MEMO: usize = 4096;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -96,6 +98,7 @@ impl Spec {
         Credential {
             spec: self.clone(),
             login: Globs::new(&self.login_endpoints),
+            is_login: HashMap::default(),
             window,
             bucket: secs(self.bucket),
             per_client: Keyed::new(self.max_keys, window),
@@ -126,6 +129,10 @@ struct Baseline {
 pub struct Credential {
     spec: Spec,
     login: Globs,
+    /// Whether an endpoint (by hash) is a login: six substring searches
+    /// per exchange cost more than the rest of the detector. Endpoints are
+    /// templates, so few; the memo is cleared if a scan makes it large.
+    is_login: HashMap<u64, bool, foldhash::fast::FixedState>,
     window: Secs,
     bucket: Secs,
     per_client: Keyed<ClientKey, Distinct<u32, MAX_DISTINCT>>,
@@ -134,8 +141,20 @@ pub struct Credential {
 }
 
 impl Credential {
+    fn is_login(&mut self, ep: u64, endpoint: &str) -> bool {
+        if let Some(&known) = self.is_login.get(&ep) {
+            return known;
+        }
+        if self.is_login.len() >= MAX_MEMO {
+            self.is_login.clear();
+        }
+        let login = self.login.any(endpoint);
+        self.is_login.insert(ep, login);
+        login
+    }
+
     fn baseline(&mut self, o: &Obs<'_>, out: &mut Vec<Signal>) {
-        if !self.login.any(o.endpoint) {
+        if !self.is_login(o.ep, o.endpoint) {
             return;
         }
         let failed = matches!(o.status(), 401 | 403);
