@@ -114,11 +114,16 @@ pub struct Sensitive {
 
 impl Detector for Sensitive {
     fn observe(&mut self, o: &Obs<'_>, _c: &mut ClientState, out: &mut Vec<Signal>) {
-        if o.status() < 400 || o.ctx.documented(o.ep, o.endpoint) || o.cooling(o.key.hash32() as u64) {
+        if o.status() < 400 || o.ctx.documented(o.ep, o.endpoint) {
             return;
         }
         let path = super::injection::normalise(o.ex.target.split('?').next().unwrap_or(""));
         let Some(m) = self.ac.find(path.as_ref()) else { return };
+        // After the match: most rejected paths are no probe, and the
+        // cooldown table is a cache miss away.
+        if o.cooling(o.key.hash32() as u64) {
+            return;
+        }
         let pattern = &self.patterns[m.pattern().as_usize()];
         out.push(
             Signal::new(
