@@ -66,6 +66,13 @@ fn text(b: &[u8]) -> String {
 }
 
 fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    // Nearly every head is ASCII, which a word-at-a-time check confirms in
+    // a fraction of what UTF-8 validation costs (a sixth of our share of
+    // parsing a head went to validation).
+    if b.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        return std::borrow::Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(b) });
+    }
     // Checking first is much faster than the lossy decoder on valid text.
     match std::str::from_utf8(b) {
         Ok(s) => std::borrow::Cow::Borrowed(s),
