@@ -107,7 +107,8 @@ pub fn normalise(target: &str) -> Cow<'_, str> {
     // A '*' is rare in a target: look for one before building a searcher.
     let comment =
         |s: &str| memchr::memchr(b'*', s.as_bytes()).is_some() && memchr::memmem::find(s.as_bytes(), b"/**/").is_some();
-    if !target.contains(['%', '+']) {
+    // One SIMD scan; a char-set search decodes every char of the target.
+    if memchr::memchr2(b'%', b'+', target.as_bytes()).is_none() {
         // Most targets: nothing encoded, and no comment standing for a space.
         return if comment(target) { Cow::Owned(target.replace("/**/", " ")) } else { Cow::Borrowed(target) };
     }
