@@ -143,7 +143,9 @@ impl<const W: usize> Default for Sketch<W> {
 }
 
 impl<const W: usize> Sketch<W> {
-    pub fn add(&mut self, hash: u64, now: Secs, window: Secs) -> u32 {
+    const BITS: u32 = 64 * W as u32;
+
+    pub fn insert(&mut self, hash: u64, now: Secs, window: Secs) {
         if now.saturating_sub(self.start) >= window {
             (self.start, self.bits) = (now, [[0; 2]; W]);
         }
@@ -153,19 +155,35 @@ impl<const W: usize> Sketch<W> {
         z ^= z >> 27;
         z = z.wrapping_mul(0x94d0_49bb_1331_11eb);
         z ^= z >> 31;
-        let bit = (z % (64 * W as u64)) as usize;
+        let bit = (z % Self::BITS as u64) as usize;
         self.bits[bit / 64][(bit % 64) / 32] |= 1 << (bit % 32);
-        self.estimate()
     }
 
     pub fn estimate(&self) -> u32 {
-        let m = (64 * W) as f64;
-        let zero = m - self.bits.iter().flatten().map(|b| b.count_ones() as f64).sum::<f64>();
+        Self::estimate_for(self.ones())
+    }
+
+    /// Bits set: the estimate grows with it, so a detector compares this
+    /// with [`Sketch::ones_beyond`] of its threshold and takes the
+    /// logarithm only for the few sketches that may be past it.
+    pub fn ones(&self) -> u32 {
+        self.bits.iter().flatten().map(|b| b.count_ones()).sum()
+    }
+
+    fn estimate_for(ones: u32) -> u32 {
+        let m = Self::BITS as f64;
+        let zero = m - ones as f64;
         if zero < 1.0 {
             // Saturated: the estimate is at least this.
             return (m * m.ln()) as u32;
         }
         (m * (m / zero).ln()).round() as u32
+    }
+
+    /// The fewest bits set at which the estimate exceeds `n`: below it,
+    /// it does not (`u32::MAX` if it never does).
+    pub fn ones_beyond(n: u32) -> u32 {
+        (0..=Self::BITS).find(|&k| Self::estimate_for(k) > n).unwrap_or(u32::MAX)
     }
 }
 
@@ -201,9 +219,21 @@ mod tests {
     fn sketch_estimates() {
         let mut s = Sketch::<4>::default();
         for i in 0..150u64 {
-            s.add(h64(&i.to_le_bytes()), 0, 100);
+            s.insert(h64(&i.to_le_bytes()), 0, 100);
         }
         let e = s.estimate();
         assert!((135..=165).contains(&e), "{e}");
+    }
+
+    #[test]
+    fn a_sketch_below_the_bits_beyond_n_estimates_at_most_n() {
+        for n in [0, 1, 20, 100, 500, 1418, 1419, 5000] {
+            let k = Sketch::<4>::ones_beyond(n);
+            for ones in 0..=256 {
+                let e = Sketch::<4>::estimate_for(ones);
+                assert!(ones >= k || e <= n, "n {n}: {ones} bits estimate {e} but the gate is {k}");
+            }
+        }
+        assert_eq!(Sketch::<4>::ones_beyond(5000), u32::MAX);
     }
 }

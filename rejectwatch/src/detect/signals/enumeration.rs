@@ -43,7 +43,11 @@ impl Spec {
         positive("max_ids", self.max_ids as u64)
     }
     pub fn build(&self) -> Enumeration {
-        Enumeration { window: secs(self.window), max: self.max_ids }
+        Enumeration {
+            window: secs(self.window),
+            max: self.max_ids,
+            ones_beyond_max: Sketch::<4>::ones_beyond(self.max_ids),
+        }
     }
 }
 
@@ -59,6 +63,8 @@ pub struct State {
 pub struct Enumeration {
     window: Secs,
     max: u32,
+    /// Bits the id sketch must have set before its estimate can pass `max`.
+    ones_beyond_max: u32,
 }
 
 impl Detector for Enumeration {
@@ -79,7 +85,11 @@ impl Detector for Enumeration {
         if o.rejected {
             s.rejected = s.rejected.saturating_add(1);
         }
-        let n = s.ids.add(h64(id.as_bytes()), o.now, self.window);
+        s.ids.insert(h64(id.as_bytes()), o.now, self.window);
+        if s.ids.ones() < self.ones_beyond_max {
+            return;
+        }
+        let n = s.ids.estimate();
         if n > self.max && !o.cooling(o.key.hash32() as u64 ^ o.ep) {
             out.push(
                 Signal::new(

@@ -72,8 +72,12 @@ impl Detector for Scraping {
         let n = s.gets.add(o.now, self.window);
         let path = o.ex.target.split('?').next().unwrap_or("");
         // The sketch's window restarts on its own; the rate slides.
-        let r = s.resources.add(h64(path.as_bytes()), o.now, self.window);
-        if n >= self.min && r >= self.min_resources && !o.cooling(o.key.hash32() as u64) {
+        s.resources.insert(h64(path.as_bytes()), o.now, self.window);
+        if n < self.min {
+            return;
+        }
+        let r = s.resources.estimate();
+        if r >= self.min_resources && !o.cooling(o.key.hash32() as u64) {
             out.push(
                 Signal::new(
                     NAME,
