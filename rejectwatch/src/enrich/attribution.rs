@@ -40,10 +40,13 @@ impl Attribution {
                 }
             }
         } else {
+            // Names first: a value is sliced out only for a forwarding header.
             ex.untrusted_forwarding = ex
-                .headers()
-                .filter(|(n, _)| FORWARDING.iter().any(|f| n.eq_ignore_ascii_case(f)))
-                .map(|(n, v)| format!("{n}: {v}"))
+                .header_names
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| FORWARDING.iter().any(|f| n.eq_ignore_ascii_case(f)))
+                .filter_map(|(i, n)| Some(format!("{n}: {}", ex.header_values.get(i)?)))
                 .collect();
         }
         ex.client = Some(client);
