@@ -11,6 +11,7 @@ use std::{
     time::Duration,
 };
 
+use anyhow::Context;
 use rejectwatch::{
     alloc_count::allocations as allocations_so_far,
     config::Config,
@@ -45,6 +46,14 @@ pub struct BenchDetectArgs {
     /// `enrich`, `none` (the engine, no detectors) or `all` detectors.
     #[arg(long, value_parser = ["parse", "join", "enrich", "none", "all"])]
     only: Option<String>,
+    /// Instead of timing, count the instructions the processing executes
+    /// per exchange, under valgrind's callgrind: a figure that, unlike time
+    /// on a shared VM, is the same on every run, for comparing builds.
+    /// Needs valgrind, and runs about 50x slower: use ~100 000 exchanges.
+    /// Counts the configuration `--only` names (default: every detector);
+    /// the parse floor has no join to count in.
+    #[arg(long)]
+    instructions: bool,
     /// Internal: the memory run, in a process of its own.
     #[arg(long, hide = true)]
     memory_only: bool,
@@ -305,6 +314,9 @@ pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
         memory_report(&args);
         return Ok(());
     }
+    if args.instructions {
+        return instructions(&args);
+    }
     println!(
         "bench-detect: {} exchanges from {} clients, one core (thread CPU time of the processing only)",
         args.exchanges, args.mix_clients
@@ -366,6 +378,42 @@ pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
         .output()?;
     anyhow::ensure!(out.status.success(), "memory run failed: {}", String::from_utf8_lossy(&out.stderr));
     print!("{}", String::from_utf8_lossy(&out.stdout));
+    Ok(())
+}
+
+/// Runs one configuration of this bench under callgrind, collecting only
+/// inside the joiner (which drives everything after it), and prints the
+/// instructions per exchange.
+fn instructions(args: &BenchDetectArgs) -> anyhow::Result<()> {
+    let only = args.only.as_deref().unwrap_or("all");
+    anyhow::ensure!(
+        only != "parse",
+        "--instructions: the parse floor has no joiner to count in; use join, enrich, none or all"
+    );
+    let out = std::env::temp_dir().join(format!("rejectwatch-callgrind.{}", std::process::id()));
+    let run = std::process::Command::new("valgrind")
+        .args(["--tool=callgrind", "--toggle-collect=*Joiner*push*"])
+        .arg(format!("--callgrind-out-file={}", out.display()))
+        .arg(std::env::current_exe()?)
+        .args(["bench-detect", "--only", only, "--clients", "1000"])
+        .args(["--exchanges", &args.exchanges.to_string(), "--mix-clients", &args.mix_clients.to_string()])
+        .output()
+        .context("--instructions: running valgrind (on Debian: apt-get install valgrind)")?;
+    let text = std::fs::read_to_string(&out);
+    let _ = std::fs::remove_file(&out);
+    anyhow::ensure!(run.status.success(), "valgrind failed: {}", String::from_utf8_lossy(&run.stderr));
+    let text = text.context("--instructions: reading callgrind's output")?;
+    let total: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("summary: ").or_else(|| l.strip_prefix("totals: ")))
+        .and_then(|v| v.trim().parse().ok())
+        .context("--instructions: no total in callgrind's output")?;
+    println!(
+        "bench-detect --only {only}: {} exchanges from {} clients: {:.0} instructions per exchange (callgrind)",
+        args.exchanges,
+        args.mix_clients,
+        total as f64 / args.exchanges.max(1) as f64
+    );
     Ok(())
 }
 
