@@ -46,10 +46,13 @@ impl Spec {
         Enumeration {
             window: secs(self.window),
             max: self.max_ids,
-            ones_beyond_max: Sketch::<4>::ones_beyond(self.max_ids),
+            ones_beyond_max: IdSketch::ones_beyond(self.max_ids),
         }
     }
 }
+
+/// The distinct ids a client asked for on one template.
+type IdSketch = Sketch<4>;
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct State {
@@ -57,7 +60,7 @@ pub struct State {
     last_id: u32,
     sequential: u16,
     rejected: u16,
-    ids: Sketch<4>,
+    ids: IdSketch,
 }
 
 pub struct Enumeration {
