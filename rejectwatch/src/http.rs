@@ -277,6 +277,18 @@ mod tests {
     }
 
     #[test]
+    fn header_values_beyond_ascii_are_kept_or_replaced() {
+        // Valid UTF-8 past the ASCII fast path is kept; invalid bytes
+        // become U+FFFD rather than failing the head.
+        let raw =
+            [&b"GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: "[..], "caf\u{e9}/1".as_bytes(), b"\r\nX-B: \xff\xfe\r\n\r\n"]
+                .concat();
+        let Parsed::Complete(h, _) = parse_request(&raw) else { panic!("not complete: {raw:?}") };
+        assert_eq!(h.user_agent.as_deref(), Some("caf\u{e9}/1"));
+        assert_eq!(h.header_values.get(2), Some("\u{fffd}\u{fffd}"), "{:?}", h.header_values);
+    }
+
+    #[test]
     fn partial_and_truncated_request() {
         let raw = b"GET /x HTTP/1.1\r\nHost: a\r\nUser-Agent: curl/8";
         assert_eq!(parse_request(raw), Parsed::Partial);
