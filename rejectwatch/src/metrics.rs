@@ -48,6 +48,17 @@ pub fn status_key(status: Option<u16>) -> u16 {
 pub const MAX_ENDPOINT_LABELS: usize = 50;
 const MAX_ENDPOINT_LABEL: usize = 100;
 
+/// Whether an endpoint template may be a label value of its own, while
+/// fewer than [`MAX_ENDPOINT_LABELS`] are: only if it is part of the API
+/// (`known`: configured or where requests succeed, so an attacker's random
+/// paths never qualify) and looks like a path. The rest count as `other`.
+pub fn may_label_endpoint(endpoint: &str, known: bool) -> bool {
+    known
+        && endpoint.len() <= MAX_ENDPOINT_LABEL
+        && endpoint.starts_with('/')
+        && endpoint.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+}
+
 pub struct Metrics {
     pub registry: Registry,
     pub exchanges: IntCounterVec,
@@ -62,9 +73,8 @@ pub struct Metrics {
     /// Keys held by the detectors' tables, clients included.
     pub detector_keys: IntGauge,
     /// Rejected exchanges by endpoint template (bounded, see
-    /// [`Metrics::endpoint_label`]).
+    /// [`may_label_endpoint`]).
     pub rejects: IntCounterVec,
-    endpoint_labels: std::collections::HashSet<String>,
     /// Blocklist entries by address family.
     pub blocklist_entries: IntGaugeVec,
     /// Seconds between a record's capture and its processing.
@@ -145,7 +155,6 @@ impl Metrics {
                  the API and beyond the label cap count as `other`.",
                 &["endpoint"],
             ),
-            endpoint_labels: std::collections::HashSet::new(),
             blocklist_entries,
             lag,
             exchanges: counter_vec(
@@ -222,25 +231,6 @@ impl Metrics {
         k.truncated.inc_by(d(now.truncated, k.last.truncated));
         k.wakeups.inc_by(d(now.wakeups, k.last.wakeups));
         k.last = now;
-    }
-
-    /// The label for an endpoint template: the template itself only if it
-    /// is part of the API (`known`: configured or where requests succeed,
-    /// so an attacker's random paths never qualify), looks like a path,
-    /// and fits under the cap of distinct templates; `other` otherwise. A
-    /// template once admitted keeps its series.
-    pub fn endpoint_label<'a>(&mut self, endpoint: &'a str, known: bool) -> &'a str {
-        if self.endpoint_labels.contains(endpoint) {
-            return endpoint;
-        }
-        let plain = endpoint.len() <= MAX_ENDPOINT_LABEL
-            && endpoint.starts_with('/')
-            && endpoint.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\');
-        if known && plain && self.endpoint_labels.len() < MAX_ENDPOINT_LABELS {
-            self.endpoint_labels.insert(endpoint.to_string());
-            return endpoint;
-        }
-        "other"
     }
 
     /// Reads the kernel counters at every scrape from now on.

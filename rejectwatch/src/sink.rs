@@ -11,12 +11,13 @@ use std::{
 };
 
 use anyhow::Context as _;
+use foldhash::fast::FixedState;
 use prometheus::IntCounter;
 
 use crate::{
     detect::finding::Finding,
     exchange::Exchange,
-    metrics::{Metrics, method_label, status_key, status_label},
+    metrics::{MAX_ENDPOINT_LABELS, Metrics, may_label_endpoint, method_label, status_key, status_label},
     observe::{Observer, Side, Source},
 };
 
@@ -57,7 +58,12 @@ pub struct Sinks {
     /// `rejectwatch_http_exchanges_total` series by (method label, status
     /// key): a series looked up once, not hashed by its label strings
     /// under the lock on every exchange. At most 10 × 76 entries.
-    exchange_series: HashMap<(&'static str, u16), IntCounter>,
+    exchange_series: HashMap<(&'static str, u16), IntCounter, FixedState>,
+    /// `rejectwatch_rejects_total` series of the endpoints that have one
+    /// (at most [`MAX_ENDPOINT_LABELS`]; a template once admitted keeps
+    /// its series), and the one every other endpoint counts under.
+    reject_series: HashMap<Box<str>, IntCounter, FixedState>,
+    reject_other: IntCounter,
     exchanges: Option<Box<dyn Write + Send>>,
     findings: Option<Box<dyn Write + Send>>,
     /// The latest findings, for the HTTP API.
@@ -73,9 +79,12 @@ pub struct Sinks {
 
 impl Sinks {
     pub fn new(metrics: Arc<Mutex<Metrics>>, exchanges: Option<Box<dyn Write + Send>>) -> Self {
+        let reject_other = metrics.lock().unwrap_or_else(|p| p.into_inner()).rejects.with_label_values(&["other"]);
         Self {
             metrics,
-            exchange_series: HashMap::new(),
+            exchange_series: HashMap::default(),
+            reject_series: HashMap::default(),
+            reject_other,
             exchanges,
             findings: None,
             recent: VecDeque::new(),
@@ -106,9 +115,15 @@ impl Sinks {
     /// A rejected exchange, counted by endpoint template when the template
     /// is part of the API (others, and any past the label cap, as `other`).
     pub fn reject(&mut self, endpoint: &str, known: bool) {
-        let mut m = self.metrics();
-        let label = m.endpoint_label(endpoint, known);
-        m.rejects.with_label_values(&[label]).inc();
+        if let Some(c) = self.reject_series.get(endpoint) {
+            c.inc();
+        } else if self.reject_series.len() < MAX_ENDPOINT_LABELS && may_label_endpoint(endpoint, known) {
+            let c = self.metrics().rejects.with_label_values(&[endpoint]);
+            c.inc();
+            self.reject_series.insert(endpoint.into(), c);
+        } else {
+            self.reject_other.inc();
+        }
     }
 
     pub fn flush(&mut self) -> io::Result<()> {
@@ -191,5 +206,23 @@ mod tests {
         let get = |l: &str| m.rejects.with_label_values(&[l]).get();
         assert_eq!((get("/api/a"), get("other")), (2, 3));
         assert_eq!(get("/x/zq1") + get("/x/zq2"), 0);
+    }
+
+    #[test]
+    fn endpoint_series_stop_at_the_cap() {
+        let metrics = Arc::new(Mutex::new(Metrics::new()));
+        let mut s = Sinks::new(metrics.clone(), None);
+        for i in 0..MAX_ENDPOINT_LABELS + 10 {
+            s.reject(&format!("/api/e{i}"), true);
+        }
+        s.reject("/api/e0", true);
+        s.reject("/api/e0", false);
+        s.reject("/api/has space", true);
+        let m = metrics.lock().unwrap();
+        let get = |l: &str| m.rejects.with_label_values(&[l]).get();
+        assert_eq!(get("/api/e0"), 3, "an admitted template keeps its series");
+        assert_eq!(get(&format!("/api/e{}", MAX_ENDPOINT_LABELS - 1)), 1);
+        assert_eq!(get(&format!("/api/e{MAX_ENDPOINT_LABELS}")), 0, "past the cap");
+        assert_eq!(get("other"), 11);
     }
 }
