@@ -28,7 +28,6 @@ pub struct Fingerprints {
 const KNOWN_MAX: usize = 4096;
 
 /// A cache key, owned.
-#[derive(PartialEq, Eq)]
 struct Key {
     method: Method,
     version: Option<u8>,
@@ -42,12 +41,21 @@ struct KeyRef<'a> {
     names: &'a [HeaderName],
 }
 
+/// Keys hold only shared names and methods (see [`Fingerprints::of`]),
+/// and each shared spelling is one static string, so a name is known by
+/// its address: hashing and comparing addresses replaces hashing and
+/// comparing every name's bytes. (The same text at another address would
+/// only take an entry of its own: the value depends on the text alone.)
+fn addr(s: &str) -> usize {
+    s.as_ptr() as usize
+}
+
 fn hash_parts<H: Hasher>(method: &str, version: Option<u8>, names: &[HeaderName], h: &mut H) {
-    method.hash(h);
+    addr(method).hash(h);
     version.hash(h);
     names.len().hash(h);
     for n in names {
-        n.as_ref().hash(h);
+        addr(n).hash(h);
     }
 }
 
@@ -65,9 +73,21 @@ impl Hash for KeyRef<'_> {
 
 impl Equivalent<Key> for KeyRef<'_> {
     fn equivalent(&self, k: &Key) -> bool {
-        self.method == k.method && self.version == k.version && self.names == k.names.as_slice()
+        let same = |a: &str, b: &str| std::ptr::eq(a, b);
+        same(self.method, &k.method)
+            && self.version == k.version
+            && self.names.len() == k.names.len()
+            && self.names.iter().zip(&k.names).all(|(a, b)| same(a, b))
     }
 }
+
+impl PartialEq for Key {
+    fn eq(&self, k: &Key) -> bool {
+        KeyRef { method: &self.method, version: self.version, names: &self.names }.equivalent(k)
+    }
+}
+
+impl Eq for Key {}
 
 impl Default for Fingerprints {
     fn default() -> Self {
