@@ -80,8 +80,16 @@ fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// `Content-Length: 1*DIGIT` (RFC 9110 8.6), optional whitespace around;
+/// anything else leaves the body's end unknown. Digits by hand: the
+/// generic integer parse was most of reading a one-header response.
 fn content_length(v: &[u8]) -> BodyLen {
-    std::str::from_utf8(v).ok().and_then(|s| s.trim().parse::<u64>().ok()).map_or(BodyLen::Unknown, BodyLen::Length)
+    let d = v.trim_ascii();
+    // Twenty digits can overflow a u64; nineteen cannot.
+    if d.is_empty() || d.len() > 19 || !d.iter().all(u8::is_ascii_digit) {
+        return BodyLen::Unknown;
+    }
+    BodyLen::Length(d.iter().fold(0, |n, b| n * 10 + u64::from(b - b'0')))
 }
 
 fn body_len_of(headers: &[httparse::Header<'_>]) -> BodyLen {
@@ -261,6 +269,26 @@ pub fn starts_response(buf: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn content_length_is_digits_or_unknown() {
+        let cases: &[(&[u8], BodyLen)] = &[
+            (b"0", BodyLen::Length(0)),
+            (b" 1234\t", BodyLen::Length(1234)),
+            (b"9999999999999999999", BodyLen::Length(9_999_999_999_999_999_999)),
+            (b"99999999999999999999", BodyLen::Unknown),
+            (b"", BodyLen::Unknown),
+            (b"  ", BodyLen::Unknown),
+            (b"+5", BodyLen::Unknown),
+            (b"-1", BodyLen::Unknown),
+            (b"5, 5", BodyLen::Unknown),
+            (b"1e3", BodyLen::Unknown),
+            (b"\xff", BodyLen::Unknown),
+        ];
+        for (v, want) in cases {
+            assert_eq!(content_length(v), *want, "{:?}", String::from_utf8_lossy(v));
+        }
+    }
 
     #[test]
     fn complete_request() {

@@ -115,7 +115,7 @@ impl Observer for Pipeline {
             let known = self.detect.documented(ep);
             self.sinks.reject(ep, known);
         }
-        self.sinks.exchange(ex);
+        self.sinks.exchange(&ex);
         if !self.findings.is_empty() {
             self.write_findings();
         }

@@ -1,6 +1,6 @@
-//! Sinks: where exchanges and counts go. [`Sinks`] is the observer both
-//! `run` and `analyze` hand the core: it counts into the metrics and writes
-//! the exchange JSON lines.
+//! Sinks: where exchanges and counts go. [`Sinks`] is what the pipeline of
+//! both `run` and `analyze` hands each exchange, finding and error once the
+//! core is done: it counts into the metrics and writes the JSON lines.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -18,7 +18,7 @@ use crate::{
     detect::finding::Finding,
     exchange::Exchange,
     metrics::{MAX_ENDPOINT_LABELS, Metrics, may_label_endpoint, method_label, status_key, status_label},
-    observe::{Observer, Side, Source},
+    observe::{Side, Source},
 };
 
 /// `--exchanges PATH|-` (and `--findings`): JSON lines to a file or stdout.
@@ -156,8 +156,11 @@ impl Sinks {
     }
 }
 
-impl Observer for Sinks {
-    fn exchange(&mut self, ex: Exchange) {
+/// What the pipeline hands on once the core is done with an exchange. By
+/// reference: the pipeline owns it, and moving its 600-odd bytes here
+/// only to drop them cost a copy per exchange.
+impl Sinks {
+    pub fn exchange(&mut self, ex: &Exchange) {
         self.count += 1;
         let key = (method_label(&ex.method), status_key(ex.status));
         match self.exchange_series.get(&key) {
@@ -169,7 +172,7 @@ impl Observer for Sinks {
             }
         }
         if let Some(w) = &mut self.exchanges {
-            let line = serde_json::to_string(&ex).expect("exchange serialises");
+            let line = serde_json::to_string(ex).expect("exchange serialises");
             if writeln!(w, "{line}").is_err() && !self.write_failed {
                 // Keep observing; say so once rather than per exchange.
                 self.write_failed = true;
@@ -178,12 +181,12 @@ impl Observer for Sinks {
         }
     }
 
-    fn unmatched(&mut self, side: Side) {
+    pub fn unmatched(&mut self, side: Side) {
         self.unmatched += 1;
         self.metrics().unmatched.with_label_values(&[side.as_str()]).inc();
     }
 
-    fn parse_error(&mut self, source: Source, reason: &'static str) {
+    pub fn parse_error(&mut self, source: Source, reason: &'static str) {
         self.parse_errors += 1;
         self.metrics().parse_errors.with_label_values(&[source.as_str(), reason]).inc();
     }
