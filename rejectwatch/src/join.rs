@@ -12,7 +12,12 @@
 //! segments is reassembled from continuation records within the same
 //! capture budget the kernel applies.
 
-use std::{collections::VecDeque, net::SocketAddr, time::Duration};
+use std::{
+    collections::VecDeque,
+    hash::{Hash, Hasher},
+    net::SocketAddr,
+    time::Duration,
+};
 
 use flows::{FlowTable, Recycle};
 
@@ -47,7 +52,28 @@ impl Default for JoinConfig {
 }
 
 /// Client and server ends of a flow.
-type FlowKey = (SocketAddr, SocketAddr);
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct FlowKey(SocketAddr, SocketAddr);
+
+impl Hash for FlowKey {
+    /// One word per end. The derived hash fed the hasher every field apart
+    /// (family, address, port, and for IPv6 flow label and scope), twice
+    /// per exchange. Equal keys still hash equal: the fields left out only
+    /// ever make keys differ.
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        fn word(a: &SocketAddr) -> u64 {
+            match a {
+                SocketAddr::V4(a) => u64::from(a.ip().to_bits()) << 16 | u64::from(a.port()),
+                SocketAddr::V6(a) => {
+                    let ip = a.ip().to_bits();
+                    (ip as u64) ^ ((ip >> 64) as u64).rotate_left(29) ^ u64::from(a.port()) << 48 ^ 1
+                }
+            }
+        }
+        h.write_u64(word(&self.0));
+        h.write_u64(word(&self.1));
+    }
+}
 
 struct Pending {
     ts: Nanos,
@@ -146,18 +172,14 @@ impl Joiner {
     /// The flow for `key`, created if new; evicting the least recently
     /// active flow reports its open requests as unanswered.
     fn flow(&mut self, key: FlowKey, ts: Nanos, obs: &mut dyn Observer) -> &mut Flow {
-        // Only a full table needs the extra lookup: the flow evicted to
-        // make room must have its requests reported.
-        if self.flows.is_full() && !self.flows.contains(&key) {
-            self.flows.pop_oldest(|k, f| flush(k, f, obs));
-        }
-        let flow = self.flows.touch(key);
+        // The flow evicted to make room must have its requests reported.
+        let flow = self.flows.touch_making_room(key, |k, f| flush(k, f, obs));
         flow.last_seen = flow.last_seen.max(ts);
         flow
     }
 
     fn on_request(&mut self, rec: Record<'_>, obs: &mut dyn Observer) {
-        let key = (rec.src, rec.dst);
+        let key = FlowKey(rec.src, rec.dst);
         let (snaplen, source, max_pending) = (self.cfg.snaplen, self.source, self.cfg.max_pending);
         let mut out = std::mem::take(&mut self.scratch);
         let flow = self.flow(key, rec.ts, obs);
@@ -177,7 +199,7 @@ impl Joiner {
     }
 
     fn on_continuation(&mut self, rec: Record<'_>, obs: &mut dyn Observer) {
-        let key = (rec.src, rec.dst);
+        let key = FlowKey(rec.src, rec.dst);
         let (source, max_pending) = (self.source, self.cfg.max_pending);
         let flow = self.flow(key, rec.ts, obs);
         let Some(mut open) = flow.open.take() else {
@@ -205,7 +227,7 @@ impl Joiner {
     }
 
     fn on_response(&mut self, rec: Record<'_>, obs: &mut dyn Observer) {
-        let key = (rec.dst, rec.src);
+        let key = FlowKey(rec.dst, rec.src);
         let source = self.source;
         let flow = self.flow(key, rec.ts, obs);
         if let Some(end) = flow.resp_end

@@ -69,20 +69,42 @@ impl<K: Hash + Eq + Copy, V: Recycle> FlowTable<K, V> {
         self.index.find(hash, |&i| self.slots[i as usize].key == *key).copied()
     }
 
+    #[cfg(test)]
     pub fn contains(&self, key: &K) -> bool {
         self.find(self.hasher.hash_one(key), key).is_some()
     }
 
     /// The value for `key`, created empty if absent, now the most recently
     /// touched. The caller makes room first: this does not evict.
+    #[cfg(test)]
     pub fn touch(&mut self, key: K) -> &mut V {
+        self.touch_with(key, None::<fn(K, &mut V)>)
+    }
+
+    /// [`FlowTable::touch`], and when `key` is new and the table full, the
+    /// least recently touched flow goes first, handed to `evict`. One hash
+    /// and one probe, where a check for room before the touch took two.
+    pub fn touch_making_room(&mut self, key: K, evict: impl FnOnce(K, &mut V)) -> &mut V {
+        self.touch_with(key, Some(evict))
+    }
+
+    fn touch_with(&mut self, key: K, evict: Option<impl FnOnce(K, &mut V)>) -> &mut V {
         let hash = self.hasher.hash_one(key);
         let i = match self.find(hash, &key) {
             Some(i) => {
                 self.unlink(i);
                 i
             }
-            None => self.insert(key, hash),
+            None => {
+                if let Some(evict) = evict
+                    && self.is_full()
+                {
+                    // Rebuilding the index on a shrink keeps `hash` valid:
+                    // it is the key's, not a position.
+                    self.pop_oldest(evict);
+                }
+                self.insert(key, hash)
+            }
         };
         self.link_newest(i);
         &mut self.slots[i as usize].value
@@ -237,13 +259,13 @@ mod tests {
     #[test]
     fn reused_slots_start_empty_and_keep_the_order() {
         let mut t = FlowTable::<u32, V>::new(4);
+        let mut evicted = Vec::new();
         for round in 0..1000u32 {
             let k = round % 7;
-            if t.is_full() && !t.contains(&k) {
-                t.pop_oldest(|_, _| {});
-            }
-            t.touch(k).0.push(round);
-            assert!(t.len() <= 4);
+            let expect = (t.is_full() && !t.contains(&k)).then(|| *t.oldest().unwrap().0);
+            t.touch_making_room(k, |old, _| evicted.push(old)).0.push(round);
+            assert_eq!(expect, if expect.is_some() { evicted.pop() } else { None }, "round {round}");
+            assert!(evicted.is_empty() && t.len() <= 4);
         }
         let out = drain(&mut t);
         let keys: Vec<u32> = out.iter().map(|(k, _)| *k).collect();
