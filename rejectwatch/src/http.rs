@@ -269,6 +269,30 @@ pub fn starts_response(buf: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn where_a_body_ends_from_either_head() {
+        let cases: &[(&str, BodyLen)] = &[
+            ("", BodyLen::None),
+            ("Content-Length: 5\r\n", BodyLen::Length(5)),
+            ("content-length: 7\r\n", BodyLen::Length(7)),
+            ("CONTENT-LENGTH: 9\r\n", BodyLen::Length(9)),
+            ("Content-Length: 5\r\nContent-Length: 6\r\n", BodyLen::Length(6)),
+            ("Content-Length: x\r\n", BodyLen::Unknown),
+            ("Content-Length: x\r\nContent-Length: 6\r\n", BodyLen::Length(6)),
+            ("Transfer-Encoding: chunked\r\n", BodyLen::Unknown),
+            ("transfer-encoding: chunked\r\nContent-Length: 5\r\n", BodyLen::Unknown),
+            ("Content-Length: 5\r\nTRANSFER-ENCODING: gzip\r\n", BodyLen::Unknown),
+            ("Content-Lengths: 5\r\n", BodyLen::None),
+        ];
+        for (headers, want) in cases {
+            let req = format!("POST /a HTTP/1.1\r\nHost: h\r\n{headers}User-Agent: u\r\n\r\n");
+            let Parsed::Complete(head, _) = parse_request(req.as_bytes()) else { panic!("{req:?} did not parse") };
+            assert_eq!(head.body_len, *want, "request with {headers:?}");
+            let resp = format!("HTTP/1.1 200 OK\r\n{headers}\r\n");
+            let Parsed::Complete(head, _) = parse_response(resp.as_bytes()) else { panic!("{resp:?} did not parse") };
+            assert_eq!(head.body_len, *want, "response with {headers:?}");
+        }
+    }
 
     #[test]
     fn content_length_is_digits_or_unknown() {
