@@ -269,6 +269,7 @@ pub fn starts_response(buf: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
     #[test]
     fn where_a_body_ends_from_either_head() {
         let cases: &[(&str, BodyLen)] = &[

@@ -264,7 +264,7 @@ mod tests {
             let k = round % 7;
             let expect = (t.is_full() && !t.contains(&k)).then(|| *t.oldest().unwrap().0);
             t.touch_making_room(k, |old, _| evicted.push(old)).0.push(round);
-            assert_eq!(expect, if expect.is_some() { evicted.pop() } else { None }, "round {round}");
+            assert_eq!(evicted.pop(), expect, "round {round}: the oldest flow goes, and only when needed");
             assert!(evicted.is_empty() && t.len() <= 4);
         }
         let out = drain(&mut t);
