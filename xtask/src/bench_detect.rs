@@ -54,6 +54,14 @@ pub struct BenchDetectArgs {
     /// the parse floor has no join to count in.
     #[arg(long)]
     instructions: bool,
+    /// Also time each detector alone (the engine plus that one detector)
+    /// and print what each adds: which detector to look at first.
+    #[arg(long, conflicts_with_all = ["only", "instructions", "detector"])]
+    per_detector: bool,
+    /// Run this one detector (by kind, e.g. `scraping`) as the `all`
+    /// configuration, to time or count it alone.
+    #[arg(long)]
+    detector: Option<String>,
     /// Internal: the memory run, in a process of its own.
     #[arg(long, hide = true)]
     memory_only: bool,
@@ -323,7 +331,13 @@ pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
             .collect(),
         ..Default::default()
     };
-    let all = DetectConfig::default();
+    let all = match &args.detector {
+        None => DetectConfig::default(),
+        Some(name) => {
+            anyhow::ensure!(none.disabled.contains(name), "--detector: no detector called {name:?}");
+            DetectConfig { disabled: none.disabled.iter().filter(|n| *n != name).cloned().collect(), ..none.clone() }
+        }
+    };
     if args.memory_only {
         memory_report(&args);
         return Ok(());
@@ -370,8 +384,9 @@ pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(r) = &full {
+        let what = args.detector.as_deref().map_or("+ 14 detectors:".to_string(), |d| format!("+ {d} alone:"));
         println!(
-            "  + 14 detectors:                      {:>10.0} exchanges/s ({:.0} ns, {:.2} allocations each), {} findings",
+            "  {what:<36} {:>10.0} exchanges/s ({:.0} ns, {:.2} allocations each), {} findings",
             1.0 / per_exchange(r),
             per_exchange(r) * 1e9,
             allocs(r),
@@ -384,6 +399,21 @@ pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
             per_exchange(r1) / per_exchange(r0) - 1.0,
             1.0 / per_exchange(r1) / 1e6
         );
+        if args.per_detector {
+            println!("  each detector alone, over the engine without detectors:");
+            let names = &none.disabled;
+            for name in names {
+                let one =
+                    DetectConfig { disabled: names.iter().filter(|n| *n != name).cloned().collect(), ..none.clone() };
+                let r = throughput(&one, n);
+                println!(
+                    "    {name:<32} {:>+6.0} ns ({:>+5.2} allocations) = {:.2}x of the engine without detectors",
+                    (per_exchange(&r) - per_exchange(r0)) * 1e9,
+                    allocs(&r) - allocs(r0),
+                    per_exchange(&r) / per_exchange(r0) - 1.0
+                );
+            }
+        }
     }
     // In a fresh process: freed memory of the throughput runs stays
     // resident in the allocator and would hide the clients' growth.
@@ -411,6 +441,7 @@ fn instructions(args: &BenchDetectArgs) -> anyhow::Result<()> {
         .arg(std::env::current_exe()?)
         .args(["bench-detect", "--only", only, "--clients", "1000"])
         .args(["--exchanges", &args.exchanges.to_string(), "--mix-clients", &args.mix_clients.to_string()])
+        .args(args.detector.iter().flat_map(|d| ["--detector", d]))
         .output()
         .context("--instructions: running valgrind (on Debian: apt-get install valgrind)")?;
     let text = std::fs::read_to_string(&out);
@@ -422,6 +453,10 @@ fn instructions(args: &BenchDetectArgs) -> anyhow::Result<()> {
         .find_map(|l| l.strip_prefix("summary: ").or_else(|| l.strip_prefix("totals: ")))
         .and_then(|v| v.trim().parse().ok())
         .context("--instructions: no total in callgrind's output")?;
+    let only = match &args.detector {
+        Some(d) if only == "all" => format!("all --detector {d}"),
+        _ => only.to_string(),
+    };
     println!(
         "bench-detect --only {only}: {} exchanges from {} clients: {:.0} instructions per exchange (callgrind)",
         args.exchanges,
