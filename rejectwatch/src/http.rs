@@ -106,17 +106,18 @@ fn body_len_of(headers: &[httparse::Header<'_>]) -> BodyLen {
 }
 
 fn request_from(req: &httparse::Request<'_, '_>, truncated: bool) -> RequestHead {
+    let headers = req.headers.iter().take_while(|h| !h.name.is_empty());
+    let (n, bytes) = headers.clone().fold((0, 0), |(n, b), h| (n + 1, b + h.value.len()));
+    // Sized at creation: reserving on an empty Vec took the growth path.
     let mut head = RequestHead {
         method: req.method.map(method).unwrap_or_default(),
         target: req.path.map(str::to_owned).unwrap_or_default(),
         version: req.version,
         truncated,
+        header_names: Vec::with_capacity(n),
+        header_values: HeaderValues::with_capacity(n, bytes),
         ..Default::default()
     };
-    let headers = req.headers.iter().take_while(|h| !h.name.is_empty());
-    let (n, bytes) = headers.clone().fold((0, 0), |(n, b), h| (n + 1, b + h.value.len()));
-    head.header_names.reserve_exact(n);
-    head.header_values = HeaderValues::with_capacity(n, bytes);
     for h in headers {
         let value = lossy(h.value);
         if head.host.is_none() && h.name.eq_ignore_ascii_case("host") {
