@@ -110,7 +110,9 @@ fn push_capped<T: PartialEq>(v: &mut Vec<T>, x: T, cap: usize) {
 }
 
 pub struct Roster {
-    actors: HashMap<u32, Actor>,
+    /// Ids are small counters: SipHash, std's default, was most of a
+    /// lookup, and an actor-heavy exchange makes several.
+    actors: HashMap<u32, Actor, foldhash::fast::FixedState>,
     next: u32,
     cap: usize,
     pub evicted: u64,
@@ -118,7 +120,7 @@ pub struct Roster {
 
 impl Roster {
     pub fn new(cap: usize) -> Self {
-        Self { actors: HashMap::new(), next: 1, cap: cap.max(1), evicted: 0 }
+        Self { actors: HashMap::default(), next: 1, cap: cap.max(1), evicted: 0 }
     }
 
     /// The live actor a client's index stands for (following merges), if
@@ -233,12 +235,17 @@ impl Roster {
             a.cadence_seconds = period;
             a.cadence = period.map(human);
         }
-        self.touch_details(id, ex, documented);
+        Self::details(a, ex, documented);
     }
 
     /// The descriptive lists: country, ASN, user agent, endpoint.
     pub fn touch_details(&mut self, id: u32, ex: &Exchange, documented: bool) {
-        let Some(a) = self.actors.get_mut(&id) else { return };
+        if let Some(a) = self.actors.get_mut(&id) {
+            Self::details(a, ex, documented);
+        }
+    }
+
+    fn details(a: &mut Actor, ex: &Exchange, documented: bool) {
         if let Some(c) = &ex.country {
             a.countries.note(&[c], usize::MAX, MAX_LIST);
         }

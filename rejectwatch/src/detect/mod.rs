@@ -367,7 +367,7 @@ impl Engine {
             }
             // Actors for the clients concerned (created as needed).
             let mut ids = Vec::with_capacity(s.clients.len());
-            let mut seen = HashSet::new();
+            let mut seen = HashSet::<u32, foldhash::fast::FixedState>::default();
             for k in &s.clients {
                 let Some(c) = self.clients.get_mut(k) else { continue };
                 let id = match self.roster.resolve(c.actor, *k) {
