@@ -55,7 +55,8 @@ pub struct BenchDetectArgs {
     #[arg(long)]
     instructions: bool,
     /// Also time each detector alone (the engine plus that one detector)
-    /// and print what each adds: which detector to look at first.
+    /// and print what each adds: which detector to look at first. On a
+    /// shared VM, differences under ~100 ns are noise.
     #[arg(long, conflicts_with_all = ["only", "instructions", "detector"])]
     per_detector: bool,
     /// Run this one detector (by kind, e.g. `scraping`) as the `all`
@@ -400,17 +401,20 @@ pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
             1.0 / per_exchange(r1) / 1e6
         );
         if args.per_detector {
-            println!("  each detector alone, over the engine without detectors:");
+            // Each against a run without detectors made just before it: the
+            // VM's speed drifts over the minutes all of them take, by more
+            // than a small detector costs.
+            println!("  each detector alone, over a run without detectors just before it:");
             let names = &none.disabled;
             for name in names {
                 let one =
                     DetectConfig { disabled: names.iter().filter(|n| *n != name).cloned().collect(), ..none.clone() };
-                let r = throughput(&one, n);
+                let (r0, r) = (throughput(&none, n), throughput(&one, n));
                 println!(
                     "    {name:<32} {:>+6.0} ns ({:>+5.2} allocations) = {:.2}x of the engine without detectors",
-                    (per_exchange(&r) - per_exchange(r0)) * 1e9,
-                    allocs(&r) - allocs(r0),
-                    per_exchange(&r) / per_exchange(r0) - 1.0
+                    (per_exchange(&r) - per_exchange(&r0)) * 1e9,
+                    allocs(&r) - allocs(&r0),
+                    per_exchange(&r) / per_exchange(&r0) - 1.0
                 );
             }
         }
