@@ -310,6 +310,11 @@ fn memory(clients: u64) -> (u64, usize, u64) {
     (after.saturating_sub(before), pipe.detect.clients(), status_kb("VmHWM:") * 1024)
 }
 
+/// `none` (every detector disabled) with detector `name` enabled again.
+fn alone(none: &DetectConfig, name: &str) -> DetectConfig {
+    DetectConfig { disabled: none.disabled.iter().filter(|n| *n != name).cloned().collect(), ..none.clone() }
+}
+
 pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
     // The bench runs the core in this process: `cargo xtask` builds it
     // without optimisation, whose figures (eight times the instructions)
@@ -336,7 +341,7 @@ pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
         None => DetectConfig::default(),
         Some(name) => {
             anyhow::ensure!(none.disabled.contains(name), "--detector: no detector called {name:?}");
-            DetectConfig { disabled: none.disabled.iter().filter(|n| *n != name).cloned().collect(), ..none.clone() }
+            alone(&none, name)
         }
     };
     if args.memory_only {
@@ -405,11 +410,8 @@ pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
             // VM's speed drifts over the minutes all of them take, by more
             // than a small detector costs.
             println!("  each detector alone, over a run without detectors just before it:");
-            let names = &none.disabled;
-            for name in names {
-                let one =
-                    DetectConfig { disabled: names.iter().filter(|n| *n != name).cloned().collect(), ..none.clone() };
-                let (r0, r) = (throughput(&none, n), throughput(&one, n));
+            for name in &none.disabled {
+                let (r0, r) = (throughput(&none, n), throughput(&alone(&none, name), n));
                 println!(
                     "    {name:<32} {:>+6.0} ns ({:>+5.2} allocations) = {:.2}x of the engine without detectors",
                     (per_exchange(&r) - per_exchange(&r0)) * 1e9,
