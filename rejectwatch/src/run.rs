@@ -119,6 +119,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 Err(e) => sinks.parse_error(Source::Kernel, e.reason()),
             }
         }
+        // What was drained is judged now, not when the next batch fills.
+        sinks.flush_batch();
         records.inc_by(n);
         if n > 0 {
             lag.set(clock.now().saturating_sub(newest) as f64 / 1e9);
@@ -136,6 +138,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 let mut p = lock(&pipeline);
                 drain(ring.get_mut(), &mut join, &mut p);
                 join.advance(clock.now(), &mut *p);
+                p.flush_batch();
                 if let Err(e) = p.sinks.flush() {
                     log::error!("flushing exchanges: {e}");
                 }
