@@ -3,8 +3,8 @@
 //! are the whole classification policy, so they live together here where a
 //! reviewer can read them in one place.
 
-use serde::Serialize;
-use serde_json::{Map, Value};
+use serde::{Serialize, Serializer, ser::SerializeMap};
+use serde_json::Value;
 
 use super::client::ClientKey;
 
@@ -116,12 +116,22 @@ pub struct Signal {
     pub report: bool,
     pub endpoint: Option<String>,
     pub summary: String,
-    pub evidence: Map<String, Value>,
+    pub evidence: Evidence,
 }
 
 impl Signal {
     pub fn new(detector: &'static str, kind: Kind, key: u64, clients: Vec<ClientKey>, summary: String) -> Self {
-        Self { detector, kind, key, clients, merge: false, report: true, endpoint: None, summary, evidence: Map::new() }
+        Self {
+            detector,
+            kind,
+            key,
+            clients,
+            merge: false,
+            report: true,
+            endpoint: None,
+            summary,
+            evidence: Evidence::default(),
+        }
     }
 
     pub fn endpoint(mut self, e: &str) -> Self {
@@ -129,8 +139,8 @@ impl Signal {
         self
     }
 
-    pub fn with(mut self, name: &str, v: impl Into<Value>) -> Self {
-        self.evidence.insert(name.to_string(), v.into());
+    pub fn with(mut self, name: &'static str, v: impl Into<Value>) -> Self {
+        self.evidence.insert(name, v.into());
         self
     }
 
@@ -142,5 +152,59 @@ impl Signal {
     pub fn silent(mut self) -> Self {
         self.report = false;
         self
+    }
+}
+
+/// The numbers behind a finding, by name. The names are the detectors'
+/// constants, kept as they are: a map of owned keys allocated each one on
+/// every finding. Written as a JSON object with its keys sorted, as the
+/// map wrote them, so the output is the same.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Evidence(Vec<(&'static str, Value)>);
+
+impl Evidence {
+    /// Sets `name`, replacing an earlier value of the same name.
+    pub fn insert(&mut self, name: &'static str, v: Value) {
+        match self.0.iter_mut().find(|(n, _)| *n == name) {
+            Some(e) => e.1 = v,
+            None => self.0.push((name, v)),
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+}
+
+impl Serialize for Evidence {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut order: Vec<&(&'static str, Value)> = self.0.iter().collect();
+        order.sort_unstable_by_key(|(n, _)| *n);
+        let mut m = s.serialize_map(Some(order.len()))?;
+        for (n, v) in order {
+            m.serialize_entry(n, v)?;
+        }
+        m.end()
+    }
+}
+
+#[cfg(test)]
+mod evidence_tests {
+    use super::*;
+
+    #[test]
+    fn evidence_is_written_as_a_map_was() {
+        let mut e = Evidence::default();
+        e.insert("window_seconds", 60.into());
+        e.insert("clients", 4.into());
+        e.insert("group_by", "asn".into());
+        e.insert("clients", 5.into());
+        let mut m = serde_json::Map::new();
+        for (k, v) in [("window_seconds", 60), ("clients", 4), ("clients", 5)] {
+            m.insert(k.to_string(), v.into());
+        }
+        m.insert("group_by".into(), "asn".into());
+        assert_eq!(serde_json::to_string(&e).unwrap(), serde_json::to_string(&m).unwrap());
+        assert_eq!(e.get("clients"), Some(&Value::from(5)));
     }
 }

@@ -2,11 +2,9 @@
 //! (`--findings`). Findings are deduplicated by the engine: a detector
 //! re-fires for the same key only after its cooldown.
 
-use serde::Serialize;
-use serde_json::{Map, Value};
-
-use super::evidence::Class;
+use super::evidence::{Class, Evidence};
 use crate::{exchange::format_ts, record::Nanos};
+use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
@@ -23,7 +21,7 @@ pub struct Finding {
     /// One human sentence.
     pub summary: String,
     /// The numbers behind it.
-    pub evidence: Map<String, Value>,
+    pub evidence: Evidence,
 }
 
 fn rfc3339<S: serde::Serializer>(ts: &Nanos, s: S) -> Result<S::Ok, S::Error> {

@@ -43,9 +43,29 @@ pub fn nonzero_duration(name: &str, d: Duration) -> Result<(), String> {
 
 /// The first `n` characters of attacker-controlled text, for a summary.
 pub fn clip(s: &str, n: usize) -> String {
+    // Nearly every path is short printable ASCII, copied as it is: no
+    // more bytes than `n` is no more characters, and none is a control.
+    if s.len() <= n && s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return s.to_string();
+    }
     let mut out: String = s.chars().take(n).filter(|c| !c.is_control()).collect();
     if s.chars().count() > n {
         out.push('…');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clip;
+
+    #[test]
+    fn clip_keeps_short_text_and_cuts_long_text_by_characters() {
+        assert_eq!(clip("/.env", 10), "/.env");
+        assert_eq!(clip("/abcdef", 3), "/ab…");
+        assert_eq!(clip("/a\u{7f}b\tc", 10), "/abc");
+        assert_eq!(clip("/ünïcode", 4), "/ünï…");
+        assert_eq!(clip("/ünï", 4), "/ünï");
+        assert_eq!(clip("", 4), "");
+    }
 }
