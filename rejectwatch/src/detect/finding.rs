@@ -2,9 +2,10 @@
 //! (`--findings`). Findings are deduplicated by the engine: a detector
 //! re-fires for the same key only after its cooldown.
 
+use serde::Serialize;
+
 use super::evidence::{Class, Evidence};
 use crate::{exchange::format_ts, record::Nanos};
-use serde::Serialize;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
