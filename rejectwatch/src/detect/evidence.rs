@@ -155,6 +155,17 @@ impl Signal {
     }
 }
 
+/// Builds a signal and adds it to `out`, out of line. Signals are rare
+/// next to the exchanges a detector sees; their building (summary,
+/// evidence) inlined into `observe` spread each detector's every-exchange
+/// path over many more instruction-cache lines, and the detector stage
+/// runs more code per exchange than that cache holds.
+#[cold]
+#[inline(never)]
+pub fn emit(out: &mut Vec<Signal>, build: impl FnOnce() -> Signal) {
+    out.push(build());
+}
+
 /// The numbers behind a finding, by name. The names are the detectors'
 /// constants, kept as they are: a map of owned keys allocated each one on
 /// every finding. Written as a JSON object with its keys sorted, as the

@@ -309,7 +309,9 @@ impl Engine {
             let documented = self.ctx.documented(ep, endpoint);
             self.roster.touch(actor, key, ex, now, rejected, documented, period);
         }
-        self.apply(&mut signals, ex, out);
+        if !signals.is_empty() {
+            self.apply(&mut signals, ex, out);
+        }
         self.scratch = signals;
     }
 
@@ -350,7 +352,10 @@ impl Engine {
         self.check_disclosure(out);
     }
 
-    /// Cooldowns, actors, classification, findings.
+    /// Cooldowns, actors, classification, findings. Out of line: most
+    /// exchanges signal nothing.
+    #[cold]
+    #[inline(never)]
     fn apply(&mut self, signals: &mut Vec<Signal>, ex: &Exchange, out: &mut Vec<Finding>) {
         let now = secs(ex.ts).max(self.now);
         for s in signals.drain(..) {

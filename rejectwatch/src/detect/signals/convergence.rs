@@ -13,7 +13,7 @@ use super::{at_most, nonzero_duration, positive, secs};
 use crate::detect::{
     Detector, Obs,
     client::{ClientKey, ClientState, EVER_SUCCEEDED},
-    evidence::{CONVERGENCE, Signal},
+    evidence::{CONVERGENCE, Signal, emit},
     human,
     keyed::Keyed,
     window::{Secs, h64_parts},
@@ -119,7 +119,7 @@ impl Detector for Convergence {
                 let mut clients = vec![o.key];
                 clients.extend(members.iter().filter(|m| m.2 >= min).map(|(k, _, _)| *k).filter(|k| *k != o.key));
                 let org = if *g == GroupBy::Asn { o.ex.as_org.clone().unwrap_or_default() } else { String::new() };
-                out.push(
+                emit(out, || {
                     Signal::new(
                         NAME,
                         CONVERGENCE,
@@ -136,8 +136,8 @@ impl Detector for Convergence {
                     .with("group_by", label)
                     .with(label, value)
                     .with("clients", n)
-                    .with("window_seconds", window),
-                );
+                    .with("window_seconds", window)
+                });
             }
         }
     }

@@ -15,7 +15,7 @@ use super::{at_most, nonzero_duration, positive, secs};
 use crate::detect::{
     Detector, Obs,
     client::{ClientKey, ClientState},
-    evidence::{CREDENTIALS, Signal},
+    evidence::{CREDENTIALS, Signal, emit},
     glob::Globs,
     human,
     keyed::Keyed,
@@ -198,7 +198,7 @@ impl Credential {
             top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
             top.truncate(10);
             let clients: Vec<ClientKey> = top.iter().map(|(k, _)| *k).collect();
-            out.push(
+            emit(out, || {
                 Signal::new(
                     NAME,
                     CREDENTIALS,
@@ -218,8 +218,8 @@ impl Credential {
                 .with("failures", b.failures)
                 .with("ratio", (ratio * 1000.0).round() / 1000.0)
                 .with("baseline_ratio", (b.ratio * 1000.0).round() / 1000.0)
-                .with("baseline_buckets", b.learned),
-            );
+                .with("baseline_buckets", b.learned)
+            });
         }
     }
 }
@@ -232,7 +232,7 @@ impl Detector for Credential {
         }
         let n = c.reject_state().credential.r401.add(o.now, self.window);
         if n > self.spec.surge_401 && !o.cooling(o.key.hash32() as u64 ^ 1) {
-            out.push(
+            emit(out, || {
                 Signal::new(
                     NAME,
                     CREDENTIALS,
@@ -242,8 +242,8 @@ impl Detector for Credential {
                 )
                 .endpoint(o.endpoint)
                 .with("form", "surge")
-                .with("responses_401", n),
-            );
+                .with("responses_401", n)
+            });
         }
         let Some(id) = o.ex.identity.as_deref() else { return };
         let idh = h64(id.as_bytes());
@@ -251,7 +251,7 @@ impl Detector for Credential {
         let d = self.per_client.touch(o.key, o.now, Distinct::default);
         let n = d.add(idh as u32, o.now, window);
         if n >= self.spec.max_identities_per_client as usize && !o.cooling(o.key.hash32() as u64 ^ 2) {
-            out.push(
+            emit(out, || {
                 Signal::new(
                     NAME,
                     CREDENTIALS,
@@ -261,8 +261,8 @@ impl Detector for Credential {
                 )
                 .endpoint(o.endpoint)
                 .with("form", "stuffing")
-                .with("identities", n),
-            );
+                .with("identities", n)
+            });
         }
         let (start, clients) = self.per_identity.touch(idh, o.now, || (o.now, Vec::new()));
         if o.now.saturating_sub(*start) >= window {
@@ -274,7 +274,7 @@ impl Detector for Credential {
         if clients.len() >= self.spec.max_clients_per_identity as usize {
             let mut all = vec![o.key];
             all.extend(clients.iter().filter(|k| **k != o.key));
-            out.push(
+            emit(out, || {
                 Signal::new(
                     NAME,
                     CREDENTIALS,
@@ -286,8 +286,8 @@ impl Detector for Credential {
                 .with("form", "distributed_takeover")
                 .with("clients", clients.len())
                 .with("identity_kind", o.ex.identity_kind.unwrap_or("unknown"))
-                .merged(),
-            );
+                .merged()
+            });
         }
     }
 

@@ -15,7 +15,7 @@ use crate::{
     detect::{
         cadence::CadenceRules,
         client::{ClientKey, ClientState},
-        evidence::{Signal, WENT_DARK},
+        evidence::{Signal, WENT_DARK, emit},
         human,
         keyed::Keyed,
         marks::Mark,
@@ -105,7 +105,7 @@ impl Disclosure {
                 return false;
             }
             let before = w.mark - w.last_before;
-            out.push(
+            emit(out, || {
                 Signal::new(
                     NAME,
                     WENT_DARK,
@@ -124,8 +124,8 @@ impl Disclosure {
                 .with("mark", format_ts(w.mark as u64 * 1_000_000_000))
                 .with("last_request_before_mark_seconds", before)
                 .with("silent_seconds", now - w.mark)
-                .with("silence_periods", (now - w.mark) / w.period.max(1)),
-            );
+                .with("silence_periods", (now - w.mark) / w.period.max(1))
+            });
             false
         });
     }

@@ -13,7 +13,7 @@ use super::{nonzero_duration, positive, secs};
 use crate::detect::{
     Detector, Obs,
     client::ClientState,
-    evidence::{ENUMERATION, Signal},
+    evidence::{ENUMERATION, Signal, emit},
     human,
     window::{Secs, Sketch, h64},
 };
@@ -94,7 +94,7 @@ impl Detector for Enumeration {
         }
         let n = s.ids.estimate();
         if n > self.max && !o.cooling(o.key.hash32() as u64 ^ o.ep) {
-            out.push(
+            emit(out, || {
                 Signal::new(
                     NAME,
                     ENUMERATION,
@@ -112,8 +112,8 @@ impl Detector for Enumeration {
                 .with("distinct_ids", n)
                 .with("sequential_steps", s.sequential)
                 .with("rejected", s.rejected)
-                .with("last_id", super::clip(id, 64)),
-            );
+                .with("last_id", super::clip(id, 64))
+            });
         }
     }
 }

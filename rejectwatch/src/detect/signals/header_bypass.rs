@@ -12,7 +12,7 @@ use super::{at_most, clip, nonzero_duration, positive, secs};
 use crate::detect::{
     Detector, Obs,
     client::{ClientKey, ClientState},
-    evidence::{HEADER_BYPASS, Signal},
+    evidence::{HEADER_BYPASS, Signal, emit},
     human,
     keyed::Keyed,
     window::{Distinct, Secs, h64},
@@ -75,7 +75,7 @@ impl Detector for HeaderBypass {
             n = d.add(h64(v.as_bytes()) as u32, o.now, window);
         }
         if n >= self.min {
-            out.push(
+            emit(out, || {
                 Signal::new(
                     NAME,
                     HEADER_BYPASS,
@@ -85,8 +85,8 @@ impl Detector for HeaderBypass {
                 )
                 .endpoint(o.endpoint)
                 .with("distinct_values", n)
-                .with("latest", clip(&o.ex.untrusted_forwarding.join("; "), 200)),
-            );
+                .with("latest", clip(&o.ex.untrusted_forwarding.join("; "), 200))
+            });
         }
     }
 

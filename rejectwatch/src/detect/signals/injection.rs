@@ -14,7 +14,7 @@ use super::clip;
 use crate::detect::{
     Detector, Obs,
     client::ClientState,
-    evidence::{INJECTION, Signal},
+    evidence::{INJECTION, Signal, emit},
 };
 
 pub const NAME: &str = "injection-probe";
@@ -166,7 +166,7 @@ impl Detector for Injection {
         let Some((m, place)) = hit else { return };
         let i = m.pattern().as_usize();
         let category = self.categories[i];
-        out.push(
+        emit(out, || {
             Signal::new(
                 NAME,
                 INJECTION,
@@ -179,8 +179,8 @@ impl Detector for Injection {
             .with("pattern", self.patterns[i].clone())
             .with("in", place)
             .with("target", clip(&o.ex.target, 200))
-            .with("status", o.status()),
-        );
+            .with("status", o.status())
+        });
     }
 }
 

@@ -15,7 +15,7 @@ use crate::{
     detect::{
         Detector, Obs,
         client::{ClientKey, ClientState},
-        evidence::{POLICY_REGRESSION, Signal, TOKEN_LOOP},
+        evidence::{POLICY_REGRESSION, Signal, TOKEN_LOOP, emit},
         human,
         keyed::Keyed,
         window::{Rate, Secs, h64},
@@ -159,7 +159,7 @@ impl Detector for Policy {
                     }
                 }
                 let since = format_ts(r.since as u64 * 1_000_000_000);
-                out.push(
+                emit(out, || {
                     Signal::new(
                         NAME,
                         POLICY_REGRESSION,
@@ -176,8 +176,8 @@ impl Detector for Policy {
                     .with("identities", n)
                     .with("still_served", r.served.len())
                     .with("since", since)
-                    .with("status", o.status()),
-                );
+                    .with("status", o.status())
+                });
             }
         }
         // An expired or revoked credential is a 401; a 403 is a refusal of
@@ -191,7 +191,7 @@ impl Detector for Policy {
             let n = rate.add(o.now, lw);
             if n >= self.spec.loop_retries {
                 let since = format_ts(*since as u64 * 1_000_000_000);
-                out.push(
+                emit(out, || {
                     Signal::new(
                         NAME,
                         TOKEN_LOOP,
@@ -207,8 +207,8 @@ impl Detector for Policy {
                     .with("form", "expired_token_loop")
                     .with("retries", n)
                     .with("since", since)
-                    .with("identity_kind", o.ex.identity_kind.unwrap_or("unknown")),
-                );
+                    .with("identity_kind", o.ex.identity_kind.unwrap_or("unknown"))
+                });
             }
         }
     }

@@ -14,7 +14,7 @@ use crate::detect::{
     Detector, Obs,
     cadence::same_period,
     client::{ClientKey, ClientState},
-    evidence::{ROTATION, Signal},
+    evidence::{ROTATION, Signal, emit},
     human,
     keyed::Keyed,
     window::{Secs, h64_parts},
@@ -141,7 +141,7 @@ impl Detector for Rotation {
             return;
         }
         let gap = h.first - prev.last;
-        out.push(
+        emit(out, || {
             Signal::new(
                 NAME,
                 ROTATION,
@@ -162,8 +162,8 @@ impl Detector for Rotation {
             .with("gap_seconds", gap)
             .with("previous_requests", prev.count)
             .with("requests", h.count)
-            .merged(),
-        );
+            .merged()
+        });
     }
 
     fn sweep(&mut self, now: Secs) {

@@ -10,7 +10,7 @@ use super::{nonzero_duration, positive, secs};
 use crate::detect::{
     Detector, Obs,
     client::{ClientState, SENT_NON_GET},
-    evidence::{SCRAPING, Signal},
+    evidence::{SCRAPING, Signal, emit},
     human,
     window::{Rate, Secs, Sketch, h64},
 };
@@ -78,7 +78,7 @@ impl Detector for Scraping {
         }
         let r = s.resources.estimate();
         if r >= self.min_resources && !o.cooling(o.key.hash32() as u64) {
-            out.push(
+            emit(out, || {
                 Signal::new(
                     NAME,
                     SCRAPING,
@@ -92,8 +92,8 @@ impl Detector for Scraping {
                 )
                 .with("gets", n)
                 .with("distinct_paths", r)
-                .with("window_seconds", self.window),
-            );
+                .with("window_seconds", self.window)
+            });
         }
     }
 }

@@ -12,7 +12,7 @@ use super::clip;
 use crate::detect::{
     Detector, Obs,
     client::ClientState,
-    evidence::{SENSITIVE_PROBE, Signal},
+    evidence::{SENSITIVE_PROBE, Signal, emit},
 };
 
 pub const NAME: &str = "sensitive-file-probe";
@@ -125,7 +125,7 @@ impl Detector for Sensitive {
             return;
         }
         let pattern = &self.patterns[m.pattern().as_usize()];
-        out.push(
+        emit(out, || {
             Signal::new(
                 NAME,
                 SENSITIVE_PROBE,
@@ -136,7 +136,7 @@ impl Detector for Sensitive {
             .endpoint(o.endpoint)
             .with("path", clip(&path, 200))
             .with("pattern", pattern.clone())
-            .with("status", o.status()),
-        );
+            .with("status", o.status())
+        });
     }
 }

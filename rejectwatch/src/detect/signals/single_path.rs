@@ -11,7 +11,7 @@ use super::{nonzero_duration, positive, secs};
 use crate::detect::{
     Detector, Obs,
     client::ClientState,
-    evidence::{SINGLE_PATH, Signal},
+    evidence::{SINGLE_PATH, Signal, emit},
     human,
     window::{Rate, Secs},
 };
@@ -79,7 +79,7 @@ impl Detector for SinglePath {
         let n = s.count.add(o.now, self.window);
         let alone = s.other_at == 0 || o.now.saturating_sub(s.other_at) >= self.window;
         if n >= self.min && alone && !o.cooling(o.key.hash32() as u64 ^ o.ep) {
-            out.push(
+            emit(out, || {
                 Signal::new(
                     NAME,
                     SINGLE_PATH,
@@ -95,8 +95,8 @@ impl Detector for SinglePath {
                 .endpoint(o.endpoint)
                 .with("rejected_requests", n)
                 .with("window_seconds", self.window)
-                .with("last_status", o.status()),
-            );
+                .with("last_status", o.status())
+            });
         }
     }
 }

@@ -16,7 +16,7 @@ use super::{at_most, clip, nonzero_duration, positive, secs};
 use crate::detect::{
     Detector, Obs,
     client::{ClientState, EVER_SUCCEEDED},
-    evidence::{SPOOFING, Signal},
+    evidence::{SPOOFING, Signal, emit},
     human,
     window::{Distinct, Secs, h16, h64},
 };
@@ -124,7 +124,7 @@ impl Detector for Spoofing {
         }
         let (b, l) = (s.browser_platforms, s.library_platforms);
         if b != 0 && l != 0 && (l & !b) != 0 && !o.cooling(base ^ 1) {
-            out.push(
+            emit(out, || {
                 Signal::new(
                     NAME,
                     SPOOFING,
@@ -141,8 +141,8 @@ impl Detector for Spoofing {
                 .with("form", "contradicting_platforms")
                 .with("browser_platforms", platform_names(b))
                 .with("library_platforms", platform_names(l))
-                .with("user_agent", clip(ua, 200)),
-            );
+                .with("user_agent", clip(ua, 200))
+            });
         }
         if family == "browser"
             && !ex.header_names.is_empty()
@@ -151,7 +151,7 @@ impl Detector for Spoofing {
             s.script_like = s.script_like.saturating_add(1);
             if s.script_like as u32 >= self.min_script && !o.cooling(base ^ 2) {
                 let accept = ex.header_names.iter().any(|h| h.eq_ignore_ascii_case("accept"));
-                out.push(
+                emit(out, || {
                     Signal::new(
                         NAME,
                         SPOOFING,
@@ -168,13 +168,13 @@ impl Detector for Spoofing {
                     .with("form", "script_headers")
                     .with("requests", s.script_like)
                     .with("header_names", ex.header_names.join(","))
-                    .with("user_agent", clip(ua, 200)),
-                );
+                    .with("user_agent", clip(ua, 200))
+                });
             }
         }
         let n = s.agents.add(h16(h64(ua.as_bytes())), o.now, self.window);
         if n >= self.max_agents && !o.cooling(base ^ 3) {
-            out.push(
+            emit(out, || {
                 Signal::new(
                     NAME,
                     SPOOFING,
@@ -185,8 +185,8 @@ impl Detector for Spoofing {
                 .endpoint(o.endpoint)
                 .with("form", "rotating_user_agents")
                 .with("user_agents", n)
-                .with("latest_user_agent", clip(ua, 200)),
-            );
+                .with("latest_user_agent", clip(ua, 200))
+            });
         }
     }
 }

@@ -10,7 +10,7 @@ use super::{nonzero_duration, positive, secs};
 use crate::detect::{
     Detector, Obs,
     client::ClientState,
-    evidence::{STRIPPED, Signal},
+    evidence::{STRIPPED, Signal, emit},
     human,
     window::{Rate, Secs},
 };
@@ -74,7 +74,7 @@ impl Detector for Stripped {
         let n = c.reject_state().stripped.count.add(o.now, self.window);
         let share = o.ctx.empty_user_agent_share();
         if n >= self.min && share <= self.max_share && !o.cooling(o.key.hash32() as u64) {
-            out.push(
+            emit(out, || {
                 Signal::new(
                     NAME,
                     STRIPPED,
@@ -89,8 +89,8 @@ impl Detector for Stripped {
                 )
                 .endpoint(o.endpoint)
                 .with("requests_without_user_agent", n)
-                .with("served_share_without_user_agent", (share * 10_000.0).round() / 10_000.0),
-            );
+                .with("served_share_without_user_agent", (share * 10_000.0).round() / 10_000.0)
+            });
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::detect::{
     Detector, Obs,
     cadence::same_period,
     client::{ClientKey, ClientState, EVER_SUCCEEDED},
-    evidence::{Signal, TOOL_SPREAD},
+    evidence::{Signal, TOOL_SPREAD, emit},
     human,
     keyed::Keyed,
     window::{Secs, h64_parts},
@@ -129,11 +129,11 @@ impl Detector for ToolSpread {
                 )
                 .collect();
             if same.len() > 1 {
-                out.push(
+                emit(out, || {
                     Signal::new(NAME, TOOL_SPREAD, ck, same, format!("same tool, target and {} cadence", human(p)))
                         .merged()
-                        .silent(),
-                );
+                        .silent()
+                });
             }
         }
         let min = self.spec.min_requests_per_client;
@@ -147,7 +147,7 @@ impl Detector for ToolSpread {
             let mut clients = vec![o.key];
             clients.extend(counted().map(|m| m.key).filter(|k| *k != o.key));
             let fp_text = if fp.is_empty() { String::new() } else { format!(" with header fingerprint {fp}") };
-            out.push(
+            emit(out, || {
                 Signal::new(
                     NAME,
                     TOOL_SPREAD,
@@ -167,8 +167,8 @@ impl Detector for ToolSpread {
                 .with("clients", n)
                 .with("countries", countries.join(","))
                 .with("product", format!("{product}/{version}"))
-                .with("fingerprint", fp),
-            );
+                .with("fingerprint", fp)
+            });
         }
     }
 

@@ -10,7 +10,7 @@ use super::positive;
 use crate::detect::{
     Detector, Obs,
     client::ClientState,
-    evidence::{Signal, UNUSUAL_METHOD},
+    evidence::{Signal, UNUSUAL_METHOD, emit},
     glob::Globs,
     window::h64,
 };
@@ -73,7 +73,7 @@ impl Detector for UnusualMethod {
         if !declared && !learned {
             return;
         }
-        out.push(
+        emit(out, || {
             Signal::new(
                 NAME,
                 UNUSUAL_METHOD,
@@ -91,7 +91,7 @@ impl Detector for UnusualMethod {
             .with("method", m)
             .with("status", o.status())
             .with("read_only", if declared { "declared" } else { "learned" })
-            .with("successful_reads", stats.successes),
-        );
+            .with("successful_reads", stats.successes)
+        });
     }
 }
