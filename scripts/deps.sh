@@ -47,6 +47,8 @@ fi
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 rustup component list --toolchain nightly --installed | grep -q '^rust-src' \
   || rustup component add rust-src --toolchain nightly
+# llvm-profdata, for the profile-guided build (cargo xtask pgo).
+rustup component list --installed | grep -q '^llvm-tools' || rustup component add llvm-tools
 
 # bpf-linker must use the same LLVM major as nightly's rustc, or it cannot
 # read the bitcode rustc emits.

@@ -21,6 +21,10 @@ pub struct BenchAnalyzeArgs {
     /// Extra `rejectwatch analyze` flags (e.g. --rw-arg=--geoip-country=FILE).
     #[arg(long = "rw-arg", allow_hyphen_values = true)]
     rw_args: Vec<String>,
+    /// The binary to time (e.g. target/pgo/rejectwatch); by default
+    /// target/release/rejectwatch, built first.
+    #[arg(long, value_name = "PATH")]
+    bin: Option<std::path::PathBuf>,
 }
 
 const AGENTS: [&str; 8] = [
@@ -82,10 +86,17 @@ fn children_cpu_ns() -> u64 {
 
 pub fn bench_analyze(args: BenchAnalyzeArgs) -> anyhow::Result<()> {
     let root = crate::bench::workspace_root();
-    if !Command::new("cargo").args(["build", "--release", "-p", "rejectwatch"]).current_dir(&root).status()?.success() {
-        bail!("building rejectwatch failed");
-    }
-    let bin = root.join("target/release/rejectwatch");
+    let bin = match args.bin {
+        Some(b) => b,
+        None => {
+            let built =
+                Command::new("cargo").args(["build", "--release", "-p", "rejectwatch"]).current_dir(&root).status()?;
+            if !built.success() {
+                bail!("building rejectwatch failed");
+            }
+            root.join("target/release/rejectwatch")
+        }
+    };
     let dir = TempDir::new("bench-analyze");
     let log = dir.path("access.log");
     let bytes = generate(&log, args.lines).context("generating the log")?;

@@ -118,6 +118,30 @@ fn analysts(rng: &mut Rng, from: u64, deploy: u64, until: u64, out: &mut Vec<Req
     }
 }
 
+/// The seven actor models of DETECTION.md's seeds over five days of an
+/// ordinary API with `clients` users (the multi-day scenario case; the
+/// profile-guided build trains on a larger one).
+pub fn seven_actors(rng: &mut Rng, clients: u32, out: &mut Vec<Req>) {
+    let days = 5;
+    ordinary(rng, T0, days * 24, clients, out);
+    // 1. The CTI connector in seven places: a prospect.
+    cti_pollers(rng, T0 + 900, T0 + days * DAY, out);
+    // 2. The stripped CSV harvester, moving address after a day.
+    harvester(rng, "198.51.100.20", T0 + 2 * HOUR, 24, out);
+    harvester(rng, "198.51.100.21", T0 + 74 * HOUR, 20, out);
+    // 3. iPhone/okhttp spoofers on one cloud ASN.
+    spoofers(rng, T0 + 30 * HOUR, out);
+    // 4. curl hunting for .env files.
+    env_enumerator(T0 + 50 * HOUR, out);
+    // 5. A long-running poller that goes dark after the disclosure.
+    let h = || library("python-httpx/0.27.0");
+    poller(rng, "203.0.113.70", &h, "/api/v1/indicators", 401, T0 + 1234, T0 + 81 * HOUR + 420, HOUR, 20, out);
+    // 6. A credential stuffer.
+    stuffer(rng, T0 + 60 * HOUR, out);
+    // 7. Our own mistake: a deploy that locks the analysts out.
+    analysts(rng, T0 + 90 * HOUR, T0 + 100 * HOUR, T0 + 102 * HOUR, out);
+}
+
 fn cases() -> Vec<Case> {
     vec![
         Case {
@@ -415,37 +439,7 @@ fn cases() -> Vec<Case> {
             name: "scenario-seven-actors",
             format: Format::Log,
             args: &["--mark", "disclosure=2026-11-05T09:00:00Z"],
-            build: |rng, out| {
-                let days = 5;
-                ordinary(rng, T0, days * 24, 150, out);
-                // 1. The CTI connector in seven places: a prospect.
-                cti_pollers(rng, T0 + 900, T0 + days * DAY, out);
-                // 2. The stripped CSV harvester, moving address after a day.
-                harvester(rng, "198.51.100.20", T0 + 2 * HOUR, 24, out);
-                harvester(rng, "198.51.100.21", T0 + 74 * HOUR, 20, out);
-                // 3. iPhone/okhttp spoofers on one cloud ASN.
-                spoofers(rng, T0 + 30 * HOUR, out);
-                // 4. curl hunting for .env files.
-                env_enumerator(T0 + 50 * HOUR, out);
-                // 5. A long-running poller that goes dark after the disclosure.
-                let h = || library("python-httpx/0.27.0");
-                poller(
-                    rng,
-                    "203.0.113.70",
-                    &h,
-                    "/api/v1/indicators",
-                    401,
-                    T0 + 1234,
-                    T0 + 81 * HOUR + 420,
-                    HOUR,
-                    20,
-                    out,
-                );
-                // 6. A credential stuffer.
-                stuffer(rng, T0 + 60 * HOUR, out);
-                // 7. Our own mistake: a deploy that locks the analysts out.
-                analysts(rng, T0 + 90 * HOUR, T0 + 100 * HOUR, T0 + 102 * HOUR, out);
-            },
+            build: |rng, out| seven_actors(rng, 150, out),
         },
     ]
 }

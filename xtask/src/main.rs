@@ -13,6 +13,7 @@ mod bench;
 mod bench_analyze;
 mod bench_detect;
 mod cases;
+mod pgo;
 mod traffic;
 
 use clap::{Parser, Subcommand};
@@ -34,6 +35,8 @@ enum Cmd {
     BenchDetect(bench_detect::BenchDetectArgs),
     /// Write the golden detector cases' inputs (tests/cases).
     GenCases(cases::GenCasesArgs),
+    /// Profile-guided release build of the daemon (target/pgo/rejectwatch).
+    Pgo(pgo::PgoArgs),
     /// Internal: attach a floor's programs and wait to be killed.
     #[command(hide = true)]
     Floor {
@@ -51,6 +54,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::BenchAnalyze(args) => bench_analyze::bench_analyze(args),
         Cmd::BenchDetect(args) => bench_detect::bench_detect(args),
         Cmd::GenCases(args) => cases::gen_cases(args),
+        Cmd::Pgo(args) => pgo::pgo(args),
         Cmd::Floor { iface, look } => bench::hold_floor(&iface, look),
     }
 }

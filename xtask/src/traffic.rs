@@ -132,7 +132,8 @@ impl Rng {
 /// customer polling with success.
 pub fn ordinary(rng: &mut Rng, from: u64, hours: u64, clients: u32, out: &mut Vec<Req>) {
     for c in 0..clients {
-        let ip = format!("10.{}.{}.{}", 20 + c / 65_536, (c / 256) % 256, c % 256 + 1);
+        // 250 hosts a /24 (never .0, never past .250), 256 /24s a /16.
+        let ip = format!("10.{}.{}.{}", 20 + c / 64_000, (c / 250) % 256, c % 250 + 1);
         let user = format!("user{c:04}");
         let ua = *rng.pick(&[CHROME_WIN, FIREFOX_LINUX, SAFARI_IOS_14, ANDROID_APP, CHROME_WIN]);
         let headers = || if ua == ANDROID_APP { library(ua) } else { browser(ua) };
