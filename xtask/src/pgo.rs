@@ -76,17 +76,17 @@ fn profdata(host: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// `cargo build --release` of `packages` for `host` into `dir`, with
-/// `flag` added to the rustflags.
+/// `flag` added to the rustflags (encoded, so a path with spaces stays one).
 fn build(root: &Path, host: &str, dir: &Path, flag: &str, packages: &[&str]) -> anyhow::Result<()> {
-    let mut flags = std::env::var("RUSTFLAGS").unwrap_or_default();
-    flags.push(' ');
-    flags.push_str(flag);
+    let user = std::env::var("RUSTFLAGS").unwrap_or_default();
+    let mut flags: Vec<&str> = user.split_whitespace().collect();
+    flags.push(flag);
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     cmd.current_dir(root).args(["build", "--locked", "--release", "--target", host, "--target-dir"]).arg(dir);
     for p in packages {
         cmd.args(["-p", p]);
     }
-    run(cmd.env("RUSTFLAGS", flags.trim()))
+    run(cmd.env_remove("RUSTFLAGS").env("CARGO_ENCODED_RUSTFLAGS", flags.join("\x1f")))
 }
 
 pub fn pgo(args: PgoArgs) -> anyhow::Result<()> {
