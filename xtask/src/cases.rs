@@ -118,6 +118,10 @@ fn analysts(rng: &mut Rng, from: u64, deploy: u64, until: u64, out: &mut Vec<Req
     }
 }
 
+/// The disclosure marker of [`seven_actors`]: its long-running poller goes
+/// dark after it.
+pub const SEVEN_ACTORS_DISCLOSURE: &str = "disclosure=2026-11-05T09:00:00Z";
+
 /// The seven actor models of DETECTION.md's seeds over five days of an
 /// ordinary API with `clients` users (the multi-day scenario case; the
 /// profile-guided build trains on a larger one).
@@ -438,7 +442,7 @@ fn cases() -> Vec<Case> {
         Case {
             name: "scenario-seven-actors",
             format: Format::Log,
-            args: &["--mark", "disclosure=2026-11-05T09:00:00Z"],
+            args: &["--mark", SEVEN_ACTORS_DISCLOSURE],
             build: |rng, out| seven_actors(rng, 150, out),
         },
     ]

@@ -11,9 +11,9 @@
 //!
 //! `--train FILE` trains on an operator's own captures or logs instead:
 //! the profile is only as good as its likeness to the traffic the build
-//! will see. Writes `target/pgo/rejectwatch` (and, with `--bench`, `target/pgo/xtask`
-//! built with the same profile, so `bench-detect` can measure the build
-//! side by side with the plain one).
+//! will see. Writes `target/pgo/rejectwatch` (and, with `--bench`,
+//! `target/pgo/xtask` built with the same profile, so `bench-detect` can
+//! measure the build side by side with the plain one).
 
 use std::{
     path::{Path, PathBuf},
@@ -24,7 +24,7 @@ use anyhow::{Context as _, bail};
 use rejectwatch_tests::TempDir;
 
 use crate::{
-    cases::seven_actors,
+    cases::{SEVEN_ACTORS_DISCLOSURE, seven_actors},
     traffic::{Rng, write_log, write_pcap},
 };
 
@@ -90,8 +90,7 @@ fn build(root: &Path, host: &str, dir: &Path, flag: &str, packages: &[&str]) -> 
 }
 
 pub fn pgo(args: PgoArgs) -> anyhow::Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let root = root.canonicalize().with_context(|| format!("{}", root.display()))?;
+    let root = crate::bench::workspace_root();
     let host = host()?;
     let profdata = profdata(&host)?;
     let out = root.join("target/pgo");
@@ -105,24 +104,24 @@ pub fn pgo(args: PgoArgs) -> anyhow::Result<()> {
     let instrumented = out.join("build-gen").join(&host).join("release/rejectwatch");
 
     let tmp = TempDir::new("pgo");
-    let inputs = if args.train.is_empty() {
+    let (inputs, marks) = if args.train.is_empty() {
         eprintln!("pgo: training on the seven actor models among {} users", args.clients);
         let mut reqs = Vec::new();
         seven_actors(&mut Rng::new(0x9e0_5eed), args.clients, &mut reqs);
         let (pcap, log) = (tmp.path("train.pcap"), tmp.path("train.log.gz"));
         write_pcap(&mut reqs, &pcap)?;
         write_log(&mut reqs, &log)?;
-        // The scenario's poller goes dark after this disclosure.
-        (vec![pcap, log], vec!["--mark", "disclosure=2026-11-05T09:00:00Z"])
+        // The scenario's poller goes dark after its disclosure.
+        (vec![pcap, log], vec!["--mark", SEVEN_ACTORS_DISCLOSURE])
     } else {
         eprintln!("pgo: training on {} file(s) given", args.train.len());
         (args.train.clone(), vec![])
     };
-    for input in &inputs.0 {
+    for input in &inputs {
         run(Command::new(&instrumented)
             .arg("analyze")
             .arg(input)
-            .args(&inputs.1)
+            .args(&marks)
             .args(["--findings", "/dev/null", "--actors", "/dev/null"])
             .stdout(std::process::Stdio::null()))?;
     }
