@@ -36,7 +36,26 @@ pub fn open_named(flag: &str, path: &str) -> anyhow::Result<Box<dyn Write + Send
 
 /// Writes a whole file for another program: to a temporary file beside
 /// it, then renamed over, so a reader never sees half of it.
+///
+/// Only a regular file (or a missing one) is replaced. A path that is a
+/// device, a FIFO or a socket (`/dev/null`, `/dev/stdout`, a pipe another
+/// program reads) is written in place: renaming over it would put a plain
+/// file where the device was, and as root `/dev/null` itself would become
+/// a file every later `>/dev/null` appends to. A symbolic link is followed
+/// and its target replaced, so the link stays.
 pub fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path)?,
+        _ => path.to_path_buf(),
+    };
+    match std::fs::metadata(&path) {
+        Ok(m) if !m.is_file() && !m.is_dir() => {
+            let mut w = BufWriter::new(File::options().write(true).open(&path)?);
+            write(&mut w)?;
+            return w.flush();
+        }
+        _ => {}
+    }
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
@@ -45,7 +64,7 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::R
         write(&mut w)?;
         let f = w.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        std::fs::rename(&tmp, &path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -227,5 +246,57 @@ mod tests {
         assert_eq!(get(&format!("/api/e{}", MAX_ENDPOINT_LABELS - 1)), 1);
         assert_eq!(get(&format!("/api/e{MAX_ENDPOINT_LABELS}")), 0, "past the cap");
         assert_eq!(get("other"), 11);
+    }
+
+    fn scratch(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("rw-sink-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+        dir
+    }
+
+    #[test]
+    fn a_regular_file_is_replaced_and_no_temporary_file_stays() {
+        let dir = scratch("file");
+        let path = dir.join("block.txt");
+        std::fs::write(&path, "old\n").unwrap();
+        write_atomically(&path, |w| w.write_all(b"new\n")).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new\n");
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("block.txt")], "temporary files left in {}", dir.display());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    // `--actors /dev/null` once replaced the machine's /dev/null with a
+    // file; a FIFO stands in for the device here.
+    #[test]
+    fn a_fifo_is_written_in_place_not_replaced() {
+        use std::os::unix::fs::FileTypeExt as _;
+        let dir = scratch("fifo");
+        let path = dir.join("feed");
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+        let reader = {
+            let path = path.clone();
+            std::thread::spawn(move || std::fs::read_to_string(path).unwrap())
+        };
+        write_atomically(&path, |w| w.write_all(b"10.0.0.1\n")).unwrap();
+        assert_eq!(reader.join().unwrap(), "10.0.0.1\n");
+        let kind = std::fs::symlink_metadata(&path).unwrap().file_type();
+        assert!(kind.is_fifo(), "{} is no longer a FIFO: {kind:?}", path.display());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_symlink_keeps_pointing_at_its_replaced_target() {
+        let dir = scratch("link");
+        let (target, link) = (dir.join("real.nft"), dir.join("link.nft"));
+        std::fs::write(&target, "old").unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        write_atomically(&link, |w| w.write_all(b"new")).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,10 +4,7 @@
 //! where a running daemon picks it up; `analyze --mark
 //! disclosure=RFC3339-TIME` gives one to a replay.
 
-use std::{
-    io::Write as _,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
@@ -75,13 +72,13 @@ pub fn record(state_dir: &Path, m: &Mark) -> anyhow::Result<()> {
     all.push(m.clone());
     all.sort_by_key(|m| m.at);
     let path = file(state_dir);
-    let tmp = path.with_extension("jsonl.tmp");
-    let mut f = std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    for m in &all {
-        writeln!(f, "{}", serde_json::to_string(m)?)?;
-    }
-    f.sync_all()?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot replace {}", path.display()))?;
+    crate::sink::write_atomically(&path, |w| {
+        for m in &all {
+            writeln!(w, "{}", serde_json::to_string(m).map_err(std::io::Error::other)?)?;
+        }
+        Ok(())
+    })
+    .with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
 }
 
