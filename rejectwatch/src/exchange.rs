@@ -8,79 +8,53 @@ use serde::{Serialize, Serializer};
 
 use crate::record::Nanos;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exchange {
     /// When the request head was seen.
-    #[serde(serialize_with = "rfc3339")]
     pub ts: Nanos,
     /// The socket source address of the request.
     pub peer: IpAddr,
     pub method: Method,
-    pub target: String,
-    pub host: Option<String>,
-    pub user_agent: Option<String>,
+    /// Target, host, user agent and header values (see [`Exchange::target`]).
+    pub request: RequestText,
     /// The response status, or null when none was captured.
     pub status: Option<u16>,
     pub header_names: Vec<HeaderName>,
     /// The head was cut short (snap length, lost segment, too many headers).
     pub truncated: bool,
     /// HTTP/1.x minor version, when the request line said.
-    #[serde(skip)]
     pub version: Option<u8>,
 
     /// The client: the peer, or the address a trusted proxy forwarded for.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<IpAddr>,
     /// Where `client` came from: `peer` or the header that named it.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_source: Option<&'static str>,
     /// An IPv6 client's network (default /64): IPv6 clients rotate inside it.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_prefix: Option<String>,
     /// Forwarding headers sent by a peer we do not trust: ignored for
     /// attribution, kept as evidence of header manipulation.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub untrusted_forwarding: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub country: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub asn: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub as_org: Option<String>,
     /// Shared with the user-agent cache's entry, not copied per exchange.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ua_product: Option<Arc<str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ua_version: Option<Arc<str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ua_family: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub ua_platform: Option<&'static str>,
     /// Stable hash of method, version and header-name order and set.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<Arc<str>>,
     /// The target's path with ids, UUIDs, tokens and emails templated.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub resource_id: Option<String>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub query_params: Vec<String>,
     /// Keyed hash of the credential (API key, bearer subject, basic user).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub identity_kind: Option<&'static str>,
 
-    /// Request header values for the enrichers, one per entry of
-    /// `header_names`; never serialised.
-    #[serde(skip)]
-    pub header_values: HeaderValues,
     /// An identity a log names in clear (`user_id`); hashed, never output.
-    #[serde(skip)]
     pub raw_identity: Option<String>,
     /// An endpoint template a log already gives.
-    #[serde(skip)]
     pub given_endpoint: Option<String>,
 }
 
@@ -90,9 +64,7 @@ impl Default for Exchange {
             ts: Default::default(),
             peer: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             method: Default::default(),
-            target: Default::default(),
-            host: Default::default(),
-            user_agent: Default::default(),
+            request: Default::default(),
             status: Default::default(),
             header_names: Default::default(),
             truncated: Default::default(),
@@ -114,7 +86,6 @@ impl Default for Exchange {
             query_params: Default::default(),
             identity: Default::default(),
             identity_kind: Default::default(),
-            header_values: Default::default(),
             raw_identity: Default::default(),
             given_endpoint: Default::default(),
         }
@@ -193,69 +164,263 @@ pub fn header_name(name: &str) -> HeaderName {
     shared(COMMON_NAMES, name)
 }
 
-/// Header values in one string, `ends[i]` where the `i`th ends: two
-/// allocations per request rather than one per header.
+/// A request's text in one allocation: the target; the host and user agent
+/// when a log names them apart from any header; then the header values,
+/// each ended by a `\n`, which no parsed value contains (httparse ends a
+/// header line at one). A captured head took six allocations before (target,
+/// host, user agent, names, values, value ends); the names and this are the
+/// two left. The host and user agent of a captured head are spans of its
+/// values, not copies.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct HeaderValues {
+pub struct RequestText {
     text: String,
-    ends: Vec<u32>,
+    target_end: u32,
+    /// Where the header values start (after the target and any host or
+    /// user agent stored apart).
+    values_start: u32,
+    host: Option<Span>,
+    user_agent: Option<Span>,
 }
 
-impl HeaderValues {
-    pub fn with_capacity(headers: usize, bytes: usize) -> Self {
-        Self { text: String::with_capacity(bytes), ends: Vec::with_capacity(headers) }
+type Span = (u32, u32);
+
+impl RequestText {
+    /// A target with room for `value_bytes` of header values (and their
+    /// ends) after it.
+    pub fn with_capacity(target: &str, value_bytes: usize) -> Self {
+        let mut text = String::with_capacity(target.len() + value_bytes);
+        text.push_str(target);
+        let end = text.len() as u32;
+        Self { text, target_end: end, values_start: end, host: None, user_agent: None }
     }
 
-    pub fn push(&mut self, value: &str) {
+    /// A target alone (logs, tests).
+    pub fn new(target: &str) -> Self {
+        Self::with_capacity(target, 0)
+    }
+
+    /// Sets the host a log names (before any value is pushed).
+    pub fn with_host(mut self, host: Option<&str>) -> Self {
+        self.host = host.map(|h| self.stash(h));
+        self
+    }
+
+    /// Sets the user agent a log names (before any value is pushed).
+    pub fn with_user_agent(mut self, ua: Option<&str>) -> Self {
+        self.user_agent = ua.map(|u| self.stash(u));
+        self
+    }
+
+    fn stash(&mut self, s: &str) -> Span {
+        debug_assert_eq!(self.values_start as usize, self.text.len(), "stored apart after a header value");
+        let start = self.text.len() as u32;
+        self.text.push_str(s);
+        self.values_start = self.text.len() as u32;
+        (start, self.values_start)
+    }
+
+    /// Appends the next header value, which holds no `\n` (a parsed one
+    /// never does: httparse ends a header line at one).
+    pub fn push_value(&mut self, value: &str) -> Span {
+        debug_assert!(!value.contains('\n'), "{value:?}");
+        let start = self.text.len() as u32;
         self.text.push_str(value);
-        self.ends.push(self.text.len() as u32);
+        let end = self.text.len() as u32;
+        self.text.push('\n');
+        (start, end)
+    }
+
+    /// The value just pushed (`span`) is the host.
+    pub fn set_host_span(&mut self, span: Span) {
+        self.host = Some(span);
+    }
+
+    /// The value just pushed (`span`) is the user agent.
+    pub fn set_user_agent_span(&mut self, span: Span) {
+        self.user_agent = Some(span);
+    }
+
+    pub fn target(&self) -> &str {
+        &self.text[..self.target_end as usize]
+    }
+
+    pub fn host(&self) -> Option<&str> {
+        self.host.map(|(a, b)| &self.text[a as usize..b as usize])
+    }
+
+    pub fn user_agent(&self) -> Option<&str> {
+        self.user_agent.map(|(a, b)| &self.text[a as usize..b as usize])
+    }
+
+    /// The header values in order (none once [`RequestText::forget_values`]
+    /// ran).
+    pub fn values(&self) -> impl Iterator<Item = &str> + Clone {
+        let rest = &self.text[self.values_start as usize..];
+        let mut start = 0;
+        memchr::memchr_iter(b'\n', rest.as_bytes()).map(move |end| {
+            let v = &rest[start..end];
+            start = end + 1;
+            v
+        })
     }
 
     /// The `i`th value.
-    pub fn get(&self, i: usize) -> Option<&str> {
-        let end = *self.ends.get(i)? as usize;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
-        self.text.get(start..end)
+    pub fn value(&self, i: usize) -> Option<&str> {
+        self.values().nth(i)
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &str> {
-        (0..self.ends.len()).filter_map(|i| self.get(i))
+    pub fn has_values(&self) -> bool {
+        self.text.len() > self.values_start as usize
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+    /// Drops the header values (they carry credentials), keeping the
+    /// target, host and user agent, without reallocating: a host or user
+    /// agent that was a value moves down next to the target.
+    pub fn forget_values(&mut self) {
+        let mut keep = [&mut self.host, &mut self.user_agent];
+        keep.sort_by_key(|s| s.map_or(u32::MAX, |(a, _)| a));
+        let mut at = self.target_end;
+        // SAFETY: what is left is the target, then the host and user agent
+        // copied whole (each span starts and ends on a char boundary), so it
+        // is UTF-8 again when the borrow of the bytes ends. Spans are disjoint
+        // and taken in order, so each lands at or before where it starts,
+        // never over one still to move.
+        let bytes = unsafe { self.text.as_mut_vec() };
+        for span in keep.into_iter().flatten() {
+            let (a, b) = *span;
+            bytes.copy_within(a as usize..b as usize, at as usize);
+            *span = (at, at + (b - a));
+            at += b - a;
+        }
+        bytes.truncate(at as usize);
+        self.values_start = at;
     }
 }
 
 impl Exchange {
+    /// The request target as sent (path and query).
+    pub fn target(&self) -> &str {
+        self.request.target()
+    }
+
+    pub fn host(&self) -> Option<&str> {
+        self.request.host()
+    }
+
+    pub fn user_agent(&self) -> Option<&str> {
+        self.request.user_agent()
+    }
+
     /// The request's headers as (name, value), in the order sent.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.header_names.iter().map(|n| n.as_ref()).zip(self.header_values.iter())
+        self.header_names.iter().map(|n| n.as_ref()).zip(self.request.values())
     }
 
     /// The values of the headers called `name` (any case), in order.
     pub fn header<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> {
-        // Names first: a value is sliced out only for a name that matches.
-        self.header_names
-            .iter()
-            .enumerate()
-            .filter(move |(_, n)| n.eq_ignore_ascii_case(name))
-            .filter_map(|(i, _)| self.header_values.get(i))
+        self.headers().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
 
     /// The value of the first header called `name` (any case).
     pub fn first_header(&self, name: &str) -> Option<&str> {
         let i = self.header_names.iter().position(|n| n.eq_ignore_ascii_case(name))?;
-        self.header_values.get(i)
+        self.request.value(i)
     }
 
-    /// Sets names and values together (tests and generated traffic).
+    /// Sets names and values together (tests and generated traffic),
+    /// keeping the target, host and user agent.
     pub fn set_headers(&mut self, pairs: &[(&str, &str)]) {
         self.header_names = pairs.iter().map(|(n, _)| header_name(n)).collect();
-        self.header_values = HeaderValues::default();
+        let mut r = RequestText::new(self.target()).with_host(self.host()).with_user_agent(self.user_agent());
         for (_, v) in pairs {
-            self.header_values.push(v);
+            // Parsed values never hold a line break; generated ones must not.
+            r.push_value(&v.replace('\n', " "));
         }
+        self.request = r;
+    }
+}
+
+/// How an exchange is written (`--exchanges`): the request's text comes
+/// out of [`RequestText`] as fields of their own, header values never.
+#[derive(Serialize)]
+struct Json<'a> {
+    #[serde(serialize_with = "rfc3339")]
+    ts: Nanos,
+    peer: IpAddr,
+    method: &'a str,
+    target: &'a str,
+    host: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    status: Option<u16>,
+    header_names: &'a [HeaderName],
+    truncated: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client: Option<IpAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_source: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_prefix: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    untrusted_forwarding: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    country: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asn: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    as_org: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ua_product: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ua_version: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ua_family: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ua_platform: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fingerprint: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    endpoint: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resource_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    query_params: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity_kind: Option<&'static str>,
+}
+
+impl Serialize for Exchange {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Json {
+            ts: self.ts,
+            peer: self.peer,
+            method: &self.method,
+            target: self.target(),
+            host: self.host(),
+            user_agent: self.user_agent(),
+            status: self.status,
+            header_names: &self.header_names,
+            truncated: self.truncated,
+            client: self.client,
+            client_source: self.client_source,
+            client_prefix: self.client_prefix.as_deref(),
+            untrusted_forwarding: &self.untrusted_forwarding,
+            country: self.country.as_deref(),
+            asn: self.asn,
+            as_org: self.as_org.as_deref(),
+            ua_product: self.ua_product.as_deref(),
+            ua_version: self.ua_version.as_deref(),
+            ua_family: self.ua_family,
+            ua_platform: self.ua_platform,
+            fingerprint: self.fingerprint.as_deref(),
+            endpoint: self.endpoint.as_deref(),
+            resource_id: self.resource_id.as_deref(),
+            query_params: &self.query_params,
+            identity: self.identity.as_deref(),
+            identity_kind: self.identity_kind,
+        }
+        .serialize(s)
     }
 }
 
@@ -279,9 +444,7 @@ mod tests {
             ts: 1_700_000_000_123_456_789,
             peer: "2001:db8::1".parse().unwrap(),
             method: "GET".into(),
-            target: "/x".into(),
-            host: None,
-            user_agent: Some("curl/8".into()),
+            request: RequestText::new("/x").with_user_agent(Some("curl/8")),
             status: None,
             header_names: vec!["User-Agent".into()],
             truncated: false,
@@ -307,5 +470,32 @@ mod tests {
             serde_json::to_value(&ex).unwrap()["header_names"],
             serde_json::json!(["Host", "X-Odd", "Authorization", "x-odd"])
         );
+    }
+
+    #[test]
+    fn forgetting_values_keeps_target_host_and_user_agent() {
+        // The user agent before the host, as some clients send them.
+        let raw = b"GET /a?b=1 HTTP/1.1\r\nUser-Agent: curl/8.5.0\r\nAuthorization: Bearer s3cret\r\nHost: api\r\n\r\n";
+        let crate::http::Parsed::Complete(head, _) = crate::http::parse_request(raw) else { panic!("not a head") };
+        let mut r = head.text;
+        assert_eq!(r.values().collect::<Vec<_>>(), ["curl/8.5.0", "Bearer s3cret", "api"]);
+        r.forget_values();
+        assert_eq!((r.target(), r.host(), r.user_agent()), ("/a?b=1", Some("api"), Some("curl/8.5.0")));
+        assert!(!r.has_values() && r.value(0).is_none(), "{r:?}");
+        assert!(!r.text.contains("s3cret"), "{r:?}");
+
+        // A log's host and user agent, stored apart from any header.
+        let mut r = RequestText::new("/x").with_host(Some("h")).with_user_agent(Some("ua"));
+        r.push_value("v");
+        r.forget_values();
+        assert_eq!((r.target(), r.host(), r.user_agent(), r.has_values()), ("/x", Some("h"), Some("ua"), false));
+    }
+
+    #[test]
+    fn empty_values_and_line_breaks_keep_their_places() {
+        let mut ex = Exchange::default();
+        ex.set_headers(&[("A", ""), ("B", "two\nlines"), ("C", "")]);
+        assert_eq!(ex.headers().collect::<Vec<_>>(), [("A", ""), ("B", "two lines"), ("C", "")]);
+        assert_eq!(ex.first_header("c"), Some(""));
     }
 }

@@ -9,7 +9,7 @@ use std::mem::MaybeUninit;
 
 use rejectwatch_common::{PEEK_LEN, looks_like_request, looks_like_response};
 
-use crate::exchange::{HeaderName, HeaderValues, Method, header_name, method};
+use crate::exchange::{HeaderName, Method, RequestText, header_name, method};
 
 /// Most header lines we read from one head; the rest are ignored (and the
 /// head flagged truncated), so a hostile head cannot make us allocate more.
@@ -20,14 +20,12 @@ pub const MAX_HEADERS: usize = 96;
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct RequestHead {
     pub method: Method,
-    pub target: String,
     pub version: Option<u8>,
-    pub host: Option<String>,
-    pub user_agent: Option<String>,
+    /// Target, host, user agent, and the header values (one per name) for
+    /// the enrichers (client attribution, identity). The values are never
+    /// written out: they carry credentials.
+    pub text: RequestText,
     pub header_names: Vec<HeaderName>,
-    /// Header values, one per name, for the enrichers (client
-    /// attribution, identity). Never written out: they carry credentials.
-    pub header_values: HeaderValues,
     /// Bytes of body that follow the head (Content-Length), when known.
     pub body_len: BodyLen,
     pub truncated: bool,
@@ -59,10 +57,6 @@ pub enum Parsed<T> {
     Partial,
     /// Not an HTTP/1.x head.
     Invalid(&'static str),
-}
-
-fn text(b: &[u8]) -> String {
-    lossy(b).into_owned()
 }
 
 fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
@@ -107,26 +101,27 @@ fn body_len_of(headers: &[httparse::Header<'_>]) -> BodyLen {
 
 fn request_from(req: &httparse::Request<'_, '_>, truncated: bool) -> RequestHead {
     let headers = req.headers.iter().take_while(|h| !h.name.is_empty());
-    let (n, bytes) = headers.clone().fold((0, 0), |(n, b), h| (n + 1, b + h.value.len()));
+    let (n, bytes) = headers.clone().fold((0, 0), |(n, b), h| (n + 1, b + h.value.len() + 1));
     // Sized at creation: reserving on an empty Vec took the growth path.
     let mut head = RequestHead {
         method: req.method.map(method).unwrap_or_default(),
-        target: req.path.map(str::to_owned).unwrap_or_default(),
         version: req.version,
         truncated,
+        text: RequestText::with_capacity(req.path.unwrap_or_default(), bytes),
         header_names: Vec::with_capacity(n),
-        header_values: HeaderValues::with_capacity(n, bytes),
         ..Default::default()
     };
+    let (mut host, mut ua) = (false, false);
     for h in headers {
-        let value = lossy(h.value);
-        if head.host.is_none() && h.name.eq_ignore_ascii_case("host") {
-            head.host = Some(value.to_string());
-        } else if head.user_agent.is_none() && h.name.eq_ignore_ascii_case("user-agent") {
-            head.user_agent = Some(value.to_string());
+        let span = head.text.push_value(&lossy(h.value));
+        if !host && h.name.eq_ignore_ascii_case("host") {
+            head.text.set_host_span(span);
+            host = true;
+        } else if !ua && h.name.eq_ignore_ascii_case("user-agent") {
+            head.text.set_user_agent_span(span);
+            ua = true;
         }
         head.header_names.push(header_name(h.name));
-        head.header_values.push(&value);
     }
     head.body_len = body_len_of(req.headers);
     head
@@ -190,7 +185,12 @@ pub fn parse_truncated_request(buf: &[u8]) -> Option<RequestHead> {
         return None;
     }
     let target = parts.next().unwrap_or(b"");
-    Some(RequestHead { method: method(&lossy(verb)), target: text(target), truncated: true, ..Default::default() })
+    Some(RequestHead {
+        method: method(&lossy(verb)),
+        text: RequestText::new(&lossy(target)),
+        truncated: true,
+        ..Default::default()
+    })
 }
 
 /// Parses one response head at the start of `buf`. A head cut short still
@@ -322,9 +322,9 @@ mod tests {
         let Parsed::Complete(h, n) = parse_request(raw) else { panic!("not complete") };
         assert_eq!(n, raw.len() - 4);
         assert_eq!(h.method, "GET");
-        assert_eq!(h.target, "/api/v1/orders/7?x=1");
-        assert_eq!(h.host.as_deref(), Some("api.example"));
-        assert_eq!(h.user_agent.as_deref(), Some("python-requests/2.32.5"));
+        assert_eq!(h.text.target(), "/api/v1/orders/7?x=1");
+        assert_eq!(h.text.host(), Some("api.example"));
+        assert_eq!(h.text.user_agent(), Some("python-requests/2.32.5"));
         assert_eq!(h.header_names, ["Host", "User-Agent", "Accept"]);
         assert_eq!(h.version, Some(1));
         assert!(!h.truncated);
@@ -338,8 +338,8 @@ mod tests {
             [&b"GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: "[..], "caf\u{e9}/1".as_bytes(), b"\r\nX-B: \xff\xfe\r\n\r\n"]
                 .concat();
         let Parsed::Complete(h, _) = parse_request(&raw) else { panic!("not complete: {raw:?}") };
-        assert_eq!(h.user_agent.as_deref(), Some("caf\u{e9}/1"));
-        assert_eq!(h.header_values.get(2), Some("\u{fffd}\u{fffd}"), "{:?}", h.header_values);
+        assert_eq!(h.text.user_agent(), Some("caf\u{e9}/1"));
+        assert_eq!(h.text.value(2), Some("\u{fffd}\u{fffd}"), "{:?}", h.text);
     }
 
     #[test]
@@ -348,13 +348,13 @@ mod tests {
         assert_eq!(parse_request(raw), Parsed::Partial);
         let h = parse_truncated_request(raw).expect("truncated head");
         assert_eq!(h.method, "GET");
-        assert_eq!(h.host.as_deref(), Some("a"));
-        assert_eq!(h.user_agent, None);
+        assert_eq!(h.text.host(), Some("a"));
+        assert_eq!(h.text.user_agent(), None);
         assert_eq!(h.header_names, ["Host"]);
         assert!(h.truncated);
 
         let h = parse_truncated_request(b"POST /very/long/path/that/got/cu").expect("line only");
-        assert_eq!((&*h.method, h.target.as_str()), ("POST", "/very/long/path/that/got/cu"));
+        assert_eq!((&*h.method, h.text.target()), ("POST", "/very/long/path/that/got/cu"));
     }
 
     #[test]

@@ -311,13 +311,10 @@ fn exchange(key: FlowKey, p: Pending, status: Option<u16>) -> Exchange {
         ts: p.ts,
         peer: key.0.ip(),
         method: p.head.method,
-        target: p.head.target,
-        host: p.head.host,
-        user_agent: p.head.user_agent,
+        request: p.head.text,
         status,
         header_names: p.head.header_names,
         truncated: p.head.truncated,
-        header_values: p.head.header_values,
         version: p.head.version,
         ..Default::default()
     }

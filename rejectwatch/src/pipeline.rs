@@ -186,7 +186,7 @@ mod tests {
             ts: 1_700_000_000_000_000_000 + i as u64 * 1_000_000,
             peer: std::net::IpAddr::from([10, 0, (i >> 8) as u8, i as u8]),
             method: "GET".into(),
-            target: format!("/items/{i}"),
+            request: crate::exchange::RequestText::new(&format!("/items/{i}")),
             status: Some(401),
             ..Default::default()
         }

@@ -74,9 +74,9 @@ fn our_keys(c: &Collect) -> Vec<Key> {
         .map(|e| {
             (
                 e.method.to_string(),
-                e.target.clone(),
-                e.host.clone(),
-                e.user_agent.clone(),
+                e.target().to_string(),
+                e.host().map(str::to_string),
+                e.user_agent().map(str::to_string),
                 e.status.map(|s| s.to_string()),
             )
         })
@@ -215,7 +215,7 @@ fn hand_made_edge_cases() {
 
     let got = analyze_in_process(&pcap, 2048);
     let summary: Vec<(String, Option<u16>, bool)> =
-        got.exchanges.iter().map(|e| (e.target.clone(), e.status, e.truncated)).collect();
+        got.exchanges.iter().map(|e| (e.target().to_string(), e.status, e.truncated)).collect();
     assert_eq!(
         summary,
         [
@@ -225,8 +225,8 @@ fn hand_made_edge_cases() {
         ]
     );
     let cut = &got.exchanges[1];
-    assert_eq!(cut.host.as_deref(), Some("api"));
-    assert_eq!(cut.user_agent, None, "the user agent was beyond the capture");
+    assert_eq!(cut.host(), Some("api"));
+    assert_eq!(cut.user_agent(), None, "the user agent was beyond the capture");
     assert_eq!(got.unmatched_requests, 1);
     assert_eq!(got.parse_errors, [(Source::Pcap, "bad_ip")]);
 

@@ -252,7 +252,7 @@ impl Roster {
         if let Some(n) = ex.asn {
             push_capped(&mut a.asns, n, MAX_LIST);
         }
-        if let Some(ua) = &ex.user_agent {
+        if let Some(ua) = ex.user_agent() {
             a.user_agents.note(&[ua], 256, 8);
         }
         if let (Some(p), Some(v)) = (&ex.ua_product, &ex.ua_version) {

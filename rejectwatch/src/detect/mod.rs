@@ -232,12 +232,12 @@ impl Engine {
         let status = ex.status.unwrap_or(0);
         let rejected = self.rejects[status as usize % 1000] && status != 0;
         let success = (200..300).contains(&status);
-        let endpoint = ex.endpoint.as_deref().unwrap_or_else(|| ex.target.split('?').next().unwrap_or(""));
+        let endpoint = ex.endpoint.as_deref().unwrap_or_else(|| ex.target().split('?').next().unwrap_or(""));
         let ep = h64(endpoint.as_bytes());
         self.ctx.exchanges += 1;
         if success {
             self.ctx.served += 1;
-            if ex.user_agent.as_deref().is_none_or(|u| u.trim().is_empty()) {
+            if ex.user_agent().is_none_or(|u| u.trim().is_empty()) {
                 self.ctx.served_without_user_agent += 1;
             }
         }

@@ -46,7 +46,7 @@ impl Attribution {
                 .iter()
                 .enumerate()
                 .filter(|(_, n)| FORWARDING.iter().any(|f| n.eq_ignore_ascii_case(f)))
-                .filter_map(|(i, n)| Some(format!("{n}: {}", ex.header_values.get(i)?)))
+                .filter_map(|(i, n)| Some(format!("{n}: {}", ex.request.value(i)?)))
                 .collect();
         }
         ex.client = Some(client);

@@ -78,11 +78,11 @@ impl Enricher {
             let g = self.geo.lookup(client);
             (ex.country, ex.asn, ex.as_org) = (g.country, g.asn, g.as_org);
         }
-        let ua = self.ua.classify(ex.user_agent.as_deref());
+        let ua = self.ua.classify(ex.user_agent());
         (ex.ua_product, ex.ua_version, ex.ua_family, ex.ua_platform) =
             (ua.product, ua.version, Some(ua.family), Some(ua.platform));
         ex.fingerprint = self.fingerprints.of(&ex.method, ex.version, &ex.header_names);
-        let ep = endpoint::template(&ex.target);
+        let ep = endpoint::template(ex.target());
         ex.endpoint = Some(ex.given_endpoint.take().unwrap_or(ep.template));
         if ex.resource_id.is_none() {
             ex.resource_id = ep.resource_id;
@@ -90,7 +90,7 @@ impl Enricher {
         ex.query_params = ep.query_params;
         self.identity.apply(ex);
         // Credentials have been hashed; nothing raw travels further.
-        ex.header_values = Default::default();
+        ex.request.forget_values();
         ex.raw_identity = None;
     }
 }
@@ -107,8 +107,8 @@ mod tests {
         let mut ex = Exchange {
             peer: "203.0.113.5".parse().unwrap(),
             method: "GET".into(),
-            target: "/api/v1/orders/42?page=2".into(),
-            user_agent: Some("python-requests/2.32.5".into()),
+            request: crate::exchange::RequestText::new("/api/v1/orders/42?page=2")
+                .with_user_agent(Some("python-requests/2.32.5")),
             raw_identity: Some("user-77".into()),
             ..Default::default()
         };
@@ -119,7 +119,7 @@ mod tests {
         for secret in [secret_token, "key-material-123", "user-77"] {
             assert!(!json.contains(secret), "{secret} leaked: {json}");
         }
-        assert!(ex.header_values.is_empty() && ex.raw_identity.is_none());
+        assert!(!ex.request.has_values() && ex.raw_identity.is_none());
         assert_eq!(ex.identity_kind, Some("api_key"));
         assert_eq!(ex.endpoint.as_deref(), Some("/api/v1/orders/{id}"));
         assert_eq!(ex.query_params, ["page"]);

@@ -32,7 +32,7 @@ fn run(cfg: JoinConfig, records: Vec<Record<'_>>) -> Collect {
 }
 
 fn statuses(c: &Collect) -> Vec<(String, Option<u16>)> {
-    c.exchanges.iter().map(|e| (e.target.clone(), e.status)).collect()
+    c.exchanges.iter().map(|e| (e.target().to_string(), e.status)).collect()
 }
 
 fn s(t: &str, st: Option<u16>) -> (String, Option<u16>) {
@@ -110,7 +110,7 @@ fn head_across_segments() {
     assert_eq!(statuses(&out), [s("/split", Some(200))]);
     let e = &out.exchanges[0];
     assert!(!e.truncated);
-    assert_eq!(e.user_agent.as_deref(), Some("python-requests/2.32.5"));
+    assert_eq!(e.user_agent(), Some("python-requests/2.32.5"));
 }
 
 #[test]
@@ -120,7 +120,7 @@ fn lost_continuation_gives_truncated_head() {
     let out = run(JoinConfig::default(), vec![req(1, 1000, one), resp(3, 1, R200)]);
     assert_eq!(statuses(&out), [s("/split", Some(200))]);
     assert!(out.exchanges[0].truncated);
-    assert_eq!(out.exchanges[0].host.as_deref(), Some("h"));
+    assert_eq!(out.exchanges[0].host(), Some("h"));
 }
 
 #[test]

@@ -8,7 +8,10 @@ use std::net::IpAddr;
 use serde_json::Value;
 
 use super::logtime;
-use crate::{config::JsonLogFields, exchange::Exchange};
+use crate::{
+    config::JsonLogFields,
+    exchange::{Exchange, RequestText},
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -82,16 +85,14 @@ pub fn parse_combined(line: &str) -> Result<Exchange, &'static str> {
     let user_agent = quoted(after_bytes).and_then(|(_, r)| quoted(r)).map(|(ua, _)| ua).filter(|ua| ua != "-");
     let mut parts = request.splitn(3, ' ');
     let method = crate::exchange::method(parts.next().unwrap_or(""));
-    let target = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("");
+    let host = vhost.map(|v| v.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()).map_or(v, |(h, _)| h));
     let version = parts.next().and_then(|v| v.strip_prefix("HTTP/1.")).and_then(|v| v.parse().ok());
     Ok(Exchange {
         ts,
         peer,
         method,
-        target,
-        host: vhost
-            .map(|v| v.rsplit_once(':').filter(|(_, p)| p.parse::<u16>().is_ok()).map_or(v, |(h, _)| h).to_string()),
-        user_agent,
+        request: RequestText::new(target).with_host(host).with_user_agent(user_agent.as_deref()),
         status,
         version,
         raw_identity: (user != "-" && !user.is_empty()).then(|| user.to_string()),
@@ -141,8 +142,7 @@ pub fn parse_json(line: &str, f: &JsonLogFields) -> Result<Exchange, &'static st
         ts,
         peer,
         method: field(obj, &f.method).and_then(string).map_or_else(Default::default, |m| crate::exchange::method(&m)),
-        target,
-        user_agent: field(obj, &f.user_agent).and_then(string),
+        request: RequestText::new(&target).with_user_agent(field(obj, &f.user_agent).and_then(string).as_deref()),
         status,
         given_endpoint,
         resource_id: field(obj, &f.resource_id).and_then(string),
@@ -162,23 +162,23 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (e.peer.to_string(), &*e.method, e.target.as_str(), e.status),
+            (e.peer.to_string(), &*e.method, e.target(), e.status),
             ("203.0.113.9".into(), "GET", "/api/v1/orders/7?x=1", Some(403))
         );
-        assert_eq!(e.user_agent.as_deref(), Some("python-requests/2.32.5"));
+        assert_eq!(e.user_agent(), Some("python-requests/2.32.5"));
         assert_eq!(e.ts, 1_763_805_600_000_000_000);
         assert_eq!(e.raw_identity.as_deref(), Some("alice"));
         assert_eq!(e.version, Some(1));
 
         let e = parse_combined(r#"2001:db8::5 - - [22/Nov/2025:10:00:00 +0000] "POST /login HTTP/1.0" 401 0"#).unwrap();
-        assert_eq!((e.status, e.user_agent.as_deref(), &*e.method), (Some(401), None, "POST"));
+        assert_eq!((e.status, e.user_agent(), &*e.method), (Some(401), None, "POST"));
 
         let e = parse_combined(
             r#"api.example.com:443 198.51.100.2 - - [22/Nov/2025:10:00:00 +0000] "GET /.env HTTP/1.1" 404 0 "-" "-""#,
         )
         .unwrap();
         assert_eq!(
-            (e.host.as_deref(), e.peer.to_string(), e.user_agent),
+            (e.host(), e.peer.to_string(), e.user_agent()),
             (Some("api.example.com"), "198.51.100.2".into(), None)
         );
 
@@ -187,11 +187,11 @@ mod tests {
             r#"198.51.100.3 - - [22/Nov/2025:10:00:00 +0000] "GET /q?a=\"x\" HTTP/1.1" 400 0 "-" "Mozilla \"quoted\"""#,
         )
         .unwrap();
-        assert_eq!(e.target, "/q?a=\"x\"");
-        assert_eq!(e.user_agent.as_deref(), Some("Mozilla \"quoted\""));
+        assert_eq!(e.target(), "/q?a=\"x\"");
+        assert_eq!(e.user_agent(), Some("Mozilla \"quoted\""));
         let e =
             parse_combined(r#"198.51.100.3 - - [22/Nov/2025:10:00:00 +0000] "\x16\x03\x01" 400 157 "-" "-""#).unwrap();
-        assert_eq!((e.status, e.target.as_str()), (Some(400), ""));
+        assert_eq!((e.status, e.target()), (Some(400), ""));
     }
 
     #[test]

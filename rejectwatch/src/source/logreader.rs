@@ -223,7 +223,7 @@ mod tests {
         );
         let mut out = Collect::default();
         let stats = replay(&[&a, &b, &c], None, &JsonLogFields::default(), &mut out).unwrap();
-        let order: Vec<&str> = out.exchanges.iter().map(|e| e.target.as_str()).collect();
+        let order: Vec<&str> = out.exchanges.iter().map(|e| e.target()).collect();
         assert_eq!(order, ["/a1", "/b3", "/c4", "/a5", "/b7"]);
         assert_eq!(stats, LogStats { lines: 6, exchanges: 5, bad: 1 });
         assert_eq!(out.parse_errors, [(Source::Log, "no_timestamp")]);

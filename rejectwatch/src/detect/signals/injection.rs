@@ -150,8 +150,8 @@ pub struct Injection {
 
 impl Detector for Injection {
     fn observe(&mut self, o: &Obs<'_>, _c: &mut ClientState, out: &mut Vec<Signal>) {
-        let target = normalise(&o.ex.target);
-        let ua = o.ex.user_agent.as_deref().unwrap_or("");
+        let target = normalise(o.ex.target());
+        let ua = o.ex.user_agent().unwrap_or("");
         // In the user agent only template injection counts (Log4Shell's
         // `${jndi:`), and every template pattern holds a `{`: one SIMD scan
         // spares the automaton almost every user agent.
@@ -178,7 +178,7 @@ impl Detector for Injection {
             .with("category", category)
             .with("pattern", self.patterns[i].clone())
             .with("in", place)
-            .with("target", clip(&o.ex.target, 200))
+            .with("target", clip(o.ex.target(), 200))
             .with("status", o.status())
         });
     }

@@ -84,9 +84,9 @@ impl Detector for Rotation {
             return;
         }
         let ex = o.ex;
-        let tool = match (&ex.fingerprint, &ex.user_agent) {
+        let tool = match (&ex.fingerprint, ex.user_agent()) {
             (Some(fp), _) => &**fp,
-            (None, Some(ua)) => ua.as_str(),
+            (None, Some(ua)) => ua,
             (None, None) => "",
         };
         let tk = h64_parts(&[o.endpoint.as_bytes(), tool.as_bytes()]);

@@ -113,7 +113,7 @@ impl Detector for Spoofing {
         }
         let bit = platform_bit(ex.ua_platform);
         let family = ex.ua_family.unwrap_or("other");
-        let ua = ex.user_agent.as_deref().unwrap_or("");
+        let ua = ex.user_agent().unwrap_or("");
         let base = o.key.hash32() as u64;
         match family {
             "browser" => s.browser_platforms |= bit,
