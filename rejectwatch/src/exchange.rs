@@ -182,7 +182,8 @@ pub struct RequestText {
     user_agent: Option<Span>,
 }
 
-type Span = (u32, u32);
+/// Where a string lies in [`RequestText`]'s buffer: start and end bytes.
+pub type Span = (u32, u32);
 
 impl RequestText {
     /// A target with room for `value_bytes` of header values (and their

@@ -44,10 +44,7 @@ pub fn open_named(flag: &str, path: &str) -> anyhow::Result<Box<dyn Write + Send
 /// a file every later `>/dev/null` appends to. A symbolic link is followed
 /// and its target replaced, so the link stays.
 pub fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
-    let path = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path)?,
-        _ => path.to_path_buf(),
-    };
+    let path = resolve_links(path)?;
     match std::fs::metadata(&path) {
         Ok(m) if !m.is_file() && !m.is_dir() => {
             let mut w = BufWriter::new(File::options().write(true).open(&path)?);
@@ -70,6 +67,26 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::R
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Where a chain of symbolic links ends, even when the file there does not
+/// exist yet (a link made before the first write).
+fn resolve_links(path: &Path) -> io::Result<std::path::PathBuf> {
+    let mut path = path.to_path_buf();
+    // The kernel's own limit on links followed in one lookup.
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = std::fs::read_link(&path)?;
+                path = match path.parent() {
+                    Some(dir) if to.is_relative() => dir.join(to),
+                    _ => to,
+                };
+            }
+            _ => return Ok(path),
+        }
+    }
+    Err(io::Error::other(format!("{}: too many levels of symbolic links", path.display())))
 }
 
 pub struct Sinks {
@@ -297,6 +314,13 @@ mod tests {
         write_atomically(&link, |w| w.write_all(b"new")).unwrap();
         assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link was replaced");
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "new");
+
+        // A relative link made before its target's first write.
+        let (later, link2) = (dir.join("later.nft"), dir.join("link2.nft"));
+        std::os::unix::fs::symlink("later.nft", &link2).unwrap();
+        write_atomically(&link2, |w| w.write_all(b"first")).unwrap();
+        assert!(std::fs::symlink_metadata(&link2).unwrap().file_type().is_symlink(), "the link was replaced");
+        assert_eq!(std::fs::read_to_string(&later).unwrap(), "first");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
