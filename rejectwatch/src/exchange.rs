@@ -2,7 +2,11 @@
 //! what the enrichers add. This is the project's `http.log` line
 //! (`--exchanges`). Fields an enricher could not fill are left out.
 
-use std::{borrow::Cow, net::IpAddr, sync::Arc};
+use std::{
+    borrow::Cow,
+    net::IpAddr,
+    sync::{Arc, LazyLock},
+};
 
 use serde::{Serialize, Serializer};
 
@@ -159,9 +163,23 @@ const COMMON_NAMES: &[&str] = &[
     "cookie",
 ];
 
+/// The common names by length: a lookup compares the one to four names of
+/// its length, where a scan of the list compared names ~40 times per head
+/// (a tenth of our part of parsing one).
+static NAMES_BY_LEN: LazyLock<Vec<Vec<&'static str>>> = LazyLock::new(|| {
+    let mut by_len = vec![Vec::new(); COMMON_NAMES.iter().map(|n| n.len()).max().unwrap_or(0) + 1];
+    for n in COMMON_NAMES {
+        by_len[n.len()].push(*n);
+    }
+    by_len
+});
+
 /// `name` as sent, shared when it is one of the common spellings.
 pub fn header_name(name: &str) -> HeaderName {
-    shared(COMMON_NAMES, name)
+    match NAMES_BY_LEN.get(name.len()).and_then(|c| c.iter().find(|c| **c == name)) {
+        Some(c) => Cow::Borrowed(c),
+        None => Cow::Owned(name.to_owned()),
+    }
 }
 
 /// A request's text in one allocation: the target; the host and user agent
@@ -456,6 +474,18 @@ mod tests {
         assert_eq!(v["peer"], "2001:db8::1");
         assert!(v["status"].is_null());
         assert!(v["host"].is_null());
+    }
+
+    #[test]
+    fn every_common_name_is_shared() {
+        for n in COMMON_NAMES {
+            let got = header_name(n);
+            assert!(matches!(got, Cow::Borrowed(b) if b == *n), "{n} was not shared");
+        }
+        // Same length as a common name, different text; and no such length.
+        assert!(matches!(header_name("Hosts"), Cow::Owned(_)));
+        assert!(matches!(header_name("X-A-Header-Name-Longer-Than-Any-Common-One"), Cow::Owned(_)));
+        assert_eq!(header_name(""), "");
     }
 
     #[test]

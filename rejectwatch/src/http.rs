@@ -87,16 +87,32 @@ fn content_length(v: &[u8]) -> BodyLen {
 }
 
 fn body_len_of(headers: &[httparse::Header<'_>]) -> BodyLen {
-    let mut len = BodyLen::None;
-    for h in headers {
-        if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return BodyLen::Unknown;
-        }
-        if h.name.eq_ignore_ascii_case("content-length") {
-            len = content_length(h.value);
+    let mut scan = BodyScan::default();
+    headers.iter().for_each(|h| scan.header(h));
+    scan.len()
+}
+
+/// The body length, one header at a time: a Transfer-Encoding makes it
+/// unknown whatever else is said; otherwise the last Content-Length counts.
+#[derive(Default)]
+struct BodyScan {
+    length: BodyLen,
+    transfer_encoding: bool,
+}
+
+impl BodyScan {
+    fn header(&mut self, h: &httparse::Header<'_>) {
+        // By length first: most names are neither.
+        match h.name.len() {
+            17 if h.name.eq_ignore_ascii_case("transfer-encoding") => self.transfer_encoding = true,
+            14 if h.name.eq_ignore_ascii_case("content-length") => self.length = content_length(h.value),
+            _ => {}
         }
     }
-    len
+
+    fn len(&self) -> BodyLen {
+        if self.transfer_encoding { BodyLen::Unknown } else { self.length }
+    }
 }
 
 fn request_from(req: &httparse::Request<'_, '_>, truncated: bool) -> RequestHead {
@@ -112,6 +128,7 @@ fn request_from(req: &httparse::Request<'_, '_>, truncated: bool) -> RequestHead
         ..Default::default()
     };
     let (mut host, mut ua) = (false, false);
+    let mut body = BodyScan::default();
     for h in headers {
         let span = head.text.push_value(&lossy(h.value));
         if !host && h.name.eq_ignore_ascii_case("host") {
@@ -120,10 +137,13 @@ fn request_from(req: &httparse::Request<'_, '_>, truncated: bool) -> RequestHead
         } else if !ua && h.name.eq_ignore_ascii_case("user-agent") {
             head.text.set_user_agent_span(span);
             ua = true;
+        } else {
+            // Here rather than in a second walk of the headers.
+            body.header(h);
         }
         head.header_names.push(header_name(h.name));
     }
-    head.body_len = body_len_of(req.headers);
+    head.body_len = body.len();
     head
 }
 
