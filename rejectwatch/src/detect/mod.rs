@@ -295,8 +295,6 @@ impl Engine {
             debug_assert!(signals[before..].iter().all(|s| s.detector == d.name), "{}", d.name);
         }
         let actor = c.actor;
-        // Sorting the intervals is only worth it for a client with an actor.
-        let period = if actor != 0 { c.cadence.regular_period(&self.ctx.cadence) } else { None };
 
         if success {
             let s = self.ctx.endpoints.touch(ep, now, EndpointStats::default);
@@ -307,7 +305,8 @@ impl Engine {
         }
         if actor != 0 {
             let documented = self.ctx.documented(ep, endpoint);
-            self.roster.touch(actor, key, ex, now, rejected, documented, period);
+            let (cadence, rules) = (&c.cadence, &self.ctx.cadence);
+            self.roster.touch(actor, key, ex, now, rejected, documented, || cadence.regular_period(rules));
         }
         if !signals.is_empty() {
             self.apply(&mut signals, ex, out);
