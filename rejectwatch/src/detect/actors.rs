@@ -80,7 +80,7 @@ pub struct Actor {
 }
 
 /// Exchanges whose descriptive texts an actor remembers having noted.
-const RECENT: usize = 4;
+const RECENT: usize = 16;
 
 /// What an actor's evidence says, worked out when the evidence changes
 /// rather than on every exchange of the actor (sorting and scanning the
@@ -512,20 +512,22 @@ mod tests {
             country: Some("NL".into()),
             ..Default::default()
         };
-        // More distinct exchanges than the actor remembers, round and round,
-        // then a new text after them.
+        // More distinct exchanges (24) than the actor remembers (16), round
+        // and round, then a new text after them.
         let endpoints = ["/a", "/b", "/c", "/d", "/e", "/f"];
-        for i in 0..60 {
-            r.touch(id, key, &ex(endpoints[i % 6], "python-requests/2.31"), 10 + i as Secs, true, true, || None);
+        let agents = ["python-requests/2.28", "python-requests/2.29", "python-requests/2.30", "python-requests/2.31"];
+        for i in 0..240 {
+            let e = ex(endpoints[i % 6], agents[(i / 6) % 4]);
+            r.touch(id, key, &e, 10 + i as Secs, true, true, || None);
         }
-        r.touch(id, key, &ex("/a", "python-requests/2.32"), 100, false, false, || None);
+        r.touch(id, key, &ex("/a", "python-requests/2.32"), 1000, false, false, || None);
         let a = r.get(id).expect("live");
         assert_eq!(a.endpoints.iter().collect::<Vec<_>>(), endpoints);
-        assert_eq!(a.user_agents.len(), 2);
+        assert_eq!(a.user_agents.len(), 5);
         assert_eq!(a.countries.iter().collect::<Vec<_>>(), ["NL"]);
-        assert_eq!((a.requests, a.rejects, a.undocumented_requests), (61, 60, 1));
+        assert_eq!((a.requests, a.rejects, a.undocumented_requests), (241, 240, 1));
         let honest = a.evidence.iter().find(|e| e.kind == evidence::HONEST_UA.name).expect("honest evidence");
-        assert_eq!(honest.count, 61);
+        assert_eq!(honest.count, 241);
     }
 
     #[test]
