@@ -93,9 +93,9 @@ struct Verdict {
     /// Evidence a misconfiguration does not explain.
     unexplained: bool,
     regular: bool,
-    honest: bool,
     documented_only: bool,
-    /// Where the entries counted on every exchange are.
+    /// Where the entries counted on every exchange are (at most a few
+    /// dozen kinds, so an index fits a byte).
     honest_at: Option<u8>,
     scanner_at: Option<u8>,
 }
@@ -449,7 +449,6 @@ impl Roster {
             misconfigured: sum(Leaning::Misconfiguration) > 0,
             unexplained: a.evidence.iter().any(|e| evidence::beyond_misconfiguration(e.kind)),
             regular: has(evidence::REGULAR_CADENCE),
-            honest: has(evidence::HONEST_UA),
             documented_only: has(evidence::DOCUMENTED_ONLY),
             honest_at: at(evidence::HONEST_UA),
             scanner_at: at(evidence::SCANNER_UA),
@@ -479,7 +478,7 @@ impl Roster {
         } else if v.misconfigured {
             Class::Misconfiguration
         } else if v.threat <= evidence::PROSPECT_TOLERATES
-            && v.honest
+            && v.honest_at.is_some()
             && v.regular
             // Someone the API turns away; one it serves is a customer.
             && a.rejects * 2 > a.requests
