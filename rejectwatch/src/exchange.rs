@@ -176,10 +176,7 @@ static NAMES_BY_LEN: LazyLock<Vec<Vec<&'static str>>> = LazyLock::new(|| {
 
 /// `name` as sent, shared when it is one of the common spellings.
 pub fn header_name(name: &str) -> HeaderName {
-    match NAMES_BY_LEN.get(name.len()).and_then(|c| c.iter().find(|c| **c == name)) {
-        Some(c) => Cow::Borrowed(c),
-        None => Cow::Owned(name.to_owned()),
-    }
+    shared(NAMES_BY_LEN.get(name.len()).map_or(&[], Vec::as_slice), name)
 }
 
 /// A request's text in one allocation: the target; the host and user agent
