@@ -10,7 +10,10 @@
 //! requires), 1xx interim responses pop nothing, retransmitted segments are
 //! recognised by sequence number and ignored, and a head split over several
 //! segments is reassembled from continuation records within the same
-//! capture budget the kernel applies.
+//! capture budget the kernel applies. A flow with every request answered
+//! is closed at once; where it left off is remembered ([`closed`]) so that a
+//! late retransmission is still ignored, and the next request on a
+//! keep-alive connection opens it again.
 
 use std::{
     collections::VecDeque,
@@ -19,6 +22,7 @@ use std::{
     time::Duration,
 };
 
+use closed::{Closed, Ends};
 use flows::{FlowTable, Recycle};
 
 use crate::{
@@ -115,6 +119,7 @@ pub struct Joiner {
     cfg: JoinConfig,
     source: Source,
     flows: FlowTable<FlowKey, Flow>,
+    closed: Closed,
     now: Nanos,
     last_sweep: Nanos,
     /// Heads parsed from the record at hand, reused so that the common
@@ -127,7 +132,7 @@ const SWEEP_EVERY: Nanos = 1_000_000_000;
 impl Joiner {
     pub fn new(cfg: JoinConfig, source: Source) -> Self {
         let flows = FlowTable::new(cfg.max_flows);
-        Self { cfg, source, flows, now: 0, last_sweep: 0, scratch: Vec::new() }
+        Self { cfg, source, flows, closed: Closed::new(), now: 0, last_sweep: 0, scratch: Vec::new() }
     }
 
     pub fn flows(&self) -> usize {
@@ -169,11 +174,15 @@ impl Joiner {
         }
     }
 
-    /// The flow for `key`, created if new; evicting the least recently
-    /// active flow reports its open requests as unanswered.
+    /// The flow for `key`, opened if new (where it left off if it closed
+    /// lately); evicting the least recently active flow reports its open
+    /// requests as unanswered.
     fn flow(&mut self, key: FlowKey, ts: Nanos, obs: &mut dyn Observer) -> &mut Flow {
         // The flow evicted to make room must have its requests reported.
-        let flow = self.flows.touch_making_room(key, |k, f| flush(k, f, obs));
+        let (flow, new) = self.flows.touch_making_room(key, |k, f| flush(k, f, obs));
+        if new && let Some(ends) = self.closed.recall(&key, ts, self.cfg.response_timeout.as_nanos() as Nanos) {
+            (flow.req_end, flow.resp_end) = (ends.req, ends.resp);
+        }
         flow.last_seen = flow.last_seen.max(ts);
         flow
     }
@@ -186,8 +195,14 @@ impl Joiner {
         if let Some(end) = flow.req_end
             && seq_lt(rec.seq, end)
         {
+            // Bytes already seen; the flow may have been closed and opened
+            // again by this.
+            let ends = answered(flow);
             self.scratch = out;
-            return; // retransmission of bytes already seen
+            if let Some(ends) = ends {
+                self.close_newest(key, rec.ts, ends);
+            }
+            return;
         }
         let end = rec.seq.wrapping_add(rec.payload_len);
         flow.req_end = Some(end);
@@ -230,48 +245,67 @@ impl Joiner {
         let key = FlowKey(rec.dst, rec.src);
         let source = self.source;
         let flow = self.flow(key, rec.ts, obs);
-        if let Some(end) = flow.resp_end
-            && seq_lt(rec.seq, end)
-        {
-            return;
+        // A retransmission changes nothing, but may find the flow closed
+        // and open it again (with nothing to answer), so it closes too.
+        let retransmitted = flow.resp_end.is_some_and(|end| seq_lt(rec.seq, end));
+        if !retransmitted {
+            flow.resp_end = Some(rec.seq.wrapping_add(rec.payload_len));
+            // The server answered, so whatever head was still open is all
+            // we will ever see of it.
+            settle_open_head(flow);
+            answer(flow, key, rec.data, source, obs);
         }
-        flow.resp_end = Some(rec.seq.wrapping_add(rec.payload_len));
-        // The server answered, so whatever head was still open is all we
-        // will ever see of it.
-        settle_open_head(flow);
+        if let Some(ends) = answered(flow) {
+            self.close_newest(key, rec.ts, ends);
+        }
+    }
 
-        let buf = rec.data;
-        let mut off = 0usize;
-        while off < buf.len() {
-            match http::parse_response(&buf[off..]) {
-                Parsed::Complete(resp, n) => {
-                    if (100..200).contains(&resp.status) && resp.status != 101 {
-                        off += n; // interim: the final response follows
-                    } else {
-                        let req = flow.pending.pop_front();
-                        let no_body = resp.status == 204
-                            || resp.status == 304
-                            || req.as_ref().is_some_and(|p| p.head.method == "HEAD");
-                        match req {
-                            Some(p) => obs.exchange(exchange(key, p, Some(resp.status))),
-                            None => obs.unmatched(Side::Response),
-                        }
-                        off += n;
-                        match (no_body, resp.body_len) {
-                            (true, _) | (false, BodyLen::None) => {}
-                            (false, BodyLen::Length(l)) => off = off.saturating_add(l as usize),
-                            (false, BodyLen::Unknown) => break,
-                        }
+    /// Closes the flow just touched, remembering where it left off.
+    fn close_newest(&mut self, key: FlowKey, ts: Nanos, ends: Ends) {
+        self.closed.remember(&key, ts, ends);
+        self.flows.remove_newest();
+    }
+}
+
+/// Where a flow with every request answered (and no head still open) left
+/// off: it can close.
+fn answered(flow: &Flow) -> Option<Ends> {
+    (flow.pending.is_empty() && flow.open.is_none()).then_some(Ends { req: flow.req_end, resp: flow.resp_end })
+}
+
+/// Pops a request for each final response in `buf` (pipelined responses
+/// share a segment; interim 1xx answers pop nothing).
+fn answer(flow: &mut Flow, key: FlowKey, buf: &[u8], source: Source, obs: &mut dyn Observer) {
+    let mut off = 0usize;
+    while off < buf.len() {
+        match http::parse_response(&buf[off..]) {
+            Parsed::Complete(resp, n) => {
+                if (100..200).contains(&resp.status) && resp.status != 101 {
+                    off += n; // interim: the final response follows
+                } else {
+                    let req = flow.pending.pop_front();
+                    let no_body = resp.status == 204
+                        || resp.status == 304
+                        || req.as_ref().is_some_and(|p| p.head.method == "HEAD");
+                    match req {
+                        Some(p) => obs.exchange(exchange(key, p, Some(resp.status))),
+                        None => obs.unmatched(Side::Response),
                     }
-                    if off >= buf.len() || !http::starts_response(&buf[off..]) {
-                        break;
+                    off += n;
+                    match (no_body, resp.body_len) {
+                        (true, _) | (false, BodyLen::None) => {}
+                        (false, BodyLen::Length(l)) => off = off.saturating_add(l as usize),
+                        (false, BodyLen::Unknown) => break,
                     }
                 }
-                Parsed::Partial => break,
-                Parsed::Invalid(reason) => {
-                    obs.parse_error(source, reason);
+                if off >= buf.len() || !http::starts_response(&buf[off..]) {
                     break;
                 }
+            }
+            Parsed::Partial => break,
+            Parsed::Invalid(reason) => {
+                obs.parse_error(source, reason);
+                break;
             }
         }
     }
@@ -380,6 +414,7 @@ fn consume(
     }
 }
 
+mod closed;
 mod flows;
 #[cfg(test)]
 mod tests;

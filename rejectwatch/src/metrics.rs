@@ -116,7 +116,11 @@ impl Metrics {
             .expect("valid metric");
         build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
         registry.register(Box::new(build)).expect("unique metric");
-        let flows = IntGauge::new("rejectwatch_flows", "TCP flows tracked by the join.").expect("valid");
+        let flows = IntGauge::new(
+            "rejectwatch_flows",
+            "TCP flows tracked by the join: a request waiting for its response, or a head still arriving.",
+        )
+        .expect("valid");
         registry.register(Box::new(flows.clone())).expect("unique metric");
         let actors = IntGaugeVec::new(
             Opts::new("rejectwatch_actors", "Actors in the roster, by classification."),

@@ -78,22 +78,23 @@ impl<K: Hash + Eq + Copy, V: Recycle> FlowTable<K, V> {
     /// touched. The caller makes room first: this does not evict.
     #[cfg(test)]
     pub fn touch(&mut self, key: K) -> &mut V {
-        self.touch_with(key, None::<fn(K, &mut V)>)
+        self.touch_with(key, None::<fn(K, &mut V)>).0
     }
 
     /// [`FlowTable::touch`], and when `key` is new and the table full, the
     /// least recently touched flow goes first, handed to `evict`. One hash
     /// and one probe, where a check for room before the touch took two.
-    pub fn touch_making_room(&mut self, key: K, evict: impl FnOnce(K, &mut V)) -> &mut V {
+    /// True with the value when `key` is new.
+    pub fn touch_making_room(&mut self, key: K, evict: impl FnOnce(K, &mut V)) -> (&mut V, bool) {
         self.touch_with(key, Some(evict))
     }
 
-    fn touch_with(&mut self, key: K, evict: Option<impl FnOnce(K, &mut V)>) -> &mut V {
+    fn touch_with(&mut self, key: K, evict: Option<impl FnOnce(K, &mut V)>) -> (&mut V, bool) {
         let hash = self.hasher.hash_one(key);
-        let i = match self.find(hash, &key) {
+        let (i, new) = match self.find(hash, &key) {
             Some(i) => {
                 self.unlink(i);
-                i
+                (i, false)
             }
             None => {
                 if let Some(evict) = evict
@@ -103,11 +104,11 @@ impl<K: Hash + Eq + Copy, V: Recycle> FlowTable<K, V> {
                     // it is the key's, not a position.
                     self.pop_oldest(evict);
                 }
-                self.insert(key, hash)
+                (self.insert(key, hash), true)
             }
         };
         self.link_newest(i);
-        &mut self.slots[i as usize].value
+        (&mut self.slots[i as usize].value, new)
     }
 
     fn insert(&mut self, key: K, hash: u64) -> u32 {
@@ -170,7 +171,16 @@ impl<K: Hash + Eq + Copy, V: Recycle> FlowTable<K, V> {
     /// Removes the least recently touched flow, handing it to `f` before
     /// its slot is recycled; false when the table is empty.
     pub fn pop_oldest(&mut self, f: impl FnOnce(K, &mut V)) -> bool {
-        let i = self.oldest;
+        self.remove(self.oldest, f)
+    }
+
+    /// Removes the most recently touched flow (the one a touch just
+    /// returned), recycling its slot.
+    pub fn remove_newest(&mut self) {
+        self.remove(self.newest, |_, _| {});
+    }
+
+    fn remove(&mut self, i: u32, f: impl FnOnce(K, &mut V)) -> bool {
         if i == NIL {
             return false;
         }
@@ -179,7 +189,10 @@ impl<K: Hash + Eq + Copy, V: Recycle> FlowTable<K, V> {
         if let Ok(e) = self.index.find_entry(hash, |&j| j == i) {
             e.remove();
         }
-        let keep_buffers = self.free.len() < self.len();
+        // Flows that close as soon as they are answered leave the table
+        // nearly empty: a few hundred spare buffers are still worth keeping
+        // for the next flows rather than an allocation each.
+        let keep_buffers = self.free.len() < self.len().max(1024);
         let s = &mut self.slots[i as usize];
         f(s.key, &mut s.value);
         s.value.recycle(keep_buffers);
@@ -263,7 +276,7 @@ mod tests {
         for round in 0..1000u32 {
             let k = round % 7;
             let expect = (t.is_full() && !t.contains(&k)).then(|| *t.oldest().unwrap().0);
-            t.touch_making_room(k, |old, _| evicted.push(old)).0.push(round);
+            t.touch_making_room(k, |old, _| evicted.push(old)).0.0.push(round);
             assert_eq!(evicted.pop(), expect, "round {round}: the oldest flow goes, and only when needed");
             assert!(evicted.is_empty() && t.len() <= 4);
         }

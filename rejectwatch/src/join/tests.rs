@@ -100,6 +100,32 @@ fn retransmissions_are_ignored() {
 }
 
 #[test]
+fn answered_flows_close_and_remember_where_they_left_off() {
+    let a = GET_A.len() as u32;
+    let mut j = Joiner::new(JoinConfig::default(), Source::Pcap);
+    let mut c = Collect::default();
+    j.push(req(SEC, 100, GET_A), &mut c);
+    assert_eq!(j.flows(), 1);
+    j.push(resp(SEC + 1, 500, R404), &mut c);
+    assert_eq!(j.flows(), 0, "every request answered: the flow closed");
+    // Late copies of both segments are recognised, and leave nothing open.
+    j.push(req(2 * SEC, 100, GET_A), &mut c);
+    j.push(resp(2 * SEC, 500, R404), &mut c);
+    assert_eq!(j.flows(), 0);
+    // The connection is kept alive: its next exchange opens it again.
+    j.push(req(3 * SEC, 100 + a, GET_B), &mut c);
+    j.push(resp(3 * SEC, 500 + R404.len() as u32, R200), &mut c);
+    // Past the response timeout, the same ports are a new connection
+    // whose sequence numbers say nothing about the old one's.
+    j.push(req(40 * SEC, 50, GET_A), &mut c);
+    j.push(resp(40 * SEC, 10, R200), &mut c);
+    j.finish(&mut c);
+    assert_eq!(statuses(&c), [s("/a", Some(404)), s("/b", Some(200)), s("/a", Some(200))]);
+    assert_eq!(c.unmatched_requests + c.unmatched_responses, 0);
+    assert_eq!(j.flows(), 0);
+}
+
+#[test]
 fn head_across_segments() {
     let head = b"GET /split HTTP/1.1\r\nHost: h\r\nUser-Agent: python-requests/2.32.5\r\n\r\n";
     let (one, two) = head.split_at(25);
