@@ -10,7 +10,7 @@ use std::{
 
 use serde::{Serialize, Serializer};
 
-use crate::record::Nanos;
+use crate::{enrich::identity::Identity, record::Nanos};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exchange {
@@ -53,7 +53,7 @@ pub struct Exchange {
     pub resource_id: Option<String>,
     pub query_params: Vec<String>,
     /// Keyed hash of the credential (API key, bearer subject, basic user).
-    pub identity: Option<String>,
+    pub identity: Option<Identity>,
     pub identity_kind: Option<&'static str>,
 
     /// An identity a log names in clear (`user_id`); hashed, never output.
@@ -401,7 +401,7 @@ struct Json<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     query_params: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
-    identity: Option<&'a str>,
+    identity: Option<Identity>,
     #[serde(skip_serializing_if = "Option::is_none")]
     identity_kind: Option<&'static str>,
 }
@@ -433,7 +433,7 @@ impl Serialize for Exchange {
             endpoint: self.endpoint.as_deref(),
             resource_id: self.resource_id.as_deref(),
             query_params: &self.query_params,
-            identity: self.identity.as_deref(),
+            identity: self.identity,
             identity_kind: self.identity_kind,
         }
         .serialize(s)

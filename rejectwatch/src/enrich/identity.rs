@@ -6,7 +6,8 @@
 //! unguessable one anywhere else; raw credentials go nowhere.
 
 use std::{
-    fs,
+    borrow::Cow,
+    fmt, fs,
     io::Write as _,
     os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
@@ -20,6 +21,24 @@ use sha2::Sha256;
 use crate::exchange::Exchange;
 
 const KEY_FILE: &str = "identity.key";
+
+/// A caller's identity: 64 bits of the keyed hash, written as 16 hex
+/// digits. A number rather than its text, so that an exchange carries it
+/// without an allocation and detectors key their maps by it as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Identity(pub u64);
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl serde::Serialize for Identity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
 pub struct IdentityHasher {
     /// The MAC with the key already absorbed: cloned per credential, so
@@ -88,75 +107,99 @@ impl IdentityHasher {
         Self { keyed: Hmac::<Sha256>::new_from_slice(&key).expect("any key length"), api_key_headers }
     }
 
-    fn hash(&self, kind: &str, value: &str) -> String {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
+    fn hash(&self, kind: &str, value: &[u8]) -> Identity {
         let mut mac = self.keyed.clone();
         mac.update(kind.as_bytes());
         mac.update(b":");
-        mac.update(value.as_bytes());
+        mac.update(value);
         let digest = mac.finalize().into_bytes();
-        let mut out = String::with_capacity(16);
-        for b in &digest[..8] {
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 15) as usize] as char);
-        }
-        out
+        Identity(u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")))
     }
 
     /// Sets `identity`/`identity_kind` from the credentials present.
     pub fn apply(&self, ex: &mut Exchange) {
-        let found = self.credential(ex);
-        if let Some((kind, value)) = found {
-            // A JWT subject and the bearer token hash apart on purpose:
-            // they are different namespaces of identity.
-            ex.identity = Some(self.hash(kind, &value));
+        if let Some((kind, id)) = self.identify(ex) {
+            ex.identity = Some(id);
             ex.identity_kind = Some(kind);
         }
     }
 
-    fn credential(&self, ex: &Exchange) -> Option<(&'static str, String)> {
+    fn identify(&self, ex: &Exchange) -> Option<(&'static str, Identity)> {
+        // A JWT subject and the bearer token hash apart on purpose: they
+        // are different namespaces of identity.
+        let id = |kind: &'static str, value: &[u8]| Some((kind, self.hash(kind, value)));
         let header = |name: &str| ex.first_header(name).map(str::trim);
         for h in &self.api_key_headers {
             if let Some(v) = header(h).filter(|v| !v.is_empty()) {
-                return Some(("api_key", v.to_string()));
+                return id("api_key", v.as_bytes());
             }
         }
         if let Some(auth) = header("authorization") {
             let (scheme, rest) = auth.split_once(' ').unwrap_or((auth, ""));
             let rest = rest.trim();
             if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
-                return Some(match jwt_subject(rest) {
-                    Some(sub) => ("jwt_sub", sub),
-                    None => ("bearer", rest.to_string()),
-                });
+                return match jwt_subject(rest) {
+                    Some(sub) => id("jwt_sub", sub.as_bytes()),
+                    None => id("bearer", rest.as_bytes()),
+                };
             }
             if scheme.eq_ignore_ascii_case("basic") {
-                let user = base64::engine::general_purpose::STANDARD
-                    .decode(rest)
-                    .ok()
-                    .and_then(|b| String::from_utf8(b).ok())
-                    .and_then(|s| s.split_once(':').map(|(u, _)| u.to_string()));
-                if let Some(u) = user.filter(|u| !u.is_empty()) {
-                    return Some(("basic", u));
+                // Decoded here rather than onto the heap.
+                let mut scratch = [0u8; 192];
+                if let Some(user) = basic_user(rest, &mut scratch) {
+                    return id("basic", &user);
                 }
             }
         }
-        ex.raw_identity.as_ref().filter(|v| !v.is_empty()).map(|v| ("user_id", v.clone()))
+        ex.raw_identity.as_deref().filter(|v| !v.is_empty()).and_then(|v| id("user_id", v.as_bytes()))
     }
+}
+
+/// The user of Basic credentials (text before the first `:` of the
+/// decoded pair, valid UTF-8, not empty), decoded into `scratch` when it
+/// fits.
+fn basic_user<'a>(b64: &str, scratch: &'a mut [u8]) -> Option<Cow<'a, [u8]>> {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let pair: Cow<'a, [u8]> = match engine.decode_slice(b64, scratch) {
+        Ok(n) => Cow::Borrowed(&scratch[..n]),
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => Cow::Owned(engine.decode(b64).ok()?),
+        Err(_) => return None,
+    };
+    std::str::from_utf8(&pair).ok()?;
+    let end = pair.iter().position(|&b| b == b':').filter(|&n| n > 0)?;
+    Some(match pair {
+        Cow::Borrowed(p) => Cow::Borrowed(&p[..end]),
+        Cow::Owned(mut p) => {
+            p.truncate(end);
+            Cow::Owned(p)
+        }
+    })
 }
 
 /// The `sub` claim of a JWT, read without verifying it.
 fn jwt_subject(token: &str) -> Option<String> {
+    /// Only the claim wanted, borrowed where the JSON allows.
+    #[derive(serde::Deserialize)]
+    struct Claims<'a> {
+        #[serde(borrow, default)]
+        sub: Option<Sub<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Sub<'a> {
+        Text(#[serde(borrow)] Cow<'a, str>),
+        Number(serde_json::Number),
+        Other(serde::de::IgnoredAny),
+    }
     let mut parts = token.split('.');
     let (_header, payload, _sig) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
         return None;
     }
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    match &claims["sub"] {
-        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
-        serde_json::Value::Number(n) => Some(n.to_string()),
+    match serde_json::from_slice::<Claims<'_>>(&bytes).ok()?.sub? {
+        Sub::Text(s) if !s.is_empty() => Some(s.into_owned()),
+        Sub::Number(n) => Some(n.to_string()),
         _ => None,
     }
 }
@@ -169,6 +212,12 @@ mod tests {
         let mut e = Exchange::default();
         e.set_headers(headers);
         e
+    }
+
+    /// A token whose `sub` claim is the JSON `sub`.
+    fn jwt_raw(sub: &str) -> String {
+        let b = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        format!("{}.{}.sig", b("{\"alg\":\"HS256\"}"), b(&format!("{{\"sub\":{sub}}}")))
     }
 
     fn jwt(sub: &str, extra: &str) -> String {
@@ -186,7 +235,7 @@ mod tests {
         };
         let (a, kind) = id(&[("X-Api-Key", "k-123")]);
         assert_eq!(kind, Some("api_key"));
-        assert_eq!(a.as_ref().map(String::len), Some(16));
+        assert_eq!(a.map(|a| a.to_string().len()), Some(16));
         assert_eq!(id(&[("x-api-key", "k-123")]).0, a, "stable");
         assert_ne!(id(&[("x-api-key", "k-124")]).0, a);
         // Two tokens for one subject are one identity.
@@ -213,6 +262,42 @@ mod tests {
         let mut e = Exchange { raw_identity: Some("u-9".into()), ..Default::default() };
         h.apply(&mut e);
         assert_eq!(e.identity_kind, Some("user_id"));
+    }
+
+    #[test]
+    fn identities_are_hmac_sha256_and_decode_every_form() {
+        let h = IdentityHasher::new([7; 32], vec!["x-api-key".into()]);
+        let id = |headers: &[(&str, &str)]| {
+            let mut e = ex(headers);
+            h.apply(&mut e);
+            (e.identity.map(|i| i.to_string()), e.identity_kind)
+        };
+        // The first 8 bytes of HMAC-SHA-256(key, "kind:value"), in hex
+        // (Python's hmac module gives the same), so identities written
+        // by earlier builds still match.
+        assert_eq!(id(&[("x-api-key", "k-123")]).0.as_deref(), Some("3793e996bc9756d5"));
+        // Basic credentials longer than the stack buffer.
+        let long = format!("{}:pw", "u".repeat(200));
+        let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(&long));
+        assert_eq!(id(&[("Authorization", &basic)]), (Some("19d9ff5b79c05865".into()), Some("basic")));
+        let no_user = |pair: &str| {
+            let v = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
+            id(&[("Authorization", &v)])
+        };
+        assert_eq!(no_user("no-colon"), (None, None));
+        assert_eq!(no_user(":pw"), (None, None));
+        assert_eq!(no_user("\u{fffd}x:pw").1, Some("basic"));
+        // A numeric subject is its decimal text; a subject of another type
+        // is no subject, and the token itself identifies.
+        let (sub, kind) = id(&[("Authorization", &format!("Bearer {}", jwt_raw("42")))]);
+        assert_eq!((sub.as_deref(), kind), (Some("4bcfe5b2a6f6a63b"), Some("jwt_sub")));
+        assert_eq!(id(&[("Authorization", &format!("Bearer {}", jwt_raw("[1]")))]).1, Some("bearer"));
+        assert_eq!(id(&[("Authorization", &format!("Bearer {}", jwt_raw("\"\"")))]).1, Some("bearer"));
+        // Escaped text is read unescaped: both spellings are one subject.
+        assert_eq!(
+            id(&[("Authorization", &format!("Bearer {}", jwt_raw("\"a\\u0062\"")))]).0,
+            id(&[("Authorization", &format!("Bearer {}", jwt_raw("\"ab\"")))]).0
+        );
     }
 
     #[test]

@@ -12,14 +12,17 @@ use std::{collections::HashMap, time::Duration};
 use serde::Deserialize;
 
 use super::{at_most, nonzero_duration, positive, secs};
-use crate::detect::{
-    Detector, Obs,
-    client::{ClientKey, ClientState},
-    evidence::{CREDENTIALS, Signal, emit},
-    glob::Globs,
-    human,
-    keyed::Keyed,
-    window::{Distinct, Rate, Secs, h64},
+use crate::{
+    detect::{
+        Detector, Obs,
+        client::{ClientKey, ClientState},
+        evidence::{CREDENTIALS, Signal, emit},
+        glob::Globs,
+        human,
+        keyed::Keyed,
+        window::{Distinct, Rate, Secs},
+    },
+    enrich::identity::Identity,
 };
 
 pub const NAME: &str = "credential-scanning";
@@ -245,8 +248,7 @@ impl Detector for Credential {
                 .with("responses_401", n)
             });
         }
-        let Some(id) = o.ex.identity.as_deref() else { return };
-        let idh = h64(id.as_bytes());
+        let Some(Identity(idh)) = o.ex.identity else { return };
         let window = self.window;
         let d = self.per_client.touch(o.key, o.now, Distinct::default);
         let n = d.add(idh as u32, o.now, window);

@@ -18,8 +18,9 @@ use crate::{
         evidence::{POLICY_REGRESSION, Signal, TOKEN_LOOP, emit},
         human,
         keyed::Keyed,
-        window::{Rate, Secs, h64},
+        window::{Rate, Secs},
     },
+    enrich::identity::Identity,
     exchange::format_ts,
 };
 
@@ -114,8 +115,7 @@ pub struct Policy {
 
 impl Detector for Policy {
     fn observe(&mut self, o: &Obs<'_>, _c: &mut ClientState, out: &mut Vec<Signal>) {
-        let Some(id) = o.ex.identity.as_deref() else { return };
-        let idh = h64(id.as_bytes());
+        let Some(Identity(idh)) = o.ex.identity else { return };
         let pair = idh ^ o.ep.rotate_left(1);
         let window = self.window;
         if o.success {
