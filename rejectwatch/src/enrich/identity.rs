@@ -146,8 +146,8 @@ impl IdentityHasher {
             if scheme.eq_ignore_ascii_case("basic") {
                 // Decoded here rather than onto the heap.
                 let mut scratch = [0u8; 192];
-                if let Some(user) = basic_user(rest, &mut scratch) {
-                    return id("basic", &user);
+                if let Some(user) = decode_base64(rest, &mut scratch).as_deref().and_then(basic_user) {
+                    return id("basic", user);
                 }
             }
         }
@@ -155,25 +155,22 @@ impl IdentityHasher {
     }
 }
 
-/// The user of Basic credentials (text before the first `:` of the
-/// decoded pair, valid UTF-8, not empty), decoded into `scratch` when it
-/// fits.
-fn basic_user<'a>(b64: &str, scratch: &'a mut [u8]) -> Option<Cow<'a, [u8]>> {
+/// Standard base64, decoded into `scratch` when it fits.
+fn decode_base64<'a>(b64: &str, scratch: &'a mut [u8]) -> Option<Cow<'a, [u8]>> {
     let engine = &base64::engine::general_purpose::STANDARD;
-    let pair: Cow<'a, [u8]> = match engine.decode_slice(b64, scratch) {
-        Ok(n) => Cow::Borrowed(&scratch[..n]),
-        Err(base64::DecodeSliceError::OutputSliceTooSmall) => Cow::Owned(engine.decode(b64).ok()?),
-        Err(_) => return None,
-    };
-    std::str::from_utf8(&pair).ok()?;
+    match engine.decode_slice(b64, scratch) {
+        Ok(n) => Some(Cow::Borrowed(&scratch[..n])),
+        Err(base64::DecodeSliceError::OutputSliceTooSmall) => engine.decode(b64).ok().map(Cow::Owned),
+        Err(_) => None,
+    }
+}
+
+/// The user of a decoded Basic pair: the text before the first `:`, not
+/// empty, of a pair that is valid UTF-8.
+fn basic_user(pair: &[u8]) -> Option<&[u8]> {
+    std::str::from_utf8(pair).ok()?;
     let end = pair.iter().position(|&b| b == b':').filter(|&n| n > 0)?;
-    Some(match pair {
-        Cow::Borrowed(p) => Cow::Borrowed(&p[..end]),
-        Cow::Owned(mut p) => {
-            p.truncate(end);
-            Cow::Owned(p)
-        }
-    })
+    Some(&pair[..end])
 }
 
 /// The `sub` claim of a JWT, read without verifying it.
