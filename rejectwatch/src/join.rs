@@ -95,9 +95,9 @@ struct OpenHead {
 #[derive(Default)]
 struct Flow {
     last_seen: Nanos,
-    /// Stream position just past the last request segment seen.
-    req_end: Option<u32>,
-    resp_end: Option<u32>,
+    /// Where each direction's stream has got to: kept, when the flow
+    /// closes, to recognise retransmissions.
+    ends: Ends,
     open: Option<OpenHead>,
     pending: VecDeque<Pending>,
 }
@@ -181,7 +181,7 @@ impl Joiner {
         // The flow evicted to make room must have its requests reported.
         let (flow, new) = self.flows.touch_making_room(key, |k, f| flush(k, f, obs));
         if new && let Some(ends) = self.closed.recall(&key, ts, self.cfg.response_timeout.as_nanos() as Nanos) {
-            (flow.req_end, flow.resp_end) = (ends.req, ends.resp);
+            flow.ends = ends;
         }
         flow.last_seen = flow.last_seen.max(ts);
         flow
@@ -192,7 +192,7 @@ impl Joiner {
         let (snaplen, source, max_pending) = (self.cfg.snaplen, self.source, self.cfg.max_pending);
         let mut out = std::mem::take(&mut self.scratch);
         let flow = self.flow(key, rec.ts, obs);
-        if let Some(end) = flow.req_end
+        if let Some(end) = flow.ends.req
             && seq_lt(rec.seq, end)
         {
             // Bytes already seen; the flow may have been closed and opened
@@ -205,7 +205,7 @@ impl Joiner {
             return;
         }
         let end = rec.seq.wrapping_add(rec.payload_len);
-        flow.req_end = Some(end);
+        flow.ends.req = Some(end);
         out.extend(close_open_head(flow));
         let budget = if rec.whole() { snaplen.saturating_sub(rec.payload_len) } else { 0 };
         consume(flow, rec.ts, rec.data, end, budget, source, &mut out, obs);
@@ -233,7 +233,7 @@ impl Joiner {
             return;
         }
         let end = rec.seq.wrapping_add(rec.payload_len);
-        flow.req_end = Some(end);
+        flow.ends.req = Some(end);
         open.buf.extend_from_slice(rec.data);
         let budget = if rec.whole() { open.budget.saturating_sub(rec.payload_len) } else { 0 };
         let mut out = Vec::new();
@@ -247,9 +247,9 @@ impl Joiner {
         let flow = self.flow(key, rec.ts, obs);
         // A retransmission changes nothing, but may find the flow closed
         // and open it again (with nothing to answer), so it closes too.
-        let retransmitted = flow.resp_end.is_some_and(|end| seq_lt(rec.seq, end));
+        let retransmitted = flow.ends.resp.is_some_and(|end| seq_lt(rec.seq, end));
         if !retransmitted {
-            flow.resp_end = Some(rec.seq.wrapping_add(rec.payload_len));
+            flow.ends.resp = Some(rec.seq.wrapping_add(rec.payload_len));
             // The server answered, so whatever head was still open is all
             // we will ever see of it.
             settle_open_head(flow);
@@ -270,7 +270,7 @@ impl Joiner {
 /// Where a flow with every request answered (and no head still open) left
 /// off: it can close.
 fn answered(flow: &Flow) -> Option<Ends> {
-    (flow.pending.is_empty() && flow.open.is_none()).then_some(Ends { req: flow.req_end, resp: flow.resp_end })
+    (flow.pending.is_empty() && flow.open.is_none()).then_some(flow.ends)
 }
 
 /// Pops a request for each final response in `buf` (pipelined responses
