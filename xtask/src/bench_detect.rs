@@ -3,10 +3,14 @@
 //! enrichment with no detectors, and through join + enrichment + every
 //! detector; then the memory of tracking 1 M distinct clients (peak RSS,
 //! and bytes per tracked client from the RSS growth while they arrive).
-//! Records are generated in chunks outside the timed sections.
+//! Records are generated in chunks outside the timed sections. The same
+//! stages run over a capture instead (`--capture`, the operator's own
+//! traffic) or over the multi-day scenario of the seven actor models among
+//! ordinary users (`--scenario`), read into memory before the timing.
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -15,9 +19,13 @@ use anyhow::Context;
 use rejectwatch::{
     alloc_count::allocations as allocations_so_far,
     config::Config,
-    detect::{Engine, spec::DetectConfig},
+    detect::{
+        Engine,
+        marks::{Mark, parse_flag},
+        spec::DetectConfig,
+    },
     enrich::{Enricher, geo::Geo},
-    exchange::{Exchange, RequestText},
+    exchange::{Exchange, RequestText, format_ts},
     http,
     join::{JoinConfig, Joiner},
     metrics::Metrics,
@@ -25,9 +33,18 @@ use rejectwatch::{
     pipeline::Pipeline,
     record::{Kind, Record},
     sink::Sinks,
+    source::{
+        emulate::{KernelRules, Ports},
+        pcap,
+    },
 };
+use rejectwatch_common::{DEFAULT_RESPONSE_SNAPLEN, DEFAULT_SNAPLEN};
+use rejectwatch_tests::TempDir;
 
-use crate::traffic::{ANDROID_APP, CHROME_WIN, FIREFOX_LINUX, Rng, SAFARI_IOS_14, T0};
+use crate::{
+    cases::{SEVEN_ACTORS_DISCLOSURE, seven_actors},
+    traffic::{ANDROID_APP, CHROME_WIN, FIREFOX_LINUX, Rng, SAFARI_IOS_14, T0, write_pcap},
+};
 
 #[derive(clap::Args)]
 pub struct BenchDetectArgs {
@@ -63,6 +80,21 @@ pub struct BenchDetectArgs {
     /// configuration, to time or count it alone.
     #[arg(long)]
     detector: Option<String>,
+    /// Time the stages on this capture (pcap or pcapng: your own traffic)
+    /// instead of the generated mix: the records the kernel programs would
+    /// have emitted for it, as `analyze` reads them, held in memory.
+    #[arg(long, value_name = "FILE", conflicts_with = "scenario")]
+    capture: Option<PathBuf>,
+    /// Time the stages on the seven actor models of DETECTION.md among
+    /// this many ordinary users over five days (the multi-day scenario
+    /// case, scaled up; 100 000 users make about 3.6 M exchanges) instead
+    /// of the generated mix, with the scenario's disclosure marker.
+    #[arg(long, value_name = "USERS", value_parser = clap::value_parser!(u32).range(1..))]
+    scenario: Option<u32>,
+    /// A marker for `--capture`, as `analyze --mark` takes it
+    /// (`disclosure=RFC3339-TIME`); repeatable.
+    #[arg(long, value_name = "KIND=TIME", value_parser = parse_flag, requires = "capture")]
+    mark: Vec<Mark>,
     /// Internal: the memory run, in a process of its own.
     #[arg(long, hide = true)]
     memory_only: bool,
@@ -125,10 +157,13 @@ fn exchange_text(rng: &mut Rng, i: u64, clients: u64) -> (u32, String, u16) {
     (client, head, status)
 }
 
-fn pipeline(detect: &DetectConfig) -> Pipeline {
+fn pipeline(detect: &DetectConfig, marks: &[Mark]) -> Pipeline {
     let cfg = Config { detect: detect.clone(), ..Default::default() };
     let enricher = Enricher::with_parts(&cfg, Geo::open(None, None).expect("no geo"), [7; 32]).expect("enricher");
-    let engine = Engine::new(&cfg.detect, cfg.ipv6_prefix);
+    let mut engine = Engine::new(&cfg.detect, cfg.ipv6_prefix);
+    for m in marks {
+        engine.add_mark(m.clone());
+    }
     Pipeline::new(enricher, engine, Sinks::new(Arc::new(Mutex::new(Metrics::new())), None))
 }
 
@@ -160,27 +195,74 @@ struct Mix {
     clients: u64,
 }
 
+/// What the stages run over: the generated mix, made in chunks as it is
+/// consumed, or records read into memory beforehand (a capture, the
+/// scenario) with the markers that go with them.
+enum Input {
+    Mix(Mix),
+    Records { records: Vec<Owned>, marks: Vec<Mark> },
+}
+
+impl Input {
+    fn marks(&self) -> &[Mark] {
+        match self {
+            Self::Mix(_) => &[],
+            Self::Records { marks, .. } => marks,
+        }
+    }
+}
+
 /// A record with its payload, as a source would hold it.
 struct Owned {
     kind: Kind,
     ts: u64,
     src: SocketAddr,
     dst: SocketAddr,
+    seq: u32,
+    payload_len: u32,
     data: Vec<u8>,
 }
 
 impl Owned {
+    /// A whole segment's payload at the start of its stream.
+    fn new(kind: Kind, ts: u64, src: SocketAddr, dst: SocketAddr, data: Vec<u8>) -> Self {
+        Self { kind, ts, src, dst, seq: 1, payload_len: data.len() as u32, data }
+    }
+
+    fn copy(r: &Record<'_>) -> Self {
+        let Record { kind, ts, src, dst, seq, payload_len, data } = *r;
+        Self { kind, ts, src, dst, seq, payload_len, data: data.to_vec() }
+    }
+
     fn record(&self) -> Record<'_> {
         Record {
             kind: self.kind,
             ts: self.ts,
             src: self.src,
             dst: self.dst,
-            seq: 1,
-            payload_len: self.data.len() as u32,
+            seq: self.seq,
+            payload_len: self.payload_len,
             data: &self.data,
         }
     }
+}
+
+/// The records the kernel programs would have emitted for a capture (every
+/// port watched, default snap lengths: what `analyze FILE` reads).
+fn capture_records(path: &Path) -> anyhow::Result<Vec<Owned>> {
+    let mut rules = KernelRules::new(Ports::All, DEFAULT_SNAPLEN, DEFAULT_RESPONSE_SNAPLEN);
+    let mut records = Vec::new();
+    pcap::records(path, &mut rules, |r| {
+        if let Ok(r) = r {
+            records.push(Owned::copy(&r));
+        }
+    })?;
+    anyhow::ensure!(
+        records.iter().any(|r| r.kind == Kind::Request),
+        "--capture {}: no HTTP request heads in it",
+        path.display()
+    );
+    Ok(records)
 }
 
 /// The records of exchanges `from..to` of the mix: each request on a flow
@@ -193,27 +275,39 @@ fn records(rng: &mut Rng, clients: u64, from: u64, to: u64) -> Vec<Owned> {
         let ts = (T0 + i / 2000) * 1_000_000_000 + (i % 2000) * 500_000;
         let ip = IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | client));
         let src = SocketAddr::new(ip, 1024 + (i % 60_000) as u16);
-        records.push(Owned { kind: Kind::Request, ts, src, dst: server, data: head.into_bytes() });
+        records.push(Owned::new(Kind::Request, ts, src, server, head.into_bytes()));
         let resp = format!("HTTP/1.1 {status} X\r\nContent-Length: 0\r\n\r\n").into_bytes();
-        records.push(Owned { kind: Kind::Response, ts: ts + 200_000, src: server, dst: src, data: resp });
+        records.push(Owned::new(Kind::Response, ts + 200_000, server, src, resp));
     }
     records
 }
 
-/// Runs `each` over the records of `n` exchanges, generated in chunks
-/// outside the timed sections (and freed outside them: a live source's
-/// records borrow its buffers), then `end`.
-fn timed<S>(mix: Mix, state: &mut S, mut each: impl FnMut(&mut S, Record<'_>), end: impl FnOnce(&mut S)) -> Run {
-    let mut rng = Rng::new(42);
-    let n = mix.exchanges;
-    let mut run = Run { spent: Duration::ZERO, exchanges: n, findings: 0, allocations: 0 };
+/// Runs `each` over the input's records, then `end`. The mix's records
+/// are generated in chunks outside the timed sections (and freed outside
+/// them: a live source's records borrow its buffers); a capture's are
+/// timed in chunks of the same size.
+fn timed<S>(input: &Input, state: &mut S, mut each: impl FnMut(&mut S, Record<'_>), end: impl FnOnce(&mut S)) -> Run {
     let chunk = 100_000;
-    let mut done = 0;
-    while done < n {
-        let to = (done + chunk).min(n);
-        let records = records(&mut rng, mix.clients, done, to);
-        run.measure(|| records.iter().for_each(|r| each(state, r.record())));
-        done = to;
+    let mut run = Run { spent: Duration::ZERO, exchanges: 0, findings: 0, allocations: 0 };
+    match input {
+        Input::Mix(mix) => {
+            let mut rng = Rng::new(42);
+            let n = mix.exchanges;
+            run.exchanges = n;
+            let mut done = 0;
+            while done < n {
+                let to = (done + chunk).min(n);
+                let records = records(&mut rng, mix.clients, done, to);
+                run.measure(|| records.iter().for_each(|r| each(state, r.record())));
+                done = to;
+            }
+        }
+        Input::Records { records, .. } => {
+            run.exchanges = records.iter().filter(|r| r.kind == Kind::Request).count() as u64;
+            for part in records.chunks(2 * chunk as usize) {
+                run.measure(|| part.iter().for_each(|r| each(state, r.record())));
+            }
+        }
     }
     run.measure(|| end(state));
     run
@@ -222,13 +316,16 @@ fn timed<S>(mix: Mix, state: &mut S, mut each: impl FnMut(&mut S, Record<'_>), e
 /// The floor: each record's head parsed (httparse, the headers copied out
 /// as the joiner keeps them), nothing joined or enriched. What the goal
 /// leaves for everything else is the budget minus this.
-fn parse_floor(mix: Mix) -> Run {
+fn parse_floor(input: &Input) -> Run {
     timed(
-        mix,
+        input,
         &mut (),
         |_, r| match r.kind {
             Kind::Request => drop(std::hint::black_box(http::parse_request(r.data))),
-            _ => drop(std::hint::black_box(http::parse_response(r.data))),
+            Kind::Response => drop(std::hint::black_box(http::parse_response(r.data))),
+            // The rest of a head cut across segments: the joiner's to
+            // stitch, nothing to parse alone.
+            Kind::Continuation => {}
         },
         |_| {},
     )
@@ -254,20 +351,20 @@ impl rejectwatch::observe::Observer for Upto {
 }
 
 /// Join (+ enrichment) with nothing after it, over `n` exchanges.
-fn join_floor(mix: Mix, enrich: bool) -> Run {
+fn join_floor(input: &Input, enrich: bool) -> Run {
     let enricher = enrich.then(|| {
         Enricher::with_parts(&Config::default(), Geo::open(None, None).expect("no geo"), [7; 32]).expect("enricher")
     });
     let mut state = (Joiner::new(JoinConfig::default(), Source::Pcap), Upto { enricher, exchanges: 0 });
-    let run = timed(mix, &mut state, |(join, upto), r| join.push(r, upto), |(join, upto)| join.finish(upto));
+    let run = timed(input, &mut state, |(join, upto), r| join.push(r, upto), |(join, upto)| join.finish(upto));
     Run { exchanges: state.1.exchanges, ..run }
 }
 
 /// Join + enrichment + the engine (+ detectors) over `n` exchanges.
-fn throughput(detect: &DetectConfig, mix: Mix) -> Run {
-    let mut state = (Joiner::new(JoinConfig::default(), Source::Pcap), pipeline(detect));
+fn throughput(detect: &DetectConfig, input: &Input) -> Run {
+    let mut state = (Joiner::new(JoinConfig::default(), Source::Pcap), pipeline(detect, input.marks()));
     let run = timed(
-        mix,
+        input,
         &mut state,
         |(join, pipe), r| join.push(r, pipe),
         |(join, pipe)| {
@@ -282,7 +379,7 @@ fn throughput(detect: &DetectConfig, mix: Mix) -> Run {
 /// Exchanges from `clients` distinct addresses (two each) straight into
 /// the pipeline; returns (RSS growth in bytes, clients tracked, peak RSS).
 fn memory(clients: u64) -> (u64, usize, u64) {
-    let mut pipe = pipeline(&DetectConfig::default());
+    let mut pipe = pipeline(&DetectConfig::default(), &[]);
     let mut rng = Rng::new(7);
     let before = status_kb("VmRSS:") * 1024;
     for round in 0..2u64 {
@@ -348,18 +445,16 @@ pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
         memory_report(&args);
         return Ok(());
     }
+    let named = input(&args)?;
     if args.instructions {
-        return instructions(&args);
+        return instructions(&args, &named);
     }
-    println!(
-        "bench-detect: {} exchanges from {} clients, one core (thread CPU time of the processing only)",
-        args.exchanges, args.mix_clients
-    );
+    println!("bench-detect: {}, one core (thread CPU time of the processing only)", named.what);
+    let n = &named.input;
     let only = args.only.as_deref();
     let wanted = |name| only.is_none_or(|o| o == name);
-    let n = Mix { exchanges: args.exchanges, clients: args.mix_clients };
     let floors = [
-        ("parse", "floor: parsing the two heads only", parse_floor as fn(Mix) -> Run),
+        ("parse", "floor: parsing the two heads only", parse_floor as fn(&Input) -> Run),
         ("join", "join", |n| join_floor(n, false)),
         ("enrich", "join + enrichment", |n| join_floor(n, true)),
     ]
@@ -431,10 +526,62 @@ pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The input the arguments name.
+struct Named {
+    input: Input,
+    /// How the report's first line puts it.
+    what: String,
+    /// Exchanges it holds (request heads, for records).
+    exchanges: u64,
+    /// The arguments that give a child run of this bench the same input.
+    args: Vec<String>,
+    /// Where the scenario's capture lies while the run needs it.
+    _dir: Option<TempDir>,
+}
+
+fn input(args: &BenchDetectArgs) -> anyhow::Result<Named> {
+    let mark_args = |marks: &[Mark]| {
+        marks.iter().flat_map(|m| ["--mark".to_string(), format!("{}={}", m.kind, format_ts(m.at))]).collect::<Vec<_>>()
+    };
+    let (path, marks, what, dir) = if let Some(path) = &args.capture {
+        (path.clone(), args.mark.clone(), format!("capture {}", path.display()), None)
+    } else if let Some(users) = args.scenario {
+        let dir = TempDir::new("bench-scenario");
+        let path = dir.path("scenario.pcap");
+        let mut reqs = Vec::new();
+        seven_actors(&mut Rng::new(0x5ce_0a10), users, &mut reqs);
+        write_pcap(&mut reqs, &path)?;
+        let marks = vec![parse_flag(SEVEN_ACTORS_DISCLOSURE).map_err(anyhow::Error::msg)?];
+        (path, marks, format!("the seven actor models among {users} users over five days"), Some(dir))
+    } else {
+        let mix = Mix { exchanges: args.exchanges, clients: args.mix_clients };
+        return Ok(Named {
+            input: Input::Mix(mix),
+            what: format!("{} exchanges from {} clients", mix.exchanges, mix.clients),
+            exchanges: mix.exchanges,
+            args: ["--exchanges", &mix.exchanges.to_string(), "--mix-clients", &mix.clients.to_string()]
+                .map(String::from)
+                .to_vec(),
+            _dir: None,
+        });
+    };
+    let records = capture_records(&path)?;
+    let requests = records.iter().filter(|r| r.kind == Kind::Request).count() as u64;
+    let mut child = vec!["--capture".to_string(), path.display().to_string()];
+    child.extend(mark_args(&marks));
+    Ok(Named {
+        input: Input::Records { records, marks },
+        what: format!("{what}: {requests} request heads"),
+        exchanges: requests,
+        args: child,
+        _dir: dir,
+    })
+}
+
 /// Runs one configuration of this bench under callgrind, collecting only
 /// inside the joiner (which drives everything after it), and prints the
 /// instructions per exchange.
-fn instructions(args: &BenchDetectArgs) -> anyhow::Result<()> {
+fn instructions(args: &BenchDetectArgs, input: &Named) -> anyhow::Result<()> {
     let only = args.only.as_deref().unwrap_or("all");
     anyhow::ensure!(
         only != "parse",
@@ -446,7 +593,7 @@ fn instructions(args: &BenchDetectArgs) -> anyhow::Result<()> {
         .arg(format!("--callgrind-out-file={}", out.display()))
         .arg(std::env::current_exe()?)
         .args(["bench-detect", "--only", only, "--clients", "1000"])
-        .args(["--exchanges", &args.exchanges.to_string(), "--mix-clients", &args.mix_clients.to_string()])
+        .args(&input.args)
         .args(args.detector.iter().flat_map(|d| ["--detector", d]))
         .output()
         .context("--instructions: running valgrind (on Debian: apt-get install valgrind)")?;
@@ -464,10 +611,9 @@ fn instructions(args: &BenchDetectArgs) -> anyhow::Result<()> {
         _ => only.to_string(),
     };
     println!(
-        "bench-detect --only {only}: {} exchanges from {} clients: {:.0} instructions per exchange (callgrind)",
-        args.exchanges,
-        args.mix_clients,
-        total as f64 / args.exchanges.max(1) as f64
+        "bench-detect --only {only}: {}: {:.0} instructions per exchange (callgrind)",
+        input.what,
+        total as f64 / input.exchanges.max(1) as f64
     );
     Ok(())
 }

@@ -25,7 +25,7 @@ use super::emulate::{KernelRules, Segment};
 use crate::{
     join::Joiner,
     observe::{Observer, Source},
-    record::Nanos,
+    record::{Nanos, Record},
 };
 
 /// What one replay read.
@@ -54,6 +54,21 @@ pub fn replay(
     join: &mut Joiner,
     obs: &mut dyn Observer,
 ) -> anyhow::Result<ReplayStats> {
+    records(path, rules, |r| match r {
+        Ok(rec) => join.push(rec, obs),
+        Err(reason) => obs.parse_error(Source::Pcap, reason),
+    })
+}
+
+/// Every record the kernel programs would have emitted for the capture at
+/// `path` (through `rules`), in capture order, or the reason a frame could
+/// not be read. What [`replay`] joins, and what a benchmark holds in
+/// memory to time the core on an operator's own traffic.
+pub fn records(
+    path: &Path,
+    rules: &mut KernelRules,
+    mut each: impl for<'r> FnMut(Result<Record<'r>, &'static str>),
+) -> anyhow::Result<ReplayStats> {
     let shown = path.display();
     let file = File::open(path).with_context(|| format!("cannot read capture {shown}"))?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
@@ -62,7 +77,11 @@ pub fn replay(
         _ => bail!("cannot read capture {shown}: file too short"),
     };
     let mut stats = ReplayStats::default();
-    let mut feed = |linktype: u32, ts: Duration, orig_len: u32, data: &[u8], obs: &mut dyn Observer| {
+    let mut feed = |linktype: u32,
+                    ts: Duration,
+                    orig_len: u32,
+                    data: &[u8],
+                    each: &mut dyn for<'r> FnMut(Result<Record<'r>, &'static str>)| {
         stats.packets += 1;
         let ts = ts.as_nanos() as Nanos;
         stats.last_ts = stats.last_ts.max(ts);
@@ -70,11 +89,11 @@ pub fn replay(
             Ok(Some(seg)) => {
                 if let Some(rec) = rules.segment(&seg) {
                     stats.records += 1;
-                    join.push(rec, obs);
+                    each(Ok(rec));
                 }
             }
             Ok(None) => {}
-            Err(reason) => obs.parse_error(Source::Pcap, reason),
+            Err(reason) => each(Err(reason)),
         }
     };
     if PCAP_MAGICS.contains(&magic) {
@@ -82,10 +101,10 @@ pub fn replay(
         let linktype = u32::from(r.header().datalink);
         while let Some(pkt) = r.next_packet() {
             match pkt {
-                Ok(p) => feed(linktype, p.timestamp, p.orig_len, &p.data, obs),
+                Ok(p) => feed(linktype, p.timestamp, p.orig_len, &p.data, &mut each),
                 Err(_) => {
                     // A cut-off last record is common (capture killed mid-write).
-                    obs.parse_error(Source::Pcap, "bad_capture_record");
+                    each(Err("bad_capture_record"));
                     break;
                 }
             }
@@ -99,15 +118,15 @@ pub fn replay(
                 Ok(Block::SectionHeader(_)) => links.clear(),
                 Ok(Block::EnhancedPacket(p)) => {
                     let link = links.get(p.interface_id as usize).copied().unwrap_or(u32::MAX);
-                    feed(link, p.timestamp, p.original_len, &p.data, obs)
+                    feed(link, p.timestamp, p.original_len, &p.data, &mut each)
                 }
                 Ok(Block::SimplePacket(p)) => {
                     let link = links.first().copied().unwrap_or(u32::MAX);
-                    feed(link, Duration::ZERO, p.original_len, &p.data, obs)
+                    feed(link, Duration::ZERO, p.original_len, &p.data, &mut each)
                 }
                 Ok(_) => {}
                 Err(_) => {
-                    obs.parse_error(Source::Pcap, "bad_capture_record");
+                    each(Err("bad_capture_record"));
                     break;
                 }
             }
