@@ -45,6 +45,64 @@ pub struct IdentityHasher {
     /// the key's two blocks are not hashed again for each.
     keyed: Hmac<Sha256>,
     api_key_headers: Vec<String>,
+    recent: Recent,
+}
+
+/// What a credential, as presented, came to: most clients present the
+/// same key or token on every request, and decoding it (base64, a JWT's
+/// JSON) and the HMAC's two SHA-256 blocks were a third of enrichment on
+/// traffic where every request carries one (the seven-actor scenario).
+///
+/// Direct-mapped, keyed by a SipHash-1-3 of the presented text under a
+/// per-process random key (std's `RandomState`): what is kept is that
+/// 64-bit tag and the identity, never the credential, and a wrong identity
+/// needs two credentials whose tags collide under a key no client sees.
+struct Recent {
+    /// A power of two of them.
+    slots: Box<[Remembered]>,
+    hasher: std::hash::RandomState,
+}
+
+/// A credential's tag (never 0, the empty slot's) and what it came to.
+type Remembered = (u64, Option<(&'static str, Identity)>);
+
+/// Credentials remembered: 65 536 slots of 32 bytes, 2 MiB. Enough that
+/// a client polling once a minute among 30 000 others that present
+/// credentials usually finds its own still there.
+const RECENT: usize = 65_536;
+
+/// Where a credential was presented, as part of its tag: the same text
+/// as an API key and as an Authorization header are different
+/// credentials.
+#[derive(Hash, Clone, Copy)]
+enum Presented {
+    ApiKey(usize),
+    Authorization,
+    LogUser,
+}
+
+impl Recent {
+    fn new(slots: usize) -> Self {
+        Self { slots: vec![(0, None); slots.next_power_of_two()].into(), hasher: std::hash::RandomState::new() }
+    }
+
+    /// The identity `text` (presented at `at`) comes to, from memory or
+    /// worked out by `work` and remembered.
+    fn get_or(
+        &mut self,
+        at: Presented,
+        text: &str,
+        work: impl FnOnce() -> Option<(&'static str, Identity)>,
+    ) -> Option<(&'static str, Identity)> {
+        use std::hash::BuildHasher as _;
+        let tag = self.hasher.hash_one((at, text)) | 1;
+        let slot = &mut self.slots[(tag >> 1) as usize & (self.slots.len() - 1)];
+        if slot.0 == tag {
+            return slot.1;
+        }
+        *slot = (tag, work());
+        slot.1
+    }
 }
 
 /// The state directory: the configured one, else /var/lib/rejectwatch for
@@ -104,55 +162,74 @@ pub fn load_or_create_key(dir: &Path) -> anyhow::Result<[u8; 32]> {
 
 impl IdentityHasher {
     pub fn new(key: [u8; 32], api_key_headers: Vec<String>) -> Self {
-        Self { keyed: Hmac::<Sha256>::new_from_slice(&key).expect("any key length"), api_key_headers }
+        Self::remembering(key, api_key_headers, RECENT)
     }
 
-    fn hash(&self, kind: &str, value: &[u8]) -> Identity {
-        let mut mac = self.keyed.clone();
-        mac.update(kind.as_bytes());
-        mac.update(b":");
-        mac.update(value);
-        let digest = mac.finalize().into_bytes();
-        Identity(u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")))
+    fn remembering(key: [u8; 32], api_key_headers: Vec<String>, slots: usize) -> Self {
+        Self {
+            keyed: Hmac::<Sha256>::new_from_slice(&key).expect("any key length"),
+            api_key_headers,
+            recent: Recent::new(slots),
+        }
     }
 
     /// Sets `identity`/`identity_kind` from the credentials present.
-    pub fn apply(&self, ex: &mut Exchange) {
+    pub fn apply(&mut self, ex: &mut Exchange) {
         if let Some((kind, id)) = self.identify(ex) {
             ex.identity = Some(id);
             ex.identity_kind = Some(kind);
         }
     }
 
-    fn identify(&self, ex: &Exchange) -> Option<(&'static str, Identity)> {
-        // A JWT subject and the bearer token hash apart on purpose: they
-        // are different namespaces of identity.
-        let id = |kind: &'static str, value: &[u8]| Some((kind, self.hash(kind, value)));
+    fn identify(&mut self, ex: &Exchange) -> Option<(&'static str, Identity)> {
+        let Self { keyed, api_key_headers, recent } = self;
         let header = |name: &str| ex.first_header(name).map(str::trim);
-        for h in &self.api_key_headers {
+        for (i, h) in api_key_headers.iter().enumerate() {
             if let Some(v) = header(h).filter(|v| !v.is_empty()) {
-                return id("api_key", v.as_bytes());
+                return recent
+                    .get_or(Presented::ApiKey(i), v, || Some(("api_key", hash(keyed, "api_key", v.as_bytes()))));
             }
         }
-        if let Some(auth) = header("authorization") {
-            let (scheme, rest) = auth.split_once(' ').unwrap_or((auth, ""));
-            let rest = rest.trim();
-            if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
-                return match jwt_subject(rest) {
-                    Some(sub) => id("jwt_sub", sub.as_bytes()),
-                    None => id("bearer", rest.as_bytes()),
-                };
-            }
-            if scheme.eq_ignore_ascii_case("basic") {
-                // Decoded here rather than onto the heap.
-                let mut scratch = [0u8; 192];
-                if let Some(user) = decode_base64(rest, &mut scratch).as_deref().and_then(basic_user) {
-                    return id("basic", user);
-                }
-            }
+        if let Some(auth) = header("authorization")
+            && let Some(found) = recent.get_or(Presented::Authorization, auth, || authorization(keyed, auth))
+        {
+            return Some(found);
         }
-        ex.raw_identity.as_deref().filter(|v| !v.is_empty()).and_then(|v| id("user_id", v.as_bytes()))
+        let user = ex.raw_identity.as_deref().filter(|v| !v.is_empty())?;
+        recent.get_or(Presented::LogUser, user, || Some(("user_id", hash(keyed, "user_id", user.as_bytes()))))
     }
+}
+
+fn hash(keyed: &Hmac<Sha256>, kind: &str, value: &[u8]) -> Identity {
+    let mut mac = keyed.clone();
+    mac.update(kind.as_bytes());
+    mac.update(b":");
+    mac.update(value);
+    let digest = mac.finalize().into_bytes();
+    Identity(u64::from_be_bytes(digest[..8].try_into().expect("8 bytes")))
+}
+
+/// The identity an Authorization header's value names, if any.
+fn authorization(keyed: &Hmac<Sha256>, auth: &str) -> Option<(&'static str, Identity)> {
+    let id = |kind: &'static str, value: &[u8]| Some((kind, hash(keyed, kind, value)));
+    let (scheme, rest) = auth.split_once(' ').unwrap_or((auth, ""));
+    let rest = rest.trim();
+    // A JWT subject and the bearer token hash apart on purpose: they are
+    // different namespaces of identity.
+    if scheme.eq_ignore_ascii_case("bearer") && !rest.is_empty() {
+        return match jwt_subject(rest) {
+            Some(sub) => id("jwt_sub", sub.as_bytes()),
+            None => id("bearer", rest.as_bytes()),
+        };
+    }
+    if scheme.eq_ignore_ascii_case("basic") {
+        // Decoded here rather than onto the heap.
+        let mut scratch = [0u8; 192];
+        if let Some(user) = decode_base64(rest, &mut scratch).as_deref().and_then(basic_user) {
+            return id("basic", user);
+        }
+    }
+    None
 }
 
 /// Standard base64, decoded into `scratch` when it fits.
@@ -222,7 +299,7 @@ mod tests {
     }
 
     /// The identity (as written out) and its kind for these headers.
-    fn identify(h: &IdentityHasher, headers: &[(&str, &str)]) -> (Option<String>, Option<&'static str>) {
+    fn identify(h: &mut IdentityHasher, headers: &[(&str, &str)]) -> (Option<String>, Option<&'static str>) {
         let mut e = ex(headers);
         h.apply(&mut e);
         (e.identity.map(|i| i.to_string()), e.identity_kind)
@@ -230,8 +307,8 @@ mod tests {
 
     #[test]
     fn table() {
-        let h = IdentityHasher::new([7; 32], vec!["x-api-key".into()]);
-        let id = |headers: &[(&str, &str)]| identify(&h, headers);
+        let mut h = IdentityHasher::new([7; 32], vec!["x-api-key".into()]);
+        let mut id = |headers: &[(&str, &str)]| identify(&mut h, headers);
         let (a, kind) = id(&[("X-Api-Key", "k-123")]);
         assert_eq!(kind, Some("api_key"));
         assert_eq!(a.as_ref().map(String::len), Some(16));
@@ -253,8 +330,8 @@ mod tests {
         assert_eq!(id(&[("Authorization", "Bearer ")]), (None, None));
         assert_eq!(id(&[]), (None, None));
         // Another install, another hash.
-        let other = IdentityHasher::new([8; 32], vec!["x-api-key".into()]);
-        assert_ne!(identify(&other, &[("x-api-key", "k-123")]).0, a);
+        let mut other = IdentityHasher::new([8; 32], vec!["x-api-key".into()]);
+        assert_ne!(identify(&mut other, &[("x-api-key", "k-123")]).0, a);
         // A log's user id.
         let mut e = Exchange { raw_identity: Some("u-9".into()), ..Default::default() };
         h.apply(&mut e);
@@ -263,8 +340,8 @@ mod tests {
 
     #[test]
     fn identities_are_hmac_sha256_and_decode_every_form() {
-        let h = IdentityHasher::new([7; 32], vec!["x-api-key".into()]);
-        let id = |headers: &[(&str, &str)]| identify(&h, headers);
+        let mut h = IdentityHasher::new([7; 32], vec!["x-api-key".into()]);
+        let mut id = |headers: &[(&str, &str)]| identify(&mut h, headers);
         // The first 8 bytes of HMAC-SHA-256(key, "kind:value"), in hex
         // (Python's hmac module gives the same), so identities written
         // by earlier builds still match.
@@ -273,7 +350,7 @@ mod tests {
         let long = format!("{}:pw", "u".repeat(200));
         let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(&long));
         assert_eq!(id(&[("Authorization", &basic)]), (Some("19d9ff5b79c05865".into()), Some("basic")));
-        let no_user = |pair: &str| {
+        let mut no_user = |pair: &str| {
             let v = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(pair));
             id(&[("Authorization", &v)])
         };
@@ -291,6 +368,44 @@ mod tests {
             id(&[("Authorization", &format!("Bearer {}", jwt_raw("\"a\\u0062\"")))]).0,
             id(&[("Authorization", &format!("Bearer {}", jwt_raw("\"ab\"")))]).0
         );
+    }
+
+    #[test]
+    fn remembered_credentials_come_to_what_working_them_out_gives() {
+        // Four times as many credentials as the memory has slots, in every
+        // form, each presented twice in a row and again later: every answer
+        // is what a hasher that has seen nothing gives, whichever slot it
+        // shared.
+        let slots = 256;
+        let mut h = IdentityHasher::remembering([7; 32], vec!["x-api-key".into()], slots);
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let presented = |i: usize| -> Vec<(String, String)> {
+            match i % 5 {
+                0 => vec![("x-api-key".into(), format!("k-{i}"))],
+                1 => vec![("Authorization".into(), format!("Basic {}", b64(&format!("user{i}:pw"))))],
+                2 => vec![("Authorization".into(), format!("Bearer {}", jwt(&format!("s{}", i / 2), "")))],
+                3 => vec![("Authorization".into(), format!("Bearer opaque-{i}"))],
+                // An Authorization header that names no one, and the same
+                // text as an API key elsewhere: not one credential.
+                _ => vec![("Authorization".into(), format!("k-{}", i - 4)), ("x-api-key".into(), String::new())],
+            }
+        };
+        let fresh = |headers: &[(String, String)]| {
+            let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            identify(&mut IdentityHasher::remembering([7; 32], vec!["x-api-key".into()], 1), &pairs)
+        };
+        assert_eq!(size_of::<Remembered>(), 32);
+        let n = 4 * slots;
+        for round in 0..2 {
+            for i in 0..n {
+                let headers = presented(i);
+                let pairs: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                let want = fresh(&headers);
+                for _ in 0..2 {
+                    assert_eq!(identify(&mut h, &pairs), want, "credential {i}, round {round}");
+                }
+            }
+        }
     }
 
     #[test]
