@@ -89,7 +89,7 @@ impl<K: Hash + Eq, V> Keyed<K, V> {
         now.saturating_sub(last) > self.ttl
     }
 
-    /// The live entry at `hash`/`k`: one idle past the ttl is as good as
+    /// Where `k`'s live entry is: one idle past the ttl is as good as
     /// swept.
     fn live(&self, k: &K) -> Option<usize> {
         self.position(self.hasher.hash_one(k), k).filter(|&i| !self.idle(self.slots[i].last, self.latest))

@@ -26,6 +26,9 @@ use crate::{
 
 pub const NAME: &str = "access-policy";
 const MAX_LISTED: usize = 32;
+/// Identities still served on an endpoint, remembered beside its
+/// refused ones (enough to judge the share refused).
+const SERVED: usize = 4 * MAX_LISTED;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -124,9 +127,21 @@ impl Detector for Policy {
             if let Some(r) = self.regressions.get_mut(&o.ep) {
                 // Served again: whatever refused it was not the policy.
                 r.identities.retain(|(h, _, _)| *h != idh as u32);
-                r.served.retain(|(h, t)| *h != idh as u32 && o.now.saturating_sub(*t) < window);
-                if r.served.len() < 4 * MAX_LISTED {
-                    r.served.push((idh as u32, o.now));
+                // Found in place, and the list pruned of what the window
+                // left behind only when full: pruning it on every success
+                // walked up to 128 entries each time, most of the detector's
+                // cost on a busy endpoint. A refusal prunes it before
+                // counting, so what is counted is the same.
+                match r.served.iter().position(|(h, _)| *h == idh as u32) {
+                    Some(i) => r.served[i].1 = o.now,
+                    None => {
+                        if r.served.len() >= SERVED {
+                            r.served.retain(|(_, t)| o.now.saturating_sub(*t) < window);
+                        }
+                        if r.served.len() < SERVED {
+                            r.served.push((idh as u32, o.now));
+                        }
+                    }
                 }
             } else if !self.good_here.is_empty() {
                 let r = self.regressions.touch(o.ep, o.now, Regression::default);
@@ -222,5 +237,68 @@ impl Detector for Policy {
 
     fn keys(&self) -> usize {
         self.good_here.len() + self.good.len() + self.regressions.len() + self.loops.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        detect::{
+            Engine,
+            spec::{DetectConfig, DetectorSpec},
+        },
+        exchange::{Exchange, RequestText},
+    };
+
+    /// The engine with this detector alone, as configured.
+    fn engine(spec: Spec) -> Engine {
+        let others = DetectorSpec::all_defaults().iter().map(|d| d.name().to_string()).filter(|n| n != NAME).collect();
+        let cfg = DetectConfig { disabled: others, detector: vec![DetectorSpec::Policy(spec)], ..Default::default() };
+        Engine::new(&cfg, 64)
+    }
+
+    fn exchange(t: Secs, id: u64, status: u16) -> Exchange {
+        Exchange {
+            ts: t as u64 * 1_000_000_000,
+            peer: std::net::IpAddr::from([10, 0, (id >> 8) as u8, id as u8]),
+            method: "GET".into(),
+            request: RequestText::new("/api/v1/reports"),
+            endpoint: Some("/api/v1/reports".into()),
+            status: Some(status),
+            identity: Some(Identity(0x5eed_0000 + id)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn identities_still_served_are_counted_after_a_full_list_ages() {
+        let mut e = engine(Spec { min_share: 0.3, ..Default::default() });
+        let mut out = Vec::new();
+        // 200 identities served, one a second: the list of those served
+        // fills with the first 128.
+        for i in 0..200 {
+            e.observe(&exchange(1000 + i, i as u64, 200), &mut out);
+        }
+        // One of them refused (which keeps the endpoint's record), then,
+        // past the 900 s window of the first 128, ten more served: the
+        // first of them finds the list full of entries the window has left
+        // behind, and they make room.
+        e.observe(&exchange(1800, 0, 403), &mut out);
+        for i in 0..10 {
+            e.observe(&exchange(2050 + i, 200 + i as u64, 200), &mut out);
+        }
+        // Four of the ten refused: five formerly good identities refused
+        // against ten still served, a regression at the configured share.
+        for i in 0..4 {
+            e.observe(&exchange(2060 + i, 200 + i as u64, 403), &mut out);
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        let f = serde_json::to_value(&out[0]).expect("finding as JSON");
+        assert_eq!(
+            (&f["evidence"]["identities"], &f["evidence"]["still_served"]),
+            (&serde_json::json!(5), &serde_json::json!(10)),
+            "{f}"
+        );
     }
 }
