@@ -200,14 +200,29 @@ struct Mix {
 /// scenario) with the markers that go with them.
 enum Input {
     Mix(Mix),
-    Records { records: Vec<Owned>, marks: Vec<Mark> },
+    Records { records: Vec<Owned>, marks: Vec<Mark>, requests: u64 },
 }
 
 impl Input {
+    /// Held records, counting those that start a request head once.
+    fn records(records: Vec<Owned>, marks: Vec<Mark>) -> Self {
+        let requests = records.iter().filter(|r| r.kind == Kind::Request).count() as u64;
+        Self::Records { records, marks, requests }
+    }
+
     fn marks(&self) -> &[Mark] {
         match self {
             Self::Mix(_) => &[],
             Self::Records { marks, .. } => marks,
+        }
+    }
+
+    /// Exchanges it holds: for records, those that start a request head
+    /// (a segment of pipelined heads holds more, which the join counts).
+    fn exchanges(&self) -> u64 {
+        match self {
+            Self::Mix(mix) => mix.exchanges,
+            Self::Records { requests, .. } => *requests,
         }
     }
 }
@@ -288,12 +303,11 @@ fn records(rng: &mut Rng, clients: u64, from: u64, to: u64) -> Vec<Owned> {
 /// timed in chunks of the same size.
 fn timed<S>(input: &Input, state: &mut S, mut each: impl FnMut(&mut S, Record<'_>), end: impl FnOnce(&mut S)) -> Run {
     let chunk = 100_000;
-    let mut run = Run { spent: Duration::ZERO, exchanges: 0, findings: 0, allocations: 0 };
+    let mut run = Run { spent: Duration::ZERO, exchanges: input.exchanges(), findings: 0, allocations: 0 };
     match input {
         Input::Mix(mix) => {
             let mut rng = Rng::new(42);
             let n = mix.exchanges;
-            run.exchanges = n;
             let mut done = 0;
             while done < n {
                 let to = (done + chunk).min(n);
@@ -303,7 +317,6 @@ fn timed<S>(input: &Input, state: &mut S, mut each: impl FnMut(&mut S, Record<'_
             }
         }
         Input::Records { records, .. } => {
-            run.exchanges = records.iter().filter(|r| r.kind == Kind::Request).count() as u64;
             for part in records.chunks(2 * chunk as usize) {
                 run.measure(|| part.iter().for_each(|r| each(state, r.record())));
             }
@@ -531,9 +544,6 @@ struct Named {
     input: Input,
     /// How the report's first line puts it.
     what: String,
-    /// Exchanges it holds: for records, those that start a request head
-    /// (a segment of pipelined heads holds more, which the join counts).
-    exchanges: u64,
     /// The arguments that give a child run of this bench the same input.
     args: Vec<String>,
     /// Where the scenario's capture lies while the run needs it.
@@ -541,9 +551,6 @@ struct Named {
 }
 
 fn input(args: &BenchDetectArgs) -> anyhow::Result<Named> {
-    let mark_args = |marks: &[Mark]| {
-        marks.iter().flat_map(|m| ["--mark".to_string(), format!("{}={}", m.kind, format_ts(m.at))]).collect::<Vec<_>>()
-    };
     let (path, marks, what, dir) = if let Some(path) = &args.capture {
         (path.clone(), args.mark.clone(), format!("capture {}", path.display()), None)
     } else if let Some(users) = args.scenario {
@@ -559,30 +566,22 @@ fn input(args: &BenchDetectArgs) -> anyhow::Result<Named> {
         return Ok(Named {
             input: Input::Mix(mix),
             what: format!("{} exchanges from {} clients", mix.exchanges, mix.clients),
-            exchanges: mix.exchanges,
             args: ["--exchanges", &mix.exchanges.to_string(), "--mix-clients", &mix.clients.to_string()]
                 .map(String::from)
                 .to_vec(),
             _dir: None,
         });
     };
-    let records = capture_records(&path)?;
-    let requests = records.iter().filter(|r| r.kind == Kind::Request).count() as u64;
     let mut child = vec!["--capture".to_string(), path.display().to_string()];
-    child.extend(mark_args(&marks));
-    Ok(Named {
-        input: Input::Records { records, marks },
-        what: format!("{what}: {requests} request records"),
-        exchanges: requests,
-        args: child,
-        _dir: dir,
-    })
+    child.extend(marks.iter().flat_map(|m| ["--mark".to_string(), format!("{}={}", m.kind, format_ts(m.at))]));
+    let input = Input::records(capture_records(&path)?, marks);
+    Ok(Named { what: format!("{what}: {} request records", input.exchanges()), input, args: child, _dir: dir })
 }
 
 /// Runs one configuration of this bench under callgrind, collecting only
 /// inside the joiner (which drives everything after it), and prints the
 /// instructions per exchange.
-fn instructions(args: &BenchDetectArgs, input: &Named) -> anyhow::Result<()> {
+fn instructions(args: &BenchDetectArgs, named: &Named) -> anyhow::Result<()> {
     let only = args.only.as_deref().unwrap_or("all");
     anyhow::ensure!(
         only != "parse",
@@ -594,7 +593,7 @@ fn instructions(args: &BenchDetectArgs, input: &Named) -> anyhow::Result<()> {
         .arg(format!("--callgrind-out-file={}", out.display()))
         .arg(std::env::current_exe()?)
         .args(["bench-detect", "--only", only, "--clients", "1000"])
-        .args(&input.args)
+        .args(&named.args)
         .args(args.detector.iter().flat_map(|d| ["--detector", d]))
         .output()
         .context("--instructions: running valgrind (on Debian: apt-get install valgrind)")?;
@@ -613,8 +612,8 @@ fn instructions(args: &BenchDetectArgs, input: &Named) -> anyhow::Result<()> {
     };
     println!(
         "bench-detect --only {only}: {}: {:.0} instructions per exchange (callgrind)",
-        input.what,
-        total as f64 / input.exchanges.max(1) as f64
+        named.what,
+        total as f64 / named.input.exchanges().max(1) as f64
     );
     Ok(())
 }
@@ -648,7 +647,7 @@ mod tests {
         write_pcap(&mut reqs, &path).unwrap_or_else(|e| panic!("writing {}: {e:#}", path.display()));
         let records = capture_records(&path).unwrap_or_else(|e| panic!("reading {}: {e:#}", path.display()));
         let marks = vec![parse_flag(SEVEN_ACTORS_DISCLOSURE).expect("the scenario's mark")];
-        let input = Input::Records { records, marks };
+        let input = Input::records(records, marks);
         let joined = join_floor(&input, true);
         assert_eq!(joined.exchanges, n, "exchanges joined from the capture's {n} requests");
         let judged = throughput(&DetectConfig::default(), &input);
