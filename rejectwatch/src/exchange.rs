@@ -46,6 +46,9 @@ pub struct Exchange {
     pub ua_version: Option<Arc<str>>,
     pub ua_family: Option<&'static str>,
     pub ua_platform: Option<&'static str>,
+    /// The user-agent classifier's hash of the trimmed text (0: none, or
+    /// not enriched), so that later stages need not hash it again.
+    pub ua_key: u64,
     /// Stable hash of method, version and header-name order and set.
     pub fingerprint: Option<Arc<str>>,
     /// The target's path with ids, UUIDs, tokens and emails templated.
@@ -84,6 +87,7 @@ impl Default for Exchange {
             ua_version: Default::default(),
             ua_family: Default::default(),
             ua_platform: Default::default(),
+            ua_key: 0,
             fingerprint: Default::default(),
             endpoint: Default::default(),
             resource_id: Default::default(),

@@ -104,18 +104,19 @@ struct Verdict {
 /// actor has noted an exchange with the same signature, the lists hold all
 /// of them already (lists only grow), so checking each list, an
 /// allocation apiece, can be skipped. Finer than the lists' own identity
-/// (texts unclipped): a difference only costs a check.
-fn detail_signature(ex: &Exchange) -> u64 {
-    let parts = (
-        ex.country.as_deref(),
-        ex.asn,
-        ex.user_agent(),
-        ex.ua_product.as_deref(),
-        ex.ua_version.as_deref(),
-        ex.endpoint.as_deref(),
-    );
+/// (texts unclipped): a difference only costs a check. Made of hashes the
+/// earlier stages worked out (the user agent's by its classifier, the
+/// endpoint's by the engine), so that an actor's every exchange does not
+/// hash its texts again: the product and version follow from the user
+/// agent, and its raw length tells apart what trimming made equal.
+fn detail_signature(ex: &Exchange, ep: u64) -> u64 {
+    let ua = match (ex.user_agent(), ex.ua_key) {
+        (None, _) => 0,
+        (Some(t), 0) => crate::enrich::useragent::key_of(t),
+        (Some(t), k) => k ^ (t.len() as u64).rotate_left(40),
+    };
     // Never 0, the value of an empty memory.
-    foldhash::fast::FixedState::with_seed(0x5167_0a7e).hash_one(parts) | 1
+    foldhash::fast::FixedState::with_seed(0x5167_0a7e).hash_one((ex.country.as_deref(), ex.asn, ua, ep)) | 1
 }
 
 impl Actor {
@@ -264,14 +265,17 @@ impl Roster {
         }
     }
 
-    /// Counts one exchange of a client that belongs to actor `id`.
+    /// Counts one exchange of a client that belongs to actor `id`. `ep`
+    /// is the hash of the exchange's endpoint ([`h64`]); `period` the
+    /// client's regular period, asked for only when `burst` says its
+    /// intervals changed.
     #[allow(clippy::too_many_arguments)]
     pub fn touch(
         &mut self,
         id: u32,
         key: ClientKey,
         ex: &Exchange,
-        now: Secs,
+        (now, ep, burst): (Secs, u64, bool),
         rejected: bool,
         documented: bool,
         period: impl FnOnce() -> Option<Secs>,
@@ -285,25 +289,27 @@ impl Roster {
             a.rejects += 1;
         }
         // Working the period out sorts the client's intervals: only for an
-        // actor that has none yet.
+        // actor that has none yet, when a new burst added an interval (the
+        // actor took the period its client had when it was made or merged).
         if a.cadence_seconds.is_none()
+            && burst
             && let Some(p) = period()
         {
             a.cadence_seconds = Some(p);
             a.cadence = Some(human(p));
         }
-        Self::details(a, ex, documented);
+        Self::details(a, ex, ep, documented);
     }
 
     /// The descriptive lists: country, ASN, user agent, endpoint.
-    pub fn touch_details(&mut self, id: u32, ex: &Exchange, documented: bool) {
+    pub fn touch_details(&mut self, id: u32, ex: &Exchange, ep: u64, documented: bool) {
         if let Some(a) = self.actors.get_mut(&id) {
-            Self::details(a, ex, documented);
+            Self::details(a, ex, ep, documented);
         }
     }
 
-    fn details(a: &mut Actor, ex: &Exchange, documented: bool) {
-        let sig = detail_signature(ex);
+    fn details(a: &mut Actor, ex: &Exchange, ep: u64, documented: bool) {
+        let sig = detail_signature(ex, ep);
         if !a.recent.contains(&sig) {
             if let Some(c) = &ex.country {
                 a.countries.note(&[c], usize::MAX, MAX_LIST);
@@ -517,9 +523,9 @@ mod tests {
         let agents = ["python-requests/2.28", "python-requests/2.29", "python-requests/2.30", "python-requests/2.31"];
         for i in 0..240 {
             let e = ex(endpoints[i % 6], agents[(i / 6) % 4]);
-            r.touch(id, key, &e, 10 + i as Secs, true, true, || None);
+            r.touch(id, key, &e, (10 + i as Secs, h64(endpoints[i % 6].as_bytes()), false), true, true, || None);
         }
-        r.touch(id, key, &ex("/a", "python-requests/2.32"), 1000, false, false, || None);
+        r.touch(id, key, &ex("/a", "python-requests/2.32"), (1000, h64(b"/a"), true), false, false, || None);
         let a = r.get(id).expect("live");
         assert_eq!(a.endpoints.iter().collect::<Vec<_>>(), endpoints);
         assert_eq!(a.user_agents.len(), 5);

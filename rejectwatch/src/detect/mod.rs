@@ -306,7 +306,7 @@ impl Engine {
         if actor != 0 {
             let documented = self.ctx.documented(ep, endpoint);
             let (cadence, rules) = (&c.cadence, &self.ctx.cadence);
-            self.roster.touch(actor, key, ex, now, rejected, documented, || cadence.regular_period(rules));
+            self.roster.touch(actor, key, ex, (now, ep, burst), rejected, documented, || cadence.regular_period(rules));
         }
         if !signals.is_empty() {
             self.apply(&mut signals, ex, out);
@@ -384,8 +384,9 @@ impl Engine {
                             && ClientKey::new(ex.client.unwrap_or(ex.peer), self.v6_prefix) == *k
                         {
                             let ep = ex.endpoint.as_deref().unwrap_or("");
-                            let doc = self.ctx.documented(h64(ep.as_bytes()), ep);
-                            self.roster.touch_details(id, ex, doc);
+                            let h = h64(ep.as_bytes());
+                            let doc = self.ctx.documented(h, ep);
+                            self.roster.touch_details(id, ex, h, doc);
                         }
                         id
                     }

@@ -53,6 +53,16 @@ pub struct UaInfo {
     pub version: Option<Arc<str>>,
     pub family: &'static str,
     pub platform: &'static str,
+    /// A hash of the (trimmed) text, worked out once per distinct user
+    /// agent: downstream, it stands for the text where only its identity
+    /// matters (an actor's memory of the exchanges it has noted).
+    pub key: u64,
+}
+
+/// Deterministic, so that replays group as live runs do; never output.
+pub fn key_of(ua: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x0a6e_47c1).hash_one(ua.as_bytes()) | 1
 }
 
 pub struct UaClassifier {
@@ -108,7 +118,7 @@ impl UaClassifier {
     pub fn classify(&mut self, ua: Option<&str>) -> UaInfo {
         let ua = ua.map(str::trim).unwrap_or("");
         if ua.is_empty() {
-            return UaInfo { product: None, version: None, family: "empty", platform: "unknown" };
+            return UaInfo { product: None, version: None, family: "empty", platform: "unknown", key: 0 };
         }
         if let Some(hit) = self.cache.get(ua) {
             return hit.clone();
@@ -129,6 +139,7 @@ impl UaClassifier {
                     version: version_after(ua, &lower, &r.version_after).map(Arc::from),
                     family: r.family,
                     platform: r.platform.unwrap_or_else(platform_of),
+                    key: key_of(ua),
                 };
             }
         }
@@ -143,6 +154,7 @@ impl UaClassifier {
             version: version.map(Arc::from),
             family: "other",
             platform: platform_of(),
+            key: key_of(ua),
         }
     }
 }
