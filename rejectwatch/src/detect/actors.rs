@@ -7,6 +7,12 @@
 //!
 //! Grouping is union-find: a merged actor forwards to its survivor (the
 //! older), so clients pointing at it need no rewrite and ids stay stable.
+//!
+//! The actors themselves live in one dense array, found through a small
+//! index from id to slot (eight bytes an actor, so it stays in cache where
+//! a map holding the actors did not): the engine looks the slot up as soon
+//! as it has the client's state and prefetches the actor's first two cache
+//! lines, which the exchange's counts touch only after every detector ran.
 
 use std::{collections::HashMap, hash::BuildHasher};
 
@@ -40,10 +46,35 @@ pub struct EvidenceEntry {
     pub summary: String,
 }
 
-#[derive(Clone, Debug, Serialize)]
+/// An actor. Laid out for its every exchange: what [`Roster::touch`] reads
+/// and counts fills the first two cache lines, ahead of the lists and texts
+/// that only output and new evidence read. (The compiler's own order spread
+/// those fields over all seven lines of the struct: once the actors outgrew
+/// the caches, several misses for every exchange of an actor.) Serialized
+/// in the order of [`ActorJson`], not this one.
+#[derive(Clone, Debug)]
+#[repr(C, align(64))]
 pub struct Actor {
+    /// The id clients and the index know it by.
+    num: u32,
+    pub class: Class,
+    recent_next: u8,
+    verdict: Verdict,
+    pub first_seen: Secs,
+    pub last_seen: Secs,
+    /// Regular polling period in seconds, if any.
+    pub cadence_seconds: Option<Secs>,
+    pub requests: u64,
+    pub rejects: u64,
+    /// Requests to endpoints that are not part of the API.
+    pub undocumented_requests: u64,
+    /// Ordered by weight, strongest first.
+    pub evidence: Vec<EvidenceEntry>,
+    /// Signatures of the descriptive texts of recent exchanges (see
+    /// [`detail_signature`]), newest overwriting oldest.
+    recent: [u32; RECENT],
+
     pub id: String,
-    pub classification: Class,
     /// Addresses (IPv6: networks), in the order they joined.
     pub clients: Vec<ClientKey>,
     pub countries: TextList,
@@ -52,35 +83,64 @@ pub struct Actor {
     /// `product/version` of the user agents that name one.
     pub products: TextList,
     pub endpoints: TextList,
-    #[serde(serialize_with = "secs_rfc3339")]
-    pub first_seen: Secs,
-    #[serde(serialize_with = "secs_rfc3339")]
-    pub last_seen: Secs,
-    pub requests: u64,
-    pub rejects: u64,
-    /// Requests to endpoints that are not part of the API.
-    pub undocumented_requests: u64,
-    /// Regular polling period in seconds, if any.
-    pub cadence_seconds: Option<Secs>,
     pub cadence: Option<String>,
-    /// Ordered by weight, strongest first.
-    pub evidence: Vec<EvidenceEntry>,
-    #[serde(skip)]
-    pub class: Class,
-    #[serde(skip)]
-    forward: u32,
-    #[serde(skip)]
-    verdict: Verdict,
-    /// Signatures of the descriptive texts of recent exchanges (see
-    /// [`detail_signature`]), newest overwriting oldest.
-    #[serde(skip)]
-    recent: [u64; RECENT],
-    #[serde(skip)]
-    recent_next: u8,
 }
 
-/// Exchanges whose descriptive texts an actor remembers having noted.
-const RECENT: usize = 16;
+// The claim above, kept true: the hot fields end where the second line does.
+const _: () = assert!(std::mem::offset_of!(Actor, id) == 128);
+
+/// How an actor is written out (the roster, the API).
+#[derive(Serialize)]
+struct ActorJson<'a> {
+    id: &'a str,
+    classification: Class,
+    clients: &'a [ClientKey],
+    countries: &'a TextList,
+    asns: &'a [u32],
+    user_agents: &'a TextList,
+    products: &'a TextList,
+    endpoints: &'a TextList,
+    #[serde(serialize_with = "secs_rfc3339")]
+    first_seen: Secs,
+    #[serde(serialize_with = "secs_rfc3339")]
+    last_seen: Secs,
+    requests: u64,
+    rejects: u64,
+    undocumented_requests: u64,
+    cadence_seconds: Option<Secs>,
+    cadence: Option<&'a str>,
+    evidence: &'a [EvidenceEntry],
+}
+
+impl Serialize for Actor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ActorJson {
+            id: &self.id,
+            classification: self.class,
+            clients: &self.clients,
+            countries: &self.countries,
+            asns: &self.asns,
+            user_agents: &self.user_agents,
+            products: &self.products,
+            endpoints: &self.endpoints,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            requests: self.requests,
+            rejects: self.rejects,
+            undocumented_requests: self.undocumented_requests,
+            cadence_seconds: self.cadence_seconds,
+            cadence: self.cadence.as_deref(),
+            evidence: &self.evidence,
+        }
+        .serialize(s)
+    }
+}
+
+/// Exchanges whose descriptive texts an actor remembers having noted: as
+/// many 32-bit signatures as fill the second cache line beside the
+/// evidence. (A false match, about one in 400 million for a new exchange,
+/// would leave one text off a capped, descriptive list.)
+const RECENT: usize = 10;
 
 /// What an actor's evidence says, worked out when the evidence changes
 /// rather than on every exchange of the actor (sorting and scanning the
@@ -109,14 +169,14 @@ struct Verdict {
 /// endpoint's by the engine), so that an actor's every exchange does not
 /// hash its texts again: the product and version follow from the user
 /// agent, and its raw length tells apart what trimming made equal.
-fn detail_signature(ex: &Exchange, ep: u64) -> u64 {
+fn detail_signature(ex: &Exchange, ep: u64) -> u32 {
     let ua = match (ex.user_agent(), ex.ua_key) {
         (None, _) => 0,
         (Some(t), 0) => crate::enrich::useragent::key_of(t),
         (Some(t), k) => k ^ (t.len() as u64).rotate_left(40),
     };
     // Never 0, the value of an empty memory.
-    foldhash::fast::FixedState::with_seed(0x5167_0a7e).hash_one((ex.country.as_deref(), ex.asn, ua, ep)) | 1
+    foldhash::fast::FixedState::with_seed(0x5167_0a7e).hash_one((ex.country.as_deref(), ex.asn, ua, ep)) as u32 | 1
 }
 
 impl Actor {
@@ -126,7 +186,6 @@ impl Actor {
     pub fn stub(id: &str, class: Class, clients: Vec<ClientKey>, first_seen: Secs, last_seen: Secs) -> Self {
         Self {
             id: id.to_string(),
-            classification: class,
             clients,
             countries: TextList::default(),
             asns: Vec::new(),
@@ -142,7 +201,7 @@ impl Actor {
             cadence: None,
             evidence: Vec::new(),
             class,
-            forward: 0,
+            num: 0,
             verdict: Verdict::default(),
             recent: [0; RECENT],
             recent_next: 0,
@@ -160,10 +219,19 @@ fn push_capped<T: PartialEq>(v: &mut Vec<T>, x: T, cap: usize) {
     }
 }
 
+/// Where an id leads: a live actor's slot, or (merged) its survivor's id.
+#[derive(Clone, Copy, Debug)]
+enum Entry {
+    Live(u32),
+    Forward(u32),
+}
+
 pub struct Roster {
-    /// Ids are small counters: SipHash, std's default, was most of a
-    /// lookup, and an actor-heavy exchange makes several.
-    actors: HashMap<u32, Actor, foldhash::fast::FixedState>,
+    /// Live actors, in no order (eviction moves the last into the hole).
+    actors: Vec<Actor>,
+    /// Every id still known, live or forwarding. Ids are small counters:
+    /// SipHash, std's default, was most of a lookup.
+    index: HashMap<u32, Entry, foldhash::fast::FixedState>,
     next: u32,
     cap: usize,
     pub evicted: u64,
@@ -171,7 +239,23 @@ pub struct Roster {
 
 impl Roster {
     pub fn new(cap: usize) -> Self {
-        Self { actors: HashMap::default(), next: 1, cap: cap.max(1), evicted: 0 }
+        Self { actors: Vec::new(), index: HashMap::default(), next: 1, cap: cap.max(1), evicted: 0 }
+    }
+
+    fn slot(&self, id: u32) -> Option<usize> {
+        match self.index.get(&id)? {
+            Entry::Live(s) => Some(*s as usize),
+            Entry::Forward(_) => None,
+        }
+    }
+
+    /// Starts fetching the counted part of the actor `id` stands for (see
+    /// [`Actor`]): call as soon as it is known, long before
+    /// [`Roster::touch`].
+    pub fn prefetch(&self, id: u32) {
+        if let Some(a) = self.slot(id).and_then(|s| self.actors.get(s)) {
+            super::keyed::prefetch_read((a as *const Actor).cast::<[u8; 128]>());
+        }
     }
 
     /// The live actor a client's index stands for (following merges), if
@@ -179,36 +263,58 @@ impl Roster {
     /// only ever move to its survivor, so a live actor always holds the
     /// client (or is full): no need to scan its list, up to 256 keys, on
     /// every exchange.
-    pub fn resolve(&self, mut id: u32, key: ClientKey) -> Option<u32> {
+    pub fn resolve(&self, id: u32, key: ClientKey) -> Option<u32> {
+        self.resolve_slot(id, key).map(|s| self.actors[s].num)
+    }
+
+    fn resolve_slot(&self, mut id: u32, key: ClientKey) -> Option<usize> {
         for _ in 0..64 {
-            let a = self.actors.get(&id)?;
-            if a.forward == 0 {
-                debug_assert!(a.clients.contains(&key) || a.clients.len() >= MAX_CLIENTS, "{key} not in {}", a.id);
-                return Some(id);
+            match *self.index.get(&id)? {
+                Entry::Live(s) => {
+                    let a = &self.actors[s as usize];
+                    debug_assert!(a.clients.contains(&key) || a.clients.len() >= MAX_CLIENTS, "{key} not in {}", a.id);
+                    return Some(s as usize);
+                }
+                Entry::Forward(to) => id = to,
             }
-            id = a.forward;
         }
         None
     }
 
     pub fn get(&self, id: u32) -> Option<&Actor> {
-        self.actors.get(&id).filter(|a| a.forward == 0)
+        self.slot(id).map(|s| &self.actors[s])
+    }
+
+    fn get_mut(&mut self, id: u32) -> Option<&mut Actor> {
+        self.slot(id).map(|s| &mut self.actors[s])
     }
 
     /// Live actors, oldest first.
     pub fn actors(&self) -> Vec<&Actor> {
-        let mut v: Vec<&Actor> = self.actors.values().filter(|a| a.forward == 0).collect();
+        let mut v: Vec<&Actor> = self.actors.iter().collect();
         v.sort_by(|a, b| (a.first_seen, &a.id).cmp(&(b.first_seen, &b.id)));
         v
     }
 
     /// Live actors in no particular order (cheaper than [`Roster::actors`]).
     pub fn iter(&self) -> impl Iterator<Item = &Actor> {
-        self.actors.values().filter(|a| a.forward == 0)
+        self.actors.iter()
     }
 
     pub fn len(&self) -> usize {
-        self.actors.values().filter(|a| a.forward == 0).count()
+        self.actors.len()
+    }
+
+    /// Takes actor `id` out of the array (the last one moves into its slot)
+    /// and out of the index.
+    fn take(&mut self, id: u32) -> Option<Actor> {
+        let s = self.slot(id)?;
+        self.index.remove(&id);
+        let a = self.actors.swap_remove(s);
+        if let Some(moved) = self.actors.get(s) {
+            self.index.insert(moved.num, Entry::Live(s as u32));
+        }
+        Some(a)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -217,7 +323,7 @@ impl Roster {
 
     /// A new actor for one client, seeded from what the client table knows.
     pub fn create(&mut self, key: ClientKey, c: &ClientState, rules: &CadenceRules) -> u32 {
-        if self.actors.len() >= self.cap {
+        if self.index.len() >= self.cap {
             self.evict();
         }
         let id = self.next;
@@ -226,7 +332,6 @@ impl Roster {
         let stable = h64(format!("{key}@{}", c.first).as_bytes());
         let a = Actor {
             id: format!("a-{:012x}", stable & 0xffff_ffff_ffff),
-            classification: Class::Unknown,
             clients: vec![key],
             countries: TextList::default(),
             asns: Vec::new(),
@@ -242,12 +347,13 @@ impl Roster {
             cadence: period.map(human),
             evidence: Vec::new(),
             class: Class::Unknown,
-            forward: 0,
+            num: id,
             verdict: Verdict::default(),
             recent: [0; RECENT],
             recent_next: 0,
         };
-        self.actors.insert(id, a);
+        self.index.insert(id, Entry::Live(self.actors.len() as u32));
+        self.actors.push(a);
         id
     }
 
@@ -258,9 +364,15 @@ impl Roster {
     /// per exchange (throughput fell twelvefold), where a batch pays one
     /// walk per cap/16 new actors.
     fn evict(&mut self) {
-        let order = self.actors.iter().map(|(id, a)| ((a.forward == 0, a.last_seen, *id), *id));
+        let actors = &self.actors;
+        let order = self.index.iter().map(|(id, e)| match *e {
+            Entry::Forward(_) => ((false, 0, *id), *id),
+            Entry::Live(s) => ((true, actors[s as usize].last_seen, *id), *id),
+        });
         for id in super::keyed::smallest(order, (self.cap / 16).max(1)) {
-            self.actors.remove(&id);
+            if self.take(id).is_none() {
+                self.index.remove(&id);
+            }
             self.evicted += 1;
         }
     }
@@ -280,8 +392,8 @@ impl Roster {
         documented: bool,
         period: impl FnOnce() -> Option<Secs>,
     ) {
-        let Some(id) = self.resolve(id, key) else { return };
-        let Some(a) = self.actors.get_mut(&id) else { return };
+        let Some(s) = self.resolve_slot(id, key) else { return };
+        let a = &mut self.actors[s];
         a.last_seen = a.last_seen.max(now);
         a.first_seen = a.first_seen.min(now);
         a.requests += 1;
@@ -303,7 +415,7 @@ impl Roster {
 
     /// The descriptive lists: country, ASN, user agent, endpoint.
     pub fn touch_details(&mut self, id: u32, ex: &Exchange, ep: u64, documented: bool) {
-        if let Some(a) = self.actors.get_mut(&id) {
+        if let Some(a) = self.get_mut(id) {
             Self::details(a, ex, ep, documented);
         }
     }
@@ -369,15 +481,15 @@ impl Roster {
     /// Groups actors into the oldest of them; returns the survivor.
     pub fn merge(&mut self, ids: &[u32]) -> u32 {
         let live: Vec<u32> = ids.iter().copied().filter(|id| self.get(*id).is_some()).collect();
-        let Some(&survivor) = live.iter().min_by_key(|id| (self.actors[id].first_seen, **id)) else {
+        let Some(&survivor) = live.iter().min_by_key(|id| (self.get(**id).map(|a| a.first_seen), **id)) else {
             return ids[0];
         };
         for id in live {
             if id == survivor {
                 continue;
             }
-            let mut other = self.actors.remove(&id).expect("live");
-            let s = self.actors.get_mut(&survivor).expect("live");
+            let mut other = self.take(id).expect("live");
+            let s = self.get_mut(survivor).expect("live");
             for c in other.clients.drain(..) {
                 push_capped(&mut s.clients, c, MAX_CLIENTS);
             }
@@ -407,14 +519,13 @@ impl Roster {
             }
             Self::settle(s);
             Self::classify(s);
-            // A stub that forwards to the survivor.
-            self.actors.insert(id, Actor { forward: survivor, ..other });
+            self.index.insert(id, Entry::Forward(survivor));
         }
         survivor
     }
 
     pub fn add_evidence(&mut self, id: u32, kind: Kind, detector: &'static str, summary: &str, now: Secs) {
-        if let Some(a) = self.actors.get_mut(&id) {
+        if let Some(a) = self.get_mut(id) {
             Self::note(a, kind, detector, summary, now);
             Self::classify(a);
         }
@@ -493,7 +604,6 @@ impl Roster {
         } else {
             Class::Unknown
         };
-        a.classification = a.class;
     }
 }
 
@@ -555,5 +665,52 @@ mod tests {
             assert_eq!(r.resolve(*old, *key).is_some(), i < 30, "actor {i}");
         }
         assert_eq!(r.resolve(id, newcomer), Some(id));
+    }
+
+    #[test]
+    fn merged_and_evicted_actors_leave_every_other_id_finding_its_own_actor() {
+        // Taking an actor out of the array moves the last one into its
+        // slot: every id must still lead to its own actor, and a merged id
+        // to its survivor, through merges and evictions alike.
+        let rules = CadenceSpec::default().rules();
+        let mut r = Roster::new(64);
+        let key = |i: u32| ClientKey::new(std::net::IpAddr::from([10, 1, (i >> 8) as u8, i as u8]), 64);
+        let ids: Vec<u32> = (0..48u32)
+            .map(|i| r.create(key(i), &ClientState { first: 1 + i, last: 100 + i, ..Default::default() }, &rules))
+            .collect();
+        // Pairs (i, i + 1) for even i below 16 merge into i, the older.
+        for i in (0..16).step_by(2) {
+            assert_eq!(r.merge(&[ids[i + 1], ids[i]]), ids[i]);
+        }
+        let ex = Exchange::default();
+        for (i, id) in ids.iter().enumerate() {
+            r.touch(*id, key(i as u32), &ex, (200, 0, false), false, true, || None);
+        }
+        // 48 ids are known (40 live, 8 forwarding) of the 64 the roster
+        // holds: 28 newcomers make it evict three batches of cap/16 = 4,
+        // the forwarders first (oldest ids first), then the least recently
+        // seen, the oldest survivors (0, 2, 4, 6), from the middle of the
+        // array.
+        let more: Vec<u32> = (48..76u32)
+            .map(|i| r.create(key(i), &ClientState { first: 300, last: 300, ..Default::default() }, &rules))
+            .collect();
+        assert_eq!((r.len(), r.evicted), (64, 12));
+        for (i, id) in ids.iter().enumerate() {
+            let (survivor, requests) = if i < 16 { (ids[i & !1], 2) } else { (*id, 1) };
+            let found = r.resolve(*id, key(i as u32));
+            match i {
+                0..8 => assert_eq!((found, r.get(survivor).is_some()), (None, false), "actor {i}"),
+                8..16 if i % 2 == 1 => assert_eq!((found, r.get(survivor).is_some()), (None, true), "actor {i}"),
+                _ => assert_eq!(found, Some(survivor), "actor {i}"),
+            }
+            if let Some(a) = r.get(survivor) {
+                assert!(a.clients.contains(&key(i as u32)), "actor {i}: {:?}", a.clients);
+                assert_eq!(a.requests, requests, "actor {i}");
+            }
+        }
+        for (j, id) in more.iter().enumerate() {
+            assert_eq!(r.resolve(*id, key(48 + j as u32)), Some(*id));
+        }
+        assert_eq!(r.iter().count(), r.len());
     }
 }

@@ -248,6 +248,10 @@ impl Engine {
             // Boxed apart; the detectors reach it after the cadence work.
             keyed::prefetch_read(&**r as *const RejectState);
         }
+        if c.actor != 0 {
+            // Counted after every detector ran.
+            self.roster.prefetch(c.actor);
+        }
         let prev = c.last;
         c.last = c.last.max(now);
         c.requests = c.requests.saturating_add(1);
