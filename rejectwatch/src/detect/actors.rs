@@ -369,11 +369,13 @@ impl Roster {
     /// per exchange (throughput fell twelvefold), where a batch pays one
     /// walk per cap/16 new actors.
     fn evict(&mut self) {
-        let actors = &self.actors;
-        let order = self.index.iter().map(|(id, e)| match *e {
-            Entry::Forward(_) => ((false, 0, *id), *id),
-            Entry::Live(s) => ((true, actors[s as usize].last_seen, *id), *id),
-        });
+        // The live ones from the array in its order: reading each one's
+        // last sight through the index, in hash order, was a cache miss
+        // per actor.
+        let forwards = self.index.iter().filter_map(|(id, e)| matches!(e, Entry::Forward(_)).then_some(*id));
+        let order = forwards
+            .map(|id| ((false, 0, id), id))
+            .chain(self.actors.iter().map(|a| ((true, a.last_seen, a.num), a.num)));
         for id in super::keyed::smallest(order, (self.cap / 16).max(1)) {
             if self.take(id).is_none() {
                 self.index.remove(&id);
