@@ -48,12 +48,12 @@ pub struct EvidenceEntry {
 
 /// An actor. Laid out for its every exchange: what [`Roster::touch`] reads
 /// and counts fills the first two cache lines and starts the third (the
-/// evidence, whose counts an honest or scanning user agent bumps), ahead
-/// of the lists and texts
-/// that only output and new evidence read. (The compiler's own order spread
-/// those fields over all seven lines of the struct: once the actors outgrew
-/// the caches, several misses for every exchange of an actor.) Serialized
-/// in the order of [`ActorJson`], not this one.
+/// evidence, whose counts an honest or scanning user agent bumps), ahead of
+/// the lists and texts that only output and new evidence read. (The
+/// compiler's own order spread those fields over all seven lines of the
+/// struct: once the actors outgrew the caches, several misses for every
+/// exchange of an actor.) Serialized in the order of [`ActorJson`], not
+/// this one.
 #[derive(Clone, Debug)]
 #[repr(C, align(64))]
 pub struct Actor {
@@ -254,9 +254,8 @@ impl Roster {
     }
 
     /// Starts fetching the counted part of the actor `id` stands for, three
-    /// cache lines (see
-    /// [`Actor`]): call as soon as it is known, long before
-    /// [`Roster::touch`].
+    /// cache lines (see [`Actor`]): call as soon as it is known, long
+    /// before [`Roster::touch`].
     pub fn prefetch(&self, id: u32) {
         if let Some(a) = self.slot(id).and_then(|s| self.actors.get(s)) {
             super::keyed::prefetch_read((a as *const Actor).cast::<[u8; 192]>());
