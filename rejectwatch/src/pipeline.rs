@@ -122,11 +122,16 @@ impl Pipeline {
     /// the same as one at a time.
     pub fn flush_batch(&mut self) {
         let mut batch = std::mem::take(&mut self.batch);
+        // The clients' states are fetched while the batch is enriched, long
+        // before the detectors need them. Finding a state's slot is itself
+        // a walk of the client index that misses the caches: done back to
+        // back, the batch's walks overlap, where between two enrichments
+        // each waited on its own.
         for ex in batch.iter_mut() {
             self.enricher.attribute(ex);
-            // The client's state is fetched while the rest of the batch is
-            // enriched, long before the detectors need it.
             self.detect.prefetch(ex);
+        }
+        for ex in batch.iter_mut() {
             self.enricher.describe(ex);
         }
         // By reference: moving each exchange (~450 bytes) out of the batch
