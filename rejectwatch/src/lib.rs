@@ -24,6 +24,8 @@ pub mod run;
 pub mod sink;
 pub mod source;
 
+pub mod alloc;
+
 /// Every exchange allocates a few short-lived strings (head fields,
 /// enrichment, signal summaries); glibc's allocator spent about a third of
 /// the pipeline's time on them (perf, `cargo xtask bench-detect`).
@@ -31,58 +33,11 @@ pub mod source;
 /// test harness's copy, the benches) measures and runs the same.
 #[cfg(not(feature = "alloc-count"))]
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc::Mimalloc = alloc::Mimalloc;
 
 #[cfg(feature = "alloc-count")]
 #[global_allocator]
-static ALLOCATOR: alloc_count::Counting = alloc_count::Counting;
-
-/// The same allocator, counting the allocations each thread makes: the
-/// benches report allocations per exchange, a figure that, unlike time on a
-/// shared VM, does not move between runs. Only the benches enable it.
-#[cfg(feature = "alloc-count")]
-pub mod alloc_count {
-    use std::{
-        alloc::{GlobalAlloc, Layout},
-        cell::Cell,
-    };
-
-    thread_local! {
-        // Const-initialised and without a destructor, so the allocator may
-        // touch it at any point of a thread's life.
-        static COUNT: Cell<u64> = const { Cell::new(0) };
-    }
-
-    pub struct Counting;
-
-    fn count() {
-        let _ = COUNT.try_with(|c| c.set(c.get() + 1));
-    }
-
-    /// Allocations (growing reallocations included) made by this thread.
-    pub fn allocations() -> u64 {
-        COUNT.try_with(Cell::get).unwrap_or(0)
-    }
-
-    // SAFETY: every call is passed straight to mimalloc.
-    unsafe impl GlobalAlloc for Counting {
-        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-            count();
-            unsafe { mimalloc::MiMalloc.alloc(layout) }
-        }
-        unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-            count();
-            unsafe { mimalloc::MiMalloc.alloc_zeroed(layout) }
-        }
-        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-            count();
-            unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
-        }
-        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-            unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
-        }
-    }
-}
+static ALLOCATOR: alloc::count::Counting = alloc::count::Counting;
 
 /// The whole `rejectwatch` command: logging, arguments, exit status.
 /// Shared by the `rejectwatch` binary and the test harness's copy of it.

@@ -17,7 +17,7 @@ use std::{
 
 use anyhow::Context;
 use rejectwatch::{
-    alloc_count::allocations as allocations_so_far,
+    alloc::count::allocations as allocations_so_far,
     config::Config,
     detect::{
         Engine,
