@@ -107,17 +107,40 @@ impl Spec {
 /// listed is rarer than every listed one.
 const COMMON: &[u8] = b"/aeiostnrlcpdumv1g0hb2f3k5w4y6x9j78qz-.&_=?%";
 
-/// Marks each pattern's rarest byte (in both cases, as matching ignores
-/// ASCII case). Every pattern holds its anchor, so a target holding none
-/// cannot match any pattern and skips the automaton, which walks the
-/// target byte by byte (about 460 instructions for an ordinary one).
-fn anchor_table(patterns: &[String]) -> [bool; 256] {
+/// What a byte of a target may call for: a pattern's anchor (below),
+/// decoding, or a look for a `/**/` comment.
+const ANCHOR: u8 = 1;
+const DECODE: u8 = 2;
+const STAR: u8 = 4;
+
+/// The classes of `%`, `+` and `*`, which [`normalise`] acts on.
+const SPECIAL: [u8; 256] = {
+    let mut t = [0u8; 256];
+    t[b'%' as usize] = DECODE;
+    t[b'+' as usize] = DECODE;
+    t[b'*' as usize] = STAR;
+    t
+};
+
+/// The classes of a text's bytes, together: one table lookup a byte, where
+/// a SIMD search for each class costs more in setting up than a short
+/// target takes to walk.
+fn classes(table: &[u8; 256], b: &[u8]) -> u8 {
+    b.iter().fold(0, |acc, &c| acc | table[c as usize])
+}
+
+/// [`SPECIAL`] with each pattern's rarest byte marked [`ANCHOR`] (in both
+/// cases, as matching ignores ASCII case). Every pattern holds its anchor,
+/// so a target holding none cannot match any pattern and skips the
+/// automaton, which walks the target byte by byte (about 460 instructions
+/// for an ordinary one).
+fn anchor_table(patterns: &[String]) -> [u8; 256] {
     let rank = |b: u8| COMMON.iter().position(|&c| c == b.to_ascii_lowercase()).unwrap_or(COMMON.len());
-    let mut table = [false; 256];
+    let mut table = SPECIAL;
     for p in patterns {
         if let Some(b) = p.bytes().max_by_key(|&b| rank(b)) {
-            table[b.to_ascii_lowercase() as usize] = true;
-            table[b.to_ascii_uppercase() as usize] = true;
+            table[b.to_ascii_lowercase() as usize] |= ANCHOR;
+            table[b.to_ascii_uppercase() as usize] |= ANCHOR;
         }
     }
     table
@@ -125,13 +148,19 @@ fn anchor_table(patterns: &[String]) -> [bool; 256] {
 
 /// Decodes `%xx` (twice), `+` and SQL comments into what a backend sees.
 pub fn normalise(target: &str) -> Cow<'_, str> {
-    // A '*' is rare in a target: look for one before building a searcher.
-    let comment =
-        |s: &str| memchr::memchr(b'*', s.as_bytes()).is_some() && memchr::memmem::find(s.as_bytes(), b"/**/").is_some();
-    // One SIMD scan; a char-set search decodes every char of the target.
-    if memchr::memchr2(b'%', b'+', target.as_bytes()).is_none() {
+    normalise_classed(target, classes(&SPECIAL, target.as_bytes()))
+}
+
+/// [`normalise`], given the [`SPECIAL`] classes of the target's bytes.
+fn normalise_classed(target: &str, class: u8) -> Cow<'_, str> {
+    let comment = |s: &str| memchr::memmem::find(s.as_bytes(), b"/**/").is_some();
+    if class & DECODE == 0 {
         // Most targets: nothing encoded, and no comment standing for a space.
-        return if comment(target) { Cow::Owned(target.replace("/**/", " ")) } else { Cow::Borrowed(target) };
+        return if class & STAR != 0 && comment(target) {
+            Cow::Owned(target.replace("/**/", " "))
+        } else {
+            Cow::Borrowed(target)
+        };
     }
     let once = percent_encoding::percent_decode_str(target).decode_utf8_lossy();
     let mut twice = percent_encoding::percent_decode_str(&once).decode_utf8_lossy().replace('+', " ");
@@ -143,19 +172,27 @@ pub fn normalise(target: &str) -> Cow<'_, str> {
 
 pub struct Injection {
     ac: AhoCorasick,
-    anchors: [bool; 256],
+    /// [`anchor_table`].
+    anchors: [u8; 256],
     categories: Vec<&'static str>,
     patterns: Vec<String>,
 }
 
 impl Detector for Injection {
     fn observe(&mut self, o: &Obs<'_>, _c: &mut ClientState, out: &mut Vec<Signal>) {
-        let target = normalise(o.ex.target());
+        // One walk of the target says both whether it needs decoding and
+        // whether it holds an anchor; a decoded one is looked at again.
+        let raw = o.ex.target();
+        let class = classes(&self.anchors, raw.as_bytes());
+        let target = normalise_classed(raw, class);
+        let anchored = match target {
+            Cow::Borrowed(_) => class & ANCHOR != 0,
+            Cow::Owned(ref t) => classes(&self.anchors, t.as_bytes()) & ANCHOR != 0,
+        };
         let ua = o.ex.user_agent().unwrap_or("");
         // In the user agent only template injection counts (Log4Shell's
         // `${jndi:`), and every template pattern holds a `{`: one SIMD scan
         // spares the automaton almost every user agent.
-        let anchored = target.bytes().any(|b| self.anchors[b as usize]);
         let hit = anchored.then(|| self.ac.find(target.as_ref())).flatten().map(|m| (m, "target")).or_else(|| {
             memchr::memchr(b'{', ua.as_bytes())?;
             self.ac
@@ -198,12 +235,14 @@ mod tests {
     fn decodes_before_matching() {
         assert_eq!(normalise("/a?q=1%2527%2520OR%25201%253D1"), "/a?q=1' OR 1=1");
         assert_eq!(normalise("/a?q=1+UNION/**/SELECT+x"), "/a?q=1 UNION SELECT x");
+        assert_eq!(normalise("/a?q=1/**/UNION/**/SELECT"), "/a?q=1 UNION SELECT");
+        assert!(matches!(normalise("/a/*/b"), Cow::Borrowed("/a/*/b")));
         let d = Spec::default().build();
         let m = |t: &str| {
             let t = normalise(t);
             let found = d.ac.find(t.as_ref()).map(|m| d.categories[m.pattern().as_usize()]);
             // The anchor scan must never hide a match.
-            assert!(found.is_none() || t.bytes().any(|b| d.anchors[b as usize]), "{t}");
+            assert!(found.is_none() || classes(&d.anchors, t.as_bytes()) & ANCHOR != 0, "{t}");
             found
         };
         assert_eq!(m("/items?id=1%27%20OR%201=1--"), Some("sql"));
@@ -222,12 +261,12 @@ mod tests {
         let spec = Spec { extra_patterns: vec!["zzz".into(), "Ünïcode".into()], ..Spec::default() };
         let d = spec.build();
         for p in &d.patterns {
-            assert!(p.bytes().any(|b| d.anchors[b as usize]), "{p:?} has no anchor");
+            assert!(classes(&d.anchors, p.as_bytes()) & ANCHOR != 0, "{p:?} has no anchor");
             let upper = p.to_ascii_uppercase();
-            assert!(upper.bytes().any(|b| d.anchors[b as usize]), "{upper:?} has no anchor");
+            assert!(classes(&d.anchors, upper.as_bytes()) & ANCHOR != 0, "{upper:?} has no anchor");
         }
         for plain in ["/api/v1/products/123", "/api/v1/orders/42/items", "/v2/accounts/abc-def"] {
-            assert!(!plain.bytes().any(|b| d.anchors[b as usize]), "{plain} would run the automaton");
+            assert_eq!(classes(&d.anchors, plain.as_bytes()), 0, "{plain} would run the automaton or be decoded");
         }
     }
 }
