@@ -9,7 +9,10 @@ use std::mem::MaybeUninit;
 
 use rejectwatch_common::{PEEK_LEN, looks_like_request, looks_like_response};
 
-use crate::exchange::{HeaderName, Method, RequestText, header_name, method};
+use crate::{
+    ascii,
+    exchange::{HeaderName, Method, RequestText, header_name, method},
+};
 
 /// Most header lines we read from one head; the rest are ignored (and the
 /// head flagged truncated), so a hostile head cannot make us allocate more.
@@ -104,8 +107,8 @@ impl BodyScan {
     fn header(&mut self, h: &httparse::Header<'_>) {
         // By length first: most names are neither.
         match h.name.len() {
-            17 if h.name.eq_ignore_ascii_case("transfer-encoding") => self.transfer_encoding = true,
-            14 if h.name.eq_ignore_ascii_case("content-length") => self.length = content_length(h.value),
+            17 if ascii::eq_ignore_case(h.name, "transfer-encoding") => self.transfer_encoding = true,
+            14 if ascii::eq_ignore_case(h.name, "content-length") => self.length = content_length(h.value),
             _ => {}
         }
     }
@@ -131,10 +134,10 @@ fn request_from(req: &httparse::Request<'_, '_>, truncated: bool) -> RequestHead
     let mut body = BodyScan::default();
     for h in headers {
         let span = head.text.push_value(&lossy(h.value));
-        if !host && h.name.eq_ignore_ascii_case("host") {
+        if !host && ascii::eq_ignore_case(h.name, "host") {
             head.text.set_host_span(span);
             host = true;
-        } else if !ua && h.name.eq_ignore_ascii_case("user-agent") {
+        } else if !ua && ascii::eq_ignore_case(h.name, "user-agent") {
             head.text.set_user_agent_span(span);
             ua = true;
         } else {
@@ -360,6 +363,43 @@ mod tests {
         let Parsed::Complete(h, _) = parse_request(&raw) else { panic!("not complete: {raw:?}") };
         assert_eq!(h.text.user_agent(), Some("caf\u{e9}/1"));
         assert_eq!(h.text.value(2), Some("\u{fffd}\u{fffd}"), "{:?}", h.text);
+    }
+
+    #[test]
+    fn values_pair_with_their_names() {
+        // A line httparse skips (a space in its name) is no header and
+        // takes no value's place; more values than are indexed, an empty
+        // one, the user agent before the host, and a value past ASCII.
+        let mut lines: Vec<(String, String)> = (0..20).map(|i| (format!("X-H{i}"), format!("v{i}"))).collect();
+        lines[3].1.clear();
+        lines.insert(1, ("User-Agent".into(), "curl/8.5.0".into()));
+        lines.insert(7, ("Host".into(), "api".into()));
+        for extra in ["", "X-Z: \u{e9}\r\n"] {
+            let mut raw = String::from("GET /t HTTP/1.1\r\n");
+            for (i, (n, v)) in lines.iter().enumerate() {
+                raw.push_str(&format!("{n}: {v}\r\n"));
+                if i == 4 {
+                    raw.push_str("Bad Name: skipped\r\n");
+                }
+            }
+            raw.push_str(extra);
+            raw.push_str("\r\n");
+            let Parsed::Complete(mut h, _) = parse_request(raw.as_bytes()) else { panic!("not complete: {raw}") };
+            let mut want = lines.clone();
+            if !extra.is_empty() {
+                want.push(("X-Z".into(), "\u{e9}".into()));
+            }
+            let got: Vec<(String, String)> =
+                h.header_names.iter().map(|n| n.to_string()).zip(h.text.values().map(str::to_string)).collect();
+            assert_eq!(got, want, "{raw}");
+            for (i, (_, v)) in want.iter().enumerate() {
+                assert_eq!(h.text.value(i), Some(v.as_str()), "value {i} of {raw}");
+            }
+            assert_eq!((h.text.host(), h.text.user_agent()), (Some("api"), Some("curl/8.5.0")));
+            h.text.forget_values();
+            assert_eq!((h.text.target(), h.text.host(), h.text.user_agent()), ("/t", Some("api"), Some("curl/8.5.0")));
+            assert_eq!(h.text.values().count(), 0);
+        }
     }
 
     #[test]

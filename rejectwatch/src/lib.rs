@@ -4,8 +4,10 @@
 //! [`exchange::Exchange`]s and findings, sinks ([`sink`], [`metrics`],
 //! [`blocklist`], [`api`]) consume them.
 
+pub mod alloc;
 pub mod analyze;
 pub mod api;
+pub mod ascii;
 pub mod blocklist;
 pub mod cli;
 pub mod config;
@@ -23,8 +25,6 @@ pub mod report;
 pub mod run;
 pub mod sink;
 pub mod source;
-
-pub mod alloc;
 
 /// Every exchange allocates a few short-lived strings (head fields,
 /// enrichment, signal summaries); glibc's allocator spent about a third of

@@ -34,7 +34,7 @@ use glob::Globs;
 use keyed::Keyed;
 use marks::Mark;
 use spec::DetectConfig;
-use window::{Secs, h64};
+use window::{Secs, key64};
 
 /// What every detector sees of one exchange.
 pub struct Obs<'a> {
@@ -200,7 +200,7 @@ impl Engine {
     /// Whether an endpoint template is part of the API (configured, or
     /// learned from where requests succeed).
     pub fn documented(&self, endpoint: &str) -> bool {
-        self.ctx.documented(h64(endpoint.as_bytes()), endpoint)
+        self.ctx.documented(key64(endpoint.as_bytes()), endpoint)
     }
 
     pub fn clients(&self) -> usize {
@@ -232,12 +232,12 @@ impl Engine {
         let status = ex.status.unwrap_or(0);
         let rejected = self.rejects[status as usize % 1000] && status != 0;
         let success = (200..300).contains(&status);
-        let endpoint = ex.endpoint.as_deref().unwrap_or_else(|| ex.target().split('?').next().unwrap_or(""));
-        let ep = h64(endpoint.as_bytes());
+        let endpoint = ex.endpoint.as_deref().unwrap_or_else(|| ex.path());
+        let ep = key64(endpoint.as_bytes());
         self.ctx.exchanges += 1;
         if success {
             self.ctx.served += 1;
-            if ex.user_agent().is_none_or(|u| u.trim().is_empty()) {
+            if ex.user_agent().is_none_or(|u| crate::ascii::trim(u).is_empty()) {
                 self.ctx.served_without_user_agent += 1;
             }
         }
@@ -388,7 +388,7 @@ impl Engine {
                             && ClientKey::new(ex.client.unwrap_or(ex.peer), self.v6_prefix) == *k
                         {
                             let ep = ex.endpoint.as_deref().unwrap_or("");
-                            let h = h64(ep.as_bytes());
+                            let h = key64(ep.as_bytes());
                             let doc = self.ctx.documented(h, ep);
                             self.roster.touch_details(id, ex, h, doc);
                         }

@@ -13,6 +13,24 @@ use crate::{config::ClientHeader, exchange::Exchange};
 /// Headers whose presence from an untrusted peer is kept as evidence.
 const FORWARDING: [&str; 4] = ["x-forwarded-for", "forwarded", "x-real-ip", "x-originating-ip"];
 
+/// Bit `n` set for each length `n` of a [`FORWARDING`] name: nearly every
+/// header name has another length, and is passed over without comparing.
+const FORWARDING_LENGTHS: u64 = {
+    let mut bits = 0u64;
+    let mut i = 0;
+    while i < FORWARDING.len() {
+        bits |= 1 << FORWARDING[i].len();
+        i += 1;
+    }
+    bits
+};
+
+fn is_forwarding(name: &str) -> bool {
+    name.len() < 64
+        && FORWARDING_LENGTHS >> name.len() & 1 != 0
+        && FORWARDING.iter().any(|f| crate::ascii::eq_ignore_case(name, f))
+}
+
 pub struct Attribution {
     trusted: Vec<IpNet>,
     order: Vec<ClientHeader>,
@@ -45,7 +63,7 @@ impl Attribution {
                 .header_names
                 .iter()
                 .enumerate()
-                .filter(|(_, n)| FORWARDING.iter().any(|f| n.eq_ignore_ascii_case(f)))
+                .filter(|(_, n)| is_forwarding(n))
                 .filter_map(|(i, n)| Some(format!("{n}: {}", ex.request.value(i)?)))
                 .collect();
         }

@@ -46,6 +46,18 @@ pub struct IdentityHasher {
     keyed: Hmac<Sha256>,
     api_key_headers: Vec<String>,
     recent: Recent,
+    /// Bit `n` set for each length `n` a credential's header name has
+    /// (bit 63: 63 bytes or more), so that most names are passed over
+    /// without a comparison.
+    lengths: u64,
+    /// Where the first header of each api-key name is, then the first
+    /// Authorization: one walk of the names finds them all.
+    found: Vec<Option<usize>>,
+}
+
+/// The bit of [`IdentityHasher::lengths`] a name of `len` bytes sets.
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 /// What a credential, as presented, came to: most clients present the
@@ -166,10 +178,14 @@ impl IdentityHasher {
     }
 
     fn remembering(key: [u8; 32], api_key_headers: Vec<String>, slots: usize) -> Self {
+        let lengths =
+            api_key_headers.iter().map(|h| length_bit(h.len())).fold(length_bit(AUTHORIZATION.len()), |a, b| a | b);
         Self {
             keyed: Hmac::<Sha256>::new_from_slice(&key).expect("any key length"),
+            found: Vec::with_capacity(api_key_headers.len() + 1),
             api_key_headers,
             recent: Recent::new(slots),
+            lengths,
         }
     }
 
@@ -182,15 +198,30 @@ impl IdentityHasher {
     }
 
     fn identify(&mut self, ex: &Exchange) -> Option<(&'static str, Identity)> {
-        let Self { keyed, api_key_headers, recent } = self;
-        let header = |name: &str| ex.first_header(name).map(str::trim);
-        for (i, h) in api_key_headers.iter().enumerate() {
-            if let Some(v) = header(h).filter(|v| !v.is_empty()) {
+        let Self { keyed, api_key_headers, recent, lengths, found } = self;
+        // The first header of each name, as `first_header` would find it,
+        // in one walk rather than a walk per name.
+        let auth = api_key_headers.len();
+        found.clear();
+        found.resize(auth + 1, None);
+        for (j, n) in ex.header_names.iter().enumerate() {
+            if *lengths & length_bit(n.len()) == 0 {
+                continue;
+            }
+            for (i, h) in api_key_headers.iter().map(String::as_str).chain([AUTHORIZATION]).enumerate() {
+                if found[i].is_none() && crate::ascii::eq_ignore_case(n, h) {
+                    found[i] = Some(j);
+                }
+            }
+        }
+        let header = |at: Option<usize>| ex.request.value(at?).map(crate::ascii::trim);
+        for (i, at) in found[..auth].iter().enumerate() {
+            if let Some(v) = header(*at).filter(|v| !v.is_empty()) {
                 return recent
                     .get_or(Presented::ApiKey(i), v, || Some(("api_key", hash(keyed, "api_key", v.as_bytes()))));
             }
         }
-        if let Some(auth) = header("authorization")
+        if let Some(auth) = header(found[auth])
             && let Some(found) = recent.get_or(Presented::Authorization, auth, || authorization(keyed, auth))
         {
             return Some(found);
@@ -199,6 +230,9 @@ impl IdentityHasher {
         recent.get_or(Presented::LogUser, user, || Some(("user_id", hash(keyed, "user_id", user.as_bytes()))))
     }
 }
+
+/// The header a bearer token or basic credentials come in.
+const AUTHORIZATION: &str = "authorization";
 
 fn hash(keyed: &Hmac<Sha256>, kind: &str, value: &[u8]) -> Identity {
     let mut mac = keyed.clone();
@@ -336,6 +370,25 @@ mod tests {
         let mut e = Exchange { raw_identity: Some("u-9".into()), ..Default::default() };
         h.apply(&mut e);
         assert_eq!(e.identity_kind, Some("user_id"));
+    }
+
+    #[test]
+    fn the_header_that_counts_is_the_one_a_lookup_per_name_finds() {
+        // Api-key names in their configured order, then Authorization; of
+        // each name the first header only, whatever its case; an empty
+        // first one passes to the next name, not to a later duplicate.
+        let names = vec!["x-api-key".into(), "api-key".into(), "authorization".into()];
+        let mut h = IdentityHasher::new([7; 32], names);
+        let mut id = |headers: &[(&str, &str)]| identify(&mut h, headers);
+        let of = |v: &str| Some(hash(&Hmac::new_from_slice(&[7; 32]).unwrap(), "api_key", v.as_bytes()).to_string());
+        assert_eq!(id(&[("Api-Key", "b"), ("X-API-KEY", "a")]).0, of("a"));
+        assert_eq!(id(&[("x-api-key", "a"), ("x-api-key", "z")]).0, of("a"));
+        assert_eq!(id(&[("x-api-key", " "), ("x-api-key", "z"), ("api-key", "b")]).0, of("b"));
+        // Configured as an api-key name, Authorization is a key like any.
+        assert_eq!(id(&[("AUTHORIZATION", "Bearer t")]), (of("Bearer t"), Some("api_key")));
+        let mut plain = IdentityHasher::new([7; 32], vec!["x-api-key".into()]);
+        assert_eq!(identify(&mut plain, &[("Accept", "x"), ("AUTHORIZATION", "Bearer t")]).1, Some("bearer"));
+        assert_eq!(identify(&mut plain, &[("authorizatio", "Bearer t"), ("x-api-keys", "k")]), (None, None));
     }
 
     #[test]

@@ -116,7 +116,7 @@ impl UaClassifier {
     }
 
     pub fn classify(&mut self, ua: Option<&str>) -> UaInfo {
-        let ua = ua.map(str::trim).unwrap_or("");
+        let ua = ua.map(crate::ascii::trim).unwrap_or("");
         if ua.is_empty() {
             return UaInfo { product: None, version: None, family: "empty", platform: "unknown", key: 0 };
         }

@@ -16,7 +16,7 @@ use crate::detect::{
     evidence::{CONVERGENCE, Signal, emit},
     human,
     keyed::Keyed,
-    window::{Secs, h64_parts},
+    window::{Secs, key64_parts},
 };
 
 pub const NAME: &str = "convergence";
@@ -97,7 +97,7 @@ impl Detector for Convergence {
                     None => continue,
                 },
             };
-            let gk = h64_parts(&[label.as_bytes(), value.as_bytes(), o.endpoint.as_bytes()]);
+            let gk = key64_parts(&[label.as_bytes(), value.as_bytes(), o.endpoint.as_bytes()]);
             let window = self.window;
             let members = self.groups.touch(gk, o.now, Vec::new);
             members.retain(|(_, t, _)| o.now.saturating_sub(*t) < window);

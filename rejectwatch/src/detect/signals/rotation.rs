@@ -17,7 +17,7 @@ use crate::detect::{
     evidence::{ROTATION, Signal, emit},
     human,
     keyed::Keyed,
-    window::{Secs, h64_parts},
+    window::{Secs, key64_parts},
 };
 
 pub const NAME: &str = "address-rotation";
@@ -89,7 +89,7 @@ impl Detector for Rotation {
             (None, Some(ua)) => ua,
             (None, None) => "",
         };
-        let tk = h64_parts(&[o.endpoint.as_bytes(), tool.as_bytes()]);
+        let tk = key64_parts(&[o.endpoint.as_bytes(), tool.as_bytes()]);
         let period = c.cadence.regular_period(&o.ctx.cadence);
         let gap = self.gap;
         let holders = self.targets.touch(tk, o.now, Vec::new);

@@ -70,7 +70,7 @@ impl Detector for Scraping {
         }
         let s = &mut c.scraping;
         let n = s.gets.add(o.now, self.window);
-        let path = o.ex.target().split('?').next().unwrap_or("");
+        let path = o.ex.path();
         // The sketch's window restarts on its own; the rate slides.
         s.resources.insert(h64(path.as_bytes()), o.now, self.window);
         if n < self.min {

@@ -117,7 +117,7 @@ impl Detector for Sensitive {
         if o.status() < 400 || o.ctx.documented(o.ep, o.endpoint) {
             return;
         }
-        let path = super::injection::normalise(o.ex.target().split('?').next().unwrap_or(""));
+        let path = super::injection::normalise(o.ex.path());
         let Some(m) = self.ac.find(path.as_ref()) else { return };
         // After the match: most rejected paths are no probe, and the
         // cooldown table is a cache miss away.

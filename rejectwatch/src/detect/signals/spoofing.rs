@@ -146,11 +146,11 @@ impl Detector for Spoofing {
         }
         if family == "browser"
             && !ex.header_names.is_empty()
-            && !ex.header_names.iter().any(|h| h.eq_ignore_ascii_case("accept-language"))
+            && !ex.header_names.iter().any(|h| crate::ascii::eq_ignore_case(h, "accept-language"))
         {
             s.script_like = s.script_like.saturating_add(1);
             if s.script_like as u32 >= self.min_script && !o.cooling(base ^ 2) {
-                let accept = ex.header_names.iter().any(|h| h.eq_ignore_ascii_case("accept"));
+                let accept = ex.header_names.iter().any(|h| crate::ascii::eq_ignore_case(h, "accept"));
                 emit(out, || {
                     Signal::new(
                         NAME,

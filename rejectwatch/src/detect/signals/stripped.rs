@@ -68,7 +68,7 @@ pub struct Stripped {
 
 impl Detector for Stripped {
     fn observe(&mut self, o: &Obs<'_>, c: &mut ClientState, out: &mut Vec<Signal>) {
-        if !o.rejected || o.ex.user_agent().is_some_and(|u| !u.trim().is_empty()) {
+        if !o.rejected || o.ex.user_agent().is_some_and(|u| !crate::ascii::trim(u).is_empty()) {
             return;
         }
         let n = c.reject_state().stripped.count.add(o.now, self.window);

@@ -17,7 +17,7 @@ use crate::detect::{
     evidence::{Signal, TOOL_SPREAD, emit},
     human,
     keyed::Keyed,
-    window::{Secs, h64_parts},
+    window::{Secs, key64_parts},
 };
 
 pub const NAME: &str = "tool-spread";
@@ -97,7 +97,7 @@ impl Detector for ToolSpread {
             return;
         }
         let fp = ex.fingerprint.as_deref().unwrap_or("");
-        let ck = h64_parts(&[product.as_bytes(), version.as_bytes(), fp.as_bytes(), o.endpoint.as_bytes()]);
+        let ck = key64_parts(&[product.as_bytes(), version.as_bytes(), fp.as_bytes(), o.endpoint.as_bytes()]);
         let period = c.cadence.regular_period(&o.ctx.cadence);
         let window = self.window;
         let cl = self.clusters.touch(ck, o.now, Cluster::default);
