@@ -121,7 +121,7 @@ impl Ctx {
 struct Built {
     name: &'static str,
     cooldown: Secs,
-    det: Box<dyn Detector>,
+    det: signals::Any,
 }
 
 /// How often (record time) idle state is swept and marks are checked.

@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::{
-    Detector,
     cadence::CadenceRules,
     signals::{
         self, convergence, credential, disclosure, enumeration, header_bypass, injection, policy, rotation, scraping,
@@ -119,25 +118,25 @@ impl DetectorSpec {
 
     /// The detector and its cooldown; `None` for disclosure, which the
     /// engine drives from marks rather than exchanges.
-    fn build(&self) -> Option<(Secs, Box<dyn Detector>)> {
+    fn build(&self) -> Option<(Secs, signals::Any)> {
         use DetectorSpec::*;
         let s = signals::secs;
         Some(match self {
-            SinglePath(x) => (s(x.cooldown), Box::new(x.build())),
-            ToolSpread(x) => (s(x.cooldown), Box::new(x.build())),
-            Convergence(x) => (s(x.cooldown), Box::new(x.build())),
-            Spoofing(x) => (s(x.cooldown), Box::new(x.build())),
-            Stripped(x) => (s(x.cooldown), Box::new(x.build())),
-            Rotation(x) => (s(x.cooldown), Box::new(x.build())),
+            SinglePath(x) => (s(x.cooldown), x.build().into()),
+            ToolSpread(x) => (s(x.cooldown), x.build().into()),
+            Convergence(x) => (s(x.cooldown), x.build().into()),
+            Spoofing(x) => (s(x.cooldown), x.build().into()),
+            Stripped(x) => (s(x.cooldown), x.build().into()),
+            Rotation(x) => (s(x.cooldown), x.build().into()),
             Disclosure(_) => return None,
-            Credential(x) => (s(x.cooldown), Box::new(x.build())),
-            Enumeration(x) => (s(x.cooldown), Box::new(x.build())),
-            HeaderBypass(x) => (s(x.cooldown), Box::new(x.build())),
-            Injection(x) => (s(x.cooldown), Box::new(x.build())),
-            UnusualMethod(x) => (s(x.cooldown), Box::new(x.build())),
-            Scraping(x) => (s(x.cooldown), Box::new(x.build())),
-            Sensitive(x) => (s(x.cooldown), Box::new(x.build())),
-            Policy(x) => (s(x.cooldown), Box::new(x.build())),
+            Credential(x) => (s(x.cooldown), x.build().into()),
+            Enumeration(x) => (s(x.cooldown), x.build().into()),
+            HeaderBypass(x) => (s(x.cooldown), x.build().into()),
+            Injection(x) => (s(x.cooldown), x.build().into()),
+            UnusualMethod(x) => (s(x.cooldown), x.build().into()),
+            Scraping(x) => (s(x.cooldown), x.build().into()),
+            Sensitive(x) => (s(x.cooldown), x.build().into()),
+            Policy(x) => (s(x.cooldown), x.build().into()),
         })
     }
 }
@@ -247,7 +246,7 @@ impl DetectConfig {
 
     /// The enabled detectors (name, cooldown, detector) and disclosure.
     #[allow(clippy::type_complexity)]
-    pub fn build(&self) -> (Vec<(&'static str, Secs, Box<dyn Detector>)>, Option<disclosure::Disclosure>) {
+    pub fn build(&self) -> (Vec<(&'static str, Secs, signals::Any)>, Option<disclosure::Disclosure>) {
         let mut out = Vec::new();
         let mut disc = None;
         for default in DetectorSpec::all_defaults() {
