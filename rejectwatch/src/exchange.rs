@@ -394,6 +394,17 @@ impl Exchange {
         self.request.user_agent()
     }
 
+    /// A hash standing for the trimmed user agent, 0 for none or a blank
+    /// one: the classifier's, worked out once per distinct user agent, on
+    /// an enriched exchange; else worked out here.
+    pub fn ua_hash(&self) -> u64 {
+        match (self.ua_key, self.user_agent().map(crate::ascii::trim)) {
+            (0, Some(ua)) if !ua.is_empty() => crate::enrich::useragent::key_of(ua),
+            (0, _) => 0,
+            (k, _) => k,
+        }
+    }
+
     /// The request's headers as (name, value), in the order sent.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
         self.header_names.iter().map(|n| n.as_ref()).zip(self.request.values())
@@ -555,6 +566,18 @@ mod tests {
         assert!(matches!(header_name("Hosts"), Cow::Owned(_)));
         assert!(matches!(header_name("X-A-Header-Name-Longer-Than-Any-Common-One"), Cow::Owned(_)));
         assert_eq!(header_name(""), "");
+    }
+
+    #[test]
+    fn a_user_agent_hashes_alike_enriched_or_not() {
+        let ex =
+            |ua: Option<&str>| Exchange { request: RequestText::new("/").with_user_agent(ua), ..Default::default() };
+        let plain = ex(Some(" curl/8.5.0 ")).ua_hash();
+        let mut enriched = ex(Some("curl/8.5.0"));
+        enriched.ua_key = crate::enrich::useragent::UaClassifier::new(None).unwrap().classify(Some("curl/8.5.0")).key;
+        assert_eq!(enriched.ua_hash(), plain);
+        assert_ne!(ex(Some("curl/8.6.0")).ua_hash(), plain);
+        assert_eq!((ex(None).ua_hash(), ex(Some("  ")).ua_hash()), (0, 0));
     }
 
     #[test]

@@ -58,14 +58,18 @@ impl Attribution {
                 }
             }
         } else {
-            // Names first: a value is sliced out only for a forwarding header.
-            ex.untrusted_forwarding = ex
-                .header_names
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| is_forwarding(n))
-                .filter_map(|(i, n)| Some(format!("{n}: {}", ex.request.value(i)?)))
-                .collect();
+            // Names first: a value is sliced out only for a forwarding
+            // header. A plain loop: the iterator chain was not inlined, and
+            // cost ~100 instructions a head that has none.
+            let mut found = Vec::new();
+            for (i, n) in ex.header_names.iter().enumerate() {
+                if is_forwarding(n)
+                    && let Some(v) = ex.request.value(i)
+                {
+                    found.push(format!("{n}: {v}"));
+                }
+            }
+            ex.untrusted_forwarding = found;
         }
         ex.client = Some(client);
         ex.client_source = Some(source);

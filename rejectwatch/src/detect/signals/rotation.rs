@@ -17,7 +17,7 @@ use crate::detect::{
     evidence::{ROTATION, Signal, emit},
     human,
     keyed::Keyed,
-    window::{Secs, key64_parts},
+    window::{Secs, key64},
 };
 
 pub const NAME: &str = "address-rotation";
@@ -84,12 +84,13 @@ impl Detector for Rotation {
             return;
         }
         let ex = o.ex;
-        let tool = match (&ex.fingerprint, ex.user_agent()) {
-            (Some(fp), _) => &**fp,
-            (None, Some(ua)) => ua,
-            (None, None) => "",
+        // The endpoint's hash is the engine's, and a user agent's the
+        // classifier's: only a fingerprint (16 bytes) is hashed here.
+        let tool = match &ex.fingerprint {
+            Some(fp) => key64(fp.as_bytes()),
+            None => ex.ua_hash(),
         };
-        let tk = key64_parts(&[o.endpoint.as_bytes(), tool.as_bytes()]);
+        let tk = (o.ep ^ tool.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let period = c.cadence.regular_period(&o.ctx.cadence);
         let gap = self.gap;
         let holders = self.targets.touch(tk, o.now, Vec::new);

@@ -18,7 +18,7 @@ use crate::detect::{
     client::{ClientState, EVER_SUCCEEDED},
     evidence::{SPOOFING, Signal, emit},
     human,
-    window::{Distinct, Secs, h16, h64},
+    window::{Distinct, Secs, h16},
 };
 
 pub const NAME: &str = "user-agent-spoofing";
@@ -172,7 +172,9 @@ impl Detector for Spoofing {
                 });
             }
         }
-        let n = s.agents.add(h16(h64(ua.as_bytes())), o.now, self.window);
+        // The classifier's hash of the user agent, not another walk of its
+        // hundred-odd bytes.
+        let n = s.agents.add(h16(ex.ua_hash()), o.now, self.window);
         if n >= self.max_agents && !o.cooling(base ^ 3) {
             emit(out, || {
                 Signal::new(
