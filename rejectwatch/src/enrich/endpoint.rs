@@ -10,6 +10,8 @@ const TOKEN: u8 = 4;
 const ALPHA: u8 = 8;
 const AT: u8 = 16;
 const DOT: u8 = 32;
+/// Ends a path segment: `/`, `?` or `#`.
+const END: u8 = 64;
 
 const CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -34,6 +36,9 @@ const CLASS: [u8; 256] = {
         }
         if c == b'.' {
             k |= DOT;
+        }
+        if matches!(c, b'/' | b'?' | b'#') {
+            k = END;
         }
         t[b] = k;
         b += 1;
@@ -95,27 +100,32 @@ pub fn template(target: &str) -> Endpoint {
     // template copies the path in runs between placeholders. '/', '?' and
     // '#' are ASCII, so every cut is on a char boundary. (Separate passes
     // per check and per segment were a twelfth of a whole exchange.)
-    let (mut seg, mut copied, mut all, mut any) = (0, 0, u8::MAX, 0u8);
+    let (mut seg, mut copied) = (0, 0);
     let mut resource = None;
-    let mut i = 0;
     let path_end = loop {
-        let b = bytes.get(i).copied();
-        if let Some(c) = b
-            && !matches!(c, b'/' | b'?' | b'#')
-        {
-            let k = CLASS[c as usize];
-            (all, any) = (all & k, any | k);
-            i += 1;
-            continue;
-        }
+        // The segment's bytes classed in one lookup each, which also finds
+        // where it ends: a walk by index with a separate test for the
+        // separators took ~10 instructions a byte.
+        let (mut all, mut any) = (u8::MAX, 0u8);
+        let len = bytes[seg..]
+            .iter()
+            .position(|&c| {
+                let k = CLASS[c as usize];
+                if k & END != 0 {
+                    return true;
+                }
+                (all, any) = (all & k, any | k);
+                false
+            })
+            .unwrap_or(bytes.len() - seg);
+        let i = seg + len;
         if let Some(p) = placeholder(&bytes[seg..i], all, any) {
             out.template.push_str(&target[copied..seg]);
             out.template.push_str(p);
             (copied, resource) = (i, Some(seg..i));
         }
-        (seg, all, any) = (i + 1, u8::MAX, 0);
-        match b {
-            Some(b'/') => i += 1,
+        match bytes.get(i) {
+            Some(b'/') => seg = i + 1,
             _ => break i,
         }
     };
@@ -182,6 +192,9 @@ mod tests {
             ("/t/abcdefghij0123456789!", "/t/abcdefghij0123456789!", None, &[]),
             ("/é/12/ü?ä=1", "/é/{id}/ü", Some("12"), &["ä"]),
             ("/x/12?", "/x/{id}", Some("12"), &[]),
+            ("?a=1", "/", None, &["a"]),
+            ("#x", "/", None, &[]),
+            ("/12/", "/{id}/", Some("12"), &[]),
         ];
         for (target, tpl, rid, params) in cases {
             let e = template(target);
