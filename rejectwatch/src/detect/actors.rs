@@ -332,7 +332,7 @@ impl Roster {
         }
         let id = self.next;
         self.next += 1;
-        let period = c.cadence.regular_period(rules);
+        let period = c.cadence.regular_period_now(rules);
         let stable = h64(format!("{key}@{}", c.first).as_bytes());
         let a = Actor {
             id: format!("a-{:012x}", stable & 0xffff_ffff_ffff),

@@ -11,16 +11,32 @@ use super::window::Secs;
 
 const RING: usize = 8;
 
-/// 22 bytes, kept for every client: the intervals are stored as 16-bit
+/// 24 bytes, kept for every client: the intervals are stored as 16-bit
 /// floats (see [`pack`]); the time of the client's last request is the
 /// client state's, not repeated here.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Cadence {
     last_burst: Secs,
     intervals: [u16; RING],
+    /// How many intervals there are, and [`STALE`].
     n: u8,
     pos: u8,
+    /// The regular period as of the last interval, packed (0: none), once
+    /// asked for: it changes only when an interval is added, and the
+    /// detectors ask for it on every rejected exchange, where working it
+    /// out each time (two sorts) was a few percent of the whole on a long
+    /// run; working it out at every burst instead cost every client that
+    /// is never asked. The period is one of the intervals, which are kept
+    /// packed: nothing is lost. In what was padding.
+    regular: u16,
 }
+
+/// Set in [`Cadence::n`] when an interval was added after `regular` was
+/// worked out.
+const STALE: u8 = 0x80;
+
+// Every client keeps one: what it costs is in the memory goal.
+const _: () = assert!(size_of::<Cadence>() == 24);
 
 /// Encodes an interval as 12 significant bits, rounded to nearest, and a
 /// 4-bit shift: exact to 4095 s (an hourly poller's jitter stays visible),
@@ -58,7 +74,7 @@ impl Cadence {
             if self.last_burst != 0 {
                 self.intervals[self.pos as usize] = pack(now.saturating_sub(self.last_burst));
                 self.pos = (self.pos + 1) % RING as u8;
-                self.n = (self.n + 1).min(RING as u8);
+                self.n = (self.count() as u8 + 1).min(RING as u8) | STALE;
             }
             self.last_burst = now;
         }
@@ -67,7 +83,7 @@ impl Cadence {
 
     /// The intervals, sorted, in a stack buffer.
     fn sorted(&self) -> ([u32; RING], usize) {
-        let n = self.n as usize;
+        let n = self.count();
         let mut v = [0; RING];
         for (d, c) in v.iter_mut().zip(&self.intervals[..n]) {
             *d = unpack(*c);
@@ -82,12 +98,31 @@ impl Cadence {
         (n >= rules.min_intervals.max(1)).then(|| v[n / 2])
     }
 
-    /// The period, only if the intervals are regular.
-    pub fn regular_period(&self, rules: &CadenceRules) -> Option<Secs> {
-        let (v, n) = self.sorted();
-        if n < rules.min_intervals.max(1) {
+    /// The period, only if the intervals are regular; worked out once
+    /// after each new interval, and kept. `rules` are the engine's, the
+    /// same for every call.
+    pub fn regular_period(&mut self, rules: &CadenceRules) -> Option<Secs> {
+        if self.n & STALE != 0 {
+            self.regular = self.work_out_regular_period(rules).map_or(0, pack);
+            self.n &= !STALE;
+        }
+        (self.regular != 0).then(|| unpack(self.regular))
+    }
+
+    /// [`Cadence::regular_period`] without keeping it, for a reader that
+    /// may not write (the disclosure check, a new actor).
+    pub fn regular_period_now(&self, rules: &CadenceRules) -> Option<Secs> {
+        match self.n & STALE {
+            0 => (self.regular != 0).then(|| unpack(self.regular)),
+            _ => self.work_out_regular_period(rules),
+        }
+    }
+
+    fn work_out_regular_period(&self, rules: &CadenceRules) -> Option<Secs> {
+        if self.count() < rules.min_intervals.max(1) {
             return None;
         }
+        let (v, n) = self.sorted();
         let p = v[n / 2];
         let mut dev = [0; RING];
         for (d, i) in dev.iter_mut().zip(&v[..n]) {
@@ -103,7 +138,11 @@ impl Cadence {
     }
 
     pub fn intervals(&self) -> usize {
-        self.n as usize
+        self.count()
+    }
+
+    fn count(&self) -> usize {
+        (self.n & !STALE) as usize
     }
 }
 
@@ -150,8 +189,10 @@ mod tests {
             times.extend([t, t + 2]);
             t += 3600 + (i * 7) % 11;
         }
-        let c = feed(&times);
-        let p = c.regular_period(&RULES).expect("regular");
+        let mut c = feed(&times);
+        let p = c.regular_period_now(&RULES).expect("regular");
+        assert_eq!(c.regular_period(&RULES), Some(p), "kept as worked out");
+        assert_eq!((c.regular_period(&RULES), c.regular_period_now(&RULES)), (Some(p), Some(p)), "and again");
         assert!((3595..=3615).contains(&p), "{p}");
     }
 
@@ -163,7 +204,7 @@ mod tests {
             times.push(t);
             t += gap;
         }
-        let c = feed(&times);
+        let mut c = feed(&times);
         assert!(c.period(&RULES).is_some());
         assert_eq!(c.regular_period(&RULES), None);
     }

@@ -309,7 +309,7 @@ impl Engine {
         }
         if actor != 0 {
             let documented = self.ctx.documented(ep, endpoint);
-            let (cadence, rules) = (&c.cadence, &self.ctx.cadence);
+            let (cadence, rules) = (&mut c.cadence, &self.ctx.cadence);
             self.roster.touch(actor, key, ex, (now, ep, burst), rejected, documented, || cadence.regular_period(rules));
         }
         if !signals.is_empty() {

@@ -82,7 +82,7 @@ impl Disclosure {
             if c.rejects == 0 {
                 continue;
             }
-            let Some(p) = c.cadence.regular_period(rules) else { continue };
+            let Some(p) = c.cadence.regular_period_now(rules) else { continue };
             if p > max || c.last > at || at.saturating_sub(c.last) > self.spec.active_periods * p {
                 continue;
             }
