@@ -71,6 +71,13 @@ pub fn eq(a: &str, b: &str) -> bool {
     eq_by(a.as_bytes(), b.as_bytes(), |w| w)
 }
 
+/// The bit a text of `len` bytes sets in a set of lengths kept as one
+/// word (bit 63: 63 bytes or more): a name whose length's bit is not in
+/// the set of the names looked for is passed over without a comparison.
+pub const fn length_bit(len: usize) -> u64 {
+    1 << if len < 63 { len } else { 63 }
+}
+
 /// `s.trim()`, returning at once when both ends are visible ASCII (nearly
 /// every user agent and header value): `str::trim` decodes a char at each
 /// end before it knows.
@@ -118,6 +125,13 @@ mod tests {
             }
         }
         assert_eq!(lower8(u64::from_le_bytes(*b"AZaz@[`{")), u64::from_le_bytes(*b"azaz@[`{"));
+    }
+
+    #[test]
+    fn long_names_share_the_last_bit() {
+        assert_eq!(length_bit(0), 1);
+        assert_eq!(length_bit(13), 1 << 13);
+        assert_eq!((length_bit(63), length_bit(64), length_bit(usize::MAX)), (1 << 63, 1 << 63, 1 << 63));
     }
 
     #[test]

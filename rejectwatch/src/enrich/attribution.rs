@@ -8,27 +8,25 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::{config::ClientHeader, exchange::Exchange};
+use crate::{ascii::length_bit, config::ClientHeader, exchange::Exchange};
 
 /// Headers whose presence from an untrusted peer is kept as evidence.
 const FORWARDING: [&str; 4] = ["x-forwarded-for", "forwarded", "x-real-ip", "x-originating-ip"];
 
-/// Bit `n` set for each length `n` of a [`FORWARDING`] name: nearly every
-/// header name has another length, and is passed over without comparing.
+/// The [`length_bit`]s of the [`FORWARDING`] names: nearly every header
+/// name has another length, and is passed over without comparing.
 const FORWARDING_LENGTHS: u64 = {
     let mut bits = 0u64;
     let mut i = 0;
     while i < FORWARDING.len() {
-        bits |= 1 << FORWARDING[i].len();
+        bits |= length_bit(FORWARDING[i].len());
         i += 1;
     }
     bits
 };
 
 fn is_forwarding(name: &str) -> bool {
-    name.len() < 64
-        && FORWARDING_LENGTHS >> name.len() & 1 != 0
-        && FORWARDING.iter().any(|f| crate::ascii::eq_ignore_case(name, f))
+    FORWARDING_LENGTHS & length_bit(name.len()) != 0 && FORWARDING.iter().any(|f| crate::ascii::eq_ignore_case(name, f))
 }
 
 pub struct Attribution {

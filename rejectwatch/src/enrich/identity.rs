@@ -18,7 +18,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::exchange::Exchange;
+use crate::{ascii::length_bit, exchange::Exchange};
 
 const KEY_FILE: &str = "identity.key";
 
@@ -46,18 +46,11 @@ pub struct IdentityHasher {
     keyed: Hmac<Sha256>,
     api_key_headers: Vec<String>,
     recent: Recent,
-    /// Bit `n` set for each length `n` a credential's header name has
-    /// (bit 63: 63 bytes or more), so that most names are passed over
-    /// without a comparison.
+    /// The [`length_bit`]s of the names a credential's header has.
     lengths: u64,
     /// Where the first header of each api-key name is, then the first
     /// Authorization: one walk of the names finds them all.
     found: Vec<Option<usize>>,
-}
-
-/// The bit of [`IdentityHasher::lengths`] a name of `len` bytes sets.
-fn length_bit(len: usize) -> u64 {
-    1 << len.min(63)
 }
 
 /// What a credential, as presented, came to: most clients present the
