@@ -223,6 +223,30 @@ fn push_capped<T: PartialEq>(v: &mut Vec<T>, x: T, cap: usize) {
     }
 }
 
+/// Where a client last found its actor in the roster's array: a hint that
+/// spares most exchanges the walk of the index, checked against the
+/// actor's id before it is believed (eviction moves actors between
+/// slots). Three bytes, which fit in the padding of a client's state.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct SlotHint([u8; 3]);
+
+impl SlotHint {
+    /// No hint: the roster is longer than three bytes can count.
+    const NONE: u32 = 0xff_ffff;
+
+    fn new(slot: usize) -> Self {
+        let v = u32::try_from(slot).ok().filter(|&v| v < Self::NONE).unwrap_or(Self::NONE);
+        let [a, b, c, _] = v.to_le_bytes();
+        Self([a, b, c])
+    }
+
+    fn get(self) -> Option<usize> {
+        let [a, b, c] = self.0;
+        let v = u32::from_le_bytes([a, b, c, 0]);
+        (v != Self::NONE).then_some(v as usize)
+    }
+}
+
 /// Where an id leads: a live actor's slot, or (merged) its survivor's id.
 #[derive(Clone, Copy, Debug)]
 enum Entry {
@@ -253,11 +277,15 @@ impl Roster {
         }
     }
 
-    /// Starts fetching the counted part of the actor `id` stands for, three
-    /// cache lines (see [`Actor`]): call as soon as it is known, long
-    /// before [`Roster::touch`].
-    pub fn prefetch(&self, id: u32) {
-        if let Some(a) = self.slot(id).and_then(|s| self.actors.get(s)) {
+    /// Starts fetching the counted part of the actor a client last found
+    /// at `hint`, three cache lines (see [`Actor`]): call as soon as the
+    /// client's state is at hand, long before [`Roster::touch`]. By the
+    /// hint, not the id: with tens of thousands of actors the index
+    /// outgrows the caches, and its walk was a miss of its own, taken
+    /// before the prefetch could even start. A stale hint fetches some
+    /// other actor, which costs nothing but the fetch.
+    pub fn prefetch(&self, hint: SlotHint) {
+        if let Some(a) = hint.get().and_then(|s| self.actors.get(s)) {
             super::keyed::prefetch_read((a as *const Actor).cast::<[u8; 192]>());
         }
     }
@@ -390,7 +418,7 @@ impl Roster {
     #[allow(clippy::too_many_arguments)]
     pub fn touch(
         &mut self,
-        id: u32,
+        (id, hint): (&mut u32, &mut SlotHint),
         key: ClientKey,
         ex: &Exchange,
         (now, ep, burst): (Secs, u64, bool),
@@ -398,7 +426,16 @@ impl Roster {
         documented: bool,
         period: impl FnOnce() -> Option<Secs>,
     ) {
-        let Some(s) = self.resolve_slot(id, key) else { return };
+        let s = match hint.get().filter(|&s| self.actors.get(s).is_some_and(|a| a.num == *id)) {
+            Some(s) => s,
+            None => {
+                let Some(s) = self.resolve_slot(*id, key) else { return };
+                // The survivor's id, so that a merged client's next
+                // exchange finds its actor by the hint too.
+                (*id, *hint) = (self.actors[s].num, SlotHint::new(s));
+                s
+            }
+        };
         let a = &mut self.actors[s];
         a.last_seen = a.last_seen.max(now);
         a.first_seen = a.first_seen.min(now);
@@ -637,11 +674,14 @@ mod tests {
         // and round, then a new text after them.
         let endpoints = ["/a", "/b", "/c", "/d", "/e", "/f"];
         let agents = ["python-requests/2.28", "python-requests/2.29", "python-requests/2.30", "python-requests/2.31"];
+        let (mut client_id, mut hint) = (id, SlotHint::default());
         for i in 0..240 {
             let e = ex(endpoints[i % 6], agents[(i / 6) % 4]);
-            r.touch(id, key, &e, (10 + i as Secs, h64(endpoints[i % 6].as_bytes()), false), true, true, || None);
+            let at = (10 + i as Secs, h64(endpoints[i % 6].as_bytes()), false);
+            r.touch((&mut client_id, &mut hint), key, &e, at, true, true, || None);
         }
-        r.touch(id, key, &ex("/a", "python-requests/2.32"), (1000, h64(b"/a"), true), false, false, || None);
+        let e = ex("/a", "python-requests/2.32");
+        r.touch((&mut client_id, &mut hint), key, &e, (1000, h64(b"/a"), true), false, false, || None);
         let a = r.get(id).expect("live");
         assert_eq!(a.endpoints.iter().collect::<Vec<_>>(), endpoints);
         assert_eq!(a.user_agents.len(), 5);
@@ -689,8 +729,10 @@ mod tests {
             assert_eq!(r.merge(&[ids[i + 1], ids[i]]), ids[i]);
         }
         let ex = Exchange::default();
-        for (i, id) in ids.iter().enumerate() {
-            r.touch(*id, key(i as u32), &ex, (200, 0, false), false, true, || None);
+        // What each client's state holds: its actor's id and where it was.
+        let mut clients: Vec<(u32, SlotHint)> = ids.iter().map(|&id| (id, SlotHint::default())).collect();
+        for (i, (id, hint)) in clients.iter_mut().enumerate() {
+            r.touch((id, hint), key(i as u32), &ex, (200, 0, false), false, true, || None);
         }
         // 48 ids are known (40 live, 8 forwarding) of the 64 the roster
         // holds: 28 newcomers make it evict three batches of cap/16 = 4,
@@ -718,5 +760,25 @@ mod tests {
             assert_eq!(r.resolve(*id, key(48 + j as u32)), Some(*id));
         }
         assert_eq!(r.iter().count(), r.len());
+        // The clients' hints went stale as evictions moved actors between
+        // slots: each client still counts on its own actor, a merged one
+        // on its survivor (its state took the survivor's id at its first
+        // exchange after the merge, so the forwarder's eviction does not
+        // lose it).
+        for (i, (id, hint)) in clients.iter_mut().enumerate() {
+            r.touch((id, hint), key(i as u32), &ex, (400, 0, false), false, true, || None);
+        }
+        for (i, (id, _)) in clients.iter().enumerate() {
+            let (survivor, requests) = if i < 16 { (ids[i & !1], 4) } else { (ids[i], 2) };
+            if let Some(a) = r.get(survivor) {
+                assert_eq!((*id, a.requests), (survivor, requests), "actor {i}");
+            }
+        }
+        // A hint past the array, or to another actor, is not believed.
+        let (mut id, mut hint) = (more[0], SlotHint::new(1 << 20));
+        r.touch((&mut id, &mut hint), key(48), &ex, (500, 0, false), false, true, || None);
+        assert_eq!((id, r.get(more[0]).map(|a| a.requests)), (more[0], Some(1)));
+        assert_eq!(r.actors.get(hint.get().expect("a hint")).map(|a| a.num), Some(more[0]));
+        assert_eq!((SlotHint::new(usize::MAX).get(), SlotHint::new(0xff_fffe).get()), (None, Some(0xff_fffe)));
     }
 }

@@ -11,6 +11,7 @@ use std::{
 };
 
 use super::{
+    actors::SlotHint,
     cadence::Cadence,
     signals::{credential, enumeration, scraping, single_path, spoofing, stripped},
     window::Secs,
@@ -124,13 +125,18 @@ pub struct ClientState {
     pub requests: u32,
     pub rejects: u32,
     pub flags: u8,
-    /// Index of the client's actor in the roster, 0 for none.
+    /// Id of the client's actor in the roster, 0 for none.
     pub actor: u32,
+    pub actor_slot: SlotHint,
     pub cadence: Cadence,
     pub scraping: scraping::State,
     pub enumeration: enumeration::State,
     pub rejected: Option<Box<RejectState>>,
 }
+
+// Every tracked client pays for this struct: the slot hint must stay in
+// the padding.
+const _: () = assert!(size_of::<ClientState>() == 152);
 
 /// State only clients with rejected requests need.
 #[derive(Default)]

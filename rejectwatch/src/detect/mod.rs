@@ -250,7 +250,7 @@ impl Engine {
         }
         if c.actor != 0 {
             // Counted after every detector ran.
-            self.roster.prefetch(c.actor);
+            self.roster.prefetch(c.actor_slot);
         }
         let prev = c.last;
         c.last = c.last.max(now);
@@ -310,7 +310,15 @@ impl Engine {
         if actor != 0 {
             let documented = self.ctx.documented(ep, endpoint);
             let (cadence, rules) = (&mut c.cadence, &self.ctx.cadence);
-            self.roster.touch(actor, key, ex, (now, ep, burst), rejected, documented, || cadence.regular_period(rules));
+            self.roster.touch(
+                (&mut c.actor, &mut c.actor_slot),
+                key,
+                ex,
+                (now, ep, burst),
+                rejected,
+                documented,
+                || cadence.regular_period(rules),
+            );
         }
         if !signals.is_empty() {
             self.apply(&mut signals, ex, out);
