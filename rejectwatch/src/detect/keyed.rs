@@ -296,16 +296,26 @@ pub fn smallest<O: Ord, K>(items: impl Iterator<Item = (O, K)>, n: usize) -> Vec
     v.into_iter().map(|(_, k)| k).collect()
 }
 
-/// A prefetch hint for the cache lines of the `T` at `p` (none off x86-64).
+/// The start of every 64-byte cache line that `len` bytes at `addr` touch.
+fn lines(addr: usize, len: usize) -> std::iter::StepBy<std::ops::Range<usize>> {
+    (addr & !63..addr + len).step_by(64)
+}
+
+/// A prefetch hint for every cache line the `T` at `p` spans (none off
+/// x86-64). Every line, counted from the line `p` starts in: a slot of the
+/// client table is 176 bytes, so stepping 64 bytes from `p` fetched three
+/// lines where half the slots lie across four, and the one left out held
+/// the key that [`Keyed::touch`] compares first.
 #[inline(always)]
 pub fn prefetch_read<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     if !p.is_null() {
-        let p = p as *const i8;
-        for off in (0..size_of::<T>()).step_by(64) {
+        for line in lines(p.addr(), size_of::<T>()) {
             // SAFETY: a prefetch is a hint; it never faults, whatever the
-            // address, so `wrapping_add` past an object is harmless.
-            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.wrapping_add(off)) };
+            // address.
+            unsafe {
+                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.with_addr(line).cast::<i8>())
+            };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -328,7 +338,24 @@ impl<T> IndexMut<usize> for Chunked<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::window::h64;
+    use crate::detect::{
+        client::{ClientKey, ClientState},
+        window::h64,
+    };
+
+    #[test]
+    fn a_prefetch_covers_every_line_an_object_spans() {
+        for addr in (4096..4096 + 128).step_by(8) {
+            for len in [1, 17, 64, 88, 176, 192] {
+                let got: Vec<usize> = lines(addr, len).collect();
+                let want: Vec<usize> = (addr / 64..=(addr + len - 1) / 64).map(|l| l * 64).collect();
+                assert_eq!(got, want, "{len} bytes at {addr}");
+            }
+        }
+        // The client table's slot, whose lines the prefetch is for.
+        assert_eq!(size_of::<Slot<ClientKey, ClientState>>(), 176);
+        assert_eq!(lines(4096 + 32, 176).count(), 4);
+    }
 
     #[test]
     fn keyed_is_bounded_and_swept_by_record_time() {
