@@ -122,9 +122,6 @@ pub struct Joiner {
     closed: Closed,
     now: Nanos,
     last_sweep: Nanos,
-    /// Heads parsed from the record at hand, reused so that the common
-    /// case allocates nothing for them.
-    scratch: Vec<Pending>,
 }
 
 const SWEEP_EVERY: Nanos = 1_000_000_000;
@@ -132,7 +129,7 @@ const SWEEP_EVERY: Nanos = 1_000_000_000;
 impl Joiner {
     pub fn new(cfg: JoinConfig, source: Source) -> Self {
         let flows = FlowTable::new(cfg.max_flows);
-        Self { cfg, source, flows, closed: Closed::new(), now: 0, last_sweep: 0, scratch: Vec::new() }
+        Self { cfg, source, flows, closed: Closed::new(), now: 0, last_sweep: 0 }
     }
 
     pub fn flows(&self) -> usize {
@@ -190,27 +187,25 @@ impl Joiner {
     fn on_request(&mut self, rec: Record<'_>, obs: &mut dyn Observer) {
         let key = FlowKey(rec.src, rec.dst);
         let (snaplen, source, max_pending) = (self.cfg.snaplen, self.source, self.cfg.max_pending);
-        let mut out = std::mem::take(&mut self.scratch);
         let flow = self.flow(key, rec.ts, obs);
         if let Some(end) = flow.ends.req
             && seq_lt(rec.seq, end)
         {
             // Bytes already seen; the flow may have been closed and opened
             // again by this.
-            let ends = answered(flow);
-            self.scratch = out;
-            if let Some(ends) = ends {
+            if let Some(ends) = answered(flow) {
                 self.close_newest(key, rec.ts, ends);
             }
             return;
         }
         let end = rec.seq.wrapping_add(rec.payload_len);
         flow.ends.req = Some(end);
-        out.extend(close_open_head(flow));
+        let q = Queue { key, max_pending, source };
+        if let Some(p) = close_open_head(flow) {
+            q.push(flow, p, obs);
+        }
         let budget = if rec.whole() { snaplen.saturating_sub(rec.payload_len) } else { 0 };
-        consume(flow, rec.ts, rec.data, end, budget, source, &mut out, obs);
-        queue(flow, key, &mut out, max_pending, obs);
-        self.scratch = out;
+        consume(flow, rec.ts, rec.data, end, budget, &q, obs);
     }
 
     fn on_continuation(&mut self, rec: Record<'_>, obs: &mut dyn Observer) {
@@ -226,19 +221,17 @@ impl Joiner {
                 return;
             }
             // A gap: the segment that continued the head was not captured.
-            let mut out = Vec::new();
             flow.open = Some(open);
-            out.extend(close_open_head(flow));
-            queue(flow, key, &mut out, max_pending, obs);
+            if let Some(p) = close_open_head(flow) {
+                Queue { key, max_pending, source }.push(flow, p, obs);
+            }
             return;
         }
         let end = rec.seq.wrapping_add(rec.payload_len);
         flow.ends.req = Some(end);
         open.buf.extend_from_slice(rec.data);
         let budget = if rec.whole() { open.budget.saturating_sub(rec.payload_len) } else { 0 };
-        let mut out = Vec::new();
-        consume(flow, open.ts, &open.buf, end, budget, source, &mut out, obs);
-        queue(flow, key, &mut out, max_pending, obs);
+        consume(flow, open.ts, &open.buf, end, budget, &Queue { key, max_pending, source }, obs);
     }
 
     fn on_response(&mut self, rec: Record<'_>, obs: &mut dyn Observer) {
@@ -321,20 +314,28 @@ fn flush(key: FlowKey, flow: &mut Flow, obs: &mut dyn Observer) {
     }
 }
 
-/// Queues newly parsed requests, reporting the oldest as unanswered when
-/// the flow already has too many waiting.
-fn queue(flow: &mut Flow, key: FlowKey, heads: &mut Vec<Pending>, max_pending: usize, obs: &mut dyn Observer) {
-    // Most flows never have more than one request waiting; an empty queue
-    // would grow to four slots of ~200 bytes on its first push.
-    if flow.pending.capacity() == 0 {
-        flow.pending.reserve_exact(heads.len());
-    }
-    for p in heads.drain(..) {
-        if flow.pending.len() >= max_pending
+/// Where newly parsed requests go: the flow's queue, the oldest reported
+/// as unanswered when the flow already has too many waiting. Each head goes
+/// straight from the parser into the queue: gathered in a list first, each
+/// was moved (~200 bytes) twice more.
+struct Queue {
+    key: FlowKey,
+    max_pending: usize,
+    source: Source,
+}
+
+impl Queue {
+    fn push(&self, flow: &mut Flow, p: Pending, obs: &mut dyn Observer) {
+        if flow.pending.len() >= self.max_pending
             && let Some(old) = flow.pending.pop_front()
         {
             obs.unmatched(Side::Request);
-            obs.exchange(exchange(key, old, None));
+            obs.exchange(exchange(self.key, old, None));
+        }
+        // Most flows never have more than one request waiting; an empty
+        // queue would grow to four slots of ~200 bytes on its first push.
+        if flow.pending.capacity() == 0 {
+            flow.pending.reserve_exact(1);
         }
         flow.pending.push_back(p);
     }
@@ -370,24 +371,14 @@ fn settle_open_head(flow: &mut Flow) {
 /// Parses every request head in `buf` (pipelining puts several in one
 /// segment). A head the buffer ends inside waits for continuation while
 /// capture budget remains, and is otherwise taken as truncated.
-#[allow(clippy::too_many_arguments)]
-fn consume(
-    flow: &mut Flow,
-    ts: Nanos,
-    buf: &[u8],
-    next_seq: u32,
-    budget: u32,
-    source: Source,
-    out: &mut Vec<Pending>,
-    obs: &mut dyn Observer,
-) {
+fn consume(flow: &mut Flow, ts: Nanos, buf: &[u8], next_seq: u32, budget: u32, q: &Queue, obs: &mut dyn Observer) {
     let mut off = 0usize;
     while off < buf.len() {
         let rest = &buf[off..];
         match http::parse_request(rest) {
             Parsed::Complete(head, n) => {
                 let body = head.body_len;
-                out.push(Pending { ts, head });
+                q.push(flow, Pending { ts, head }, obs);
                 off += n;
                 match body {
                     BodyLen::None => {}
@@ -402,12 +393,12 @@ fn consume(
                 if budget > 0 {
                     flow.open = Some(OpenHead { ts, buf: rest.to_vec(), next_seq, budget });
                 } else if let Some(head) = http::parse_truncated_request(rest) {
-                    out.push(Pending { ts, head });
+                    q.push(flow, Pending { ts, head }, obs);
                 }
                 return;
             }
             Parsed::Invalid(reason) => {
-                obs.parse_error(source, reason);
+                obs.parse_error(q.source, reason);
                 return;
             }
         }
