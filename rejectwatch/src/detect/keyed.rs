@@ -98,16 +98,30 @@ impl<K: Hash + Eq, V> Keyed<K, V> {
     /// The state for `k`, created with `init` if absent or idle past the
     /// ttl (as a sweep would have dropped it); marks it touched.
     pub fn touch(&mut self, k: K, now: Secs, init: impl FnOnce() -> V) -> &mut V {
+        self.touch_at(None, k, now, init)
+    }
+
+    /// [`Keyed::touch`], told where [`Keyed::prefetch`] guessed `k` is:
+    /// believed if that slot holds `k` (it may hold another key whose tag
+    /// matched, or a touch since may have evicted `k` or moved another key
+    /// there), which spares the hash and the walk of the index.
+    pub fn touch_at(&mut self, at: Option<usize>, k: K, now: Secs, init: impl FnOnce() -> V) -> &mut V {
         self.latest = self.latest.max(now);
-        let hash = self.hasher.hash_one(&k);
-        let i = match self.position(hash, &k) {
-            Some(i) => {
+        let found = match at.filter(|&i| i < self.slots.len && self.slots[i].key == k) {
+            Some(i) => Ok(i),
+            None => {
+                let hash = self.hasher.hash_one(&k);
+                self.position(hash, &k).ok_or(hash)
+            }
+        };
+        let i = match found {
+            Ok(i) => {
                 if self.idle(self.slots[i].last, now) {
                     self.slots[i].value = init();
                 }
                 i
             }
-            None => {
+            Err(hash) => {
                 self.added += 1;
                 if self.slots.len >= self.cap {
                     self.evict_one();
@@ -163,13 +177,23 @@ impl<K: Hash + Eq, V> Keyed<K, V> {
     /// Asks the CPU to fetch `k`'s slot into cache, without waiting for
     /// it: called well before [`Keyed::touch`], it takes the slot's cache
     /// miss off the critical path. (The index probe compares the 7-bit tags
-    /// only; each candidate slot is prefetched, never read.)
-    pub fn prefetch(&self, k: &K) {
+    /// only; each candidate slot is prefetched, never read.) Returns the
+    /// first candidate: nearly always `k`'s slot, for [`Keyed::touch_at`].
+    pub fn prefetch(&self, k: &K) -> Option<usize> {
         let hash = self.hasher.hash_one(k);
+        let mut first = None;
         let _ = self.index.find(hash, |&i| {
             prefetch_read(self.slots.ptr(i as usize));
+            first = first.or(Some(i as usize));
             false
         });
+        first
+    }
+
+    /// The state in slot `i`, whatever key it holds: for following its
+    /// pointers into cache once [`Keyed::prefetch`] brought the slot in.
+    pub fn peek(&self, i: usize) -> Option<&V> {
+        (i < self.slots.len).then(|| &self.slots[i].value)
     }
 
     pub fn get(&self, k: &K) -> Option<&V> {
@@ -342,6 +366,39 @@ mod tests {
         client::{ClientKey, ClientState},
         window::h64,
     };
+
+    #[test]
+    fn a_touch_told_a_stale_place_still_finds_its_own_key() {
+        // Twin tables, one touched plainly, the other told a place: the
+        // prefetch's guess, a guess made a step before (since moved by an
+        // eviction's swap, or evicted), another key's place, or past the
+        // end. Both must hold and return the same.
+        let (mut plain, mut told) = (Keyed::<u32, u32>::new(8, 50), Keyed::<u32, u32>::new(8, 50));
+        let mut earlier = None;
+        for step in 0..2000u32 {
+            let key = step.wrapping_mul(2_654_435_761) >> 27; // 0..32
+            let now = step / 4;
+            let at = match step % 4 {
+                0 => told.prefetch(&key),
+                1 => earlier,
+                2 => Some(step as usize % 12),
+                _ => None,
+            };
+            let a = plain.touch(key, now, || key * 1000);
+            *a += 1;
+            let b = told.touch_at(at, key, now, || key * 1000);
+            *b += 1;
+            assert_eq!(*a, *b, "step {step}: key {key} told {at:?}");
+            earlier = told.prefetch(&((key + 1) % 32));
+            assert_eq!((plain.len(), plain.evicted), (told.len(), told.evicted), "step {step}");
+        }
+        // The guess is the key's own slot when the key is there.
+        for key in 0..32 {
+            if let Some(at) = told.prefetch(&key).filter(|_| told.get(&key).is_some()) {
+                assert_eq!(told.slots[at].key, key);
+            }
+        }
+    }
 
     #[test]
     fn a_prefetch_covers_every_line_an_object_spans() {

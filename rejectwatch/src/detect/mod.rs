@@ -219,11 +219,35 @@ impl Engine {
     /// Starts fetching the state of the exchange's client into cache (the
     /// client table outgrows the caches on a busy API); call after
     /// attribution and some work before [`Engine::observe`].
-    pub fn prefetch(&self, ex: &Exchange) {
-        self.clients.prefetch(&ClientKey::new(ex.client.unwrap_or(ex.peer), self.v6_prefix));
+    /// Returns where the state probably is, for [`Engine::prefetch_more`]
+    /// and [`Engine::observe_at`].
+    pub fn prefetch(&self, ex: &Exchange) -> Option<usize> {
+        self.clients.prefetch(&ClientKey::new(ex.client.unwrap_or(ex.peer), self.v6_prefix))
+    }
+
+    /// The step after [`Engine::prefetch`], once the state at `at` has
+    /// arrived: starts fetching what it points to, the reject-only state
+    /// and the actor. Fetched when the exchange was judged, the reject-only
+    /// state came a few dozen instructions before its first reader, and
+    /// that read was a fifth of the engine's own samples under perf. No
+    /// key is checked: a wrong guess fetches what another client needs.
+    pub fn prefetch_more(&self, at: Option<usize>) {
+        let Some(c) = at.and_then(|i| self.clients.peek(i)) else { return };
+        if let Some(r) = &c.rejected {
+            keyed::prefetch_read(&**r as *const RejectState);
+        }
+        if c.actor != 0 {
+            self.roster.prefetch(c.actor_slot);
+        }
     }
 
     pub fn observe(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
+        self.observe_at(ex, None, out);
+    }
+
+    /// [`Engine::observe`], told where [`Engine::prefetch`] guessed the
+    /// client's state is.
+    pub fn observe_at(&mut self, ex: &Exchange, at: Option<usize>, out: &mut Vec<Finding>) {
         let now = secs(ex.ts);
         self.now = self.now.max(now);
         self.housekeeping(out);
@@ -243,14 +267,14 @@ impl Engine {
         }
 
         let mut signals = std::mem::take(&mut self.scratch);
-        let c = self.clients.touch(key, now, || ClientState { first: now, ..Default::default() });
-        if let Some(r) = &c.rejected {
-            // Boxed apart; the detectors reach it after the cadence work.
-            keyed::prefetch_read(&**r as *const RejectState);
-        }
-        if c.actor != 0 {
-            // Counted after every detector ran.
-            self.roster.prefetch(c.actor_slot);
+        let c = self.clients.touch_at(at, key, now, || ClientState { first: now, ..Default::default() });
+        if at.is_none() {
+            if let Some(r) = &c.rejected {
+                keyed::prefetch_read(&**r as *const RejectState);
+            }
+            if c.actor != 0 {
+                self.roster.prefetch(c.actor_slot);
+            }
         }
         let prev = c.last;
         c.last = c.last.max(now);
