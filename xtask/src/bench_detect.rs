@@ -665,7 +665,7 @@ mod tests {
         let mut previous_end = 0;
         for (i, r) in held.iter().enumerate() {
             let at = r.data.as_ptr() as usize - held.bytes.as_ptr() as usize;
-            assert!(at % 8 == 0 && at >= previous_end && at - previous_end < 8, "record {i} at {at}");
+            assert!(at.is_multiple_of(8) && at >= previous_end && at - previous_end < 8, "record {i} at {at}");
             previous_end = at + r.data.len();
             if i % 2 == 0 {
                 let (_, head, status) = exchange_text(&mut rng, i as u64 / 2, 50);
