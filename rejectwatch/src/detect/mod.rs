@@ -219,6 +219,7 @@ impl Engine {
     /// Starts fetching the state of the exchange's client into cache (the
     /// client table outgrows the caches on a busy API); call after
     /// attribution and some work before [`Engine::observe`].
+    ///
     /// Returns where the state probably is, for [`Engine::prefetch_more`]
     /// and [`Engine::observe_at`].
     pub fn prefetch(&self, ex: &Exchange) -> Option<usize> {
@@ -268,6 +269,7 @@ impl Engine {
 
         let mut signals = std::mem::take(&mut self.scratch);
         let c = self.clients.touch_at(at, key, now, || ClientState { first: now, ..Default::default() });
+        // Told a place, the pipeline has fetched these a stage ahead.
         if at.is_none() {
             if let Some(r) = &c.rejected {
                 keyed::prefetch_read(&**r as *const RejectState);
