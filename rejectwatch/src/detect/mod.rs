@@ -268,16 +268,9 @@ impl Engine {
         }
 
         let mut signals = std::mem::take(&mut self.scratch);
+        // What the state points to was fetched a stage ahead (see
+        // `Engine::prefetch_more`): fetched here, it came too late.
         let c = self.clients.touch_at(at, key, now, || ClientState { first: now, ..Default::default() });
-        // Told a place, the pipeline has fetched these a stage ahead.
-        if at.is_none() {
-            if let Some(r) = &c.rejected {
-                keyed::prefetch_read(&**r as *const RejectState);
-            }
-            if c.actor != 0 {
-                self.roster.prefetch(c.actor_slot);
-            }
-        }
         let prev = c.last;
         c.last = c.last.max(now);
         c.requests = c.requests.saturating_add(1);
