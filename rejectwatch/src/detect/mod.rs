@@ -17,6 +17,7 @@ pub mod finding;
 pub mod glob;
 pub mod keyed;
 pub mod marks;
+pub mod memo;
 pub mod signals;
 pub mod spec;
 pub mod textlist;

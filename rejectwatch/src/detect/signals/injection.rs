@@ -15,6 +15,7 @@ use crate::detect::{
     Detector, Obs,
     client::ClientState,
     evidence::{INJECTION, Signal, emit},
+    memo::SearchMemo,
 };
 
 pub const NAME: &str = "injection-probe";
@@ -99,7 +100,7 @@ impl Spec {
             .match_kind(MatchKind::LeftmostFirst)
             .build(&patterns)
             .expect("patterns are plain strings");
-        Injection { ac, anchors, categories, patterns }
+        Injection { ac, anchors, categories, patterns, memo: SearchMemo::default() }
     }
 }
 
@@ -176,6 +177,8 @@ pub struct Injection {
     anchors: [u8; 256],
     categories: Vec<&'static str>,
     patterns: Vec<String>,
+    /// Targets searched lately, and what was found in them.
+    memo: SearchMemo,
 }
 
 impl Detector for Injection {
@@ -184,24 +187,35 @@ impl Detector for Injection {
         // whether it holds an anchor; a decoded one is looked at again.
         let raw = o.ex.target();
         let class = classes(&self.anchors, raw.as_bytes());
-        let target = normalise_classed(raw, class);
-        let anchored = match target {
-            Cow::Borrowed(_) => class & ANCHOR != 0,
-            Cow::Owned(ref t) => classes(&self.anchors, t.as_bytes()) & ANCHOR != 0,
-        };
+        // A target with no anchor that decodes to nothing else cannot
+        // match; the rest are searched, or remembered from the last time
+        // the same target came.
+        let in_target = (class & (ANCHOR | DECODE | STAR) != 0)
+            .then(|| {
+                let (anchors, ac) = (&self.anchors, &self.ac);
+                self.memo.find(raw.as_bytes(), || {
+                    let target = normalise_classed(raw, class);
+                    let anchored = match target {
+                        Cow::Borrowed(_) => class & ANCHOR != 0,
+                        Cow::Owned(ref t) => classes(anchors, t.as_bytes()) & ANCHOR != 0,
+                    };
+                    anchored.then(|| ac.find(target.as_ref())).flatten().map(|m| m.pattern().as_usize())
+                })
+            })
+            .flatten();
         let ua = o.ex.user_agent().unwrap_or("");
         // In the user agent only template injection counts (Log4Shell's
         // `${jndi:`), and every template pattern holds a `{`: one SIMD scan
         // spares the automaton almost every user agent.
-        let hit = anchored.then(|| self.ac.find(target.as_ref())).flatten().map(|m| (m, "target")).or_else(|| {
+        let hit = in_target.map(|i| (i, "target")).or_else(|| {
             memchr::memchr(b'{', ua.as_bytes())?;
             self.ac
                 .find(ua)
-                .filter(|m| self.categories[m.pattern().as_usize()] == "template")
-                .map(|m| (m, "user_agent"))
+                .map(|m| m.pattern().as_usize())
+                .filter(|&i| self.categories[i] == "template")
+                .map(|i| (i, "user_agent"))
         });
-        let Some((m, place)) = hit else { return };
-        let i = m.pattern().as_usize();
+        let Some((i, place)) = hit else { return };
         let category = self.categories[i];
         emit(out, || {
             Signal::new(

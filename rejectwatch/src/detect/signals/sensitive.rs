@@ -13,6 +13,7 @@ use crate::detect::{
     Detector, Obs,
     client::ClientState,
     evidence::{SENSITIVE_PROBE, Signal, emit},
+    memo::SearchMemo,
 };
 
 pub const NAME: &str = "sensitive-file-probe";
@@ -103,13 +104,15 @@ impl Spec {
             .match_kind(MatchKind::LeftmostLongest)
             .build(&patterns)
             .expect("patterns are plain strings");
-        Sensitive { ac, patterns }
+        Sensitive { ac, patterns, memo: SearchMemo::default() }
     }
 }
 
 pub struct Sensitive {
     ac: AhoCorasick,
     patterns: Vec<String>,
+    /// The same rejected paths come back again and again.
+    memo: SearchMemo,
 }
 
 impl Detector for Sensitive {
@@ -117,15 +120,20 @@ impl Detector for Sensitive {
         if o.status() < 400 || o.ctx.documented(o.ep, o.endpoint) {
             return;
         }
-        let path = super::injection::normalise(o.ex.path());
-        let Some(m) = self.ac.find(path.as_ref()) else { return };
+        let raw = o.ex.path();
+        let Some(i) = self.memo.find(raw.as_bytes(), || {
+            self.ac.find(super::injection::normalise(raw).as_ref()).map(|m| m.pattern().as_usize())
+        }) else {
+            return;
+        };
         // After the match: most rejected paths are no probe, and the
         // cooldown table is a cache miss away.
         if o.cooling(o.key.hash32() as u64) {
             return;
         }
-        let pattern = &self.patterns[m.pattern().as_usize()];
+        let pattern = &self.patterns[i];
         emit(out, || {
+            let path = super::injection::normalise(raw);
             Signal::new(
                 NAME,
                 SENSITIVE_PROBE,
