@@ -217,14 +217,35 @@ impl Engine {
         self.detectors.iter().map(|d| d.name).collect()
     }
 
-    /// Starts fetching the state of the exchange's client into cache (the
-    /// client table outgrows the caches on a busy API); call after
-    /// attribution and some work before [`Engine::observe`].
-    ///
-    /// Returns where the state probably is, for [`Engine::prefetch_more`]
-    /// and [`Engine::observe_at`].
-    pub fn prefetch(&self, ex: &Exchange) -> Option<usize> {
-        self.clients.prefetch(&ClientKey::new(ex.client.unwrap_or(ex.peer), self.v6_prefix))
+    /// Where the client index is, until a client is added: for
+    /// [`Engine::prefetch_index`].
+    pub fn client_index(&self) -> keyed::IndexLines {
+        self.clients.index_lines()
+    }
+
+    /// The first of the steps that fetch the state of the exchange's
+    /// client into cache (the client table outgrows the caches on a busy
+    /// API), for a batch of exchanges, each step over the whole batch
+    /// before the next: starts fetching the part of the client index
+    /// (`lines`, from [`Engine::client_index`]) that finding the client
+    /// reads, and returns the client's hash for [`Engine::prefetch`].
+    pub fn prefetch_index(&self, ex: &Exchange, lines: &keyed::IndexLines) -> u64 {
+        let hash = self.clients.hash(&self.client_key(ex));
+        lines.prefetch(hash);
+        hash
+    }
+
+    /// The second step: once the index lines have arrived, finds where the
+    /// state of the client whose hash this is probably is, and starts
+    /// fetching it. Call after attribution and some work before
+    /// [`Engine::observe`]. The place is for [`Engine::prefetch_more`] and
+    /// [`Engine::observe_at`].
+    pub fn prefetch(&self, hash: u64) -> Option<usize> {
+        self.clients.prefetch_hashed(hash)
+    }
+
+    fn client_key(&self, ex: &Exchange) -> ClientKey {
+        ClientKey::new(ex.client.unwrap_or(ex.peer), self.v6_prefix)
     }
 
     /// The step after [`Engine::prefetch`], once the state at `at` has
@@ -254,7 +275,7 @@ impl Engine {
         self.now = self.now.max(now);
         self.housekeeping(out);
 
-        let key = ClientKey::new(ex.client.unwrap_or(ex.peer), self.v6_prefix);
+        let key = self.client_key(ex);
         let status = ex.status.unwrap_or(0);
         let rejected = self.rejects[status as usize % 1000] && status != 0;
         let success = (200..300).contains(&status);
@@ -411,10 +432,7 @@ impl Engine {
                     None => {
                         let id = self.roster.create(*k, c, &self.ctx.cadence);
                         c.actor = id;
-                        if *k == s.clients[0]
-                            && ex.ts != 0
-                            && ClientKey::new(ex.client.unwrap_or(ex.peer), self.v6_prefix) == *k
-                        {
+                        if *k == s.clients[0] && ex.ts != 0 && self.client_key(ex) == *k {
                             let ep = ex.endpoint.as_deref().unwrap_or("");
                             let h = key64(ep.as_bytes());
                             let doc = self.ctx.documented(h, ep);
