@@ -6,7 +6,10 @@ use std::{borrow::Cow, net::IpAddr, sync::Arc};
 
 use serde::{Serialize, Serializer};
 
-use crate::{enrich::identity::Identity, record::Nanos};
+use crate::{
+    enrich::{fingerprint::Fingerprint, identity::Identity},
+    record::Nanos,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exchange {
@@ -46,7 +49,7 @@ pub struct Exchange {
     /// not enriched), so that later stages need not hash it again.
     pub ua_key: u64,
     /// Stable hash of method, version and header-name order and set.
-    pub fingerprint: Option<Arc<str>>,
+    pub fingerprint: Option<Fingerprint>,
     /// The target's path with ids, UUIDs, tokens and emails templated.
     pub endpoint: Option<String>,
     pub resource_id: Option<String>,
@@ -477,7 +480,7 @@ struct Json<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     ua_platform: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    fingerprint: Option<&'a str>,
+    fingerprint: Option<Fingerprint>,
     #[serde(skip_serializing_if = "Option::is_none")]
     endpoint: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -513,7 +516,7 @@ impl Serialize for Exchange {
             ua_version: self.ua_version.as_deref(),
             ua_family: self.ua_family,
             ua_platform: self.ua_platform,
-            fingerprint: self.fingerprint.as_deref(),
+            fingerprint: self.fingerprint,
             endpoint: self.endpoint.as_deref(),
             resource_id: self.resource_id.as_deref(),
             query_params: &self.query_params,

@@ -6,8 +6,8 @@
 
 use std::{
     borrow::Cow,
+    fmt,
     hash::{Hash, Hasher},
-    sync::Arc,
 };
 
 use hashbrown::{Equivalent, HashMap};
@@ -15,13 +15,35 @@ use sha2::{Digest, Sha256};
 
 use crate::exchange::{HeaderName, Method};
 
+/// A fingerprint: the first 48 bits of the SHA-256, written as 12 hex
+/// digits. A number rather than its text, as [`Identity`] is, so that an
+/// exchange carries it without a reference count to bump and drop (two
+/// atomic operations an exchange) and detectors key their maps by it as it
+/// is.
+///
+/// [`Identity`]: crate::enrich::identity::Identity
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub u64);
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:012x}", self.0)
+    }
+}
+
+impl serde::Serialize for Fingerprint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// Fingerprints already computed, by their inputs: a client library sends
 /// the same names in the same order on every request, so a few hundred
 /// entries answer nearly every exchange without hashing its names again
 /// or allocating the result. Bounded: emptied when full (the values are a
 /// pure function of the key, so this changes no output).
 pub struct Fingerprints {
-    known: HashMap<Key, Arc<str>, foldhash::fast::RandomState>,
+    known: HashMap<Key, Fingerprint, foldhash::fast::RandomState>,
 }
 
 /// Distinct method/version/name sequences remembered at once.
@@ -97,7 +119,7 @@ impl Default for Fingerprints {
 
 impl Fingerprints {
     /// [`fingerprint`], shared with earlier requests that had the same one.
-    pub fn of(&mut self, method: &Method, version: Option<u8>, names: &[HeaderName]) -> Option<Arc<str>> {
+    pub fn of(&mut self, method: &Method, version: Option<u8>, names: &[HeaderName]) -> Option<Fingerprint> {
         if names.is_empty() {
             return None;
         }
@@ -106,22 +128,23 @@ impl Fingerprints {
         // names of its own invention cannot make every request pay for
         // copying them into the cache as well as for the hash.
         if matches!(method, Cow::Owned(_)) || names.iter().any(|n| matches!(n, Cow::Owned(_))) {
-            return fingerprint(method, version, names).map(Arc::from);
+            return fingerprint(method, version, names);
         }
         if let Some(fp) = self.known.get(&KeyRef { method, version, names }) {
-            return Some(fp.clone());
+            return Some(*fp);
         }
-        let fp: Arc<str> = fingerprint(method, version, names)?.into();
+        let fp = fingerprint(method, version, names)?;
         if self.known.len() >= KNOWN_MAX {
             self.known.clear();
         }
-        self.known.insert(Key { method: method.clone(), version, names: names.to_vec() }, fp.clone());
+        self.known.insert(Key { method: method.clone(), version, names: names.to_vec() }, fp);
         Some(fp)
     }
 }
 
-/// Twelve hex digits, or `None` without header names (access logs).
-pub fn fingerprint(method: &str, version: Option<u8>, header_names: &[HeaderName]) -> Option<String> {
+/// The fingerprint of a request head, or `None` without header names
+/// (access logs).
+pub fn fingerprint(method: &str, version: Option<u8>, header_names: &[HeaderName]) -> Option<Fingerprint> {
     if header_names.is_empty() {
         return None;
     }
@@ -140,13 +163,7 @@ pub fn fingerprint(method: &str, version: Option<u8>, header_names: &[HeaderName
         }
     }
     let d = h.finalize();
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(12);
-    for b in &d[..6] {
-        out.push(HEX[(b >> 4) as usize] as char);
-        out.push(HEX[(b & 15) as usize] as char);
-    }
-    Some(out)
+    Some(Fingerprint(d[..6].iter().fold(0, |v, &b| v << 8 | u64::from(b))))
 }
 
 #[cfg(test)]
@@ -161,17 +178,28 @@ mod tests {
     fn same_build_same_value_and_order_matters() {
         let requests = names(&["Host", "User-Agent", "Accept-Encoding", "Accept", "Connection"]);
         let a = fingerprint("GET", Some(1), &requests).unwrap();
-        assert_eq!(a.len(), 12);
+        assert_eq!(a.to_string().len(), 12);
         // Case of names does not matter (proxies rewrite it); order does.
         assert_eq!(
-            Some(a.clone()),
+            Some(a),
             fingerprint("GET", Some(1), &names(&["host", "user-agent", "accept-encoding", "accept", "connection"]))
         );
         let browser = names(&["Host", "Connection", "User-Agent", "Accept", "Accept-Encoding", "Accept-Language"]);
-        assert_ne!(Some(a.clone()), fingerprint("GET", Some(1), &browser));
-        assert_ne!(Some(a.clone()), fingerprint("POST", Some(1), &requests));
+        assert_ne!(Some(a), fingerprint("GET", Some(1), &browser));
+        assert_ne!(Some(a), fingerprint("POST", Some(1), &requests));
         assert_ne!(Some(a), fingerprint("GET", Some(0), &requests));
         assert_eq!(fingerprint("GET", Some(1), &[]), None);
+    }
+
+    #[test]
+    fn written_as_the_first_six_bytes_of_the_digest_in_hex() {
+        let fp = fingerprint("GET", Some(1), &names(&["Host", "User-Agent"])).unwrap();
+        let digest = Sha256::digest(b"GET 1\nhost\nuser-agent");
+        let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(fp.to_string(), hex);
+        assert_eq!(serde_json::to_string(&fp).unwrap(), format!("\"{hex}\""));
+        // Leading zero bytes keep their digits.
+        assert_eq!(Fingerprint(0xab).to_string(), "0000000000ab");
     }
 
     #[test]
@@ -184,16 +212,16 @@ mod tests {
             for (m, v, n) in
                 [(&get, Some(1), &a), (&get, Some(1), &b), (&get, Some(0), &a), (&"POST".into(), Some(1), &a)]
             {
-                assert_eq!(fps.of(m, v, n).as_deref(), fingerprint(m, v, n).as_deref());
+                assert_eq!(fps.of(m, v, n), fingerprint(m, v, n));
             }
         }
         assert_eq!(fps.known.len(), 4);
         assert_eq!(fps.of(&get, Some(1), &[]), None);
         // Invented names and methods are answered, not remembered.
         let odd = names(&["Host", "X-Mine"]);
-        assert_eq!(fps.of(&get, Some(1), &odd).as_deref(), fingerprint("GET", Some(1), &odd).as_deref());
+        assert_eq!(fps.of(&get, Some(1), &odd), fingerprint("GET", Some(1), &odd));
         let propfind: Method = Cow::Owned("PROPFIND".into());
-        assert_eq!(fps.of(&propfind, Some(1), &a).as_deref(), fingerprint("PROPFIND", Some(1), &a).as_deref());
+        assert_eq!(fps.of(&propfind, Some(1), &a), fingerprint("PROPFIND", Some(1), &a));
         assert_eq!(fps.known.len(), 4);
         // Bounded: a flood of distinct lists of common names never grows it
         // past the cap.
@@ -201,7 +229,7 @@ mod tests {
         for i in 0..(KNOWN_MAX + 10) {
             let m: Method = methods[i % 9].into();
             let n = names(&vec!["Accept"; 1 + i / 9]);
-            assert_eq!(fps.of(&m, Some(1), &n).as_deref(), fingerprint(&m, Some(1), &n).as_deref());
+            assert_eq!(fps.of(&m, Some(1), &n), fingerprint(&m, Some(1), &n));
         }
         assert!(fps.known.len() <= KNOWN_MAX);
     }

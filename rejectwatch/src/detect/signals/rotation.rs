@@ -17,7 +17,7 @@ use crate::detect::{
     evidence::{ROTATION, Signal, emit},
     human,
     keyed::Keyed,
-    window::{Secs, key64},
+    window::Secs,
 };
 
 pub const NAME: &str = "address-rotation";
@@ -84,10 +84,11 @@ impl Detector for Rotation {
             return;
         }
         let ex = o.ex;
-        // The endpoint's hash is the engine's, and a user agent's the
-        // classifier's: only a fingerprint (16 bytes) is hashed here.
-        let tool = match &ex.fingerprint {
-            Some(fp) => key64(fp.as_bytes()),
+        // The endpoint's hash is the engine's, a user agent's the
+        // classifier's, and a fingerprint is a hash already: nothing is
+        // hashed here.
+        let tool = match ex.fingerprint {
+            Some(fp) => fp.0,
             None => ex.ua_hash(),
         };
         let tk = (o.ep ^ tool.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);

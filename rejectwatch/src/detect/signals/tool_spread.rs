@@ -96,8 +96,14 @@ impl Detector for ToolSpread {
         if !matches!(ex.ua_family, Some("http-library" | "cli")) {
             return;
         }
-        let fp = ex.fingerprint.as_deref().unwrap_or("");
-        let ck = key64_parts(&[product.as_bytes(), version.as_bytes(), fp.as_bytes(), o.endpoint.as_bytes()]);
+        let fp = ex.fingerprint;
+        let fp_bytes = fp.map(|f| f.0.to_le_bytes());
+        let ck = key64_parts(&[
+            product.as_bytes(),
+            version.as_bytes(),
+            fp_bytes.as_ref().map_or(&[], |b| b),
+            o.endpoint.as_bytes(),
+        ]);
         let period = c.cadence.regular_period(&o.ctx.cadence);
         let window = self.window;
         let cl = self.clusters.touch(ck, o.now, Cluster::default);
@@ -146,7 +152,7 @@ impl Detector for ToolSpread {
             countries.dedup();
             let mut clients = vec![o.key];
             clients.extend(counted().map(|m| m.key).filter(|k| *k != o.key));
-            let fp_text = if fp.is_empty() { String::new() } else { format!(" with header fingerprint {fp}") };
+            let fp_text = fp.map(|f| format!(" with header fingerprint {f}")).unwrap_or_default();
             emit(out, || {
                 Signal::new(
                     NAME,
@@ -167,7 +173,7 @@ impl Detector for ToolSpread {
                 .with("clients", n)
                 .with("countries", countries.join(","))
                 .with("product", format!("{product}/{version}"))
-                .with("fingerprint", fp)
+                .with("fingerprint", fp.map(|f| f.to_string()).unwrap_or_default())
             });
         }
     }
