@@ -174,22 +174,18 @@ impl<K: Hash + Eq, V> Keyed<K, V> {
         self.slots.swap_remove(i);
     }
 
-    /// Asks the CPU to fetch `k`'s slot into cache, without waiting for
-    /// it: called well before [`Keyed::touch`], it takes the slot's cache
-    /// miss off the critical path. (The index probe compares the 7-bit tags
-    /// only; each candidate slot is prefetched, never read.) Returns the
-    /// first candidate: nearly always `k`'s slot, for [`Keyed::touch_at`].
-    pub fn prefetch(&self, k: &K) -> Option<usize> {
-        self.prefetch_hashed(self.hash(k))
-    }
-
-    /// `k`'s hash, as [`Keyed::prefetch_hashed`] and [`IndexLines`] take it.
+    /// `k`'s hash, as [`Keyed::prefetch`] and [`IndexLines`] take it.
     pub fn hash(&self, k: &K) -> u64 {
         self.hasher.hash_one(k)
     }
 
-    /// [`Keyed::prefetch`] of the key whose [`Keyed::hash`] this is.
-    pub fn prefetch_hashed(&self, hash: u64) -> Option<usize> {
+    /// Asks the CPU to fetch the slot of the key whose [`Keyed::hash`]
+    /// this is into cache, without waiting for it: called well before
+    /// [`Keyed::touch`], it takes the slot's cache miss off the critical
+    /// path. (The index probe compares the 7-bit tags only; each candidate
+    /// slot is prefetched, never read.) Returns the first candidate: nearly
+    /// always the key's slot, for [`Keyed::touch_at`].
+    pub fn prefetch(&self, hash: u64) -> Option<usize> {
         let mut first = None;
         let _ = self.index.find(hash, |&i| {
             prefetch_read(self.slots.ptr(i as usize));
@@ -403,18 +399,9 @@ impl IndexLines {
 #[inline(always)]
 fn prefetch_addr(addr: usize, len: usize) {
     debug_assert!((1..=64).contains(&len));
-    #[cfg(target_arch = "x86_64")]
     for at in [addr, addr + len - 1] {
-        // SAFETY: a prefetch is a hint; it never faults, whatever the
-        // address, and reads nothing the program sees.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(std::ptr::without_provenance::<i8>(
-                at,
-            ))
-        };
+        prefetch_line(std::ptr::without_provenance(at));
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (addr, len);
 }
 
 /// The start of every 64-byte cache line that `len` bytes at `addr` touch.
@@ -429,16 +416,22 @@ fn lines(addr: usize, len: usize) -> std::iter::StepBy<std::ops::Range<usize>> {
 /// the key that [`Keyed::touch`] compares first.
 #[inline(always)]
 pub fn prefetch_read<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
     if !p.is_null() {
         for line in lines(p.addr(), size_of::<T>()) {
-            // SAFETY: a prefetch is a hint; it never faults, whatever the
-            // address.
-            unsafe {
-                std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.with_addr(line).cast::<i8>())
-            };
+            prefetch_line(p.with_addr(line).cast());
         }
     }
+}
+
+/// A prefetch hint for the cache line at `p` (none off x86-64).
+#[inline(always)]
+fn prefetch_line(p: *const i8) {
+    // SAFETY: a prefetch is a hint; it never faults, whatever the address,
+    // and reads nothing the program sees.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p)
+    };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
 }
@@ -476,7 +469,7 @@ mod tests {
             let key = step.wrapping_mul(2_654_435_761) >> 27; // 0..32
             let now = step / 4;
             let at = match step % 4 {
-                0 => told.prefetch(&key),
+                0 => told.prefetch(told.hash(&key)),
                 1 => earlier,
                 2 => Some(step as usize % 12),
                 _ => None,
@@ -486,12 +479,12 @@ mod tests {
             let b = told.touch_at(at, key, now, || key * 1000);
             *b += 1;
             assert_eq!(*a, *b, "step {step}: key {key} told {at:?}");
-            earlier = told.prefetch(&((key + 1) % 32));
+            earlier = told.prefetch(told.hash(&((key + 1) % 32)));
             assert_eq!((plain.len(), plain.evicted), (told.len(), told.evicted), "step {step}");
         }
         // The guess is the key's own slot when the key is there.
         for key in 0..32 {
-            if let Some(at) = told.prefetch(&key).filter(|_| told.get(&key).is_some()) {
+            if let Some(at) = told.prefetch(told.hash(&key)).filter(|_| told.get(&key).is_some()) {
                 assert_eq!(told.slots[at].key, key);
             }
         }

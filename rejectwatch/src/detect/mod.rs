@@ -241,7 +241,7 @@ impl Engine {
     /// [`Engine::observe`]. The place is for [`Engine::prefetch_more`] and
     /// [`Engine::observe_at`].
     pub fn prefetch(&self, hash: u64) -> Option<usize> {
-        self.clients.prefetch_hashed(hash)
+        self.clients.prefetch(hash)
     }
 
     fn client_key(&self, ex: &Exchange) -> ClientKey {
