@@ -42,6 +42,7 @@ static ALLOCATOR: alloc::count::Counting = alloc::count::Counting;
 /// The whole `rejectwatch` command: logging, arguments, exit status.
 /// Shared by the `rejectwatch` binary and the test harness's copy of it.
 pub fn main() -> std::process::ExitCode {
+    alloc::tune();
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     match main_with_args(std::env::args_os()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
