@@ -155,7 +155,7 @@ impl Cadence {
 /// Written out pair by pair: as a loop over a table of pairs the release
 /// build kept the loop, copied the table onto the stack and checked both
 /// indices of every pair, ~400 instructions a sort where the network
-/// itself is ~60 (on a 3 M-exchange mix, 300 an exchange).
+/// itself is ~70 (on a 3 M-exchange mix, 300 an exchange).
 fn sort8(v: &mut [u32; RING]) {
     const _: () = assert!(RING == 8, "the network sorts eight");
     macro_rules! network {
