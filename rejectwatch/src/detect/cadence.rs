@@ -127,7 +127,7 @@ impl Cadence {
         let p = v[n / 2];
         // The median absolute deviation is within the tolerance exactly
         // when more than half of the deviations are: counted rather than
-        // sorted, which was a second sort, a third of this function.
+        // sorted, which was a second sort, a fifth of this function.
         let within = rules.tolerance * p as f64;
         let close = v[..n].iter().filter(|i| i.abs_diff(p) as f64 <= within).count();
         (p > 0 && close > n / 2).then_some(p)
