@@ -66,7 +66,11 @@ pub struct BenchDetectArgs {
     /// Instead of timing, count the instructions the processing executes
     /// per exchange, under valgrind's callgrind: a figure that, unlike time
     /// on a shared VM, is the same on every run, for comparing builds.
-    /// Needs valgrind, and runs about 50x slower: use ~100 000 exchanges.
+    /// Needs valgrind, and runs about 50x slower: ~300 000 exchanges for a
+    /// quick comparison. Those are three a client, too early for what
+    /// costs only once clients are a few dozen requests old (their
+    /// cadence, the allocator's page moves): the whole mix, 3 M exchanges,
+    /// takes about four minutes.
     /// Counts the configuration `--only` names (default: every detector);
     /// the parse floor has no join to count in.
     #[arg(long)]
