@@ -120,14 +120,6 @@ impl Pipeline {
 /// batch's exchanges stay in the data cache between the two passes.
 const BATCH: usize = 32;
 
-/// How many exchanges ahead of judging the evidence an actor's exchange
-/// counts is fetched: judging one takes long enough for a fetch from
-/// memory, and the actor it is read through has had the whole
-/// [`Engine::prefetch_more`] pass to arrive.
-///
-/// [`Engine::prefetch_more`]: crate::detect::Engine::prefetch_more
-const COUNTED_AHEAD: usize = 4;
-
 impl Pipeline {
     /// Enriches and judges the exchanges waiting in the batch. Everything
     /// that reads the pipeline's state (ticks, the end of input, the live
@@ -161,17 +153,9 @@ impl Pipeline {
         for &at in &at {
             self.detect.prefetch_more(at);
         }
-        // And what the actors point to, a few exchanges ahead of judging:
-        // by then their actors, fetched above, have arrived.
-        for &at in at.iter().take(COUNTED_AHEAD) {
-            self.detect.prefetch_counted(at);
-        }
         // By reference: moving each exchange (~560 bytes) out of the batch
         // was a copy per exchange.
-        for (i, (ex, &here)) in batch.iter().zip(&at).enumerate() {
-            if let Some(&ahead) = at.get(i + COUNTED_AHEAD) {
-                self.detect.prefetch_counted(ahead);
-            }
+        for (ex, &here) in batch.iter().zip(&at) {
             self.observe_one(ex, here);
         }
         at.clear();

@@ -47,9 +47,8 @@ pub struct EvidenceEntry {
 }
 
 /// An actor. Laid out for its every exchange: what [`Roster::touch`] reads
-/// and counts fills the first two cache lines and starts the third (the
-/// evidence, whose counts an honest or scanning user agent bumps), ahead of
-/// the lists and texts that only output and new evidence read. (The
+/// and counts fills the first two cache lines, ahead of the evidence, lists
+/// and texts that only output and new evidence read. (The
 /// compiler's own order spread those fields over all seven lines of the
 /// struct: once the actors outgrew the caches, several misses for every
 /// exchange of an actor.) Serialized in the order of [`ActorJson`], not
@@ -70,11 +69,20 @@ pub struct Actor {
     pub rejects: u64,
     /// Requests to endpoints that are not part of the API.
     pub undocumented_requests: u64,
+    /// Exchanges that repeated the honest and the scanning user agent's
+    /// evidence, not yet added to those entries' counts ([`Roster::fold`]):
+    /// counted here, beside the other counts, an actor's every exchange
+    /// with such a user agent no longer reads its evidence list, a cache
+    /// miss of its own (through the list's buffer) that needed a prefetch
+    /// pass of its own over each batch.
+    honest_unfolded: u32,
+    scanner_unfolded: u32,
     /// Signatures of the descriptive texts of recent exchanges (see
     /// [`detail_signature`]), newest overwriting oldest.
     recent: [u32; RECENT],
-    /// Ordered by weight, strongest first.
-    pub evidence: Vec<EvidenceEntry>,
+    /// Ordered by weight, strongest first. Two kinds' counts lag (see
+    /// `honest_unfolded`): read them through [`Actor::evidence`].
+    evidence: Vec<EvidenceEntry>,
 
     pub id: String,
     /// Addresses (IPv6: networks), in the order they joined.
@@ -89,7 +97,12 @@ pub struct Actor {
 }
 
 // The claim above, kept true.
-const _: () = assert!(std::mem::offset_of!(Actor, evidence) == 128 && std::mem::offset_of!(Actor, id) == 152);
+const _: () = assert!(
+    std::mem::offset_of!(Actor, scanner_unfolded) < 128
+        && std::mem::offset_of!(Actor, recent) + size_of::<[u32; RECENT]>() == 128
+        && std::mem::offset_of!(Actor, evidence) == 128
+        && std::mem::offset_of!(Actor, id) == 152
+);
 
 /// How an actor is written out (the roster, the API).
 #[derive(Serialize)]
@@ -114,6 +127,28 @@ struct ActorJson<'a> {
     evidence: &'a [EvidenceEntry],
 }
 
+impl Actor {
+    /// The evidence, strongest first, each with its whole count.
+    pub fn evidence(&self) -> Vec<EvidenceEntry> {
+        let mut v = self.evidence.clone();
+        add_unfolded(&mut v, (self.honest_unfolded, self.scanner_unfolded));
+        v
+    }
+}
+
+/// Adds counts kept apart (`Actor::honest_unfolded`, `scanner_unfolded`)
+/// to their kinds' entries.
+fn add_unfolded(entries: &mut [EvidenceEntry], (honest, scanner): (u32, u32)) {
+    for e in entries {
+        let n = match e.kind {
+            k if k == evidence::HONEST_UA.name => honest,
+            k if k == evidence::SCANNER_UA.name => scanner,
+            _ => continue,
+        };
+        e.count = e.count.saturating_add(n);
+    }
+}
+
 impl Serialize for Actor {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         ActorJson {
@@ -132,7 +167,7 @@ impl Serialize for Actor {
             undocumented_requests: self.undocumented_requests,
             cadence_seconds: self.cadence_seconds,
             cadence: self.cadence.as_deref(),
-            evidence: &self.evidence,
+            evidence: &self.evidence(),
         }
         .serialize(s)
     }
@@ -152,16 +187,17 @@ const RECENT: usize = 16;
 /// most exchanges came from actors).
 #[derive(Clone, Copy, Debug, Default)]
 struct Verdict {
-    threat: u32,
+    /// The weights of a few dozen kinds at most: two bytes, so that the
+    /// counts of [`Actor`] fit its first two cache lines.
+    threat: u16,
     misconfigured: bool,
     /// Evidence a misconfiguration does not explain.
     unexplained: bool,
     regular: bool,
     documented_only: bool,
-    /// Where the entries counted on every exchange are (at most a few
-    /// dozen kinds, so an index fits a byte).
-    honest_at: Option<u8>,
-    scanner_at: Option<u8>,
+    /// Entries counted on every exchange of a user agent of the kind.
+    honest: bool,
+    scanner: bool,
 }
 
 /// A hash of the texts an exchange adds to its actor's lists. When an
@@ -209,6 +245,8 @@ impl Actor {
             verdict: Verdict::default(),
             recent: [0; RECENT],
             recent_next: 0,
+            honest_unfolded: 0,
+            scanner_unfolded: 0,
         }
     }
 }
@@ -278,7 +316,7 @@ impl Roster {
     }
 
     /// Starts fetching the counted part of the actor a client last found
-    /// at `hint`, three cache lines (see [`Actor`]): call as soon as the
+    /// at `hint`, two cache lines (see [`Actor`]): call as soon as the
     /// client's state is at hand, long before [`Roster::touch`]. By the
     /// hint, not the id: with tens of thousands of actors the index
     /// outgrows the caches, and its walk was a miss of its own, taken
@@ -286,22 +324,7 @@ impl Roster {
     /// other actor, which costs nothing but the fetch.
     pub fn prefetch(&self, hint: SlotHint) {
         if let Some(a) = hint.get().and_then(|s| self.actors.get(s)) {
-            super::keyed::prefetch_read((a as *const Actor).cast::<[u8; 192]>());
-        }
-    }
-
-    /// Starts fetching the evidence entries that an exchange of the actor
-    /// at `hint` counts (an honest or a scanning user agent's), once the
-    /// actor's own lines have arrived ([`Roster::prefetch`]): they lie in
-    /// the evidence list's buffer, a miss of its own that was three
-    /// quarters of `Roster::details`' time under perf. A stale hint fetches
-    /// another actor's entries.
-    pub fn prefetch_counted(&self, hint: SlotHint) {
-        let Some(a) = hint.get().and_then(|s| self.actors.get(s)) else { return };
-        for at in [a.verdict.honest_at, a.verdict.scanner_at].into_iter().flatten() {
-            if let Some(e) = a.evidence.get(at as usize) {
-                super::keyed::prefetch_read(e);
-            }
+            super::keyed::prefetch_read((a as *const Actor).cast::<[u8; 128]>());
         }
     }
 
@@ -398,6 +421,8 @@ impl Roster {
             verdict: Verdict::default(),
             recent: [0; RECENT],
             recent_next: 0,
+            honest_unfolded: 0,
+            scanner_unfolded: 0,
         };
         self.index.insert(id, Entry::Live(self.actors.len() as u32));
         self.actors.push(a);
@@ -503,37 +528,36 @@ impl Roster {
             a.undocumented_requests += 1;
         }
         if ex.ua_family == Some("scanner") {
-            match a.verdict.scanner_at {
-                Some(i) => Self::count(a, i),
-                None => {
-                    Self::note_with(a, evidence::SCANNER_UA, "user-agent", || "identifies as a scanning tool".into(), 0)
-                }
+            if a.verdict.scanner {
+                a.scanner_unfolded = a.scanner_unfolded.saturating_add(1);
+            } else {
+                Self::note_with(a, evidence::SCANNER_UA, "user-agent", || "identifies as a scanning tool".into(), 0);
             }
         }
         let honest = matches!(ex.ua_family, Some("http-library" | "cli")) && ex.ua_version.is_some();
         if honest {
-            match a.verdict.honest_at {
-                Some(i) => Self::count(a, i),
-                None => {
-                    let p = ex.ua_product.as_deref().unwrap_or("");
-                    let v = ex.ua_version.as_deref().unwrap_or("");
-                    Self::note_with(
-                        a,
-                        evidence::HONEST_UA,
-                        "user-agent",
-                        || format!("sends an unaltered {p}/{v} user agent"),
-                        0,
-                    )
-                }
+            if a.verdict.honest {
+                a.honest_unfolded = a.honest_unfolded.saturating_add(1);
+            } else {
+                let p = ex.ua_product.as_deref().unwrap_or("");
+                let v = ex.ua_version.as_deref().unwrap_or("");
+                Self::note_with(
+                    a,
+                    evidence::HONEST_UA,
+                    "user-agent",
+                    || format!("sends an unaltered {p}/{v} user agent"),
+                    0,
+                );
             }
         }
         Self::classify(a);
     }
 
-    fn count(a: &mut Actor, entry: u8) {
-        if let Some(e) = a.evidence.get_mut(entry as usize) {
-            e.count = e.count.saturating_add(1);
-        }
+    /// Adds the counts [`Roster::details`] kept beside the actor's others
+    /// to their entries, before the entries move or combine.
+    fn fold(a: &mut Actor) {
+        let unfolded = (std::mem::take(&mut a.honest_unfolded), std::mem::take(&mut a.scanner_unfolded));
+        add_unfolded(&mut a.evidence, unfolded);
     }
 
     /// Groups actors into the oldest of them; returns the survivor.
@@ -548,6 +572,9 @@ impl Roster {
             }
             let mut other = self.take(id).expect("live");
             let s = self.get_mut(survivor).expect("live");
+            // Counts by entry from here: the entries move and combine.
+            Self::fold(&mut other);
+            Self::fold(s);
             for c in other.clients.drain(..) {
                 push_capped(&mut s.clients, c, MAX_CLIENTS);
             }
@@ -616,8 +643,7 @@ impl Roster {
     /// it says. Counts do not enter into either.
     fn settle(a: &mut Actor) {
         a.evidence.sort_by(|x, y| y.weight.cmp(&x.weight).then(x.first.cmp(&y.first)).then(x.kind.cmp(y.kind)));
-        let at = |k: Kind| a.evidence.iter().position(|e| e.kind == k.name).and_then(|i| u8::try_from(i).ok());
-        let sum = |l: Leaning| a.evidence.iter().filter(|e| e.leaning == l).map(|e| e.weight as u32).sum::<u32>();
+        let sum = |l: Leaning| a.evidence.iter().filter(|e| e.leaning == l).map(|e| u16::from(e.weight)).sum::<u16>();
         let has = |k: Kind| a.evidence.iter().any(|e| e.kind == k.name);
         a.verdict = Verdict {
             threat: sum(Leaning::Threat),
@@ -625,8 +651,8 @@ impl Roster {
             unexplained: a.evidence.iter().any(|e| evidence::beyond_misconfiguration(e.kind)),
             regular: has(evidence::REGULAR_CADENCE),
             documented_only: has(evidence::DOCUMENTED_ONLY),
-            honest_at: at(evidence::HONEST_UA),
-            scanner_at: at(evidence::SCANNER_UA),
+            honest: has(evidence::HONEST_UA),
+            scanner: has(evidence::SCANNER_UA),
         };
     }
 
@@ -648,12 +674,12 @@ impl Roster {
         let v = a.verdict;
         a.class = if v.misconfigured && !v.unexplained {
             Class::Misconfiguration
-        } else if v.threat >= evidence::THREAT_AT {
+        } else if u32::from(v.threat) >= evidence::THREAT_AT {
             Class::Threat
         } else if v.misconfigured {
             Class::Misconfiguration
-        } else if v.threat <= evidence::PROSPECT_TOLERATES
-            && v.honest_at.is_some()
+        } else if u32::from(v.threat) <= evidence::PROSPECT_TOLERATES
+            && v.honest
             && v.regular
             // Someone the API turns away; one it serves is a customer.
             && a.rejects * 2 > a.requests
@@ -702,8 +728,57 @@ mod tests {
         assert_eq!(a.user_agents.len(), 5);
         assert_eq!(a.countries.iter().collect::<Vec<_>>(), ["NL"]);
         assert_eq!((a.requests, a.rejects, a.undocumented_requests), (241, 240, 1));
-        let honest = a.evidence.iter().find(|e| e.kind == evidence::HONEST_UA.name).expect("honest evidence");
+        let honest = a.evidence().into_iter().find(|e| e.kind == evidence::HONEST_UA.name).expect("honest evidence");
         assert_eq!(honest.count, 241);
+    }
+
+    #[test]
+    fn user_agent_counts_kept_beside_the_actor_survive_a_merge_and_are_written() {
+        let rules = CadenceSpec::default().rules();
+        let mut r = Roster::new(8);
+        let key = |i: u8| ClientKey::new(std::net::IpAddr::from([10, 0, 0, i]), 64);
+        let ex = |family: &'static str, ua: &str| Exchange {
+            request: crate::exchange::RequestText::new("/x").with_user_agent(Some(ua)),
+            ua_family: Some(family),
+            ua_product: Some(ua.split('/').next().unwrap_or_default().into()),
+            ua_version: Some("1.0".into()),
+            ..Default::default()
+        };
+        let count = |a: &Actor, kind: Kind| a.evidence().iter().find(|e| e.kind == kind.name).map(|e| e.count);
+        // Client 1: 5 honest exchanges; client 2: 3 honest and 4 scanning.
+        let mut touch = |i: u8, e: &Exchange, n: usize| {
+            let id = r.create(key(i), &ClientState { first: i as Secs, last: i as Secs, ..Default::default() }, &rules);
+            let (mut id2, mut hint) = (id, SlotHint::default());
+            for t in 0..n {
+                r.touch((&mut id2, &mut hint), key(i), e, (10 + t as Secs, 1, false), true, true, || None);
+            }
+            id
+        };
+        let a = touch(1, &ex("http-library", "curl/1.0"), 5);
+        let b = touch(2, &ex("http-library", "curl/1.0"), 3);
+        let (mut b2, mut hint) = (b, SlotHint::default());
+        for t in 0..4 {
+            r.touch((&mut b2, &mut hint), key(2), &ex("scanner", "sqlmap/1.0"), (20 + t, 2, false), true, true, || {
+                None
+            });
+        }
+        let before = r.get(b).expect("live");
+        assert_eq!((count(before, evidence::HONEST_UA), count(before, evidence::SCANNER_UA)), (Some(3), Some(4)));
+        assert_eq!(r.merge(&[a, b]), a);
+        let merged = r.get(a).expect("live");
+        assert_eq!((count(merged, evidence::HONEST_UA), count(merged, evidence::SCANNER_UA)), (Some(8), Some(4)));
+        // Counted on after the merge, and written whole.
+        let (mut a2, mut hint) = (a, SlotHint::default());
+        r.touch((&mut a2, &mut hint), key(1), &ex("scanner", "sqlmap/1.0"), (40, 2, false), true, true, || None);
+        let json = serde_json::to_value(r.get(a).expect("live")).expect("serialises");
+        let counts: Vec<(String, u64)> = json["evidence"]
+            .as_array()
+            .expect("evidence")
+            .iter()
+            .map(|e| (e["kind"].as_str().unwrap_or_default().to_string(), e["count"].as_u64().unwrap_or(0)))
+            .collect();
+        assert!(counts.contains(&("honest_library_user_agent".into(), 8)), "{counts:?}");
+        assert!(counts.contains(&("scanner_user_agent".into(), 5)), "{counts:?}");
     }
 
     #[test]

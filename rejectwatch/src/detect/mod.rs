@@ -264,17 +264,6 @@ impl Engine {
         }
     }
 
-    /// The step after [`Engine::prefetch_more`], once the actor has
-    /// arrived: starts fetching the evidence entries its exchange counts
-    /// ([`Roster::prefetch_counted`]).
-    pub fn prefetch_counted(&self, at: Option<usize>) {
-        if let Some(c) = at.and_then(|i| self.clients.peek(i))
-            && c.actor != 0
-        {
-            self.roster.prefetch_counted(c.actor_slot);
-        }
-    }
-
     pub fn observe(&mut self, ex: &Exchange, out: &mut Vec<Finding>) {
         self.observe_at(ex, None, out);
     }
