@@ -20,6 +20,7 @@ use serde::Serialize;
 
 use super::{
     cadence::CadenceRules,
+    chunked::Chunked,
     client::{ClientKey, ClientState},
     evidence::{self, Class, Kind, Leaning},
     human,
@@ -294,7 +295,9 @@ enum Entry {
 
 pub struct Roster {
     /// Live actors, in no order (eviction moves the last into the hole).
-    actors: Vec<Actor>,
+    /// In chunks: a flood of new actors doubled a vector of them, ~450
+    /// bytes an actor, copying it whole each time.
+    actors: Chunked<Actor>,
     /// Every id still known, live or forwarding. Ids are small counters:
     /// SipHash, std's default, was most of a lookup.
     index: HashMap<u32, Entry, foldhash::fast::FixedState>,
@@ -305,7 +308,7 @@ pub struct Roster {
 
 impl Roster {
     pub fn new(cap: usize) -> Self {
-        Self { actors: Vec::new(), index: HashMap::default(), next: 1, cap: cap.max(1), evicted: 0 }
+        Self { actors: Chunked::default(), index: HashMap::default(), next: 1, cap: cap.max(1), evicted: 0 }
     }
 
     fn slot(&self, id: u32) -> Option<usize> {
@@ -449,6 +452,7 @@ impl Roster {
             }
             self.evicted += 1;
         }
+        self.actors.trim();
     }
 
     /// Counts one exchange of a client that belongs to actor `id`. `ep`

@@ -4,14 +4,11 @@
 //! index over chunked slots: no per-key hash or 64-bit position, and no
 //! copy of the whole table when it grows).
 
-use std::{
-    hash::{BuildHasher, Hash},
-    ops::{Index, IndexMut},
-};
+use std::hash::{BuildHasher, Hash};
 
 use hashbrown::HashTable;
 
-use super::window::Secs;
+use super::{chunked::Chunked, window::Secs};
 
 /// A bounded map for per-key detector state: at most `cap` keys, and
 /// [`Keyed::sweep`] drops keys idle longer than `ttl`.
@@ -68,7 +65,7 @@ impl<K: Hash + Eq, V> Keyed<K, V> {
         // resident at full size on a quiet host.
         Self {
             index: HashTable::new(),
-            slots: Chunked::new(),
+            slots: Chunked::default(),
             hasher: Default::default(),
             cap: cap.clamp(1, u32::MAX as usize),
             ttl,
@@ -107,7 +104,7 @@ impl<K: Hash + Eq, V> Keyed<K, V> {
     /// there), which spares the hash and the walk of the index.
     pub fn touch_at(&mut self, at: Option<usize>, k: K, now: Secs, init: impl FnOnce() -> V) -> &mut V {
         self.latest = self.latest.max(now);
-        let found = match at.filter(|&i| i < self.slots.len && self.slots[i].key == k) {
+        let found = match at.filter(|&i| i < self.slots.len() && self.slots[i].key == k) {
             Some(i) => Ok(i),
             None => {
                 let hash = self.hasher.hash_one(&k);
@@ -123,10 +120,10 @@ impl<K: Hash + Eq, V> Keyed<K, V> {
             }
             Err(hash) => {
                 self.added += 1;
-                if self.slots.len >= self.cap {
+                if self.slots.len() >= self.cap {
                     self.evict_one();
                 }
-                let i = self.slots.len;
+                let i = self.slots.len();
                 self.slots.push(Slot { key: k, last: now, value: init() });
                 let (slots, hasher) = (&self.slots, &self.hasher);
                 self.index.insert_unique(hash, i as u32, |&j| hasher.hash_one(&slots[j as usize].key));
@@ -139,7 +136,7 @@ impl<K: Hash + Eq, V> Keyed<K, V> {
     }
 
     fn evict_one(&mut self) {
-        let n = self.slots.len;
+        let n = self.slots.len();
         let mut oldest: Option<(usize, Secs)> = None;
         for _ in 0..EVICTION_SAMPLE.min(n) {
             // xorshift64*: cheap, and the same sequence on every run.
@@ -164,7 +161,7 @@ impl<K: Hash + Eq, V> Keyed<K, V> {
         if let Ok(entry) = self.index.find_entry(hash, |&j| j as usize == i) {
             entry.remove();
         }
-        let last = self.slots.len - 1;
+        let last = self.slots.len() - 1;
         if i != last {
             let moved = self.hasher.hash_one(&self.slots[last].key);
             if let Some(j) = self.index.find_mut(moved, |&j| j as usize == last) {
@@ -204,7 +201,7 @@ impl<K: Hash + Eq, V> Keyed<K, V> {
     /// The state in slot `i`, whatever key it holds: for following its
     /// pointers into cache once [`Keyed::prefetch`] brought the slot in.
     pub fn peek(&self, i: usize) -> Option<&V> {
-        (i < self.slots.len).then(|| &self.slots[i].value)
+        (i < self.slots.len()).then(|| &self.slots[i].value)
     }
 
     pub fn get(&self, k: &K) -> Option<&V> {
@@ -222,20 +219,20 @@ impl<K: Hash + Eq, V> Keyed<K, V> {
     /// memory back once the wave has passed.
     pub fn sweep(&mut self, now: Secs) -> usize {
         self.latest = self.latest.max(now);
-        if self.added * 4 < self.slots.len && now.saturating_sub(self.swept) <= self.ttl {
+        if self.added * 4 < self.slots.len() && now.saturating_sub(self.swept) <= self.ttl {
             return 0;
         }
         (self.added, self.swept) = (0, now);
-        let before = self.slots.len;
+        let before = self.slots.len();
         let mut i = 0;
-        while i < self.slots.len {
+        while i < self.slots.len() {
             if now.saturating_sub(self.slots[i].last) > self.ttl {
                 self.remove_at(i);
             } else {
                 i += 1;
             }
         }
-        let len = self.slots.len;
+        let len = self.slots.len();
         self.slots.trim();
         if self.index.capacity() > 4 * len.max(256) {
             let (slots, hasher) = (&self.slots, &self.hasher);
@@ -247,73 +244,16 @@ impl<K: Hash + Eq, V> Keyed<K, V> {
     /// Keys held, counting those idle past the ttl that no sweep has
     /// dropped yet (their memory is still held).
     pub fn len(&self) -> usize {
-        self.slots.len
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.slots.len == 0
+        self.slots.is_empty()
     }
 
     /// The live entries, in array order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.slots.iter().filter(|s| !self.idle(s.last, self.latest)).map(|s| (&s.key, &s.value))
-    }
-}
-
-/// Bytes per chunk: growing the table adds a chunk instead of copying a
-/// doubled array (which held both copies at once, a tenth more peak
-/// memory at a million clients, and stalled the pipeline while it copied).
-const CHUNK_BYTES: usize = 1 << 16;
-
-/// A vector in fixed-size chunks; the first grows as a vector does, so a
-/// table of a few keys stays small.
-struct Chunked<T> {
-    chunks: Vec<Vec<T>>,
-    len: usize,
-}
-
-impl<T> Chunked<T> {
-    /// Slots per chunk: a chunk is an allocator size class of its own.
-    const PER: usize =
-        if size_of::<T>() == 0 || size_of::<T>() > CHUNK_BYTES { 1 } else { CHUNK_BYTES / size_of::<T>() };
-
-    fn new() -> Self {
-        Self { chunks: Vec::new(), len: 0 }
-    }
-
-    fn push(&mut self, v: T) {
-        if self.len == self.chunks.len() * Self::PER {
-            self.chunks.push(if self.chunks.is_empty() { Vec::new() } else { Vec::with_capacity(Self::PER) });
-        }
-        self.chunks[self.len / Self::PER].push(v);
-        self.len += 1;
-    }
-
-    fn swap_remove(&mut self, i: usize) {
-        let last = self.chunks[(self.len - 1) / Self::PER].pop().expect("non-empty");
-        self.len -= 1;
-        if i < self.len {
-            self.chunks[i / Self::PER][i % Self::PER] = last;
-        }
-    }
-
-    /// Frees chunks left empty behind the last slot.
-    fn trim(&mut self) {
-        self.chunks.truncate(self.len.div_ceil(Self::PER));
-        if let Some(c) = self.chunks.first_mut()
-            && self.len < Self::PER / 4
-        {
-            c.shrink_to(2 * self.len);
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &T> {
-        self.chunks.iter().flatten()
-    }
-
-    /// Where slot `i` is, for a prefetch (no bounds promise beyond `len`).
-    fn ptr(&self, i: usize) -> *const T {
-        self.chunks.get(i / Self::PER).and_then(|c| c.get(i % Self::PER)).map_or(std::ptr::null(), |t| t as *const T)
     }
 }
 
@@ -434,19 +374,6 @@ fn prefetch_line(p: *const i8) {
     };
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
-}
-
-impl<T> Index<usize> for Chunked<T> {
-    type Output = T;
-    fn index(&self, i: usize) -> &T {
-        &self.chunks[i / Self::PER][i % Self::PER]
-    }
-}
-
-impl<T> IndexMut<usize> for Chunked<T> {
-    fn index_mut(&mut self, i: usize) -> &mut T {
-        &mut self.chunks[i / Self::PER][i % Self::PER]
-    }
 }
 
 #[cfg(test)]
@@ -644,7 +571,7 @@ mod tests {
         }
         // Idle, then swept empty: the chunks go.
         assert_eq!(k.sweep(10_000), kept.len());
-        assert!(k.is_empty() && k.slots.chunks.len() <= 1);
+        assert!(k.is_empty() && k.slots.chunks() <= 1);
     }
 
     #[test]

@@ -11,6 +11,7 @@
 
 pub mod actors;
 pub mod cadence;
+pub mod chunked;
 pub mod client;
 pub mod evidence;
 pub mod finding;
