@@ -97,9 +97,10 @@ pub struct Actor {
     pub cadence: Option<String>,
 }
 
-// The claim above, kept true.
+// The claim above, kept true (and the size the roster's docs give).
 const _: () = assert!(
-    std::mem::offset_of!(Actor, scanner_unfolded) < 128
+    size_of::<Actor>() == 384
+        && std::mem::offset_of!(Actor, scanner_unfolded) < 128
         && std::mem::offset_of!(Actor, recent) + size_of::<[u32; RECENT]>() == 128
         && std::mem::offset_of!(Actor, evidence) == 128
         && std::mem::offset_of!(Actor, id) == 152
@@ -295,7 +296,7 @@ enum Entry {
 
 pub struct Roster {
     /// Live actors, in no order (eviction moves the last into the hole).
-    /// In chunks: a flood of new actors doubled a vector of them, ~450
+    /// In chunks: a flood of new actors doubled a vector of them, 384
     /// bytes an actor, copying it whole each time.
     actors: Chunked<Actor>,
     /// Every id still known, live or forwarding. Ids are small counters:
