@@ -8,11 +8,12 @@
 //! Grouping is union-find: a merged actor forwards to its survivor (the
 //! older), so clients pointing at it need no rewrite and ids stay stable.
 //!
-//! The actors themselves live in one dense array, found through a small
-//! index from id to slot (eight bytes an actor, so it stays in cache where
-//! a map holding the actors did not): the engine looks the slot up as soon
-//! as it has the client's state and prefetches the cache lines of the actor
-//! that the exchange's counts touch, only after every detector ran.
+//! The actors themselves live in one dense array (in chunks), found
+//! through a small index from id to slot (eight bytes an actor, so it
+//! stays in cache where a map holding the actors did not): the engine looks
+//! the slot up as soon as it has the client's state and prefetches the
+//! cache lines of the actor that the exchange's counts touch, only after
+//! every detector ran.
 
 use std::{collections::HashMap, hash::BuildHasher};
 
@@ -97,12 +98,16 @@ pub struct Actor {
     pub cadence: Option<String>,
 }
 
+/// The part of an [`Actor`] that [`Roster::touch`] reads and counts, which
+/// [`Roster::prefetch`] fetches: the first two cache lines.
+const COUNTED_BYTES: usize = 128;
+
 // The claim above, kept true (and the size the roster's docs give).
 const _: () = assert!(
     size_of::<Actor>() == 384
-        && std::mem::offset_of!(Actor, scanner_unfolded) < 128
-        && std::mem::offset_of!(Actor, recent) + size_of::<[u32; RECENT]>() == 128
-        && std::mem::offset_of!(Actor, evidence) == 128
+        && std::mem::offset_of!(Actor, scanner_unfolded) < COUNTED_BYTES
+        && std::mem::offset_of!(Actor, recent) + size_of::<[u32; RECENT]>() == COUNTED_BYTES
+        && std::mem::offset_of!(Actor, evidence) == COUNTED_BYTES
         && std::mem::offset_of!(Actor, id) == 152
 );
 
@@ -328,7 +333,7 @@ impl Roster {
     /// other actor, which costs nothing but the fetch.
     pub fn prefetch(&self, hint: SlotHint) {
         if let Some(a) = hint.get().and_then(|s| self.actors.get(s)) {
-            super::keyed::prefetch_read((a as *const Actor).cast::<[u8; 128]>());
+            super::keyed::prefetch_read((a as *const Actor).cast::<[u8; COUNTED_BYTES]>());
         }
     }
 

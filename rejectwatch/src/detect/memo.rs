@@ -108,7 +108,7 @@ mod tests {
                 slots.dedup();
                 slots.len() == texts.len()
             })
-            .unwrap_or_else(|| unreachable!("repeat_with never ends"));
+            .expect("repeat_with never ends");
         let mut searches = 0;
         for _ in 0..3 {
             for t in texts {
