@@ -61,7 +61,7 @@ pub struct Actor {
     /// The id clients and the index know it by.
     num: u32,
     pub class: Class,
-    recent_next: u8,
+    noted_next: u8,
     verdict: Verdict,
     pub first_seen: Secs,
     pub last_seen: Secs,
@@ -79,9 +79,8 @@ pub struct Actor {
     /// pass of its own over each batch.
     honest_unfolded: u32,
     scanner_unfolded: u32,
-    /// Signatures of the descriptive texts of recent exchanges (see
-    /// [`detail_signature`]), newest overwriting oldest.
-    recent: [u32; RECENT],
+    /// Which descriptive texts the lists hold already (see [`Noted`]).
+    noted: Noted,
     /// Ordered by weight, strongest first. Two kinds' counts lag (see
     /// `honest_unfolded`): read them through [`Actor::evidence`].
     evidence: Vec<EvidenceEntry>,
@@ -106,7 +105,7 @@ const COUNTED_BYTES: usize = 128;
 const _: () = assert!(
     size_of::<Actor>() == 384
         && std::mem::offset_of!(Actor, scanner_unfolded) < COUNTED_BYTES
-        && std::mem::offset_of!(Actor, recent) + size_of::<[u32; RECENT]>() == COUNTED_BYTES
+        && std::mem::offset_of!(Actor, noted) + size_of::<Noted>() == COUNTED_BYTES
         && std::mem::offset_of!(Actor, evidence) == COUNTED_BYTES
         && std::mem::offset_of!(Actor, id) == 152
 );
@@ -180,13 +179,65 @@ impl Serialize for Actor {
     }
 }
 
-/// Exchanges whose descriptive texts an actor remembers having noted: 32-bit
-/// signatures, a cache line of them. (A false match, about one in 270
-/// million for a new exchange, would leave one text off a capped,
-/// descriptive list.) Ten, to fit the evidence beside them, let the
-/// generated mix's clients, with a dozen endpoints each, wear the memory
-/// out and check their lists on many exchanges.
-const RECENT: usize = 16;
+/// Signatures of the descriptive texts an actor's lists hold already, one
+/// memory per family of lists, so that an exchange checks only the lists
+/// whose text is new to the actor. Lists only grow, so a text once noted
+/// is there for good (or its capped list was full, and stays full):
+/// skipping its check changes nothing. One signature over all of an
+/// exchange's texts, as before, made each new endpoint, or a rotating
+/// actor's each new address, check every list: a cache miss on each
+/// list's buffer (`TextList::note` was the largest item of the actors'
+/// work under callgrind's cache model). 64 bytes, the second half of the
+/// actor's counted bytes. A false match (about one in 350 million for a
+/// new endpoint) would leave one text off a descriptive list.
+#[derive(Clone, Copy, Debug, Default)]
+struct Noted {
+    /// Endpoint templates, newest overwriting oldest (`noted_next`).
+    endpoints: [u32; ENDPOINTS_NOTED],
+    /// User agents (with their product/version), newest first.
+    agents: [u32; 2],
+    /// Country and ASN together, newest first.
+    places: [u32; 2],
+}
+
+/// Endpoints an actor remembers having noted: a dozen, what fits beside
+/// the other memories (the generated mix's clients visit twelve). An actor
+/// that goes round more only checks its endpoint list more often.
+const ENDPOINTS_NOTED: usize = 12;
+
+impl Noted {
+    /// Whether `sig` is new to a two-entry memory, remembering it first.
+    fn first_of_two(pair: &mut [u32; 2], sig: u32) -> bool {
+        if pair.contains(&sig) {
+            return false;
+        }
+        *pair = [sig, pair[0]];
+        true
+    }
+}
+
+/// Signatures are never 0, the value of an empty memory.
+fn sig32(h: u64) -> u32 {
+    (h ^ h >> 32) as u32 | 1
+}
+
+/// The user agent's signature, from the hash its classifier worked out
+/// (the product and version follow from the text; its raw length tells
+/// apart what trimming made equal).
+fn agent_signature(ex: &Exchange) -> u32 {
+    sig32(match (ex.user_agent(), ex.ua_key) {
+        (None, _) => 0,
+        (Some(t), 0) => crate::enrich::useragent::key_of(t),
+        (Some(t), k) => k ^ (t.len() as u64).rotate_left(40),
+    })
+}
+
+fn place_signature(ex: &Exchange) -> u32 {
+    if ex.country.is_none() && ex.asn.is_none() {
+        return 1;
+    }
+    sig32(foldhash::fast::FixedState::with_seed(0x5167_0a7e).hash_one((ex.country.as_deref(), ex.asn)))
+}
 
 /// What an actor's evidence says, worked out when the evidence changes
 /// rather than on every exchange of the actor (sorting and scanning the
@@ -205,25 +256,6 @@ struct Verdict {
     /// Entries counted on every exchange of a user agent of the kind.
     honest: bool,
     scanner: bool,
-}
-
-/// A hash of the texts an exchange adds to its actor's lists. When an
-/// actor has noted an exchange with the same signature, the lists hold all
-/// of them already (lists only grow), so checking each list, an
-/// allocation apiece, can be skipped. Finer than the lists' own identity
-/// (texts unclipped): a difference only costs a check. Made of hashes the
-/// earlier stages worked out (the user agent's by its classifier, the
-/// endpoint's by the engine), so that an actor's every exchange does not
-/// hash its texts again: the product and version follow from the user
-/// agent, and its raw length tells apart what trimming made equal.
-fn detail_signature(ex: &Exchange, ep: u64) -> u32 {
-    let ua = match (ex.user_agent(), ex.ua_key) {
-        (None, _) => 0,
-        (Some(t), 0) => crate::enrich::useragent::key_of(t),
-        (Some(t), k) => k ^ (t.len() as u64).rotate_left(40),
-    };
-    // Never 0, the value of an empty memory.
-    foldhash::fast::FixedState::with_seed(0x5167_0a7e).hash_one((ex.country.as_deref(), ex.asn, ua, ep)) as u32 | 1
 }
 
 impl Actor {
@@ -250,8 +282,8 @@ impl Actor {
             class,
             num: 0,
             verdict: Verdict::default(),
-            recent: [0; RECENT],
-            recent_next: 0,
+            noted: Noted::default(),
+            noted_next: 0,
             honest_unfolded: 0,
             scanner_unfolded: 0,
         }
@@ -428,8 +460,8 @@ impl Roster {
             class: Class::Unknown,
             num: id,
             verdict: Verdict::default(),
-            recent: [0; RECENT],
-            recent_next: 0,
+            noted: Noted::default(),
+            noted_next: 0,
             honest_unfolded: 0,
             scanner_unfolded: 0,
         };
@@ -514,25 +546,29 @@ impl Roster {
     }
 
     fn details(a: &mut Actor, ex: &Exchange, ep: u64, documented: bool) {
-        let sig = detail_signature(ex, ep);
-        if !a.recent.contains(&sig) {
+        if Noted::first_of_two(&mut a.noted.places, place_signature(ex)) {
             if let Some(c) = &ex.country {
                 a.countries.note(&[c], usize::MAX, MAX_LIST);
             }
             if let Some(n) = ex.asn {
                 push_capped(&mut a.asns, n, MAX_LIST);
             }
+        }
+        if Noted::first_of_two(&mut a.noted.agents, agent_signature(ex)) {
             if let Some(ua) = ex.user_agent() {
                 a.user_agents.note(&[ua], 256, 8);
             }
             if let (Some(p), Some(v)) = (&ex.ua_product, &ex.ua_version) {
                 a.products.note(&[p, "/", v], usize::MAX, 8);
             }
+        }
+        let sig = sig32(ep);
+        if !a.noted.endpoints.contains(&sig) {
             if let Some(e) = &ex.endpoint {
                 a.endpoints.note(&[e], 256, MAX_LIST);
             }
-            a.recent[a.recent_next as usize % RECENT] = sig;
-            a.recent_next = a.recent_next.wrapping_add(1);
+            a.noted.endpoints[a.noted_next as usize % ENDPOINTS_NOTED] = sig;
+            a.noted_next = (a.noted_next + 1) % ENDPOINTS_NOTED as u8;
         }
         if !documented {
             a.undocumented_requests += 1;
@@ -712,31 +748,41 @@ mod tests {
         let mut r = Roster::new(8);
         let key = ClientKey::new("10.0.0.1".parse().unwrap(), 64);
         let id = r.create(key, &ClientState { first: 1, last: 1, ..Default::default() }, &rules);
-        let ex = |endpoint: &str, ua: &str| Exchange {
+        let ex = |endpoint: &str, ua: &str, (country, asn): (&str, u32)| Exchange {
             request: crate::exchange::RequestText::new("/x").with_user_agent(Some(ua)),
             endpoint: Some(endpoint.to_string()),
             ua_family: Some("http-library"),
             ua_product: Some("python-requests".into()),
-            ua_version: Some("2.31".into()),
-            country: Some("NL".into()),
+            ua_version: Some(ua.rsplit('/').next().unwrap_or_default().into()),
+            country: Some(country.into()),
+            asn: Some(asn),
             ..Default::default()
         };
-        // More distinct exchanges (24) than the actor remembers (16), round
-        // and round, then a new text after them.
-        let endpoints = ["/a", "/b", "/c", "/d", "/e", "/f"];
+        // More endpoints (14), user agents (4) and places (3) than the
+        // actor remembers (12, 2, 2), round and round at different paces,
+        // then a new text after them.
+        let endpoints = ["/a", "/b", "/c", "/d", "/e", "/f", "/g", "/h", "/i", "/j", "/k", "/l", "/m", "/n"];
         let agents = ["python-requests/2.28", "python-requests/2.29", "python-requests/2.30", "python-requests/2.31"];
+        let places = [("NL", 1136), ("DE", 3320), ("US", 16509)];
         let (mut client_id, mut hint) = (id, SlotHint::default());
         for i in 0..240 {
-            let e = ex(endpoints[i % 6], agents[(i / 6) % 4]);
-            let at = (10 + i as Secs, h64(endpoints[i % 6].as_bytes()), false);
+            let endpoint = endpoints[i % endpoints.len()];
+            let e = ex(endpoint, agents[(i / 5) % 4], places[i % 3]);
+            let at = (10 + i as Secs, h64(endpoint.as_bytes()), false);
             r.touch((&mut client_id, &mut hint), key, &e, at, true, true, || None);
         }
-        let e = ex("/a", "python-requests/2.32");
+        let e = ex("/a", "python-requests/2.32", places[0]);
         r.touch((&mut client_id, &mut hint), key, &e, (1000, h64(b"/a"), true), false, false, || None);
         let a = r.get(id).expect("live");
         assert_eq!(a.endpoints.iter().collect::<Vec<_>>(), endpoints);
-        assert_eq!(a.user_agents.len(), 5);
-        assert_eq!(a.countries.iter().collect::<Vec<_>>(), ["NL"]);
+        assert_eq!(a.user_agents.iter().collect::<Vec<_>>(), [&agents[..], &["python-requests/2.32"]].concat());
+        assert_eq!(
+            a.products.iter().collect::<Vec<_>>(),
+            [&agents[..], &["python-requests/2.32"]].concat(),
+            "product/version follows each user agent"
+        );
+        assert_eq!(a.countries.iter().collect::<Vec<_>>(), ["NL", "DE", "US"]);
+        assert_eq!(a.asns, [1136, 3320, 16509]);
         assert_eq!((a.requests, a.rejects, a.undocumented_requests), (241, 240, 1));
         let honest = a.evidence().into_iter().find(|e| e.kind == evidence::HONEST_UA.name).expect("honest evidence");
         assert_eq!(honest.count, 241);
