@@ -12,6 +12,7 @@
 mod bench;
 mod bench_analyze;
 mod bench_detect;
+mod bench_pairs;
 mod cases;
 mod pgo;
 mod traffic;
@@ -33,6 +34,8 @@ enum Cmd {
     BenchAnalyze(bench_analyze::BenchAnalyzeArgs),
     /// Benchmark join + enrichment + detectors on one core, and memory per client.
     BenchDetect(bench_detect::BenchDetectArgs),
+    /// This build's bench-detect against another build's, in interleaved pairs on one core.
+    BenchPairs(bench_pairs::BenchPairsArgs),
     /// Write the golden detector cases' inputs (tests/cases).
     GenCases(cases::GenCasesArgs),
     /// Profile-guided release build of the daemon (target/pgo/rejectwatch).
@@ -55,6 +58,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::BenchKernel(args) => bench::bench_kernel(args),
         Cmd::BenchAnalyze(args) => bench_analyze::bench_analyze(args),
         Cmd::BenchDetect(args) => bench_detect::bench_detect(args),
+        Cmd::BenchPairs(args) => bench_pairs::bench_pairs(args),
         Cmd::GenCases(args) => cases::gen_cases(args),
         Cmd::Pgo(args) => pgo::pgo(args),
         Cmd::Floor { iface, look } => bench::hold_floor(&iface, look),
