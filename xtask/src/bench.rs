@@ -98,6 +98,25 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
 }
 
+/// For a bench that times code in its own process: `cargo xtask` builds
+/// it without optimisation, whose figures (eight times the instructions)
+/// mean nothing. In a debug build, runs the same command as a release
+/// build and returns true (done); in a release build, returns false.
+pub fn ran_as_release(what: &str) -> anyhow::Result<bool> {
+    if !cfg!(debug_assertions) {
+        return Ok(false);
+    }
+    eprintln!("{what}: this is a debug build; running the release build instead");
+    let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["run", "--quiet", "--release", "--package", "xtask", "--"])
+        .args(std::env::args_os().skip(1))
+        .current_dir(workspace_root())
+        .status()
+        .context("running the release build of xtask")?;
+    anyhow::ensure!(status.success(), "the release build of {what} failed ({status})");
+    Ok(true)
+}
+
 /// Runs wrk from the client namespace; returns (requests/s, requests).
 fn wrk(net: &Netns, args: &BenchArgs) -> anyhow::Result<(f64, u64)> {
     let url = format!("http://{SRV_V4}{}", args.path);

@@ -454,18 +454,8 @@ fn alone(none: &DetectConfig, name: &str) -> DetectConfig {
 }
 
 pub fn bench_detect(args: BenchDetectArgs) -> anyhow::Result<()> {
-    // The bench runs the core in this process: `cargo xtask` builds it
-    // without optimisation, whose figures (eight times the instructions)
-    // mean nothing. Run the same command as a release build instead.
-    if cfg!(debug_assertions) {
-        eprintln!("bench-detect: this is a debug build; running the release build instead");
-        let status = std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .args(["run", "--quiet", "--release", "--package", "xtask", "--"])
-            .args(std::env::args_os().skip(1))
-            .current_dir(crate::bench::workspace_root())
-            .status()
-            .context("running the release build of xtask")?;
-        anyhow::ensure!(status.success(), "the release build of bench-detect failed ({status})");
+    // The bench runs the core in this process.
+    if crate::bench::ran_as_release("bench-detect")? {
         return Ok(());
     }
     let none = DetectConfig {
