@@ -98,6 +98,13 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace").to_path_buf()
 }
 
+/// The median of `v` (of an even count, the mean of the middle two).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+}
+
 /// For a bench that times code in its own process: `cargo xtask` builds
 /// it without optimisation, whose figures (eight times the instructions)
 /// mean nothing. In a debug build, runs the same command as a release
@@ -270,11 +277,7 @@ pub fn bench_kernel(args: BenchArgs) -> anyhow::Result<()> {
     let r = args.rounds as f64;
     // Throughput: the median round (load on a 2-core machine is noisy);
     // per-run costs: totals over all rounds.
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    for (t, v) in totals.iter_mut().zip(rps.iter_mut()) {
+    for (t, v) in totals.iter_mut().zip(rps) {
         t.rps = median(v);
     }
     let [base, floor, look, naive, rw] = totals;
@@ -322,4 +325,15 @@ pub fn bench_kernel(args: BenchArgs) -> anyhow::Result<()> {
         rw.exchanges as f64 / (args.duration.as_secs_f64() * r * 2.0)
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+    }
 }

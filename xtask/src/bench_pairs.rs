@@ -12,6 +12,8 @@ use std::{
 
 use anyhow::{Context as _, bail};
 
+use crate::bench::median;
+
 #[derive(clap::Args)]
 pub struct BenchPairsArgs {
     /// The other build's xtask binary, for example one built in a
@@ -20,7 +22,7 @@ pub struct BenchPairsArgs {
     /// `--baseline /tmp/base/target/release/xtask`.
     #[arg(long, value_name = "XTASK")]
     baseline: PathBuf,
-    /// Pairs to run (each pair is two full runs of the mix: ~40 s).
+    /// Pairs to run (a pair is two runs of the mix: ~15 s here).
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pairs: u32,
     /// The CPU that every run is pinned to.
@@ -79,12 +81,6 @@ fn pin(core: usize) -> anyhow::Result<()> {
         bail!("--core {core}: not a CPU this process may run on ({cpus} online): {}", std::io::Error::last_os_error());
     }
     Ok(())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
 }
 
 pub fn bench_pairs(args: BenchPairsArgs) -> anyhow::Result<()> {
@@ -156,11 +152,5 @@ mod tests {
             None
         );
         assert_eq!(timed(""), None);
-    }
-
-    #[test]
-    fn median_of_odd_and_even_counts() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
     }
 }
