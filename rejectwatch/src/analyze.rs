@@ -65,16 +65,9 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         let ports = if args.port.is_empty() { Ports::All } else { Ports::from_list(&args.port) };
         let mut rules = KernelRules::new(ports, p.snaplen, p.response_snaplen);
         let mut join = Joiner::new(p.join_config(), Source::Pcap);
-        for f in &captures {
-            let stats = pcap::replay(f, &mut rules, &mut join, &mut pipe)?;
-            packets += stats.packets;
-            metrics
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .records
-                .with_label_values(&["pcap"])
-                .inc_by(stats.records);
-        }
+        let stats = pcap::replay(&captures, &mut rules, &mut join, &mut pipe)?;
+        packets = stats.packets;
+        metrics.lock().unwrap_or_else(|e| e.into_inner()).records.with_label_values(&["pcap"]).inc_by(stats.records);
         join.finish(&mut pipe);
     }
     let mut lines = 0;
@@ -89,6 +82,10 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         lines = stats.lines;
         metrics.lock().unwrap_or_else(|e| e.into_inner()).records.with_label_values(&["log"]).inc_by(stats.lines);
     }
+    // The files are written once, as of the last record, even when no
+    // threat is listed by then: a loader pointed at them finds the run's
+    // answer, not a missing file or an older run's list.
+    pipe.blocklist.changed = true;
     pipe.finish();
     pipe.sinks.flush()?;
     let actors = pipe.detect.roster().actors();
@@ -105,9 +102,23 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     }
     let s = &pipe.sinks;
     let count = |c: Class| actors.iter().filter(|a| a.class == c).count();
+    // Entries last `ttl` from the actor's last request, so a threat that
+    // went quiet long before the input's end is not listed at its end:
+    // said, so that "0 blocklisted" beside threats does not read as a fault.
+    let unlisted = actors
+        .iter()
+        .filter(|a| a.class == Class::Threat && !a.clients.iter().any(|k| pipe.blocklist.lists(k)))
+        .count();
+    let unlisted = match unlisted {
+        0 => String::new(),
+        n => format!(
+            " ({n} threat actor(s) not listed: allowlisted, or quiet for longer than blocklist.ttl ({}) by the last record)",
+            humantime::format_duration(cfg.blocklist.ttl)
+        ),
+    };
     eprintln!(
         "rejectwatch: {} file(s), {packets} packets, {lines} log lines: {} exchanges, {} unmatched, {} parse errors; \
-         {} findings; actors: {} threat, {} prospect, {} misconfiguration, {} unknown; {} blocklisted",
+         {} findings; actors: {} threat, {} prospect, {} misconfiguration, {} unknown; {} blocklisted{unlisted}",
         args.files.len(),
         s.count,
         s.unmatched,

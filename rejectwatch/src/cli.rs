@@ -22,7 +22,7 @@ pub struct Cli {
 pub enum Command {
     /// Attach to interfaces and observe live traffic.
     Run(RunArgs),
-    /// Read capture files (pcap, pcapng) through the same pipeline.
+    /// Read captures (pcap, pcapng) and access logs through the same pipeline.
     Analyze(AnalyzeArgs),
     /// Record a marker for the detectors (picked up by a running daemon).
     Mark(MarkArgs),
@@ -171,7 +171,8 @@ pub enum InputFormat {
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
     /// Captures (pcap, pcapng) or access logs (combined, common, JSON
-    /// lines; gzip or plain; `-` for stdin). Logs are merged in time order.
+    /// lines; gzip or plain; `-` for stdin). Captures are read as one, in
+    /// packet-time order, and logs merged in time order.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<std::path::PathBuf>,
     /// Input format.

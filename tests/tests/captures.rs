@@ -29,7 +29,7 @@ fn analyze_in_process(path: &Path, snaplen: u32) -> Collect {
     let mut rules = KernelRules::new(Ports::All, snaplen, rejectwatch_common_resp());
     let mut join = Joiner::new(JoinConfig { snaplen, ..Default::default() }, Source::Pcap);
     let mut out = Collect::default();
-    replay(path, &mut rules, &mut join, &mut out).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+    replay(&[path], &mut rules, &mut join, &mut out).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
     join.finish(&mut out);
     out
 }
@@ -175,15 +175,83 @@ impl Flow {
     }
 }
 
+/// Frames one millisecond apart from 2023-11-14T22:13:20Z.
 fn write_pcap(path: &Path, frames: &[(Vec<u8>, u32)]) {
+    let timed: Vec<(u64, Vec<u8>, u32)> =
+        frames.iter().enumerate().map(|(i, (d, o))| (1_700_000_000_000 + i as u64, d.clone(), *o)).collect();
+    write_pcap_at(path, &timed);
+}
+
+/// Frames at the given times (milliseconds since the epoch).
+fn write_pcap_at(path: &Path, frames: &[(u64, Vec<u8>, u32)]) {
     let file = fs::File::create(path).expect("create pcap");
     let header = PcapHeader { datalink: DataLink::ETHERNET, ..Default::default() };
     let mut w = PcapWriter::with_header(file, header).expect("pcap writer");
-    for (i, (data, orig)) in frames.iter().enumerate() {
-        let ts = Duration::from_millis(1_700_000_000_000 + i as u64);
+    for (ms, data, orig) in frames {
+        let ts = Duration::from_millis(*ms);
         w.write_packet(&PcapPacket { timestamp: ts, orig_len: *orig, data: Cow::Borrowed(data) })
             .expect("write packet");
     }
+}
+
+/// Several captures are one stream in time order: a week-old file given
+/// last is read first, and requests captured in one file (ingress) join
+/// the responses captured in another (egress).
+#[test]
+fn captures_are_read_together_in_time_order() {
+    let dir = TempDir::new("merge");
+    let mut a =
+        Flow { client: [192, 0, 2, 7], server: [198, 51, 100, 1], cport: 51000, sport: 8080, cseq: 1000, sseq: 5000 };
+    let mut b = Flow { cport: 51001, ..a };
+    let mut old = Flow { client: [192, 0, 2, 9], cport: 40000, ..a };
+    let t = 1_700_000_000_000u64;
+    let whole = |ms: u64, d: Vec<u8>| {
+        let n = d.len() as u32;
+        (ms, d, n)
+    };
+    let ingress = dir.path("ingress.pcap");
+    write_pcap_at(
+        &ingress,
+        &[
+            whole(t, a.frame(true, None, b"GET /a HTTP/1.1\r\nHost: api\r\n\r\n")),
+            whole(t + 2, b.frame(true, None, b"GET /b HTTP/1.1\r\nHost: api\r\n\r\n")),
+        ],
+    );
+    let egress = dir.path("egress.pcap");
+    write_pcap_at(
+        &egress,
+        &[
+            whole(t + 1, a.frame(false, None, b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")),
+            whole(t + 3, b.frame(false, None, b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")),
+        ],
+    );
+    let week_old = dir.path("week-old.pcap");
+    let w = t - 7 * 86_400_000;
+    write_pcap_at(
+        &week_old,
+        &[
+            whole(w, old.frame(true, None, b"GET /old HTTP/1.1\r\nHost: api\r\n\r\n")),
+            whole(w + 1, old.frame(false, None, b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")),
+        ],
+    );
+    let mut rules = KernelRules::new(Ports::All, 2048, rejectwatch_common_resp());
+    let mut join = Joiner::new(JoinConfig::default(), Source::Pcap);
+    let mut out = Collect::default();
+    let stats = replay(&[&ingress, &egress, &week_old], &mut rules, &mut join, &mut out).expect("replay");
+    join.finish(&mut out);
+    let got: Vec<(String, Option<u16>)> = out.exchanges.iter().map(|e| (e.target().to_string(), e.status)).collect();
+    assert_eq!(got, [("/old".into(), Some(404)), ("/a".into(), Some(403)), ("/b".into(), Some(401))]);
+    assert_eq!((out.unmatched_requests, out.unmatched_responses), (0, 0));
+    assert_eq!((stats.packets, stats.records), (6, 6));
+    assert!(out.exchanges.windows(2).all(|p| p[0].ts <= p[1].ts), "not in time order");
+
+    // A file that is not a capture fails before any is read.
+    let text = dir.path("notes.pcap");
+    fs::write(&text, "not a capture").expect("write");
+    let mut out = Collect::default();
+    let err = replay(&[&ingress, &text], &mut rules, &mut join, &mut out).expect_err("not a capture");
+    assert!(format!("{err:#}").contains("not a pcap or pcapng file"), "{err:#}");
+    assert!(out.exchanges.is_empty());
 }
 
 #[test]

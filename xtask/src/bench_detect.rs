@@ -293,7 +293,7 @@ impl Held {
 fn capture_records(path: &Path) -> anyhow::Result<Held> {
     let mut rules = KernelRules::new(Ports::All, DEFAULT_SNAPLEN, DEFAULT_RESPONSE_SNAPLEN);
     let mut records = Held::default();
-    pcap::records(path, &mut rules, |r| {
+    pcap::records(&[path], &mut rules, |r| {
         if let Ok(r) = r {
             records.push(&r);
         }

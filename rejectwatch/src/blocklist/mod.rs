@@ -291,6 +291,11 @@ impl Blocklist {
         self.entries.len()
     }
 
+    /// Whether client `k`'s network has an entry of its own.
+    pub fn lists(&self, k: &ClientKey) -> bool {
+        self.entries.contains_key(&net_of(k))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

@@ -3,14 +3,16 @@
 //! Packets are decoded down to TCP (Ethernet with VLAN tags, Linux cooked
 //! v1/v2, BSD loopback, raw IP and Cisco HDLC framings), then passed
 //! through [`KernelRules`] so the records are those the kernel programs
-//! would have emitted. Time comes from the packets.
+//! would have emitted. Time comes from the packets; several captures are
+//! read as one, in the order of their packets' times.
 
 use std::{
+    cmp::Reverse,
+    collections::BinaryHeap,
     fs::File,
     io::{BufRead as _, BufReader, Read},
     net::{IpAddr, SocketAddr},
     path::Path,
-    time::Duration,
 };
 
 use anyhow::{Context as _, bail};
@@ -47,45 +49,50 @@ pub fn is_capture(path: &Path) -> bool {
         && (PCAP_MAGICS.contains(&magic) || magic == PCAPNG_MAGIC)
 }
 
-/// Feeds every packet of the capture at `path` through `rules` into `join`.
+/// Feeds every packet of the captures at `paths`, in time order across
+/// them (see [`records`]), through `rules` into `join`.
 pub fn replay(
-    path: &Path,
+    paths: &[&Path],
     rules: &mut KernelRules,
     join: &mut Joiner,
     obs: &mut dyn Observer,
 ) -> anyhow::Result<ReplayStats> {
-    records(path, rules, |r| match r {
+    records(paths, rules, |r| match r {
         Ok(rec) => join.push(rec, obs),
         Err(reason) => obs.parse_error(Source::Pcap, reason),
     })
 }
 
-/// Every record the kernel programs would have emitted for the capture at
-/// `path` (through `rules`), in capture order, or the reason a frame could
-/// not be read. What [`replay`] joins, and what a benchmark holds in
-/// memory to time the core on an operator's own traffic.
+/// Every record the kernel programs would have emitted for the captures
+/// at `paths` (through `rules`), or the reason a frame could not be read.
+/// The captures are read together, earliest frame first (ties: in the
+/// order given), as one capture of all their traffic would have been: the
+/// detectors' time only moves forward, so a week-old file read after
+/// today's would be judged as late news, and captures taken on two
+/// interfaces (requests on one, responses on the other) join only when
+/// read as one. Each file is opened, and its format checked, before any is
+/// read. What [`replay`] joins, and what a benchmark holds in memory to
+/// time the core on an operator's own traffic.
 pub fn records(
-    path: &Path,
+    paths: &[&Path],
     rules: &mut KernelRules,
     mut each: impl for<'r> FnMut(Result<Record<'r>, &'static str>),
 ) -> anyhow::Result<ReplayStats> {
-    let shown = path.display();
-    let file = File::open(path).with_context(|| format!("cannot read capture {shown}"))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let magic: [u8; 4] = match reader.fill_buf().with_context(|| format!("cannot read capture {shown}"))? {
-        b if b.len() >= 4 => [b[0], b[1], b[2], b[3]],
-        _ => bail!("cannot read capture {shown}: file too short"),
-    };
+    let mut open = Vec::with_capacity(paths.len());
+    for p in paths {
+        open.push((Capture::open(p)?, Frame::default()));
+    }
     let mut stats = ReplayStats::default();
-    let mut feed = |linktype: u32,
-                    ts: Duration,
-                    orig_len: u32,
-                    data: &[u8],
-                    each: &mut dyn for<'r> FnMut(Result<Record<'r>, &'static str>)| {
+    // The next frame of each capture, earliest first.
+    let mut next = BinaryHeap::with_capacity(open.len());
+    for (i, (c, f)) in open.iter_mut().enumerate() {
+        c.advance(f, i, &mut next, &mut each);
+    }
+    while let Some(Reverse((_, i))) = next.pop() {
+        let (c, f) = &mut open[i];
         stats.packets += 1;
-        let ts = ts.as_nanos() as Nanos;
-        stats.last_ts = stats.last_ts.max(ts);
-        match decode(linktype, data, orig_len, ts) {
+        stats.last_ts = stats.last_ts.max(f.ts);
+        match decode(f.linktype, &f.data, f.orig_len, f.ts) {
             Ok(Some(seg)) => {
                 if let Some(rec) = rules.segment(&seg) {
                     stats.records += 1;
@@ -95,46 +102,115 @@ pub fn records(
             Ok(None) => {}
             Err(reason) => each(Err(reason)),
         }
-    };
-    if PCAP_MAGICS.contains(&magic) {
-        let mut r = PcapReader::new(reader).with_context(|| format!("cannot read capture {shown}"))?;
-        let linktype = u32::from(r.header().datalink);
-        while let Some(pkt) = r.next_packet() {
-            match pkt {
-                Ok(p) => feed(linktype, p.timestamp, p.orig_len, &p.data, &mut each),
-                Err(_) => {
-                    // A cut-off last record is common (capture killed mid-write).
-                    each(Err("bad_capture_record"));
-                    break;
-                }
-            }
-        }
-    } else if magic == PCAPNG_MAGIC {
-        let mut r = PcapNgReader::new(reader).with_context(|| format!("cannot read capture {shown}"))?;
-        let mut links: Vec<u32> = Vec::new();
-        while let Some(block) = r.next_block() {
-            match block {
-                Ok(Block::InterfaceDescription(idb)) => links.push(u32::from(idb.linktype)),
-                Ok(Block::SectionHeader(_)) => links.clear(),
-                Ok(Block::EnhancedPacket(p)) => {
-                    let link = links.get(p.interface_id as usize).copied().unwrap_or(u32::MAX);
-                    feed(link, p.timestamp, p.original_len, &p.data, &mut each)
-                }
-                Ok(Block::SimplePacket(p)) => {
-                    let link = links.first().copied().unwrap_or(u32::MAX);
-                    feed(link, Duration::ZERO, p.original_len, &p.data, &mut each)
-                }
-                Ok(_) => {}
-                Err(_) => {
-                    each(Err("bad_capture_record"));
-                    break;
-                }
-            }
-        }
-    } else {
-        bail!("cannot read capture {shown}: not a pcap or pcapng file");
+        c.advance(f, i, &mut next, &mut each);
     }
     Ok(stats)
+}
+
+/// A frame copied out of its capture, so that several captures can be held
+/// open at once, each at its next frame.
+#[derive(Default)]
+struct Frame {
+    linktype: u32,
+    ts: Nanos,
+    orig_len: u32,
+    data: Vec<u8>,
+}
+
+impl Frame {
+    fn set(&mut self, linktype: u32, ts: Nanos, orig_len: u32, data: &[u8]) {
+        (self.linktype, self.ts, self.orig_len) = (linktype, ts, orig_len);
+        self.data.clear();
+        self.data.extend_from_slice(data);
+    }
+}
+
+/// An open capture, read a frame at a time.
+enum Capture {
+    Pcap {
+        r: PcapReader<BufReader<File>>,
+        linktype: u32,
+    },
+    /// The link types of the current section's interfaces, by interface id.
+    PcapNg {
+        r: PcapNgReader<BufReader<File>>,
+        links: Vec<u32>,
+    },
+}
+
+impl Capture {
+    fn open(path: &Path) -> anyhow::Result<Self> {
+        let shown = path.display();
+        let file = File::open(path).with_context(|| format!("cannot read capture {shown}"))?;
+        let mut reader = BufReader::with_capacity(1 << 20, file);
+        let magic: [u8; 4] = match reader.fill_buf().with_context(|| format!("cannot read capture {shown}"))? {
+            b if b.len() >= 4 => [b[0], b[1], b[2], b[3]],
+            _ => bail!("cannot read capture {shown}: file too short"),
+        };
+        if PCAP_MAGICS.contains(&magic) {
+            let r = PcapReader::new(reader).with_context(|| format!("cannot read capture {shown}"))?;
+            let linktype = u32::from(r.header().datalink);
+            Ok(Self::Pcap { r, linktype })
+        } else if magic == PCAPNG_MAGIC {
+            let r = PcapNgReader::new(reader).with_context(|| format!("cannot read capture {shown}"))?;
+            Ok(Self::PcapNg { r, links: Vec::new() })
+        } else {
+            bail!("cannot read capture {shown}: not a pcap or pcapng file")
+        }
+    }
+
+    /// Reads the next frame into `f`: `Ok(false)` at the end; a damaged
+    /// record ends the capture (a cut-off last record is common: a capture
+    /// killed mid-write).
+    fn read(&mut self, f: &mut Frame) -> Result<bool, &'static str> {
+        match self {
+            Self::Pcap { r, linktype } => match r.next_packet() {
+                None => Ok(false),
+                Some(Ok(p)) => {
+                    f.set(*linktype, p.timestamp.as_nanos() as Nanos, p.orig_len, &p.data);
+                    Ok(true)
+                }
+                Some(Err(_)) => Err("bad_capture_record"),
+            },
+            Self::PcapNg { r, links } => loop {
+                match r.next_block() {
+                    None => return Ok(false),
+                    Some(Ok(Block::InterfaceDescription(idb))) => links.push(u32::from(idb.linktype)),
+                    Some(Ok(Block::SectionHeader(_))) => links.clear(),
+                    Some(Ok(Block::EnhancedPacket(p))) => {
+                        let link = links.get(p.interface_id as usize).copied().unwrap_or(u32::MAX);
+                        f.set(link, p.timestamp.as_nanos() as Nanos, p.original_len, &p.data);
+                        return Ok(true);
+                    }
+                    Some(Ok(Block::SimplePacket(p))) => {
+                        // No timestamp of its own: it keeps its place,
+                        // at the time of the frame before it.
+                        let link = links.first().copied().unwrap_or(u32::MAX);
+                        f.set(link, f.ts, p.original_len, &p.data);
+                        return Ok(true);
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) => return Err("bad_capture_record"),
+                }
+            },
+        }
+    }
+
+    /// Reads capture `i`'s next frame into `f` and queues it by its time;
+    /// a damaged record is reported and the capture read no further.
+    fn advance(
+        &mut self,
+        f: &mut Frame,
+        i: usize,
+        next: &mut BinaryHeap<Reverse<(Nanos, usize)>>,
+        each: &mut impl for<'r> FnMut(Result<Record<'r>, &'static str>),
+    ) {
+        match self.read(f) {
+            Ok(true) => next.push(Reverse((f.ts, i))),
+            Ok(false) => {}
+            Err(reason) => each(Err(reason)),
+        }
+    }
 }
 
 /// Decodes a frame down to its TCP segment. `Ok(None)` for frames that are
