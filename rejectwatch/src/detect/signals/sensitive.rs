@@ -9,6 +9,7 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use serde::Deserialize;
 
 use super::clip;
+use crate::ascii;
 use crate::detect::{
     Detector, Obs,
     client::ClientState,
@@ -134,12 +135,15 @@ impl Detector for Sensitive {
         let pattern = &self.patterns[i];
         emit(out, || {
             let path = super::injection::normalise(raw);
+            // The pattern is news only when the path is more than it.
+            let matched =
+                if ascii::eq_ignore_case(&path, pattern) { String::new() } else { format!(" (matches {pattern:?})") };
             Signal::new(
                 NAME,
                 SENSITIVE_PROBE,
                 o.key.hash32() as u64,
                 vec![o.key],
-                format!("{} probed for {} ({pattern:?}), answered {}", o.key, clip(&path, 120), o.status()),
+                format!("{} probed for {}{matched}, answered {}", o.key, clip(&path, 120), o.status()),
             )
             .endpoint(o.endpoint)
             .with("path", clip(&path, 200))
