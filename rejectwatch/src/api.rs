@@ -115,7 +115,30 @@ pub fn router(api: Api) -> Router {
         .route("/blocklist.nft", get(|s| blocklist(s, Format::Nft)))
         .route("/blocklist.ipset", get(|s| blocklist(s, Format::Ipset)))
         .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
-    Router::new().route("/metrics", get(metrics)).merge(protected).with_state(api)
+    Router::new().route("/", get(index)).route("/metrics", get(metrics)).merge(protected).with_state(api)
+}
+
+/// What `GET /` lists: the listen address opened in a browser or with
+/// curl says where everything is, as exporters' landing pages do, rather
+/// than an empty 404.
+const ENDPOINTS: &str = "\
+GET  /metrics                            Prometheus metrics
+GET  /api/v1/actors[?classification=C]   the actor roster (C: threat, prospect, misconfiguration, unknown)
+GET  /api/v1/findings[?since=T][&limit=N] recent findings, oldest first (T: RFC 3339 or a duration back, 1h)
+GET  /api/v1/prospects                   prospects to contact
+GET  /api/v1/marks                       disclosure markers
+POST /api/v1/marks                       add one: {\"kind\":\"disclosure\",\"at\":\"RFC 3339\",\"note\":\"...\"}
+GET  /blocklist.txt, .nft, .ipset        the blocklist as a feed
+";
+
+async fn index(State(api): State<Api>) -> impl IntoResponse {
+    let auth = if api.token.is_some() {
+        "Everything but /metrics and this page wants `Authorization: Bearer <api.token>`.\n"
+    } else {
+        ""
+    };
+    let body = format!("rejectwatch {}\n\n{ENDPOINTS}{auth}", env!("CARGO_PKG_VERSION"));
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body)
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

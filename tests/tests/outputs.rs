@@ -181,6 +181,12 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
     assert_eq!(metric_series(&metrics, "rejectwatch_blocklist_entries")["family=\"ipv4\""], 1, "{metrics}");
     assert_eq!(metric_series(&metrics, "rejectwatch_blocklist_entries")["family=\"ipv6\""], 1, "{metrics}");
     assert_eq!(metric_series(&metrics, "rejectwatch_actors")["classification=\"threat\""], 3, "{metrics}");
+    // The landing page says where everything is, and that a token is wanted.
+    let (status, index) = Netns::within(&net.cli, move || http_request(listen, "GET", "/", &[], ""));
+    assert_eq!(status, 200, "{index}");
+    for needle in ["/metrics", "/api/v1/actors", "/api/v1/findings", "/api/v1/marks", "/blocklist.txt", "Bearer"] {
+        assert!(index.contains(needle), "{needle} missing from the landing page: {index}");
+    }
 
     // A disclosure marker over the API.
     let (status, body) = Netns::within(&net.cli, move || {
