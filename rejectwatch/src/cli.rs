@@ -97,14 +97,16 @@ pub struct PipelineArgs {
     /// rejectwatch, prerouting), not only the sets.
     #[arg(long)]
     pub nft_rule: bool,
-    /// Never blocklist these (CIDR, repeatable; adds to blocklist.allowlist).
-    #[arg(long, value_name = "CIDR")]
+    /// Never blocklist these (address or CIDR, repeatable; adds to
+    /// blocklist.allowlist).
+    #[arg(long, value_name = "ADDR|CIDR", value_parser = crate::config::parse_net)]
     pub allow: Vec<ipnet::IpNet>,
     /// TOML configuration file; the flags below override it.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
-    /// A proxy whose forwarding headers name the client (CIDR, repeatable).
-    #[arg(long, value_name = "CIDR")]
+    /// A proxy whose forwarding headers name the client (address or CIDR,
+    /// repeatable).
+    #[arg(long, value_name = "ADDR|CIDR", value_parser = crate::config::parse_net)]
     pub trusted_proxy: Vec<ipnet::IpNet>,
     /// MaxMind-DB-format country database.
     #[arg(long, value_name = "PATH")]
@@ -250,6 +252,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("--trusted-proxy"), "{e}");
+        let ok = Cli::try_parse_from(["rejectwatch", "analyze", "--trusted-proxy", "10.0.0.7", "--allow", "::1", "x"]);
+        assert!(ok.is_ok(), "a plain address is a /32 or /128: {:?}", ok.err());
         let e = Cli::try_parse_from(["rejectwatch", "analyze", "--ipv6-prefix", "129", "x"]).unwrap_err().to_string();
         assert!(e.contains("--ipv6-prefix"), "{e}");
         let e =

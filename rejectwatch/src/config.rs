@@ -28,7 +28,8 @@ impl ClientHeader {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Peers whose forwarding headers are believed (CIDRs).
+    /// Peers whose forwarding headers are believed (addresses or CIDRs).
+    #[serde(deserialize_with = "nets")]
     pub trusted_proxies: Vec<IpNet>,
     /// Which forwarding headers name the client, in order of preference.
     pub client_headers: Vec<ClientHeader>,
@@ -142,11 +143,15 @@ impl Config {
 
     pub fn parse(text: &str) -> Result<Self, String> {
         let cfg: Config = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start].lines().count().max(1));
             let msg = e.message().replace('\n', " ");
-            match line {
-                Some(l) => format!("line {l}: {msg}"),
-                None => msg,
+            let Some(span) = e.span() else { return msg };
+            let line = text[..span.start].matches('\n').count() + 1;
+            match key_at(text, span.start) {
+                // "unknown field `x`" names it already.
+                Some(key) if !msg.contains(&format!("`{}`", key.rsplit('.').next().unwrap_or(&key))) => {
+                    format!("line {line}: {key}: {msg}")
+                }
+                _ => format!("line {line}: {msg}"),
             }
         })?;
         cfg.validate()?;
@@ -164,6 +169,49 @@ impl Config {
         self.api.validate()?;
         self.detect.validate()
     }
+}
+
+/// An address (as its /32 or /128) or a CIDR network: what operators
+/// write for a proxy or an allowlisted host, as nftables and ipset take it.
+pub fn parse_net(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{s:?} is not an address or a CIDR network (such as 10.0.0.7 or 10.0.0.0/8)"))
+}
+
+/// A list of [`parse_net`]s.
+pub fn nets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    Vec::<String>::deserialize(d)?.iter().map(|s| parse_net(s).map_err(serde::de::Error::custom)).collect()
+}
+
+/// The dotted key whose value holds byte `at` of `text`: the statement's
+/// key (looked for back from `at`, so a value on a later line of an array
+/// counts), under the table header before it; `None` when a header comes
+/// first. Enough for the files people write: the parser has already
+/// said what is wrong, this only says where.
+fn key_at(text: &str, at: usize) -> Option<String> {
+    let before = &text[..at];
+    let key = before.lines().rev().find_map(|l| {
+        if header(l).is_some() {
+            return Some(None);
+        }
+        let (k, _) = l.split_once('=')?;
+        let k = k.trim().trim_matches('"');
+        let bare = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+        bare.then_some(Some(k))
+    })??;
+    Some(match before.lines().rev().find_map(header) {
+        Some(table) => format!("{table}.{key}"),
+        None => key.to_string(),
+    })
+}
+
+/// The table a `[table]` or `[[table]]` header line names.
+fn header(line: &str) -> Option<&str> {
+    let inner = line.trim().strip_prefix('[')?.strip_suffix(']')?;
+    let name = inner.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(inner).trim();
+    (!name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))).then_some(name)
 }
 
 #[cfg(test)]
@@ -207,7 +255,18 @@ mod tests {
     fn errors_name_the_field_on_one_line() {
         for (text, needle) in [
             ("trusted_proxie = []", "unknown field `trusted_proxie`"),
-            ("trusted_proxies = [\"10.0.0.300/8\"]", "line 1"),
+            ("trusted_proxies = [\"10.0.0.300/8\"]", "line 1: trusted_proxies: \"10.0.0.300/8\" is not an address"),
+            ("trusted_proxies = [\n  \"10.0.0.0/8\",\n  \"10.0.0.999\",\n]", "trusted_proxies: \"10.0.0.999\""),
+            ("[blocklist]\nttl = \"5 parsecs\"", "line 2: blocklist.ttl: invalid value"),
+            ("[blocklist]\nallowlist = [\"bogus\"]", "line 2: blocklist.allowlist: \"bogus\""),
+            ("\n[detect]\nmax_clients = \"x\"", "line 3: detect.max_clients: invalid type"),
+            ("[api]\ntoken = 5", "line 2: api.token: invalid type"),
+            (
+                "[[detect.detector]]\nkind = \"scraping\"\nwindow = \"soon\"",
+                "detect.detector scraping: window: invalid",
+            ),
+            ("[[detect.detector]]\nkind = \"scrapping\"", "detect.detector kind: unknown `scrapping`"),
+            ("[[detect.detector]]\nwindow = \"1h\"", "detect.detector: missing field `kind`"),
             ("ipv6_prefix = 200", "ipv6_prefix"),
             ("client_headers = [\"x-forwarded-host\"]", "x-forwarded-host"),
             ("[geoip]\ncountri = \"x\"", "unknown field `countri`"),
@@ -216,6 +275,21 @@ mod tests {
             let e = Config::parse(text).unwrap_err();
             assert!(e.contains(needle), "{text:?}: {e}");
             assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
+    fn proxies_and_allowlists_take_addresses_or_networks() {
+        let c = Config::parse(
+            "trusted_proxies = [\"10.0.0.7\", \"10.1.0.0/16\", \"2001:db8::1\"]\n[blocklist]\nallowlist = [\" 192.0.2.1 \"]",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let shown: Vec<String> = c.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["10.0.0.7/32", "10.1.0.0/16", "2001:db8::1/128"]);
+        assert_eq!(c.blocklist.allowlist[0].to_string(), "192.0.2.1/32");
+        for bad in ["", "10.0.0", "10.0.0.0/33", "example.com", "10.0.0.1/8/8"] {
+            let e = parse_net(bad).expect_err(bad);
+            assert!(e.contains("not an address or a CIDR network"), "{bad:?}: {e}");
         }
     }
 }

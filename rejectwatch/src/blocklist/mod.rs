@@ -40,7 +40,9 @@ pub struct BlocklistConfig {
     /// The longest a repeat offender is listed for.
     #[serde(with = "humantime_serde")]
     pub max_ttl: Duration,
-    /// Never listed, whatever they do (CIDRs): monitoring, partners, us.
+    /// Never listed, whatever they do (addresses or CIDRs): monitoring,
+    /// partners, us.
+    #[serde(deserialize_with = "crate::config::nets")]
     pub allowlist: Vec<IpNet>,
     /// Also write the drop rules into the `.nft` script (`--nft-rule`).
     pub nft_rule: bool,

@@ -16,39 +16,102 @@ use super::{
     window::Secs,
 };
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(tag = "kind")]
+/// One `[[detect.detector]]` table, by its `kind`.
+#[derive(Clone, Debug, PartialEq)]
 pub enum DetectorSpec {
-    #[serde(rename = "single-path")]
     SinglePath(single_path::Spec),
-    #[serde(rename = "tool-spread")]
     ToolSpread(tool_spread::Spec),
-    #[serde(rename = "convergence")]
     Convergence(convergence::Spec),
-    #[serde(rename = "user-agent-spoofing")]
     Spoofing(spoofing::Spec),
-    #[serde(rename = "stripped-identity")]
     Stripped(stripped::Spec),
-    #[serde(rename = "address-rotation")]
     Rotation(rotation::Spec),
-    #[serde(rename = "disclosure")]
     Disclosure(disclosure::Spec),
-    #[serde(rename = "credential-scanning")]
     Credential(credential::Spec),
-    #[serde(rename = "object-enumeration")]
     Enumeration(enumeration::Spec),
-    #[serde(rename = "header-manipulation")]
     HeaderBypass(header_bypass::Spec),
-    #[serde(rename = "injection-probe")]
     Injection(injection::Spec),
-    #[serde(rename = "unusual-method")]
     UnusualMethod(unusual_method::Spec),
-    #[serde(rename = "scraping")]
     Scraping(scraping::Spec),
-    #[serde(rename = "sensitive-file-probe")]
     Sensitive(sensitive::Spec),
-    #[serde(rename = "access-policy")]
     Policy(policy::Spec),
+}
+
+/// Every `kind`, in evaluation order.
+const KINDS: &[&str] = &[
+    single_path::NAME,
+    tool_spread::NAME,
+    convergence::NAME,
+    spoofing::NAME,
+    stripped::NAME,
+    rotation::NAME,
+    disclosure::NAME,
+    credential::NAME,
+    enumeration::NAME,
+    header_bypass::NAME,
+    injection::NAME,
+    unusual_method::NAME,
+    scraping::NAME,
+    sensitive::NAME,
+    policy::NAME,
+];
+
+/// By hand rather than serde's `tag = "kind"`: that buffers the table
+/// before choosing the spec, and a bad value then came out as "line 4:
+/// invalid value: string \"5 parsecs\", expected a duration", naming
+/// neither the field nor the detector. Read as a TOML table first, the
+/// spec's error knows its key: "detect.detector scraping: window: ...".
+impl<'de> Deserialize<'de> for DetectorSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use DetectorSpec::*;
+        use serde::de::Error as _;
+        let mut table = toml::Table::deserialize(d)?;
+        let kind = match table.remove("kind") {
+            Some(toml::Value::String(k)) => k,
+            Some(other) => return Err(D::Error::custom(format!("detect.detector kind: {other} is not a string"))),
+            None => return Err(D::Error::custom("detect.detector: missing field `kind`")),
+        };
+        let body = toml::Value::Table(table);
+        fn spec<T: serde::de::DeserializeOwned, E: serde::de::Error>(kind: &str, body: toml::Value) -> Result<T, E> {
+            T::deserialize(body).map_err(|e| E::custom(format!("detect.detector {kind}: {}", keyed_message(&e))))
+        }
+        let k = kind.as_str();
+        Ok(match k {
+            single_path::NAME => SinglePath(spec(k, body)?),
+            tool_spread::NAME => ToolSpread(spec(k, body)?),
+            convergence::NAME => Convergence(spec(k, body)?),
+            spoofing::NAME => Spoofing(spec(k, body)?),
+            stripped::NAME => Stripped(spec(k, body)?),
+            rotation::NAME => Rotation(spec(k, body)?),
+            disclosure::NAME => Disclosure(spec(k, body)?),
+            credential::NAME => Credential(spec(k, body)?),
+            enumeration::NAME => Enumeration(spec(k, body)?),
+            header_bypass::NAME => HeaderBypass(spec(k, body)?),
+            injection::NAME => Injection(spec(k, body)?),
+            unusual_method::NAME => UnusualMethod(spec(k, body)?),
+            scraping::NAME => Scraping(spec(k, body)?),
+            sensitive::NAME => Sensitive(spec(k, body)?),
+            policy::NAME => Policy(spec(k, body)?),
+            other => {
+                let known = KINDS.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ");
+                return Err(D::Error::custom(format!(
+                    "detect.detector kind: unknown `{other}`, expected one of {known}"
+                )));
+            }
+        })
+    }
+}
+
+/// A TOML value error as `key: message`: the key is only in the error's
+/// text, as a last line "in `key`".
+fn keyed_message(e: &toml::de::Error) -> String {
+    let text = e.to_string();
+    let key = text.lines().rev().find_map(|l| l.trim().strip_prefix("in `")?.strip_suffix('`'));
+    let message = e.message().replace('\n', " ");
+    match key {
+        // "unknown field `windw`" already names it.
+        Some(k) if !message.contains(&format!("`{k}`")) => format!("{k}: {message}"),
+        _ => message,
+    }
 }
 
 impl DetectorSpec {
@@ -278,6 +341,16 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_is_known_once_in_evaluation_order() {
+        let names: Vec<&str> = DetectorSpec::all_defaults().iter().map(DetectorSpec::name).collect();
+        assert_eq!(names, KINDS);
+        for k in KINDS {
+            let c = parse(&format!("[[detector]]\nkind = \"{k}\"")).unwrap_or_else(|e| panic!("{k}: {e}"));
+            assert_eq!(c.detector[0].name(), *k);
+        }
+    }
+
+    #[test]
     fn defaults_build_every_detector() {
         let c = parse("").unwrap();
         let (d, disc) = c.build();
@@ -305,7 +378,12 @@ mod tests {
         for (text, needle) in [
             ("[[detector]]\nkind = \"single-path\"\nwindw = \"1h\"", "windw"),
             ("[[detector]]\nkind = \"telepathy\"", "telepathy"),
-            ("[[detector]]\nkind = \"single-path\"\nwindow = \"soon\"", "soon"),
+            (
+                "[[detector]]\nkind = \"single-path\"\nwindow = \"soon\"",
+                "single-path: window: invalid value: string \"soon\"",
+            ),
+            ("[[detector]]\nkind = \"unusual-method\"\nread_only = [1]", "unusual-method: read_only: invalid type"),
+            ("[[detector]]\nkind = 5", "kind: 5 is not a string"),
             ("[[detector]]\nkind = \"single-path\"\nmin_requests = 0", "single-path\"].min_requests"),
             ("[[detector]]\nkind = \"scraping\"\n[[detector]]\nkind = \"scraping\"", "twice"),
             ("disabled = [\"nope\"]", "nope"),
