@@ -43,6 +43,12 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     }
     let p = &args.pipeline;
     let cfg = p.config()?;
+    // Written at the end: checked now, not after the whole input.
+    for (flag, path) in [("--actors", &args.actors), ("--prospects", &args.prospects), ("--metrics", &args.metrics)] {
+        if let Some(path) = path {
+            crate::sink::check_writable(flag, path)?;
+        }
+    }
     let metrics = Arc::new(Mutex::new(Metrics::new()));
     let out = p.exchanges.as_deref().map(open_output).transpose()?;
     let findings = p.findings.as_deref().map(|f| open_named("--findings", f)).transpose()?;

@@ -69,6 +69,24 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::R
     result
 }
 
+/// Fails now, naming `flag`, if [`write_atomically`] could not write
+/// `path` later: a run that reads a week of logs should not find out at
+/// its end that the directory is missing or read-only. Leaves nothing
+/// behind.
+pub fn check_writable(flag: &str, path: &Path) -> anyhow::Result<()> {
+    let fail = |e: io::Error| anyhow::anyhow!("{flag}: cannot write {}: {e}", path.display());
+    let target = resolve_links(path).map_err(fail)?;
+    if std::fs::metadata(&target).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        // Written in place (a device or a pipe): opening it is the test.
+        return File::options().write(true).open(&target).map(drop).map_err(fail);
+    }
+    let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let probe = dir.join(format!(".{name}.probe{}", std::process::id()));
+    File::create(&probe).map_err(fail)?;
+    std::fs::remove_file(&probe).map_err(fail)
+}
+
 /// Where a chain of symbolic links ends, even when the file there does not
 /// exist yet (a link made before the first write).
 fn resolve_links(path: &Path) -> io::Result<std::path::PathBuf> {

@@ -320,6 +320,16 @@ fn analyze_cli_errors_are_one_line() {
         (vec!["analyze".to_string(), "/nonexistent/x.pcap".into()], "no such file"),
         (vec!["analyze".into(), "--snaplen".into(), "1".into(), "x".into()], "--snaplen"),
         (vec!["analyze".into(), "--format".into(), "pcap".into(), "-".into()], "stdin"),
+        // Written at the end, so checked before the input is read.
+        (
+            vec![
+                "analyze".into(),
+                "--actors".into(),
+                "/nonexistent/dir/actors.json".into(),
+                log.to_string_lossy().into_owned(),
+            ],
+            "--actors: cannot write /nonexistent/dir/actors.json",
+        ),
         (
             vec![
                 "analyze".into(),
