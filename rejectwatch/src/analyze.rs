@@ -99,7 +99,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         write_actors(path, &actors)?;
     }
     if let Some(path) = &args.prospects {
-        write_prospects(path, &actors)?;
+        write_prospects(path, &actors, pipe.enricher.geo())?;
     }
     if let Some(path) = &args.metrics {
         let text = metrics.lock().unwrap_or_else(|e| e.into_inner()).encode();

@@ -223,8 +223,14 @@ async fn findings(State(api): State<Api>, Query(q): Query<FindingQuery>) -> Resp
 
 async fn prospects(State(api): State<Api>) -> Response {
     let p = lock(&api.pipeline);
-    let list: Vec<Prospect> =
-        p.detect.roster().actors().into_iter().filter(|a| a.class == Class::Prospect).map(Prospect::of).collect();
+    let list: Vec<Prospect> = p
+        .detect
+        .roster()
+        .actors()
+        .into_iter()
+        .filter(|a| a.class == Class::Prospect)
+        .map(|a| Prospect::of(a, p.enricher.geo()))
+        .collect();
     Json(list).into_response()
 }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::{
     detect::{actors::Actor, evidence::Class},
+    enrich::geo::Geo,
     exchange::format_ts,
     sink::write_atomically,
 };
@@ -23,13 +24,16 @@ pub fn write_actors(path: &Path, actors: &[&Actor]) -> anyhow::Result<()> {
 
 /// A prospect: what a sales or partnerships team needs to find and
 /// contact the operator of the tool. One CSV row (`--prospects`) or one
-/// JSON object (`/api/v1/prospects`); list fields are space-separated.
+/// JSON object (`/api/v1/prospects`); list fields are space-separated,
+/// but for `as_orgs`, whose names hold spaces: `; `.
 #[derive(Debug, Serialize)]
 pub struct Prospect {
     pub actor: String,
     pub product_version: String,
     pub countries: String,
     pub asns: String,
+    /// The networks' owners, in the order of `asns`: who to look up first.
+    pub as_orgs: String,
     pub endpoints: String,
     pub cadence: String,
     pub clients: String,
@@ -39,13 +43,26 @@ pub struct Prospect {
 }
 
 impl Prospect {
-    pub fn of(a: &Actor) -> Self {
+    /// `a` as a row; `geo` names the owners of its ASNs (the actor keeps
+    /// the numbers only, so its clients' addresses are looked up again).
+    pub fn of(a: &Actor, geo: &Geo) -> Self {
         let join = |v: Vec<String>| v.join(" ");
+        let mut orgs: Vec<(u32, String)> = Vec::new();
+        for k in &a.clients {
+            let g = geo.lookup(k.ip());
+            if let (Some(n), Some(org)) = (g.asn, g.as_org)
+                && !orgs.iter().any(|(m, _)| *m == n)
+            {
+                orgs.push((n, org));
+            }
+        }
+        let as_orgs = a.asns.iter().filter_map(|n| orgs.iter().find(|(m, _)| m == n)).map(|(_, o)| o.as_str());
         Self {
             actor: a.id.clone(),
             product_version: a.products.join(" "),
             countries: a.countries.join(" "),
             asns: join(a.asns.iter().map(|n| format!("AS{n}")).collect()),
+            as_orgs: as_orgs.collect::<Vec<_>>().join("; "),
             endpoints: a.endpoints.join(" "),
             cadence: a.cadence.clone().unwrap_or_default(),
             clients: join(a.clients.iter().map(ToString::to_string).collect()),
@@ -56,11 +73,11 @@ impl Prospect {
     }
 }
 
-pub fn write_prospects(path: &Path, actors: &[&Actor]) -> anyhow::Result<()> {
+pub fn write_prospects(path: &Path, actors: &[&Actor], geo: &Geo) -> anyhow::Result<()> {
     write_atomically(path, |w| {
         let mut csv = csv::Writer::from_writer(w);
         let rows: Vec<Prospect> =
-            actors.iter().filter(|a| a.class == Class::Prospect).map(|a| Prospect::of(a)).collect();
+            actors.iter().filter(|a| a.class == Class::Prospect).map(|a| Prospect::of(a, geo)).collect();
         if rows.is_empty() {
             // serde writes the header with the first row; an empty list
             // still gets one.
@@ -69,6 +86,7 @@ pub fn write_prospects(path: &Path, actors: &[&Actor]) -> anyhow::Result<()> {
                 "product_version",
                 "countries",
                 "asns",
+                "as_orgs",
                 "endpoints",
                 "cadence",
                 "clients",

@@ -1,6 +1,7 @@
 //! What `rejectwatch analyze` leaves behind for other programs: the
 //! blocklist files are written once, as of the last record, whether or not
-//! a threat is still listed then, and the summary says why a threat is not.
+//! a threat is still listed then, and the summary says why a threat is not;
+//! the prospects name who owns the networks they poll from.
 
 use std::{fs, path::Path};
 
@@ -64,4 +65,54 @@ fn blocklist_is_written_as_of_the_last_record() {
         ),
         "{stderr}"
     );
+}
+
+/// Three days of a TAXII connector polling hourly from one address in each
+/// of the case data's two ASNs, every poll refused.
+#[test]
+fn prospects_name_their_networks_owners() {
+    let dir = TempDir::new("analyze-prospects");
+    let log = dir.path("poll.log");
+    let feed = "/taxii2/root/collections/0b6a2f4e-1c3d-4e5f-8a9b-0c1d2e3f4a5b/objects/";
+    let mut lines = Vec::new();
+    for hour in 0..60u32 {
+        for (i, ip) in ["198.51.100.20", "203.0.113.40"].into_iter().enumerate() {
+            let at = hour * 3600 + i as u32 * 420 + hour % 7;
+            let day = 20 + at / 86_400;
+            let (h, m, sec) = (at / 3600 % 24, at / 60 % 60, at % 60);
+            lines.push((at, format!(
+                "{ip} - - [{day}/Nov/2026:{h:02}:{m:02}:{sec:02} +0000] \"GET {feed} HTTP/1.1\" 403 0 \"-\" \"python-requests/2.32.5\"\n"
+            )));
+        }
+    }
+    lines.sort();
+    fs::write(&log, lines.into_iter().map(|(_, l)| l).collect::<String>()).expect("write log");
+    let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
+    let csv = dir.path("prospects.csv");
+    let stderr = analyze_with(
+        &[&log],
+        &[
+            "--geoip-asn",
+            cases.join("geo-asn.csv").to_str().expect("utf-8"),
+            "--prospects",
+            csv.to_str().expect("utf-8"),
+        ],
+    );
+    let text = fs::read_to_string(&csv).unwrap_or_else(|e| panic!("{}: {e}", csv.display()));
+    let mut rows = text.lines();
+    let header: Vec<&str> = rows.next().expect("header").split(',').collect();
+    let row: Vec<&str> = rows.next().unwrap_or_else(|| panic!("no prospect: {stderr}")).split(',').collect();
+    let field =
+        |name: &str| row[header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("{name}: {header:?}"))];
+    assert_eq!(field("product_version"), "python-requests/2.32.5", "{text}");
+    assert_eq!(field("cadence"), "60m", "{text}");
+    let asns: Vec<&str> = field("asns").split(' ').collect();
+    let orgs: Vec<&str> = field("as_orgs").split("; ").collect();
+    let owner = |asn: &str| match asn {
+        "AS64500" => "Example Cloud US",
+        "AS64501" => "Example Hosting DE",
+        other => panic!("unexpected {other}: {text}"),
+    };
+    assert_eq!(orgs, asns.iter().map(|a| owner(a)).collect::<Vec<_>>(), "{text}");
+    assert_eq!(asns.len(), 2, "{text}");
 }

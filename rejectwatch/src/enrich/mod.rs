@@ -61,6 +61,11 @@ impl Enricher {
         v
     }
 
+    /// The GeoIP tables, for reports that name an actor's networks.
+    pub fn geo(&self) -> &geo::Geo {
+        &self.geo
+    }
+
     pub fn enrich(&mut self, ex: &mut Exchange) {
         self.attribute(ex);
         self.describe(ex);
