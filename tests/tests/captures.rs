@@ -19,7 +19,7 @@ use rejectwatch::{
     observe::{Collect, Source},
     source::{
         emulate::{KernelRules, Ports},
-        pcap::replay,
+        pcap::{records, replay},
     },
 };
 use rejectwatch_tests::TempDir;
@@ -244,6 +244,39 @@ fn captures_are_read_together_in_time_order() {
     assert_eq!((out.unmatched_requests, out.unmatched_responses), (0, 0));
     assert_eq!((stats.packets, stats.records), (6, 6));
     assert!(out.exchanges.windows(2).all(|p| p[0].ts <= p[1].ts), "not in time order");
+
+    // A month of hourly captures is read a file or two at a time, not
+    // with every file open at once.
+    let hourly: Vec<PathBuf> = (0..200u64)
+        .map(|h| {
+            let path = dir.path(&format!("hour-{h:03}.pcap"));
+            let mut f = Flow { cport: 20_000 + h as u16, ..a };
+            let ms = t + h * 3_600_000;
+            write_pcap_at(
+                &path,
+                &[
+                    whole(ms, f.frame(true, None, b"GET /hourly HTTP/1.1\r\nHost: api\r\n\r\n")),
+                    whole(ms + 5, f.frame(false, None, b"HTTP/1.1 429 Too Many\r\nContent-Length: 0\r\n\r\n")),
+                ],
+            );
+            path
+        })
+        .collect();
+    let mut given: Vec<&Path> = hourly.iter().map(PathBuf::as_path).collect();
+    given.reverse();
+    let fds = || fs::read_dir("/proc/self/fd").expect("/proc/self/fd").count();
+    let before = fds();
+    let (mut most, mut seen) = (0, Vec::new());
+    records(&given, &mut rules, |r| {
+        most = most.max(fds());
+        if let Ok(r) = r {
+            seen.push(r.ts);
+        }
+    })
+    .expect("hourly captures");
+    assert_eq!(seen.len(), 400);
+    assert!(seen.windows(2).all(|p| p[0] <= p[1]), "not in time order");
+    assert!(most <= before + 2, "{most} descriptors open at most for 200 captures, {before} before");
 
     // A file that is not a capture fails before any is read.
     let text = dir.path("notes.pcap");

@@ -70,26 +70,48 @@ pub fn replay(
 /// detectors' time only moves forward, so a week-old file read after
 /// today's would be judged as late news, and captures taken on two
 /// interfaces (requests on one, responses on the other) join only when
-/// read as one. Each file is opened, and its format checked, before any is
-/// read. What [`replay`] joins, and what a benchmark holds in memory to
-/// time the core on an operator's own traffic.
+/// read as one. Every file is opened, and its format checked, before any
+/// is read; then each is opened again only when the stream reaches its
+/// first frame, and closed at its end, so a month of hourly captures
+/// (`tcpdump -G`) holds one or two open, not hundreds of descriptors and
+/// read buffers. What [`replay`] joins, and what a benchmark holds in
+/// memory to time the core on an operator's own traffic.
 pub fn records(
     paths: &[&Path],
     rules: &mut KernelRules,
     mut each: impl for<'r> FnMut(Result<Record<'r>, &'static str>),
 ) -> anyhow::Result<ReplayStats> {
-    let mut open = Vec::with_capacity(paths.len());
-    for p in paths {
-        open.push((Capture::open(p)?, Frame::default()));
+    let mut frame = Frame::default();
+    // Each capture by the time of its first frame (a damaged first record:
+    // at once, to be reported), sorted so that the earliest is popped first.
+    let mut due = Vec::with_capacity(paths.len());
+    for (i, p) in paths.iter().enumerate() {
+        let first = match Capture::open(p)?.read(&mut frame) {
+            Ok(true) => frame.ts,
+            Ok(false) => continue,
+            Err(_) => 0,
+        };
+        due.push(Reverse((first, i)));
     }
+    due.sort_unstable();
+    let mut open: Vec<Option<(Capture, Frame)>> = paths.iter().map(|_| None).collect();
     let mut stats = ReplayStats::default();
-    // The next frame of each capture, earliest first.
-    let mut next = BinaryHeap::with_capacity(open.len());
-    for (i, (c, f)) in open.iter_mut().enumerate() {
-        c.advance(f, i, &mut next, &mut each);
-    }
-    while let Some(Reverse((_, i))) = next.pop() {
-        let (c, f) = &mut open[i];
+    // The next frame of each open capture, earliest first.
+    let mut next = BinaryHeap::new();
+    loop {
+        while let Some(&Reverse((first, i))) = due.last() {
+            if next.peek().is_some_and(|Reverse((ts, _))| *ts < first) {
+                break;
+            }
+            due.pop();
+            let mut c = Capture::open(paths[i])?;
+            let mut f = Frame::default();
+            if c.advance(&mut f, i, &mut next, &mut each) {
+                open[i] = Some((c, f));
+            }
+        }
+        let Some(Reverse((_, i))) = next.pop() else { break };
+        let (c, f) = open[i].as_mut().expect("a queued capture is open");
         stats.packets += 1;
         stats.last_ts = stats.last_ts.max(f.ts);
         match decode(f.linktype, &f.data, f.orig_len, f.ts) {
@@ -102,7 +124,9 @@ pub fn records(
             Ok(None) => {}
             Err(reason) => each(Err(reason)),
         }
-        c.advance(f, i, &mut next, &mut each);
+        if !c.advance(f, i, &mut next, &mut each) {
+            open[i] = None;
+        }
     }
     Ok(stats)
 }
@@ -197,18 +221,24 @@ impl Capture {
     }
 
     /// Reads capture `i`'s next frame into `f` and queues it by its time;
-    /// a damaged record is reported and the capture read no further.
+    /// false at the end (a damaged record is reported, and is the end).
     fn advance(
         &mut self,
         f: &mut Frame,
         i: usize,
         next: &mut BinaryHeap<Reverse<(Nanos, usize)>>,
         each: &mut impl for<'r> FnMut(Result<Record<'r>, &'static str>),
-    ) {
+    ) -> bool {
         match self.read(f) {
-            Ok(true) => next.push(Reverse((f.ts, i))),
-            Ok(false) => {}
-            Err(reason) => each(Err(reason)),
+            Ok(true) => {
+                next.push(Reverse((f.ts, i)));
+                true
+            }
+            Ok(false) => false,
+            Err(reason) => {
+                each(Err(reason));
+                false
+            }
         }
     }
 }
