@@ -32,7 +32,8 @@ pub struct Prospect {
     pub product_version: String,
     pub countries: String,
     pub asns: String,
-    /// The networks' owners, in the order of `asns`: who to look up first.
+    /// The networks' owners, one per entry of `asns` (the number again
+    /// where no owner is known): who to look up first.
     pub as_orgs: String,
     pub endpoints: String,
     pub cadence: String,
@@ -56,7 +57,12 @@ impl Prospect {
                 orgs.push((n, org));
             }
         }
-        let as_orgs = a.asns.iter().filter_map(|n| orgs.iter().find(|(m, _)| m == n)).map(|(_, o)| o.as_str());
+        // One name per ASN, so that the two columns stay aligned: the
+        // number again where no client of the actor still names its owner.
+        let as_orgs = a.asns.iter().map(|n| match orgs.iter().find(|(m, _)| m == n) {
+            Some((_, org)) => org.clone(),
+            None => format!("AS{n}"),
+        });
         Self {
             actor: a.id.clone(),
             product_version: a.products.join(" "),
