@@ -379,6 +379,16 @@ fn analyze_cli_errors_are_one_line() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(err.trim().lines().count() <= 3, "{args:?}: not a short message: {err}");
     }
+    // Checked before any input is read: the exchange log is never begun.
+    let exchanges = dir.path("never.jsonl");
+    let o = std::process::Command::new(rejectwatch_tests::rejectwatch_bin())
+        .args(["analyze", "--prospects", "/nonexistent/dir/p.csv", "--exchanges"])
+        .args([&exchanges, &log])
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("--prospects: cannot write"), "{err}");
+    assert!(!exchanges.exists(), "the input was read before --prospects was found unwritable: {err}");
     let (ex, summary) = rejectwatch_tests::analyze(&[&log], &[]);
     assert_eq!(ex.len(), 1, "{summary}");
     assert_eq!((ex[0]["status"].as_u64(), ex[0]["endpoint"].as_str()), (Some(200), Some("/")));
