@@ -6,7 +6,7 @@ use std::{
     collections::{HashMap, VecDeque},
     fs::File,
     io::{self, BufWriter, Write},
-    path::Path,
+    path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
 
@@ -44,18 +44,14 @@ pub fn open_named(flag: &str, path: &str) -> anyhow::Result<Box<dyn Write + Send
 /// a file every later `>/dev/null` appends to. A symbolic link is followed
 /// and its target replaced, so the link stays.
 pub fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::Result<()>) -> io::Result<()> {
-    let path = resolve_links(path)?;
-    match std::fs::metadata(&path) {
-        Ok(m) if !m.is_file() && !m.is_dir() => {
+    let (path, tmp) = match Destination::of(path)? {
+        Destination::InPlace(path) => {
             let mut w = BufWriter::new(File::options().write(true).open(&path)?);
             write(&mut w)?;
             return w.flush();
         }
-        _ => {}
-    }
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+        Destination::Replace { path, tmp } => (path, tmp),
+    };
     let result = (|| {
         let mut w = BufWriter::new(File::create(&tmp)?);
         write(&mut w)?;
@@ -75,21 +71,42 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::R
 /// behind.
 pub fn check_writable(flag: &str, path: &Path) -> anyhow::Result<()> {
     let fail = |e: io::Error| anyhow::anyhow!("{flag}: cannot write {}: {e}", path.display());
-    let target = resolve_links(path).map_err(fail)?;
-    if std::fs::metadata(&target).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
-        // Written in place (a device or a pipe): opening it is the test.
-        return File::options().write(true).open(&target).map(drop).map_err(fail);
+    match Destination::of(path).map_err(fail)? {
+        // Opening it is the test.
+        Destination::InPlace(path) => File::options().write(true).open(&path).map(drop).map_err(fail),
+        Destination::Replace { tmp, .. } => {
+            File::create(&tmp).map_err(fail)?;
+            std::fs::remove_file(&tmp).map_err(fail)
+        }
     }
-    let dir = target.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let probe = dir.join(format!(".{name}.probe{}", std::process::id()));
-    File::create(&probe).map_err(fail)?;
-    std::fs::remove_file(&probe).map_err(fail)
+}
+
+/// Where [`write_atomically`] writes a path: decided once, for the write
+/// and for [`check_writable`]'s probe of it.
+enum Destination {
+    /// A device, FIFO or socket: written as it is.
+    InPlace(PathBuf),
+    /// A regular or missing file (at the end of any links): `tmp`, beside
+    /// it, is written and renamed over it.
+    Replace { path: PathBuf, tmp: PathBuf },
+}
+
+impl Destination {
+    fn of(path: &Path) -> io::Result<Self> {
+        let path = resolve_links(path)?;
+        if std::fs::metadata(&path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            return Ok(Self::InPlace(path));
+        }
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+        Ok(Self::Replace { path, tmp })
+    }
 }
 
 /// Where a chain of symbolic links ends, even when the file there does not
 /// exist yet (a link made before the first write).
-fn resolve_links(path: &Path) -> io::Result<std::path::PathBuf> {
+fn resolve_links(path: &Path) -> io::Result<PathBuf> {
     let mut path = path.to_path_buf();
     // The kernel's own limit on links followed in one lookup.
     for _ in 0..40 {
@@ -283,7 +300,7 @@ mod tests {
         assert_eq!(get("other"), 11);
     }
 
-    fn scratch(name: &str) -> std::path::PathBuf {
+    fn scratch(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("rw-sink-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
