@@ -147,11 +147,8 @@ impl Config {
             let Some(span) = e.span() else { return msg };
             let line = text[..span.start].matches('\n').count() + 1;
             match key_at(text, span.start) {
-                // "unknown field `x`" names it already.
-                Some(key) if !msg.contains(&format!("`{}`", key.rsplit('.').next().unwrap_or(&key))) => {
-                    format!("line {line}: {key}: {msg}")
-                }
-                _ => format!("line {line}: {msg}"),
+                Some(key) => format!("line {line}: {}", keyed(&key, &msg)),
+                None => format!("line {line}: {msg}"),
             }
         })?;
         cfg.validate()?;
@@ -183,6 +180,13 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
 /// A list of [`parse_net`]s.
 pub fn nets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
     Vec::<String>::deserialize(d)?.iter().map(|s| parse_net(s).map_err(serde::de::Error::custom)).collect()
+}
+
+/// `message` about the dotted `key`, as `key: message`, unless it names
+/// the key's last part already ("unknown field `windw`").
+pub(crate) fn keyed(key: &str, message: &str) -> String {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    if message.contains(&format!("`{last}`")) { message.to_string() } else { format!("{key}: {message}") }
 }
 
 /// The dotted key whose value holds byte `at` of `text`: the statement's
