@@ -16,6 +16,20 @@ trap 'rm -f "$log"' EXIT
 set +e
 cargo test --locked "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# Every test must pass for every hash seed: the unit tests again under a few
+# fixed ones (REJECTWATCH_HASH_SEED fixes every table's seed in a process).
+if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
+  for seed in 1 2 3 0xdeadbeef; do
+    if REJECTWATCH_HASH_SEED=$seed cargo test --locked -q -p rejectwatch --lib >"$log.seed" 2>&1; then
+      echo "unit tests with REJECTWATCH_HASH_SEED=$seed: $(grep '^test result' "$log.seed")"
+    else
+      cat "$log.seed"
+      echo "unit tests with REJECTWATCH_HASH_SEED=$seed: FAILED"
+      status=1
+    fi
+  done
+  rm -f "$log.seed"
+fi
 set -e
 # One closing line for the whole run: cargo prints one per test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

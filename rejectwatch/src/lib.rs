@@ -14,6 +14,7 @@ pub mod config;
 pub mod detect;
 pub mod enrich;
 pub mod exchange;
+pub mod hashseed;
 pub mod http;
 pub mod join;
 pub mod metrics;

@@ -40,7 +40,7 @@ const _: () = assert!(size_of::<Slot>() == 64);
 pub struct SearchMemo {
     slots: Box<[Slot]>,
     /// Seeded per process: where a text lands is not the sender's to choose.
-    hasher: foldhash::fast::RandomState,
+    hasher: crate::hashseed::State,
 }
 
 impl Default for SearchMemo {
@@ -52,7 +52,7 @@ impl Default for SearchMemo {
 impl SearchMemo {
     fn with_slots(n: usize) -> Self {
         assert!(n.is_power_of_two());
-        Self { slots: vec![EMPTY; n].into_boxed_slice(), hasher: Default::default() }
+        Self { slots: vec![EMPTY; n].into_boxed_slice(), hasher: crate::hashseed::state() }
     }
 
     fn slot(&self, text: &[u8]) -> usize {

@@ -43,7 +43,7 @@ impl serde::Serialize for Fingerprint {
 /// or allocating the result. Bounded: emptied when full (the values are a
 /// pure function of the key, so this changes no output).
 pub struct Fingerprints {
-    known: HashMap<Key, Fingerprint, foldhash::fast::RandomState>,
+    known: HashMap<Key, Fingerprint, crate::hashseed::State>,
 }
 
 /// Distinct method/version/name sequences remembered at once.
@@ -113,7 +113,7 @@ impl Eq for Key {}
 
 impl Default for Fingerprints {
     fn default() -> Self {
-        Self { known: HashMap::with_hasher(Default::default()) }
+        Self { known: HashMap::with_hasher(crate::hashseed::state()) }
     }
 }
 

@@ -33,7 +33,7 @@ pub struct FlowTable<K, V> {
     free: Vec<u32>,
     newest: u32,
     oldest: u32,
-    hasher: foldhash::fast::RandomState,
+    hasher: crate::hashseed::State,
     cap: usize,
 }
 
@@ -52,7 +52,7 @@ impl<K: Hash + Eq + Copy, V: Recycle> FlowTable<K, V> {
             free: Vec::new(),
             newest: NIL,
             oldest: NIL,
-            hasher: Default::default(),
+            hasher: crate::hashseed::state(),
             cap: cap.clamp(1, (NIL - 1) as usize),
         }
     }
