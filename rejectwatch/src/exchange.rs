@@ -27,6 +27,9 @@ pub struct Exchange {
     pub truncated: bool,
     /// HTTP/1.x minor version, when the request line said.
     pub version: Option<u8>,
+    /// The request line is not HTTP/1.x as written, yet reached the server
+    /// (which usually answers 400): what was wrong with it.
+    pub malformed: Option<Malformed>,
 
     /// The client: the peer, or the address a trusted proxy forwarded for.
     pub client: Option<IpAddr>,
@@ -74,6 +77,7 @@ impl Default for Exchange {
             status: Default::default(),
             header_names: Default::default(),
             truncated: Default::default(),
+            malformed: None,
             version: Default::default(),
             client: Default::default(),
             client_source: Default::default(),
@@ -443,6 +447,39 @@ impl Exchange {
     }
 }
 
+/// What is wrong with a request line that a server was sent anyway: each
+/// is hostile by construction (no client library writes them), and the
+/// server's answer (usually 400) still belongs to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Malformed {
+    /// A raw space inside the target: `GET /a b HTTP/1.1`.
+    SpaceInTarget,
+    /// A request line with no HTTP version, followed by header lines.
+    NoVersion,
+    /// `GET /path` alone: an HTTP/0.9 simple request.
+    Http09,
+    /// A version that is not HTTP/1.x: `HTTP/9.9`, `HTTP/2.0` in clear text.
+    BadVersion,
+    /// Bytes that are not HTTP at all (a TLS hello, a binary protocol).
+    NotHttp,
+    /// A request line that starts like one and then breaks the grammar.
+    BadRequestLine,
+}
+
+impl Malformed {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SpaceInTarget => "space_in_target",
+            Self::NoVersion => "no_version",
+            Self::Http09 => "http09",
+            Self::BadVersion => "bad_version",
+            Self::NotHttp => "not_http",
+            Self::BadRequestLine => "bad_request_line",
+        }
+    }
+}
+
 /// How an exchange is written (`--exchanges`): the request's text comes
 /// out of [`RequestText`] as fields of their own, header values never.
 #[derive(Serialize)]
@@ -457,6 +494,10 @@ struct Json<'a> {
     status: Option<u16>,
     header_names: &'a [HeaderName],
     truncated: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    malformed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    malformed_reason: Option<Malformed>,
     #[serde(skip_serializing_if = "Option::is_none")]
     client: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -505,6 +546,8 @@ impl Serialize for Exchange {
             status: self.status,
             header_names: &self.header_names,
             truncated: self.truncated,
+            malformed: self.malformed.is_some(),
+            malformed_reason: self.malformed,
             client: self.client,
             client_source: self.client_source,
             client_prefix: self.client_prefix.as_deref(),
