@@ -11,7 +11,7 @@ use rejectwatch_common::{PEEK_LEN, looks_like_request, looks_like_response};
 
 use crate::{
     ascii,
-    exchange::{HeaderName, Method, RequestText, header_name, method},
+    exchange::{HeaderName, Malformed, Method, RequestText, header_name, method},
 };
 
 /// Most header lines we read from one head; the rest are ignored (and the
@@ -32,6 +32,8 @@ pub struct RequestHead {
     /// Bytes of body that follow the head (Content-Length), when known.
     pub body_len: BodyLen,
     pub truncated: bool,
+    /// The request line is not HTTP/1.x as written ([`malformed_request`]).
+    pub malformed: Option<Malformed>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -214,6 +216,84 @@ pub fn parse_truncated_request(buf: &[u8]) -> Option<RequestHead> {
         truncated: true,
         ..Default::default()
     })
+}
+
+/// What a server was sent that does not parse as an HTTP/1.x request head:
+/// the method and target as far as the first line tells them, the header
+/// lines after it when there are any, and what is wrong. Never fails: any
+/// bytes are something the server was sent, and it usually answers them.
+pub fn malformed_request(buf: &[u8]) -> RequestHead {
+    let line_end = memchr::memchr(b'\n', buf);
+    let line = &buf[..line_end.unwrap_or(buf.len())];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut words = line.split(|&b| b == b' ').filter(|w| !w.is_empty());
+    let verb = words.next().unwrap_or_default();
+    if verb.is_empty() || verb.len() > 20 || !verb.iter().all(u8::is_ascii_uppercase) {
+        return RequestHead { malformed: Some(Malformed::NotHttp), truncated: true, ..Default::default() };
+    }
+    let rest: Vec<&[u8]> = words.collect();
+    let (target, version, why) = match rest.as_slice() {
+        [] => (&[][..], None, Malformed::BadRequestLine),
+        [.., last] if last.starts_with(b"HTTP/") => {
+            let middle = &rest[..rest.len() - 1];
+            let version = match &last[5..] {
+                b"1.0" => Some(0),
+                b"1.1" => Some(1),
+                _ => None,
+            };
+            let why = match (middle.len(), version) {
+                (0, _) => Malformed::BadRequestLine,
+                (1, None) => Malformed::BadVersion,
+                (1, Some(_)) => Malformed::BadRequestLine,
+                _ => Malformed::SpaceInTarget,
+            };
+            // The target as sent, raw spaces and all: from its first byte
+            // to the end of its last word.
+            let target = match (middle.first(), middle.last()) {
+                (Some(a), Some(b)) => span(line, a, b),
+                _ => &[][..],
+            };
+            (target, version, why)
+        }
+        words => {
+            // No version at all: HTTP/0.9 if nothing follows the line.
+            let after = line_end.map_or(&[][..], |e| &buf[e + 1..]);
+            let why = if after.trim_ascii().is_empty() { Malformed::Http09 } else { Malformed::NoVersion };
+            let target = span(line, words[0], words[words.len() - 1]);
+            (target, None, why)
+        }
+    };
+    // Header lines under a broken request line still name the client.
+    let mut head = line_end
+        .map(|e| {
+            let mut patched = b"GET / HTTP/1.1\r\n".to_vec();
+            patched.extend_from_slice(&buf[e + 1..]);
+            match parse_request(&patched) {
+                Parsed::Complete(h, _) => h,
+                _ => parse_truncated_request(&patched).unwrap_or_default(),
+            }
+        })
+        .unwrap_or_default();
+    let names = std::mem::take(&mut head.header_names);
+    let (host, ua) = (head.text.host().map(str::to_owned), head.text.user_agent().map(str::to_owned));
+    RequestHead {
+        method: method(&lossy(verb)),
+        version,
+        text: RequestText::new(&lossy(target)).with_host(host.as_deref()).with_user_agent(ua.as_deref()),
+        header_names: names,
+        body_len: BodyLen::Unknown,
+        truncated: true,
+        malformed: Some(why),
+    }
+}
+
+/// The bytes of `line` from the start of word `a` to the end of word `b`
+/// (both slices of it).
+fn span<'a>(line: &'a [u8], a: &[u8], b: &[u8]) -> &'a [u8] {
+    let base = line.as_ptr() as usize;
+    let start = a.as_ptr() as usize - base;
+    let end = b.as_ptr() as usize - base + b.len();
+    &line[start..end]
 }
 
 /// Parses one response head at the start of `buf`. A head cut short still
@@ -435,6 +515,7 @@ mod tests {
             let _ = parse_truncated_request(c);
             let _ = parse_response(c);
             let _ = starts_request(c);
+            let _ = malformed_request(c);
         }
         assert!(matches!(parse_request(b"\x00\xff\xfe garbage \r\n\r\n"), Parsed::Invalid(_)));
     }

@@ -6,8 +6,12 @@
 //! run gave, with no sleeps in tests.
 //!
 //! Per flow: request heads are queued in arrival order (keep-alive and
-//! pipelining), each status line pops the oldest (FIFO, as HTTP/1.1
-//! requires), 1xx interim responses pop nothing, retransmitted segments are
+//! pipelining). Each status line answers a request placed by where the
+//! response lies in the server's byte stream ([`place`]), not merely the
+//! oldest waiting, so a response that could not be read (a lost segment,
+//! a status line split short or malformed) leaves its own request with no
+//! status instead of moving every later status one request up. 1xx
+//! interim responses answer nothing, retransmitted segments are
 //! recognised by sequence number and ignored, and a head split over several
 //! segments is reassembled from continuation records within the same
 //! capture budget the kernel applies. A flow with every request answered
@@ -81,12 +85,18 @@ impl Hash for FlowKey {
 
 struct Pending {
     ts: Nanos,
+    /// The client's acknowledgement when it sent the head: how much of the
+    /// server's stream it had received, so the answer starts there or
+    /// later, and exactly there when the client waited for the previous
+    /// answer before sending (keep-alive without pipelining).
+    ack: Option<u32>,
     head: RequestHead,
 }
 
 /// A head whose end has not been captured yet.
 struct OpenHead {
     ts: Nanos,
+    ack: Option<u32>,
     buf: Vec<u8>,
     next_seq: u32,
     budget: u32,
@@ -100,6 +110,9 @@ struct Flow {
     ends: Ends,
     open: Option<OpenHead>,
     pending: VecDeque<Pending>,
+    /// Where the next response starts in the server's stream, when the
+    /// last one read said how long it was.
+    next_response: Option<u32>,
 }
 
 impl Recycle for Flow {
@@ -186,7 +199,7 @@ impl Joiner {
 
     fn on_request(&mut self, rec: Record<'_>, obs: &mut dyn Observer) {
         let key = FlowKey(rec.src, rec.dst);
-        let (snaplen, source, max_pending) = (self.cfg.snaplen, self.source, self.cfg.max_pending);
+        let (snaplen, max_pending) = (self.cfg.snaplen, self.cfg.max_pending);
         let flow = self.flow(key, rec.ts, obs);
         if let Some(end) = flow.ends.req
             && seq_lt(rec.seq, end)
@@ -200,17 +213,18 @@ impl Joiner {
         }
         let end = rec.seq.wrapping_add(rec.payload_len);
         flow.ends.req = Some(end);
-        let q = Queue { key, max_pending, source };
+        let q = Queue { key, max_pending };
         if let Some(p) = close_open_head(flow) {
             q.push(flow, p, obs);
         }
         let budget = if rec.whole() { snaplen.saturating_sub(rec.payload_len) } else { 0 };
-        consume(flow, rec.ts, rec.data, end, budget, &q, obs);
+        let at = Arrival { ts: rec.ts, ack: rec.ack };
+        consume(flow, at, rec.data, end, budget, &q, obs);
     }
 
     fn on_continuation(&mut self, rec: Record<'_>, obs: &mut dyn Observer) {
         let key = FlowKey(rec.src, rec.dst);
-        let (source, max_pending) = (self.source, self.cfg.max_pending);
+        let max_pending = self.cfg.max_pending;
         let flow = self.flow(key, rec.ts, obs);
         let Some(mut open) = flow.open.take() else {
             return; // the head already ended: this is body
@@ -223,7 +237,7 @@ impl Joiner {
             // A gap: the segment that continued the head was not captured.
             flow.open = Some(open);
             if let Some(p) = close_open_head(flow) {
-                Queue { key, max_pending, source }.push(flow, p, obs);
+                Queue { key, max_pending }.push(flow, p, obs);
             }
             return;
         }
@@ -231,7 +245,8 @@ impl Joiner {
         flow.ends.req = Some(end);
         open.buf.extend_from_slice(rec.data);
         let budget = if rec.whole() { open.budget.saturating_sub(rec.payload_len) } else { 0 };
-        consume(flow, open.ts, &open.buf, end, budget, &Queue { key, max_pending, source }, obs);
+        let at = Arrival { ts: open.ts, ack: open.ack };
+        consume(flow, at, &open.buf, end, budget, &Queue { key, max_pending }, obs);
     }
 
     fn on_response(&mut self, rec: Record<'_>, obs: &mut dyn Observer) {
@@ -246,7 +261,7 @@ impl Joiner {
             // The server answered, so whatever head was still open is all
             // we will ever see of it.
             settle_open_head(flow);
-            answer(flow, key, rec.data, source, obs);
+            answer(flow, key, rec.seq, rec.data, source, obs);
         }
         if let Some(ends) = answered(flow) {
             self.close_newest(key, rec.ts, ends);
@@ -266,42 +281,90 @@ fn answered(flow: &Flow) -> Option<Ends> {
     (flow.pending.is_empty() && flow.open.is_none()).then_some(flow.ends)
 }
 
-/// Pops a request for each final response in `buf` (pipelined responses
-/// share a segment; interim 1xx answers pop nothing).
-fn answer(flow: &mut Flow, key: FlowKey, buf: &[u8], source: Source, obs: &mut dyn Observer) {
+/// Answers a request for each final response in `buf`, which starts at
+/// server sequence `seq` (pipelined responses share a segment; interim
+/// 1xx answers answer nothing).
+fn answer(flow: &mut Flow, key: FlowKey, seq: u32, buf: &[u8], source: Source, obs: &mut dyn Observer) {
     let mut off = 0usize;
     while off < buf.len() {
+        let at = seq.wrapping_add(off as u32);
         match http::parse_response(&buf[off..]) {
             Parsed::Complete(resp, n) => {
-                if (100..200).contains(&resp.status) && resp.status != 101 {
-                    off += n; // interim: the final response follows
-                } else {
-                    let req = flow.pending.pop_front();
-                    let no_body = resp.status == 204
-                        || resp.status == 304
-                        || req.as_ref().is_some_and(|p| p.head.method == "HEAD");
+                let interim = (100..200).contains(&resp.status) && resp.status != 101;
+                let mut no_body = interim || resp.status == 204 || resp.status == 304;
+                if !interim {
+                    let req = place(flow, key, at, obs);
+                    no_body |= req.as_ref().is_some_and(|p| p.head.method == "HEAD");
                     match req {
                         Some(p) => obs.exchange(exchange(key, p, Some(resp.status))),
                         None => obs.unmatched(Side::Response),
                     }
-                    off += n;
-                    match (no_body, resp.body_len) {
-                        (true, _) | (false, BodyLen::None) => {}
-                        (false, BodyLen::Length(l)) => off = off.saturating_add(l as usize),
-                        (false, BodyLen::Unknown) => break,
+                }
+                off += n;
+                match (no_body, resp.body_len) {
+                    (true, _) | (false, BodyLen::None) => {}
+                    (false, BodyLen::Length(l)) => off = off.saturating_add(l as usize),
+                    (false, BodyLen::Unknown) => {
+                        flow.next_response = None;
+                        break;
                     }
                 }
+                flow.next_response = Some(seq.wrapping_add(off as u32));
                 if off >= buf.len() || !http::starts_response(&buf[off..]) {
                     break;
                 }
             }
-            Parsed::Partial => break,
-            Parsed::Invalid(reason) => {
-                obs.parse_error(source, reason);
+            Parsed::Partial | Parsed::Invalid(_) => {
+                // A response starts here and its status cannot be read: the
+                // request it answers is reported without one.
+                if let Parsed::Invalid(reason) = http::parse_response(&buf[off..]) {
+                    obs.parse_error(source, reason);
+                }
+                if let Some(p) = place(flow, key, at, obs) {
+                    obs.unmatched(Side::Unread);
+                    obs.exchange(exchange(key, p, None));
+                }
+                flow.next_response = None;
                 break;
             }
         }
     }
+}
+
+/// The request that a final response starting at server sequence `at`
+/// answers. Requests it shows were answered in bytes that could not be
+/// read (their responses lie before `at`) are reported without a status.
+///
+/// HTTP/1.1 answers in order, so the oldest request waiting is the answer
+/// unless the stream says otherwise:
+/// - a request sent when the client had received exactly up to `at` waited
+///   for the response before it and is answered here, whatever waited
+///   before it;
+/// - a request sent when the client had received more than `at` cannot be
+///   answered here: this response answers one not captured;
+/// - bytes between where the last response read ended and `at` held at
+///   least one response not read, which answered the oldest request. When
+///   more than one request could be answered here after it (pipelining),
+///   which one is unknowable: all of them are reported without a status,
+///   and this response answers none, rather than a wrong one.
+fn place(flow: &mut Flow, key: FlowKey, at: u32, obs: &mut dyn Observer) -> Option<Pending> {
+    let sent_by = |p: &Pending| p.ack.is_none_or(|ack| !seq_lt(at, ack));
+    let (skip, answered) = match flow.pending.iter().position(|p| p.ack == Some(at)) {
+        Some(k) => (k, true),
+        None if !flow.pending.front().is_some_and(sent_by) => return None,
+        None if flow.next_response.is_some_and(|next| seq_lt(next, at)) => {
+            // The oldest was answered in the gap; this answers the next
+            // only if it is the one request left that could be.
+            let candidates = flow.pending.iter().take_while(|p| sent_by(p)).count();
+            if candidates == 2 { (1, true) } else { (candidates, false) }
+        }
+        None => (0, true),
+    };
+    for p in flow.pending.drain(..skip) {
+        obs.unmatched(Side::Unread);
+        obs.exchange(exchange(key, p, None));
+    }
+    if answered { flow.pending.pop_front() } else { None }
 }
 
 /// Reports a flow's open requests as unanswered: it has expired or was
@@ -321,7 +384,6 @@ fn flush(key: FlowKey, flow: &mut Flow, obs: &mut dyn Observer) {
 struct Queue {
     key: FlowKey,
     max_pending: usize,
-    source: Source,
 }
 
 impl Queue {
@@ -351,6 +413,7 @@ fn exchange(key: FlowKey, p: Pending, status: Option<u16>) -> Exchange {
         header_names: p.head.header_names,
         truncated: p.head.truncated,
         version: p.head.version,
+        malformed: p.head.malformed,
         ..Default::default()
     }
 }
@@ -358,7 +421,7 @@ fn exchange(key: FlowKey, p: Pending, status: Option<u16>) -> Exchange {
 /// Ends a head still waiting for continuation: parsed as far as it goes.
 fn close_open_head(flow: &mut Flow) -> Option<Pending> {
     let open = flow.open.take()?;
-    http::parse_truncated_request(&open.buf).map(|head| Pending { ts: open.ts, head })
+    http::parse_truncated_request(&open.buf).map(|head| Pending { ts: open.ts, ack: open.ack, head })
 }
 
 /// Queues the open head (the newest request of the flow) as it stands.
@@ -368,17 +431,28 @@ fn settle_open_head(flow: &mut Flow) {
     }
 }
 
+/// When and with what acknowledgement a head's first segment arrived.
+#[derive(Clone, Copy)]
+struct Arrival {
+    ts: Nanos,
+    ack: Option<u32>,
+}
+
 /// Parses every request head in `buf` (pipelining puts several in one
 /// segment). A head the buffer ends inside waits for continuation while
-/// capture budget remains, and is otherwise taken as truncated.
-fn consume(flow: &mut Flow, ts: Nanos, buf: &[u8], next_seq: u32, budget: u32, q: &Queue, obs: &mut dyn Observer) {
+/// capture budget remains, and is otherwise taken as truncated. A request
+/// line that is not HTTP/1.x as written is still a request the server
+/// answers (usually 400): it is queued flagged malformed, and nothing after
+/// it in the buffer can be placed.
+fn consume(flow: &mut Flow, at: Arrival, buf: &[u8], next_seq: u32, budget: u32, q: &Queue, obs: &mut dyn Observer) {
     let mut off = 0usize;
+    let pending = |head| Pending { ts: at.ts, ack: at.ack, head };
     while off < buf.len() {
         let rest = &buf[off..];
         match http::parse_request(rest) {
             Parsed::Complete(head, n) => {
                 let body = head.body_len;
-                q.push(flow, Pending { ts, head }, obs);
+                q.push(flow, pending(head), obs);
                 off += n;
                 match body {
                     BodyLen::None => {}
@@ -391,14 +465,14 @@ fn consume(flow: &mut Flow, ts: Nanos, buf: &[u8], next_seq: u32, budget: u32, q
             }
             Parsed::Partial => {
                 if budget > 0 {
-                    flow.open = Some(OpenHead { ts, buf: rest.to_vec(), next_seq, budget });
+                    flow.open = Some(OpenHead { ts: at.ts, ack: at.ack, buf: rest.to_vec(), next_seq, budget });
                 } else if let Some(head) = http::parse_truncated_request(rest) {
-                    q.push(flow, Pending { ts, head }, obs);
+                    q.push(flow, pending(head), obs);
                 }
                 return;
             }
-            Parsed::Invalid(reason) => {
-                obs.parse_error(q.source, reason);
+            Parsed::Invalid(_) => {
+                q.push(flow, pending(http::malformed_request(rest)), obs);
                 return;
             }
         }

@@ -170,7 +170,7 @@ impl Metrics {
             unmatched: counter_vec(
                 r,
                 "rejectwatch_unmatched_total",
-                "Requests without a captured response (after the timeout) and responses without a captured request.",
+                "Requests without a captured response (after the timeout), responses without a captured request, and requests whose response was sent but could not be read (side=unread_response).",
                 &["side"],
             ),
             parse_errors: counter_vec(

@@ -29,6 +29,10 @@ pub enum Side {
     Request,
     /// A response with no captured request to answer.
     Response,
+    /// A request whose answer was sent (its place in the server's byte
+    /// stream is known) but could not be read: lost, split before the
+    /// status, or malformed. It is reported with no status.
+    Unread,
 }
 
 impl Side {
@@ -36,6 +40,7 @@ impl Side {
         match self {
             Self::Request => "request",
             Self::Response => "response",
+            Self::Unread => "unread_response",
         }
     }
 }
@@ -53,6 +58,7 @@ pub struct Collect {
     pub exchanges: Vec<Exchange>,
     pub unmatched_requests: u64,
     pub unmatched_responses: u64,
+    pub unread_responses: u64,
     pub parse_errors: Vec<(Source, &'static str)>,
 }
 
@@ -64,6 +70,7 @@ impl Observer for Collect {
         match side {
             Side::Request => self.unmatched_requests += 1,
             Side::Response => self.unmatched_responses += 1,
+            Side::Unread => self.unread_responses += 1,
         }
     }
     fn parse_error(&mut self, source: Source, reason: &'static str) {

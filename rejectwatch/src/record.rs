@@ -5,7 +5,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use rejectwatch_common::{FAMILY_V6, KIND_CONTINUATION, KIND_REQUEST, KIND_RESPONSE, RECORD_HEADER_LEN, RecordHeader};
+use rejectwatch_common::{
+    FAMILY_V6, KIND_CONTINUATION, KIND_REQUEST, KIND_RESPONSE, RECORD_HEADER_LEN, RecordHeader, TCP_ACK,
+};
 
 /// Nanoseconds since the Unix epoch, as carried by records. The core takes
 /// its notion of "now" from these, never from the wall clock.
@@ -28,6 +30,11 @@ pub struct Record<'a> {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub seq: u32,
+    /// The segment's acknowledgement number, when its ACK flag is set:
+    /// where the sender had got to in the other direction's byte stream.
+    /// A request carries how much of the server's stream the client had
+    /// received, which places the response that answers it.
+    pub ack: Option<u32>,
     /// Payload length of the segment on the wire; `data` may be shorter.
     pub payload_len: u32,
     pub data: &'a [u8],
@@ -94,6 +101,7 @@ pub fn decode(raw: &[u8], to_wall: impl Fn(u64) -> Nanos) -> Result<Record<'_>, 
         src: addr(h.family, h.saddr, h.sport),
         dst: addr(h.family, h.daddr, h.dport),
         seq: h.seq,
+        ack: (h.tcp_flags & TCP_ACK != 0).then_some(h.ack),
         payload_len: h.payload_len,
         data: &raw[RECORD_HEADER_LEN..end],
     })

@@ -250,6 +250,7 @@ struct Meta {
     src: SocketAddr,
     dst: SocketAddr,
     seq: u32,
+    ack: Option<u32>,
     payload_len: u32,
     at: usize,
     len: usize,
@@ -262,17 +263,17 @@ impl Held {
 
     /// A whole segment's payload at the start of its stream.
     fn push_whole(&mut self, kind: Kind, ts: u64, src: SocketAddr, dst: SocketAddr, data: &[u8]) {
-        let r = Record { kind, ts, src, dst, seq: 1, payload_len: data.len() as u32, data };
+        let r = Record { kind, ts, src, dst, seq: 1, ack: None, payload_len: data.len() as u32, data };
         self.push(&r);
     }
 
     fn push(&mut self, r: &Record<'_>) {
-        let Record { kind, ts, src, dst, seq, payload_len, data } = *r;
+        let Record { kind, ts, src, dst, seq, ack, payload_len, data } = *r;
         // Ring-buffer entries start 8-byte aligned.
         self.bytes.resize(self.bytes.len().next_multiple_of(8), 0);
         let at = self.bytes.len();
         self.bytes.extend_from_slice(data);
-        self.records.push(Meta { kind, ts, src, dst, seq, payload_len, at, len: data.len() });
+        self.records.push(Meta { kind, ts, src, dst, seq, ack, payload_len, at, len: data.len() });
     }
 
     fn iter(&self) -> impl Iterator<Item = Record<'_>> {
@@ -282,6 +283,7 @@ impl Held {
             src: m.src,
             dst: m.dst,
             seq: m.seq,
+            ack: m.ack,
             payload_len: m.payload_len,
             data: &self.bytes[m.at..m.at + m.len],
         })

@@ -10,7 +10,16 @@ const S: &str = "10.1.0.1:80";
 const SEC: Nanos = 1_000_000_000;
 
 fn rec<'a>(kind: Kind, ts: Nanos, src: &str, dst: &str, seq: u32, data: &'a [u8]) -> Record<'a> {
-    Record { kind, ts, src: src.parse().unwrap(), dst: dst.parse().unwrap(), seq, payload_len: data.len() as u32, data }
+    Record {
+        kind,
+        ts,
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+        seq,
+        ack: None,
+        payload_len: data.len() as u32,
+        data,
+    }
 }
 
 fn req(ts: Nanos, seq: u32, data: &[u8]) -> Record<'_> {
@@ -216,7 +225,7 @@ fn pending_queue_is_bounded() {
 }
 
 #[test]
-fn garbage_is_counted_not_fatal() {
+fn garbage_is_a_flagged_exchange_not_fatal() {
     let out = run(
         JoinConfig::default(),
         vec![
@@ -224,6 +233,117 @@ fn garbage_is_counted_not_fatal() {
             resp(2, 1, b"HTTP/1.1 200 OK\r\nbad header line\x00\r\n\r\n"),
         ],
     );
-    assert_eq!(out.parse_errors.len(), 1);
+    assert_eq!(statuses(&out), [s("", Some(200))]);
+    assert_eq!(out.exchanges[0].malformed, Some(crate::exchange::Malformed::NotHttp));
+    assert_eq!((out.unmatched_responses, out.unmatched_requests), (0, 0));
+}
+
+fn req_ack(ts: Nanos, seq: u32, ack: u32, data: &[u8]) -> Record<'_> {
+    Record { ack: Some(ack), ..req(ts, seq, data) }
+}
+
+fn resp_ack(ts: Nanos, seq: u32, data: &[u8]) -> Record<'_> {
+    Record { ack: Some(1), ..resp(ts, seq, data) }
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").into_bytes()
+}
+
+/// What the server's second answer looks like when it cannot be read.
+enum Lost {
+    /// The segment never reached the capture.
+    Segment,
+    /// The status line was split before the status code.
+    Split,
+    /// `HTTP/1.1 2 OK`.
+    Malformed,
+}
+
+#[test]
+fn a_lost_answer_leaves_its_own_request_without_a_status() {
+    // Keep-alive without pipelining: each request is sent once the answer
+    // before it has been received, so its acknowledgement is where its own
+    // answer starts.
+    let second: &[u8] = b"HTTP/1.1 2 OK\r\nContent-Length: 2\r\n\r\nok";
+    for lost in [Lost::Segment, Lost::Split, Lost::Malformed] {
+        let (g1, g2, g3) = (get("/1"), get("/2"), get("/3"));
+        let (c1, c2, c3) = (100, 100 + g1.len() as u32, 100 + (g1.len() + g2.len()) as u32);
+        let (s1, s2) = (500, 500 + R200.len() as u32);
+        let s3 = s2 + second.len() as u32;
+        let mut records = vec![req_ack(1, c1, s1, &g1), resp_ack(2, s1, R200), req_ack(3, c2, s2, &g2)];
+        match lost {
+            Lost::Segment => {}
+            Lost::Split => records.push(resp_ack(4, s2, &second[..7])),
+            Lost::Malformed => records.push(resp_ack(4, s2, second)),
+        }
+        records.extend([req_ack(5, c3, s3, &g3), resp_ack(6, s3, R404)]);
+        let out = run(JoinConfig::default(), records);
+        assert_eq!(statuses(&out), [s("/1", Some(200)), s("/2", None), s("/3", Some(404))]);
+        assert_eq!((out.unread_responses, out.unmatched_responses, out.unmatched_requests), (1, 0, 0));
+    }
+}
+
+#[test]
+fn a_lost_answer_in_a_pipeline_is_placed_by_the_server_stream() {
+    // Three pipelined requests sent at once, the second answer lost: the
+    // third answer lies past where the first one ended, so the second
+    // request was answered in between.
+    let pipelined = [get("/1"), get("/2"), get("/3")].concat();
+    let lost: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let s2 = 500 + R200.len() as u32;
+    let s3 = s2 + lost.len() as u32;
+    let out = run(
+        JoinConfig::default(),
+        vec![req_ack(1, 100, 500, &pipelined), resp_ack(2, 500, R200), resp_ack(3, s3, R404)],
+    );
+    assert_eq!(statuses(&out), [s("/1", Some(200)), s("/2", None), s("/3", Some(404))]);
+
+    // With four waiting, the gap may hold one answer or two: which request
+    // the next status answers is unknowable, so none gets it.
+    let pipelined = [get("/1"), get("/2"), get("/3"), get("/4")].concat();
+    let s4 = s3 + R404.len() as u32;
+    let out = run(
+        JoinConfig::default(),
+        vec![req_ack(1, 100, 500, &pipelined), resp_ack(2, 500, R200), resp_ack(3, s3, R404), resp_ack(4, s4, R200)],
+    );
+    assert_eq!(statuses(&out), [s("/1", Some(200)), s("/2", None), s("/3", None), s("/4", None)]);
+    assert_eq!((out.unread_responses, out.unmatched_responses), (3, 2));
+}
+
+#[test]
+fn a_response_never_answers_a_request_sent_after_it() {
+    // The request this answer belongs to was not captured; the one
+    // waiting was sent after the client had received the answer.
+    let g2 = get("/2");
+    let out = run(JoinConfig::default(), vec![req_ack(1, 100, 900, &g2), resp_ack(2, 500, R404)]);
+    assert_eq!(statuses(&out), [s("/2", None)]);
     assert_eq!(out.unmatched_responses, 1);
+}
+
+#[test]
+fn malformed_request_lines_are_exchanges_with_their_answer() {
+    use crate::exchange::Malformed;
+    let r400: &[u8] = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+    for (raw, target, why) in [
+        (&b"GET /a b HTTP/1.1\r\nHost: h\r\nUser-Agent: probe/1\r\n\r\n"[..], "/a b", Malformed::SpaceInTarget),
+        (b"GET /admin\r\nHost: h\r\n\r\n", "/admin", Malformed::NoVersion),
+        (b"GET /index.html\r\n", "/index.html", Malformed::Http09),
+        (b"GET / HTTP/9.9\r\nHost: h\r\n\r\n", "/", Malformed::BadVersion),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "", Malformed::NotHttp),
+    ] {
+        let out = run(JoinConfig::default(), vec![req(1, 1, raw), resp(2, 1, r400)]);
+        let ex = &out.exchanges;
+        assert_eq!(ex.len(), 1, "{raw:?}");
+        assert_eq!((ex[0].target(), ex[0].status, ex[0].malformed), (target, Some(400), Some(why)), "{raw:?}");
+        assert_eq!(out.unmatched_responses, 0, "{raw:?}");
+    }
+    let out = run(
+        JoinConfig::default(),
+        vec![req(1, 1, b"GET /a b HTTP/1.1\r\nHost: h\r\nUser-Agent: probe/1\r\n\r\n"), resp(2, 1, r400)],
+    );
+    assert_eq!(out.exchanges[0].user_agent(), Some("probe/1"));
+    // Well-formed requests carry no flag.
+    let out = run(JoinConfig::default(), vec![req(1, 1, GET_A), resp(2, 1, R404)]);
+    assert_eq!(out.exchanges[0].malformed, None);
 }

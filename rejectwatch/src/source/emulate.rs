@@ -8,7 +8,7 @@ use std::{net::SocketAddr, num::NonZeroUsize};
 
 use lru::LruCache;
 use rejectwatch_common::{
-    MAX_SNAPLEN, PEEK_LEN, PortSet, ends_head, looks_like_request, looks_like_response, payload_seq,
+    MAX_SNAPLEN, PEEK_LEN, PortSet, TCP_ACK, ends_head, looks_like_request, looks_like_response, payload_seq,
 };
 
 use crate::record::{Kind, Nanos, Record};
@@ -49,6 +49,7 @@ pub struct Segment<'a> {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub seq: u32,
+    pub ack: u32,
     pub flags: u8,
     /// Payload length on the wire (the capture may hold less).
     pub payload_len: u32,
@@ -146,7 +147,8 @@ fn ends(s: &Segment<'_>) -> bool {
 
 fn record<'a>(kind: Kind, s: &Segment<'a>, seq: u32, cap: u32) -> Record<'a> {
     let n = (s.payload_len.min(cap) as usize).min(s.payload.len());
-    Record { kind, ts: s.ts, src: s.src, dst: s.dst, seq, payload_len: s.payload_len, data: &s.payload[..n] }
+    let ack = (s.flags & TCP_ACK != 0).then_some(s.ack);
+    Record { kind, ts: s.ts, src: s.src, dst: s.dst, seq, ack, payload_len: s.payload_len, data: &s.payload[..n] }
 }
 
 #[cfg(test)]
@@ -159,6 +161,7 @@ mod tests {
             src: src.parse().unwrap(),
             dst: dst.parse().unwrap(),
             seq,
+            ack: 0,
             flags: 0x18,
             payload_len: payload.len() as u32,
             payload,

@@ -304,6 +304,7 @@ pub fn decode(linktype: u32, data: &[u8], orig_len: u32, ts: Nanos) -> Result<Op
         src: SocketAddr::new(src_ip, tcp.source_port()),
         dst: SocketAddr::new(dst_ip, tcp.destination_port()),
         seq: tcp.sequence_number(),
+        ack: tcp.acknowledgment_number(),
         flags: tcp.slice()[13],
         payload_len: payload.len() as u32 + cut,
         payload,
