@@ -31,6 +31,13 @@ pub const KIND_REQUEST: u8 = 1;
 /// A later segment of a request head that did not end in its first packet.
 pub const KIND_CONTINUATION: u8 = 2;
 pub const KIND_RESPONSE: u8 = 3;
+/// A later segment of a status line that did not reach its status code in
+/// the segment that started it.
+pub const KIND_RESPONSE_CONTINUATION: u8 = 4;
+
+/// Bytes shipped for the first payload of a connection that is not HTTP:
+/// enough to tell a TLS hello or an SSH banner apart.
+pub const NOT_HTTP_SNAPLEN: u32 = 64;
 
 pub const FAMILY_V4: u8 = 4;
 pub const FAMILY_V6: u8 = 6;
@@ -82,7 +89,13 @@ pub mod counter {
     pub const WAKEUPS: u32 = 7;
     /// Records submitted (paces the backlog check).
     pub const SUBMITS: u32 = 8;
-    pub const COUNT: u32 = 9;
+    /// Request heads whose first segment was too short to judge alone.
+    pub const SPLIT_STARTS: u32 = 9;
+    /// Status lines whose first segment ended before the status code.
+    pub const SPLIT_STATUSES: u32 = 10;
+    /// Connections whose first bytes on a watched port were not HTTP.
+    pub const NOT_HTTP: u32 = 11;
+    pub const COUNT: u32 = 12;
 }
 
 /// Set of watched TCP ports: one bit per port, one map entry.
@@ -119,6 +132,25 @@ pub struct OpenHead {
     pub budget: u32,
 }
 
+/// Per-flow state the egress program keeps while a status line spans
+/// segments.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OpenStatus {
+    /// Sequence number the segment that continues the status line carries.
+    pub next_seq: u32,
+    /// Bytes of the status line shipped so far.
+    pub have: u32,
+}
+
+/// Bytes of a status line up to and including its code (`HTTP/1.1 404`).
+pub const STATUS_LINE_MIN: u32 = 12;
+
+/// Flows tracked from their SYN until their first payload.
+pub const FRESH_FLOWS: u32 = 65536;
+/// Flows whose status line is split, tracked at once.
+pub const OPEN_STATUS_FLOWS: u32 = 16384;
+
 /// Key of a TCP flow in kernel maps (client → server direction).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -136,6 +168,7 @@ mod pod {
     unsafe impl aya::Pod for super::RecordHeader {}
     unsafe impl aya::Pod for super::PortSet {}
     unsafe impl aya::Pod for super::OpenHead {}
+    unsafe impl aya::Pod for super::OpenStatus {}
     unsafe impl aya::Pod for super::FlowKey {}
 }
 
@@ -153,20 +186,54 @@ fn is_digit(b: u8) -> bool {
 ///
 /// A method token of 3 to 12 capital letters, a space, then a request
 /// target in origin form (`/`), asterisk form (`*`) or absolute form
-/// (`http://`). Any method is accepted, not just the registered ones:
-/// scanners send odd methods and those are exactly what we want to see.
+/// (`http://`), or for CONNECT in authority form (`host:port`). Any method
+/// is accepted, not just the registered ones: scanners send odd methods
+/// and those are exactly what we want to see.
 #[inline(always)]
 pub fn looks_like_request(p: &[u8; PEEK_LEN]) -> bool {
-    if !(is_upper(p[0]) && is_upper(p[1]) && is_upper(p[2])) {
+    could_start_request(p, PEEK_LEN)
+}
+
+/// `p[i]`, with an index masked so that no bounds check (and no panic
+/// path, which the verifier refuses) is left to remove.
+#[inline(always)]
+fn at(p: &[u8; PEEK_LEN], i: usize) -> u8 {
+    p[i & (PEEK_LEN - 1)]
+}
+
+/// `CONNECT ` at the start of `p`.
+#[inline(always)]
+fn is_connect(p: &[u8; PEEK_LEN]) -> bool {
+    p[0] == b'C' && p[1] == b'O' && p[2] == b'N' && p[3] == b'N' && p[4] == b'E' && p[5] == b'C' && p[6] == b'T'
+}
+
+/// Could the first `len` bytes of `p` (the rest zero) be the start of a
+/// request line? What [`looks_like_request`] requires, as far as the bytes
+/// go: a request whose first segment is too short to judge alone (`GE`,
+/// then `T /admin…`) is judged on what it has, so how a sender splits its
+/// bytes cannot hide a request.
+#[inline(always)]
+pub fn could_start_request(p: &[u8; PEEK_LEN], len: usize) -> bool {
+    if len == 0 {
         return false;
     }
-    let mut i = 3;
+    let mut i = 0;
     // Unrolled by the compiler: a fixed, small bound the verifier accepts.
     while i < 13 {
-        let b = p[i];
-        if b == b' ' {
-            let t = p[i + 1];
-            return t == b'/' || t == b'*' || t == b'h' || t == b'H';
+        if i >= len {
+            return true;
+        }
+        let b = at(p, i);
+        if b == b' ' && i >= 3 {
+            if i + 1 >= len {
+                return true;
+            }
+            let t = at(p, i + 1);
+            return t == b'/'
+                || t == b'*'
+                || t == b'h'
+                || t == b'H'
+                || (is_connect(p) && i == 7 && t > b' ' && t < 0x7f);
         }
         if !is_upper(b) {
             return false;
@@ -174,6 +241,39 @@ pub fn looks_like_request(p: &[u8; PEEK_LEN]) -> bool {
         i += 1;
     }
     false
+}
+
+/// Could the first `len` bytes of `p` be the start of a status line
+/// (`HTTP/1.1 404`)? As [`looks_like_response`], as far as they go.
+#[inline(always)]
+pub fn could_start_response(p: &[u8; PEEK_LEN], len: usize) -> bool {
+    if len == 0 {
+        return false;
+    }
+    let mut i = 0;
+    while i < 12 {
+        if i >= len {
+            return true;
+        }
+        // By position, not from a table: the verifier cannot bound an
+        // index into read-only data computed in a loop.
+        let b = at(p, i);
+        let ok = match i {
+            0 => b == b'H',
+            1 | 2 => b == b'T',
+            3 => b == b'P',
+            4 => b == b'/',
+            5 => b == b'1',
+            6 => b == b'.',
+            8 => b == b' ',
+            _ => is_digit(b),
+        };
+        if !ok {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 /// Does a payload start with an HTTP/1.x status line (`HTTP/1.1 404`)?
@@ -236,6 +336,8 @@ mod tests {
             b"POST /api/v1/x HTTP/1.1",
             b"OPTIONS * HTTP/1.1",
             b"CONNECT http://a",
+            b"CONNECT example.com:443 HTTP/1.1",
+            b"CONNECT [2001:db8::1]:22 HTTP/1.1",
             b"PROPFIND /dav HTTP/1.1",
             b"GET http://x/ HTTP/1.0",
         ] {
@@ -249,6 +351,8 @@ mod tests {
             b"\x16\x03\x01\x02\x00\x01\x00",
             b"",
             b"ABCDEFGHIJKLMNOP",
+            b"GET example.com:443 HTTP/1.1",
+            b"CONNECT  x",
             b"GET /",
         ] {
             // "GET /" followed by zeros still starts like a request line;
@@ -257,6 +361,38 @@ mod tests {
                 continue;
             }
             assert!(!looks_like_request(&peek(bad)), "{:?}", core::str::from_utf8(bad));
+        }
+    }
+
+    #[test]
+    fn request_starts_however_split() {
+        let whole = b"GET /admin?id=1'+or+'1'='1 HTTP/1.1\r\n";
+        for n in 1..PEEK_LEN {
+            assert!(could_start_request(&peek(&whole[..n]), n), "{n} bytes");
+        }
+        let connect = b"CONNECT example.com:443 HTTP/1.1";
+        for n in 1..PEEK_LEN {
+            assert!(could_start_request(&peek(&connect[..n]), n), "CONNECT, {n} bytes");
+        }
+        for (bad, n) in [
+            (&b"ge"[..], 2),
+            (b"{\"a\":1}", 7),
+            (b"\x16\x03\x01", 3),
+            (b"GE /", 4),
+            (b"GET x", 5),
+            (b"", 0),
+            (b"ABCDEFGHIJKLMN", 14),
+        ] {
+            assert!(!could_start_request(&peek(bad), n), "{:?}", core::str::from_utf8(bad));
+        }
+        // The whole check, where the bytes are enough to judge.
+        assert!(could_start_request(&peek(whole), PEEK_LEN));
+        let status = b"HTTP/1.1 404 Not Found\r\n";
+        for n in 1..PEEK_LEN {
+            assert!(could_start_response(&peek(&status[..n]), n), "{n} bytes");
+        }
+        for bad in [&b"HTTX"[..], b"HTTP/2 ", b"HTTP/1.1 2 ", b"<html>"] {
+            assert!(!could_start_response(&peek(bad), bad.len()), "{:?}", core::str::from_utf8(bad));
         }
     }
 

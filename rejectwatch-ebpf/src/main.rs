@@ -19,8 +19,10 @@ use aya_ebpf::{
 };
 use parse::Segment;
 use rejectwatch_common::{
-    KIND_CONTINUATION, KIND_REQUEST, KIND_RESPONSE, MAX_SNAPLEN, OpenHead, PEEK_LEN, PortSet, RECORD_HEADER_LEN,
-    RecordHeader, counter, ends_head, looks_like_request, looks_like_response, size_class,
+    FRESH_FLOWS, FlowKey, KIND_CONTINUATION, KIND_REQUEST, KIND_RESPONSE, KIND_RESPONSE_CONTINUATION, MAX_SNAPLEN,
+    NOT_HTTP_SNAPLEN, OPEN_STATUS_FLOWS, OpenHead, OpenStatus, PEEK_LEN, PortSet, RECORD_HEADER_LEN, RecordHeader,
+    STATUS_LINE_MIN, TCP_ACK, TCP_SYN, could_start_request, could_start_response, counter, ends_head,
+    looks_like_request, looks_like_response, size_class,
 };
 
 /// Request-head capture length, set by the loader (bytes, ≤ MAX_SNAPLEN).
@@ -46,7 +48,24 @@ static PORTS: Array<PortSet> = Array::with_max_entries(1, 0);
 
 /// Flows whose request head did not end in the segment that started it.
 #[map]
-static OPEN_HEADS: LruHashMap<rejectwatch_common::FlowKey, OpenHead> = LruHashMap::with_max_entries(65536, 0);
+static OPEN_HEADS: LruHashMap<FlowKey, OpenHead> = LruHashMap::with_max_entries(65536, 0);
+
+/// Connections to a watched port that have opened (SYN seen) and sent
+/// nothing yet, with the sequence number of their first payload byte: a
+/// first payload that is not a request head is reported as not HTTP.
+/// Apart from OPEN_HEADS, so that a SYN flood cannot evict open heads.
+#[map]
+static FRESH: LruHashMap<FlowKey, u32> = LruHashMap::with_max_entries(FRESH_FLOWS, 0);
+
+/// Flows (server → client) whose status line ended before its code in the
+/// segment that started it.
+#[map]
+static OPEN_STATUSES: LruHashMap<FlowKey, OpenStatus> = LruHashMap::with_max_entries(OPEN_STATUS_FLOWS, 0);
+
+/// Non-zero once any status line has been split: until then, egress
+/// segments that start no status line skip the OPEN_STATUSES lookup.
+#[map]
+static STATUS_SPLIT_SEEN: Array<u32> = Array::with_max_entries(1, 0);
 
 #[xdp(frags)]
 pub fn rejectwatch_xdp(ctx: XdpContext) -> u32 {
@@ -173,7 +192,14 @@ fn try_xdp(ctx: &XdpContext) -> Result<(), ()> {
     bump(counter::PACKETS);
     let seg =
         parse::segment(ctx.data(), ctx.data_end(), || unsafe { bpf_xdp_get_buff_len(ctx.ctx) } as u32).ok_or(())?;
-    if seg.payload_len == 0 || !watched(seg.key.dport) {
+    if !watched(seg.key.dport) {
+        return Ok(());
+    }
+    if seg.payload_len == 0 {
+        if seg.flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
+            // `seq` is already past the SYN: where the first payload starts.
+            let _ = FRESH.insert(&seg.key, &seg.seq, 0);
+        }
         return Ok(());
     }
     if seg.payload_len >= PEEK_LEN as u32 {
@@ -182,21 +208,109 @@ fn try_xdp(ctx: &XdpContext) -> Result<(), ()> {
             return request_head(ctx, &seg);
         }
     }
-    continuation(ctx, &seg)
+    if let Some(open) = OPEN_HEADS.get_ptr_mut(&seg.key) {
+        return continuation(ctx, &seg, unsafe { &mut *open });
+    }
+    let first = match unsafe { FRESH.get(&seg.key) } {
+        Some(&at) => {
+            let _ = FRESH.remove(&seg.key);
+            at == seg.seq
+        }
+        None => false,
+    };
+    if seg.payload_len < PEEK_LEN as u32 {
+        // Too short to judge alone: judged on what it has, and continued
+        // in the segments that follow.
+        let (peek, n) = short_peek(ctx, &seg)?;
+        if could_start_request(&peek, n) {
+            return split_start(ctx, &seg);
+        }
+    }
+    if first {
+        // The connection's first bytes, and not a request head: a TLS
+        // hello, a banner, a binary probe on an HTTP port.
+        bump(counter::NOT_HTTP);
+        return emit(ctx, &seg, KIND_REQUEST, min(seg.payload_len, NOT_HTTP_SNAPLEN));
+    }
+    Ok(())
+}
+
+/// The first `payload_len` (< PEEK_LEN) payload bytes, the rest zero.
+#[inline(always)]
+fn short_peek<C: LoadBytes>(ctx: &C, seg: &Segment) -> Result<([u8; PEEK_LEN], usize), ()> {
+    let mut buf = [0u8; PEEK_LEN];
+    // A length the verifier can bound: 1..=PEEK_LEN-1 by the caller.
+    let n = (core::hint::black_box(seg.payload_len.wrapping_sub(1)) & (PEEK_LEN as u32 - 1)) + 1;
+    if n >= PEEK_LEN as u32 {
+        return Err(());
+    }
+    ctx.load_into(seg.payload_off, buf.as_mut_ptr(), n).map_err(|_| bump(counter::LOAD_FAILURES))?;
+    Ok((buf, n as usize))
+}
+
+/// A request head whose first segment is too short to judge alone: shipped
+/// as a head, and continued like one.
+fn split_start(ctx: &XdpContext, seg: &Segment) -> Result<(), ()> {
+    bump(counter::SPLIT_STARTS);
+    let snap = min(SNAPLEN.load(), MAX_SNAPLEN);
+    let open = OpenHead { next_seq: seg.seq.wrapping_add(seg.payload_len), budget: snap - seg.payload_len };
+    let _ = OPEN_HEADS.insert(&seg.key, &open, 0);
+    emit(ctx, seg, KIND_REQUEST, seg.payload_len)
 }
 
 fn try_tc(ctx: &TcContext) -> Result<(), ()> {
     let seg = parse::segment(ctx.data(), ctx.data_end(), || ctx.len()).ok_or(())?;
-    if (seg.payload_len as usize) < PEEK_LEN || !watched(seg.key.sport) {
+    if seg.payload_len == 0 || !watched(seg.key.sport) {
         return Ok(());
     }
-    let peek = ctx.peek::<PEEK_LEN>(seg.payload_off)?;
-    if !looks_like_response(&peek) {
-        return Ok(());
-    }
-    bump(counter::STATUSES);
     let snap = min(RESPONSE_SNAPLEN.load(), MAX_SNAPLEN);
-    emit(ctx, &seg, KIND_RESPONSE, min(seg.payload_len, snap))
+    if seg.payload_len >= PEEK_LEN as u32 {
+        let peek = ctx.peek::<PEEK_LEN>(seg.payload_off)?;
+        if looks_like_response(&peek) {
+            bump(counter::STATUSES);
+            return emit(ctx, &seg, KIND_RESPONSE, min(seg.payload_len, snap));
+        }
+    }
+    if STATUS_SPLIT_SEEN.get(0).is_some_and(|&seen| seen != 0)
+        && let Some(open) = OPEN_STATUSES.get_ptr_mut(&seg.key)
+    {
+        return status_continuation(ctx, &seg, unsafe { &mut *open }, snap);
+    }
+    if seg.payload_len < STATUS_LINE_MIN {
+        let (peek, n) = short_peek(ctx, &seg)?;
+        if could_start_response(&peek, n) {
+            // Split before the status code: ship it, and the segments that
+            // complete it.
+            bump(counter::SPLIT_STATUSES);
+            let open = OpenStatus { next_seq: seg.seq.wrapping_add(seg.payload_len), have: seg.payload_len };
+            let _ = OPEN_STATUSES.insert(&seg.key, &open, 0);
+            if let Some(seen) = STATUS_SPLIT_SEEN.get_ptr_mut(0) {
+                unsafe { *seen = 1 };
+            }
+            return emit(ctx, &seg, KIND_RESPONSE, seg.payload_len);
+        }
+    }
+    Ok(())
+}
+
+/// The segment after a split status line's start: shipped, and waited for
+/// again until the status code is whole.
+fn status_continuation(ctx: &TcContext, seg: &Segment, open: &mut OpenStatus, snap: u32) -> Result<(), ()> {
+    if seg.seq != open.next_seq {
+        // Forward: what continued it was missed. Backward: a retransmission.
+        if (seg.seq.wrapping_sub(open.next_seq) as i32) > 0 {
+            let _ = OPEN_STATUSES.remove(&seg.key);
+        }
+        return Ok(());
+    }
+    let have = open.have.saturating_add(seg.payload_len);
+    if have >= STATUS_LINE_MIN {
+        let _ = OPEN_STATUSES.remove(&seg.key);
+    } else {
+        open.next_seq = open.next_seq.wrapping_add(seg.payload_len);
+        open.have = have;
+    }
+    emit(ctx, seg, KIND_RESPONSE_CONTINUATION, min(seg.payload_len, snap))
 }
 
 fn request_head(ctx: &XdpContext, seg: &Segment) -> Result<(), ()> {
@@ -216,9 +330,7 @@ fn request_head(ctx: &XdpContext, seg: &Segment) -> Result<(), ()> {
     emit(ctx, seg, KIND_REQUEST, min(seg.payload_len, snap))
 }
 
-fn continuation(ctx: &XdpContext, seg: &Segment) -> Result<(), ()> {
-    let open = OPEN_HEADS.get_ptr_mut(&seg.key).ok_or(())?;
-    let open = unsafe { &mut *open };
+fn continuation(ctx: &XdpContext, seg: &Segment, open: &mut OpenHead) -> Result<(), ()> {
     if seg.seq != open.next_seq {
         // An earlier byte range again is a retransmission: keep waiting. A
         // jump forward means we lost the segment that continued the head.

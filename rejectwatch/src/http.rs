@@ -365,6 +365,19 @@ pub fn starts_request(buf: &[u8]) -> bool {
         || (buf.len() < PEEK_LEN && buf.len() >= 4 && buf[..3].iter().all(u8::is_ascii_uppercase))
 }
 
+/// Could `buf` be the start of a request line, as far as it goes? (What
+/// the kernel asks of a segment too short to judge alone.)
+pub fn could_start_request(buf: &[u8]) -> bool {
+    let n = buf.len().min(PEEK_LEN);
+    rejectwatch_common::could_start_request(&peek_of(buf), n)
+}
+
+/// Does `buf` hold a whole method and the start of a target? A short
+/// start that never got that far was not shown to be a request.
+pub fn has_request_method(buf: &[u8]) -> bool {
+    could_start_request(buf) && buf.iter().take(14).skip(3).any(|&b| b == b' ') && buf.len() > 4
+}
+
 /// Does `buf` start with a status line?
 pub fn starts_response(buf: &[u8]) -> bool {
     status_of_line(buf).is_some()

@@ -29,6 +29,8 @@ use std::{
 use closed::{Closed, Ends};
 use flows::{FlowTable, Recycle};
 
+use rejectwatch_common::{PEEK_LEN, STATUS_LINE_MIN};
+
 use crate::{
     exchange::Exchange,
     http::{self, BodyLen, Parsed, RequestHead},
@@ -100,6 +102,18 @@ struct OpenHead {
     buf: Vec<u8>,
     next_seq: u32,
     budget: u32,
+    /// Its first segment was too short to judge alone (the kernel ships
+    /// such a segment when it could start a request): it is a request
+    /// only if what follows confirms it.
+    short: bool,
+}
+
+/// A status line whose first segment ended before its code.
+struct OpenStatus {
+    /// Server sequence of its first byte.
+    seq: u32,
+    next_seq: u32,
+    buf: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -109,6 +123,7 @@ struct Flow {
     /// closes, to recognise retransmissions.
     ends: Ends,
     open: Option<OpenHead>,
+    open_status: Option<OpenStatus>,
     pending: VecDeque<Pending>,
     /// Where the next response starts in the server's stream, when the
     /// last one read said how long it was.
@@ -156,6 +171,7 @@ impl Joiner {
             Kind::Request => self.on_request(rec, obs),
             Kind::Continuation => self.on_continuation(rec, obs),
             Kind::Response => self.on_response(rec, obs),
+            Kind::ResponseContinuation => self.on_response_continuation(rec, obs),
         }
     }
 
@@ -173,14 +189,16 @@ impl Joiner {
 
     /// Ends the input: every open request is reported, answered or not.
     pub fn finish(&mut self, obs: &mut dyn Observer) {
-        while self.flows.pop_oldest(|key, flow| flush(key, flow, obs)) {}
+        let source = self.source;
+        while self.flows.pop_oldest(|key, flow| flush(key, flow, source, obs)) {}
     }
 
     fn sweep(&mut self, obs: &mut dyn Observer) {
         let timeout = self.cfg.response_timeout.as_nanos() as Nanos;
         let deadline = self.now.saturating_sub(timeout);
+        let source = self.source;
         while self.flows.oldest().is_some_and(|(_, f)| f.last_seen < deadline) {
-            self.flows.pop_oldest(|key, flow| flush(key, flow, obs));
+            self.flows.pop_oldest(|key, flow| flush(key, flow, source, obs));
         }
     }
 
@@ -189,7 +207,8 @@ impl Joiner {
     /// requests as unanswered.
     fn flow(&mut self, key: FlowKey, ts: Nanos, obs: &mut dyn Observer) -> &mut Flow {
         // The flow evicted to make room must have its requests reported.
-        let (flow, new) = self.flows.touch_making_room(key, |k, f| flush(k, f, obs));
+        let source = self.source;
+        let (flow, new) = self.flows.touch_making_room(key, |k, f| flush(k, f, source, obs));
         if new && let Some(ends) = self.closed.recall(&key, ts, self.cfg.response_timeout.as_nanos() as Nanos) {
             flow.ends = ends;
         }
@@ -211,6 +230,11 @@ impl Joiner {
             }
             return;
         }
+        if flow.open.as_ref().is_some_and(|o| o.next_seq == rec.seq) {
+            // It continues the open head, though it could start one too
+            // (`P` then `OST /admin …`: the kernel judges each segment).
+            return self.on_continuation(rec, obs);
+        }
         let end = rec.seq.wrapping_add(rec.payload_len);
         flow.ends.req = Some(end);
         let q = Queue { key, max_pending };
@@ -219,6 +243,12 @@ impl Joiner {
         }
         let budget = if rec.whole() { snaplen.saturating_sub(rec.payload_len) } else { 0 };
         let at = Arrival { ts: rec.ts, ack: rec.ack };
+        if rec.whole() && rec.data.len() < PEEK_LEN && budget > 0 && http::could_start_request(rec.data) {
+            // Too short to judge alone: wait for what follows.
+            flow.open =
+                Some(OpenHead { ts: rec.ts, ack: rec.ack, buf: rec.data.to_vec(), next_seq: end, budget, short: true });
+            return;
+        }
         consume(flow, at, rec.data, end, budget, &q, obs);
     }
 
@@ -245,6 +275,18 @@ impl Joiner {
         flow.ends.req = Some(end);
         open.buf.extend_from_slice(rec.data);
         let budget = if rec.whole() { open.budget.saturating_sub(rec.payload_len) } else { 0 };
+        if open.short {
+            if !http::could_start_request(&open.buf) {
+                obs.parse_error(self.source, "split_start_not_a_request");
+                return;
+            }
+            if open.buf.len() < PEEK_LEN && budget > 0 && rec.whole() {
+                open.next_seq = end;
+                open.budget = budget;
+                flow.open = Some(open);
+                return;
+            }
+        }
         let at = Arrival { ts: open.ts, ack: open.ack };
         consume(flow, at, &open.buf, end, budget, &Queue { key, max_pending }, obs);
     }
@@ -261,7 +303,42 @@ impl Joiner {
             // The server answered, so whatever head was still open is all
             // we will ever see of it.
             settle_open_head(flow);
+            settle_open_status(flow, key, source, obs);
+            if rec.whole() && (rec.data.len() as u32) < STATUS_LINE_MIN {
+                // Split before the status code: the rest follows.
+                let next_seq = rec.seq.wrapping_add(rec.payload_len);
+                flow.open_status = Some(OpenStatus { seq: rec.seq, next_seq, buf: rec.data.to_vec() });
+                return;
+            }
             answer(flow, key, rec.seq, rec.data, source, obs);
+        }
+        if let Some(ends) = answered(flow) {
+            self.close_newest(key, rec.ts, ends);
+        }
+    }
+
+    fn on_response_continuation(&mut self, rec: Record<'_>, obs: &mut dyn Observer) {
+        let key = FlowKey(rec.dst, rec.src);
+        let source = self.source;
+        let flow = self.flow(key, rec.ts, obs);
+        let Some(mut open) = flow.open_status.take() else {
+            return;
+        };
+        if rec.seq != open.next_seq {
+            flow.open_status = Some(open);
+            if !seq_lt(rec.seq, open_next(flow)) {
+                // What continued it was not captured.
+                settle_open_status(flow, key, source, obs);
+            }
+        } else {
+            flow.ends.resp = Some(rec.seq.wrapping_add(rec.payload_len));
+            open.buf.extend_from_slice(rec.data);
+            open.next_seq = rec.seq.wrapping_add(rec.payload_len);
+            if rec.whole() && (open.buf.len() as u32) < STATUS_LINE_MIN {
+                flow.open_status = Some(open);
+                return;
+            }
+            answer(flow, key, open.seq, &open.buf, source, obs);
         }
         if let Some(ends) = answered(flow) {
             self.close_newest(key, rec.ts, ends);
@@ -278,7 +355,19 @@ impl Joiner {
 /// Where a flow with every request answered (and no head still open) left
 /// off: it can close.
 fn answered(flow: &Flow) -> Option<Ends> {
-    (flow.pending.is_empty() && flow.open.is_none()).then_some(flow.ends)
+    (flow.pending.is_empty() && flow.open.is_none() && flow.open_status.is_none()).then_some(flow.ends)
+}
+
+fn open_next(flow: &Flow) -> u32 {
+    flow.open_status.as_ref().map_or(0, |o| o.next_seq)
+}
+
+/// Answers with a split status line as it stands: whatever it has not
+/// yet shown is all we will ever see of it.
+fn settle_open_status(flow: &mut Flow, key: FlowKey, source: Source, obs: &mut dyn Observer) {
+    if let Some(open) = flow.open_status.take() {
+        answer(flow, key, open.seq, &open.buf, source, obs);
+    }
 }
 
 /// Answers a request for each final response in `buf`, which starts at
@@ -369,8 +458,9 @@ fn place(flow: &mut Flow, key: FlowKey, at: u32, obs: &mut dyn Observer) -> Opti
 
 /// Reports a flow's open requests as unanswered: it has expired or was
 /// evicted, or the input has ended.
-fn flush(key: FlowKey, flow: &mut Flow, obs: &mut dyn Observer) {
+fn flush(key: FlowKey, flow: &mut Flow, source: Source, obs: &mut dyn Observer) {
     settle_open_head(flow);
+    settle_open_status(flow, key, source, obs);
     for p in flow.pending.drain(..) {
         obs.unmatched(Side::Request);
         obs.exchange(exchange(key, p, None));
@@ -419,9 +509,17 @@ fn exchange(key: FlowKey, p: Pending, status: Option<u16>) -> Exchange {
 }
 
 /// Ends a head still waiting for continuation: parsed as far as it goes.
+/// A short start that never showed a whole method was not a request.
 fn close_open_head(flow: &mut Flow) -> Option<Pending> {
     let open = flow.open.take()?;
-    http::parse_truncated_request(&open.buf).map(|head| Pending { ts: open.ts, ack: open.ack, head })
+    if open.short && !http::has_request_method(&open.buf) {
+        return None;
+    }
+    let head = match http::parse_request(&open.buf) {
+        Parsed::Invalid(_) => Some(http::malformed_request(&open.buf)),
+        _ => http::parse_truncated_request(&open.buf),
+    };
+    head.map(|head| Pending { ts: open.ts, ack: open.ack, head })
 }
 
 /// Queues the open head (the newest request of the flow) as it stands.
@@ -465,7 +563,8 @@ fn consume(flow: &mut Flow, at: Arrival, buf: &[u8], next_seq: u32, budget: u32,
             }
             Parsed::Partial => {
                 if budget > 0 {
-                    flow.open = Some(OpenHead { ts: at.ts, ack: at.ack, buf: rest.to_vec(), next_seq, budget });
+                    let buf = rest.to_vec();
+                    flow.open = Some(OpenHead { ts: at.ts, ack: at.ack, buf, next_seq, budget, short: false });
                 } else if let Some(head) = http::parse_truncated_request(rest) {
                     q.push(flow, pending(head), obs);
                 }

@@ -93,6 +93,9 @@ struct KernelMetrics {
     load_failures: IntCounter,
     truncated: IntCounter,
     wakeups: IntCounter,
+    split_starts: IntCounter,
+    split_statuses: IntCounter,
+    not_http: IntCounter,
     last: KernelCounts,
 }
 
@@ -214,6 +217,21 @@ impl Metrics {
                     "rejectwatch_ringbuf_wakeups_total",
                     "Ring-buffer reader wakeups forced by backlog.",
                 ),
+                split_starts: counter(
+                    r,
+                    "rejectwatch_kernel_split_starts_total",
+                    "Request heads whose first segment was too short to judge alone (shipped and continued).",
+                ),
+                split_statuses: counter(
+                    r,
+                    "rejectwatch_kernel_split_statuses_total",
+                    "Status lines whose first segment ended before the status code (shipped and continued).",
+                ),
+                not_http: counter(
+                    r,
+                    "rejectwatch_kernel_not_http_total",
+                    "Connections to a watched port whose first bytes were not an HTTP request.",
+                ),
                 last: KernelCounts::default(),
             },
             kernel_source: None,
@@ -234,6 +252,9 @@ impl Metrics {
         k.load_failures.inc_by(d(now.load_failures, k.last.load_failures));
         k.truncated.inc_by(d(now.truncated, k.last.truncated));
         k.wakeups.inc_by(d(now.wakeups, k.last.wakeups));
+        k.split_starts.inc_by(d(now.split_starts, k.last.split_starts));
+        k.split_statuses.inc_by(d(now.split_statuses, k.last.split_statuses));
+        k.not_http.inc_by(d(now.not_http, k.last.not_http));
         k.last = now;
     }
 

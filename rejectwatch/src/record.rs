@@ -6,7 +6,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use rejectwatch_common::{
-    FAMILY_V6, KIND_CONTINUATION, KIND_REQUEST, KIND_RESPONSE, RECORD_HEADER_LEN, RecordHeader, TCP_ACK,
+    FAMILY_V6, KIND_CONTINUATION, KIND_REQUEST, KIND_RESPONSE, KIND_RESPONSE_CONTINUATION, RECORD_HEADER_LEN,
+    RecordHeader, TCP_ACK,
 };
 
 /// Nanoseconds since the Unix epoch, as carried by records. The core takes
@@ -21,6 +22,8 @@ pub enum Kind {
     Continuation,
     /// A segment that starts with a status line (server → client).
     Response,
+    /// A later segment of a status line that ended before its code.
+    ResponseContinuation,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,6 +92,7 @@ pub fn decode(raw: &[u8], to_wall: impl Fn(u64) -> Nanos) -> Result<Record<'_>, 
         KIND_REQUEST => Kind::Request,
         KIND_CONTINUATION => Kind::Continuation,
         KIND_RESPONSE => Kind::Response,
+        KIND_RESPONSE_CONTINUATION => Kind::ResponseContinuation,
         k => return Err(DecodeError::Kind(k)),
     };
     let end = RECORD_HEADER_LEN + h.cap_len as usize;

@@ -197,6 +197,23 @@ pub const NGINX_LOCATIONS: &str = r#"
     location /api/ { return 404; }
 "#;
 
+/// Returns once tcpdump says it is capturing: a fixed sleep lost the first
+/// packets when the machine was busy (CI running other tests alongside).
+pub fn wait_capturing(tcpdump: &mut Proc) {
+    let mut err = BufReader::new(tcpdump.child.stderr.take().expect("tcpdump stderr"));
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match err.read_line(&mut line) {
+            Ok(0) | Err(_) => panic!("tcpdump ended before capturing"),
+            Ok(_) if line.contains("listening on") => break,
+            Ok(_) => {}
+        }
+    }
+    // Its exit summary must not block on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+}
+
 /// Starts nginx in `ns` with `servers` (server blocks) in a fresh config.
 pub fn nginx(net: &Netns, ns: &str, dir: &TempDir, servers: &str) -> Proc {
     let root = dir.path("www");

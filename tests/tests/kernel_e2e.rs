@@ -4,7 +4,7 @@
 //! traffic analysed offline gives the same exchanges.
 
 use std::{
-    io::{BufRead as _, BufReader, Write},
+    io::{BufReader, Write},
     net::{SocketAddr, TcpStream},
     process::Stdio,
     time::Duration,
@@ -14,23 +14,6 @@ use rejectwatch_tests::*;
 
 fn server_block(port: u16) -> String {
     format!("server {{ listen {SRV_V4}:{port}; listen [{SRV_V6}]:{port}; {NGINX_LOCATIONS} }}")
-}
-
-/// Returns once tcpdump says it is capturing: a fixed sleep lost the first
-/// packets when the machine was busy (CI running other tests alongside).
-fn wait_capturing(tcpdump: &mut Proc) {
-    let mut err = BufReader::new(tcpdump.child.stderr.take().expect("tcpdump stderr"));
-    let mut line = String::new();
-    loop {
-        line.clear();
-        match err.read_line(&mut line) {
-            Ok(0) | Err(_) => panic!("tcpdump ended before capturing"),
-            Ok(_) if line.contains("listening on") => break,
-            Ok(_) => {}
-        }
-    }
-    // Its exit summary must not block on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
 }
 
 fn connect(addr: &str) -> TcpStream {

@@ -347,3 +347,59 @@ fn malformed_request_lines_are_exchanges_with_their_answer() {
     let out = run(JoinConfig::default(), vec![req(1, 1, GET_A), resp(2, 1, R404)]);
     assert_eq!(out.exchanges[0].malformed, None);
 }
+
+fn cont(ts: Nanos, seq: u32, data: &[u8]) -> Record<'_> {
+    rec(Kind::Continuation, ts, C, S, seq, data)
+}
+
+fn resp_cont(ts: Nanos, seq: u32, data: &[u8]) -> Record<'_> {
+    rec(Kind::ResponseContinuation, ts, S, C, seq, data)
+}
+
+#[test]
+fn a_request_split_before_its_method_is_whole_is_still_seen() {
+    let rest = b"T /admin?id=1'+or+'1'='1 HTTP/1.1\r\nHost: h\r\n\r\n";
+    let out = run(JoinConfig::default(), vec![req(1, 10, b"GE"), cont(2, 12, rest), resp(3, 1, R404)]);
+    assert_eq!(statuses(&out), [s("/admin?id=1'+or+'1'='1", Some(404))]);
+    assert_eq!(&*out.exchanges[0].method, "GET");
+
+    // One byte a segment, and a second segment that could itself start a
+    // request (`OST /…`): it continues the open head.
+    let whole = b"POST /login HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n";
+    let mut records = vec![req(1, 100, &whole[..1])];
+    records.push(req(2, 101, &whole[1..]));
+    records.push(resp(3, 1, R404));
+    let out = run(JoinConfig::default(), records);
+    assert_eq!(statuses(&out), [s("/login", Some(404))]);
+    assert_eq!(&*out.exchanges[0].method, "POST");
+    let mut records: Vec<Record<'_>> = (0..4).map(|i| req(1, 100 + i, &whole[i as usize..i as usize + 1])).collect();
+    records.push(cont(2, 104, &whole[4..]));
+    records.push(resp(3, 1, R200));
+    let out = run(JoinConfig::default(), records);
+    assert_eq!(statuses(&out), [s("/login", Some(200))]);
+
+    // A short segment that turns out not to start a request is no request.
+    let out = run(JoinConfig::default(), vec![req(1, 10, b"OK"), cont(2, 12, b" fine, thanks and more bytes")]);
+    assert!(out.exchanges.is_empty(), "{:?}", statuses(&out));
+    let out = run(JoinConfig::default(), vec![req(1, 10, b"GE")]);
+    assert!(out.exchanges.is_empty(), "never shown to be a request");
+}
+
+#[test]
+fn a_status_split_before_its_code_is_still_read() {
+    let g = get("/x");
+    let out = run(
+        JoinConfig::default(),
+        vec![
+            req(1, 10, &g),
+            resp(2, 500, b"HTTP/1.1 4"),
+            resp_cont(3, 510, b"0"),
+            resp_cont(4, 511, b"3 Forbidden\r\nContent-Length: 0\r\n\r\n"),
+        ],
+    );
+    assert_eq!(statuses(&out), [s("/x", Some(403))]);
+    // Never completed: its request has no status, counted.
+    let out = run(JoinConfig::default(), vec![req(1, 10, &g), resp(2, 500, b"HTTP/1.1 4")]);
+    assert_eq!(statuses(&out), [s("/x", None)]);
+    assert_eq!(out.unread_responses, 1);
+}

@@ -218,6 +218,9 @@ pub struct KernelCounts {
     pub load_failures: u64,
     pub truncated: u64,
     pub wakeups: u64,
+    pub split_starts: u64,
+    pub split_statuses: u64,
+    pub not_http: u64,
 }
 
 pub struct Counters {
@@ -239,6 +242,9 @@ impl Counters {
             load_failures: v[counter::LOAD_FAILURES as usize],
             truncated: v[counter::TRUNCATED as usize],
             wakeups: v[counter::WAKEUPS as usize],
+            split_starts: v[counter::SPLIT_STARTS as usize],
+            split_statuses: v[counter::SPLIT_STATUSES as usize],
+            not_http: v[counter::NOT_HTTP as usize],
         })
     }
 }

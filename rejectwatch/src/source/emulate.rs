@@ -8,7 +8,9 @@ use std::{net::SocketAddr, num::NonZeroUsize};
 
 use lru::LruCache;
 use rejectwatch_common::{
-    MAX_SNAPLEN, PEEK_LEN, PortSet, TCP_ACK, ends_head, looks_like_request, looks_like_response, payload_seq,
+    FRESH_FLOWS, MAX_SNAPLEN, NOT_HTTP_SNAPLEN, OPEN_STATUS_FLOWS, PEEK_LEN, PortSet, STATUS_LINE_MIN, TCP_ACK,
+    TCP_SYN, could_start_request, could_start_response, ends_head, looks_like_request, looks_like_response,
+    payload_seq,
 };
 
 use crate::record::{Kind, Nanos, Record};
@@ -62,6 +64,15 @@ pub struct KernelRules {
     response_snaplen: u32,
     /// Mirrors the kernel's OPEN_HEADS LRU map (same capacity).
     open: LruCache<(SocketAddr, SocketAddr), OpenHead>,
+    /// Mirrors FRESH: connections from their SYN to their first payload.
+    fresh: LruCache<(SocketAddr, SocketAddr), u32>,
+    /// Mirrors OPEN_STATUSES: (next sequence, bytes so far) of a split
+    /// status line, keyed server → client.
+    open_status: LruCache<(SocketAddr, SocketAddr), (u32, u32)>,
+}
+
+fn lru<V>(n: u32) -> LruCache<(SocketAddr, SocketAddr), V> {
+    LruCache::new(NonZeroUsize::new(n as usize).expect("non-zero"))
 }
 
 impl KernelRules {
@@ -70,28 +81,85 @@ impl KernelRules {
             ports,
             snaplen: snaplen.min(MAX_SNAPLEN),
             response_snaplen: response_snaplen.min(MAX_SNAPLEN),
-            open: LruCache::new(NonZeroUsize::new(65536).expect("non-zero")),
+            open: lru(65536),
+            fresh: lru(FRESH_FLOWS),
+            open_status: lru(OPEN_STATUS_FLOWS),
         }
     }
 
     /// The record the kernel would emit for this segment, if any.
     pub fn segment<'a>(&mut self, s: &Segment<'a>) -> Option<Record<'a>> {
-        if s.payload_len == 0 {
-            return None;
-        }
         let seq = payload_seq(s.seq, s.flags);
-        let peek = peek(s.payload).filter(|_| s.payload_len >= PEEK_LEN as u32);
         let to_server = self.ports.contains(s.dst.port());
         // Ingress side (XDP): request heads to a watched port.
-        if to_server && peek.is_some_and(|p| looks_like_request(&p)) {
-            return Some(self.request_head(s, seq));
+        if to_server {
+            return self.ingress(s, seq);
         }
         // Egress side (TC): status lines from a watched port.
-        if self.ports.contains(s.src.port()) && peek.is_some_and(|p| looks_like_response(&p)) {
+        if self.ports.contains(s.src.port()) && s.payload_len > 0 {
+            return self.egress(s, seq);
+        }
+        None
+    }
+
+    fn ingress<'a>(&mut self, s: &Segment<'a>, seq: u32) -> Option<Record<'a>> {
+        let key = (s.src, s.dst);
+        if s.payload_len == 0 {
+            if s.flags & (TCP_SYN | TCP_ACK) == TCP_SYN {
+                self.fresh.put(key, seq);
+            }
+            return None;
+        }
+        let peek = peek(s.payload).filter(|_| s.payload_len >= PEEK_LEN as u32);
+        if peek.is_some_and(|p| looks_like_request(&p)) {
+            return Some(self.request_head(s, seq));
+        }
+        if self.open.contains(&key) {
+            return self.continuation(s, seq);
+        }
+        let first = self.fresh.pop(&key) == Some(seq);
+        if s.payload_len < PEEK_LEN as u32 && (s.payload.len() as u32) == s.payload_len {
+            let n = s.payload.len();
+            let mut p = [0u8; PEEK_LEN];
+            p[..n].copy_from_slice(s.payload);
+            if could_start_request(&p, n) {
+                let open = OpenHead { next_seq: seq.wrapping_add(s.payload_len), budget: self.snaplen - s.payload_len };
+                self.open.put(key, open);
+                return Some(record(Kind::Request, s, seq, s.payload_len));
+            }
+        }
+        first.then(|| record(Kind::Request, s, seq, NOT_HTTP_SNAPLEN))
+    }
+
+    fn egress<'a>(&mut self, s: &Segment<'a>, seq: u32) -> Option<Record<'a>> {
+        let key = (s.src, s.dst);
+        let peek = peek(s.payload).filter(|_| s.payload_len >= PEEK_LEN as u32);
+        if peek.is_some_and(|p| looks_like_response(&p)) {
             return Some(record(Kind::Response, s, seq, self.response_snaplen));
         }
-        if to_server {
-            return self.continuation(s, seq);
+        if let Some(&(next_seq, have)) = self.open_status.get(&key) {
+            if seq != next_seq {
+                if (seq.wrapping_sub(next_seq) as i32) > 0 {
+                    self.open_status.pop(&key);
+                }
+                return None;
+            }
+            let have = have.saturating_add(s.payload_len);
+            if have >= STATUS_LINE_MIN {
+                self.open_status.pop(&key);
+            } else {
+                self.open_status.put(key, (next_seq.wrapping_add(s.payload_len), have));
+            }
+            return Some(record(Kind::ResponseContinuation, s, seq, self.response_snaplen));
+        }
+        if s.payload_len < STATUS_LINE_MIN && (s.payload.len() as u32) == s.payload_len {
+            let n = s.payload.len();
+            let mut p = [0u8; PEEK_LEN];
+            p[..n].copy_from_slice(s.payload);
+            if could_start_response(&p, n) {
+                self.open_status.put(key, (seq.wrapping_add(s.payload_len), s.payload_len));
+                return Some(record(Kind::Response, s, seq, s.payload_len));
+            }
         }
         None
     }
@@ -178,7 +246,57 @@ mod tests {
         // Unwatched port, body bytes, a too-short payload: nothing.
         assert!(k.segment(&seg("1.1.1.1:5000", "2.2.2.2:81", 1, b"GET / HTTP/1.1\r\n\r\n")).is_none());
         assert!(k.segment(&seg("1.1.1.1:5000", "2.2.2.2:80", 99, b"{\"json\": 1}")).is_none());
-        assert!(k.segment(&seg("1.1.1.1:5000", "2.2.2.2:80", 99, b"GET /")).is_none());
+        assert!(k.segment(&seg("1.1.1.1:5000", "2.2.2.2:80", 99, b"body")).is_none());
+    }
+
+    fn syn(src: &str, dst: &str, isn: u32) -> Segment<'static> {
+        Segment { flags: TCP_SYN, payload_len: 0, payload: b"", ..seg(src, dst, isn, b"") }
+    }
+
+    #[test]
+    fn a_request_start_is_found_however_split() {
+        let mut k = KernelRules::new(Ports::from_list(&[80]), 2048, 1024);
+        let (c, srv) = ("1.1.1.1:5000", "2.2.2.2:80");
+        let r = k.segment(&seg(c, srv, 10, b"GE")).expect("a short start that could be a request");
+        assert_eq!((r.kind, r.data), (Kind::Request, &b"GE"[..]));
+        let rest = b"T /admin?id=1'+or+'1'='1 HTTP/1.1\r\nHost: a\r\n\r\n";
+        let r = k.segment(&seg(c, srv, 12, rest)).expect("continued");
+        assert_eq!((r.kind, r.data.len()), (Kind::Continuation, rest.len()));
+        // The head ended: what follows is body, not shipped.
+        assert!(k.segment(&seg(c, srv, 12 + rest.len() as u32, b"GE")).is_some(), "a new short start");
+        // A short segment that cannot start a request is not shipped.
+        assert!(k.segment(&seg("1.1.1.1:5001", srv, 1, b"ok")).is_none());
+    }
+
+    #[test]
+    fn first_bytes_that_are_not_http_are_shipped() {
+        let mut k = KernelRules::new(Ports::from_list(&[80]), 2048, 1024);
+        let (c, srv) = ("1.1.1.1:5000", "2.2.2.2:80");
+        assert!(k.segment(&syn(c, srv, 999)).is_none());
+        let hello = [0x16u8; 300];
+        let r = k.segment(&seg(c, srv, 1000, &hello)).expect("first bytes of the connection");
+        assert_eq!((r.kind, r.data.len()), (Kind::Request, NOT_HTTP_SNAPLEN as usize));
+        // Only the first: later bytes of it are not.
+        assert!(k.segment(&seg(c, srv, 1300, &hello)).is_none());
+        // A connection that starts with a request is not flagged.
+        assert!(k.segment(&syn("1.1.1.1:5002", srv, 5)).is_none());
+        let get = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(k.segment(&seg("1.1.1.1:5002", srv, 6, get)).map(|r| r.kind), Some(Kind::Request));
+        assert!(k.segment(&seg("1.1.1.1:5002", srv, 6 + get.len() as u32, &hello)).is_none());
+    }
+
+    #[test]
+    fn a_status_line_is_found_however_split() {
+        let mut k = KernelRules::new(Ports::from_list(&[80]), 2048, 1024);
+        let (srv, c) = ("2.2.2.2:80", "1.1.1.1:5000");
+        let r = k.segment(&seg(srv, c, 50, b"HTTP/1.1 4")).expect("split status");
+        assert_eq!(r.kind, Kind::Response);
+        let r = k.segment(&seg(srv, c, 60, b"0")).expect("still short of the code");
+        assert_eq!(r.kind, Kind::ResponseContinuation);
+        let r = k.segment(&seg(srv, c, 61, b"3 Forbidden\r\n\r\n")).expect("the code completed");
+        assert_eq!(r.kind, Kind::ResponseContinuation);
+        assert!(k.segment(&seg(srv, c, 78, b"body bytes")).is_none(), "then body");
+        assert!(k.segment(&seg(srv, c, 90, b"<html>")).is_none());
     }
 
     #[test]
