@@ -67,12 +67,14 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         eprintln!("rejectwatch: {n}");
     }
     let mut packets = 0;
+    let mut skipped = pcap::Skipped::default();
     if !captures.is_empty() {
         let ports = if args.port.is_empty() { Ports::All } else { Ports::from_list(&args.port) };
         let mut rules = KernelRules::new(ports, p.snaplen, p.response_snaplen);
         let mut join = Joiner::new(p.join_config(), Source::Pcap);
         let stats = pcap::replay(&captures, &mut rules, &mut join, &mut pipe)?;
         packets = stats.packets;
+        skipped = stats.skipped;
         metrics.lock().unwrap_or_else(|e| e.into_inner()).records.with_label_values(&["pcap"]).inc_by(stats.records);
         join.finish(&mut pipe);
     }
@@ -122,9 +124,15 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             humantime::format_duration(cfg.blocklist.ttl)
         ),
     };
+    // Every frame and line is accounted for by kind: a capture of a
+    // tunnel nobody decodes reads as "0 exchanges, 0 parse errors" else.
+    let named = |kinds: Vec<String>| if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) };
+    let no_tcp = named(skipped.kinds().map(|(k, n)| format!("{k} {n}")).collect());
+    let why = named(s.parse_error_reasons.iter().map(|((src, r), n)| format!("{src} {r} {n}")).collect());
     eprintln!(
-        "rejectwatch: {} file(s), {packets} packets, {lines} log lines: {} exchanges, {} unmatched, {} parse errors; \
-         {} findings; actors: {} threat, {} prospect, {} misconfiguration, {} unknown; {} blocklisted{unlisted}",
+        "rejectwatch: {} file(s), {packets} packets{no_tcp}, {lines} log lines: {} exchanges, {} unmatched, \
+         {} parse errors{why}; {} findings; actors: {} threat, {} prospect, {} misconfiguration, {} unknown; \
+         {} blocklisted{unlisted}",
         args.files.len(),
         s.count,
         s.unmatched,

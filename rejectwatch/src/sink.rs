@@ -3,7 +3,7 @@
 //! core is done: it counts into the metrics and writes the JSON lines.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{BTreeMap, HashMap, VecDeque},
     fs::File,
     io::{self, BufWriter, Write},
     path::{Path, PathBuf},
@@ -145,6 +145,8 @@ pub struct Sinks {
     pub count: u64,
     pub unmatched: u64,
     pub parse_errors: u64,
+    /// `parse_errors` by source and reason, for the summary to name them.
+    pub parse_error_reasons: BTreeMap<(&'static str, &'static str), u64>,
     pub findings_written: u64,
 }
 
@@ -164,6 +166,7 @@ impl Sinks {
             count: 0,
             unmatched: 0,
             parse_errors: 0,
+            parse_error_reasons: BTreeMap::new(),
             findings_written: 0,
         }
     }
@@ -259,6 +262,7 @@ impl Sinks {
 
     pub fn parse_error(&mut self, source: Source, reason: &'static str) {
         self.parse_errors += 1;
+        *self.parse_error_reasons.entry((source.as_str(), reason)).or_default() += 1;
         self.metrics().parse_errors.with_label_values(&[source.as_str(), reason]).inc();
     }
 }
@@ -280,6 +284,19 @@ mod tests {
         let get = |l: &str| m.rejects.with_label_values(&[l]).get();
         assert_eq!((get("/api/a"), get("other")), (2, 3));
         assert_eq!(get("/x/zq1") + get("/x/zq2"), 0);
+    }
+
+    #[test]
+    fn parse_errors_are_kept_by_source_and_reason() {
+        let metrics = Arc::new(Mutex::new(Metrics::new()));
+        let mut s = Sinks::new(metrics.clone(), None);
+        s.parse_error(Source::Pcap, "bad_ip");
+        s.parse_error(Source::Log, "no_timestamp");
+        s.parse_error(Source::Pcap, "bad_ip");
+        assert_eq!(s.parse_errors, 3);
+        let reasons: Vec<_> = s.parse_error_reasons.iter().map(|(k, n)| (*k, *n)).collect();
+        assert_eq!(reasons, [(("log", "no_timestamp"), 1), (("pcap", "bad_ip"), 2)]);
+        assert_eq!(metrics.lock().unwrap().parse_errors.with_label_values(&["pcap", "bad_ip"]).get(), 2);
     }
 
     #[test]

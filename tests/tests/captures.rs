@@ -342,6 +342,97 @@ fn hand_made_edge_cases() {
     assert!(got.parse_errors.contains(&(Source::Pcap, "bad_capture_record")), "{:?}", got.parse_errors);
 }
 
+/// An IPv4 packet with a TCP segment (PSH, ACK).
+fn ipv4_tcp(src: [u8; 4], dst: [u8; 4], ports: (u16, u16), seq: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv4(src, dst, 64)
+        .tcp(ports.0, ports.1, seq, 64240)
+        .ack(1)
+        .psh()
+        .write(&mut out, payload)
+        .expect("build packet");
+    out
+}
+
+/// An Ethernet frame of PPPoE session 0x0042 carrying an IPv4 packet.
+fn pppoe_frame(version_type: u8, ip: &[u8]) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x88, 0x64, version_type, 0x00, 0x00, 0x42];
+    f.extend_from_slice(&((ip.len() + 2) as u16).to_be_bytes());
+    f.extend_from_slice(&[0x00, 0x21]);
+    f.extend_from_slice(ip);
+    f
+}
+
+/// An Ethernet frame with UDP to port 4789 carrying VXLAN network 42 and
+/// an inner Ethernet frame with an IPv4 packet.
+fn vxlan_frame(ip: &[u8]) -> Vec<u8> {
+    let mut v = vec![0x08, 0, 0, 0, 0, 0, 42, 0, 2, 0, 0, 0, 0, 5, 2, 0, 0, 0, 0, 6, 0x08, 0x00];
+    v.extend_from_slice(ip);
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 3], [2, 0, 0, 0, 0, 4])
+        .ipv4([172, 16, 0, 1], [172, 16, 0, 2], 64)
+        .udp(49152, 4789)
+        .write(&mut out, &v)
+        .expect("build frame");
+    out
+}
+
+/// Exchanges carried in a PPPoE session and in a VXLAN tunnel are read
+/// like any other, and a frame that cannot be decoded, and one that is
+/// simply not TCP, are named in the summary by kind.
+#[test]
+fn analyze_reads_pppoe_and_vxlan_and_names_what_it_cannot() {
+    let dir = TempDir::new("tunnels");
+    let (client, server) = ([100, 64, 0, 9], [198, 51, 100, 1]);
+    let (inner_client, inner_server) = ([10, 1, 0, 5], [10, 1, 0, 6]);
+    let whole = |d: Vec<u8>| {
+        let n = d.len() as u32;
+        (d, n)
+    };
+    let request = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: api\r\nUser-Agent: curl/8.5.0\r\n\r\n");
+    let answer = b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n";
+    let mut dns = Vec::new();
+    PacketBuilder::ethernet2([2; 6], [4; 6])
+        .ipv4([192, 0, 2, 1], [192, 0, 2, 53], 64)
+        .udp(5353, 53)
+        .write(&mut dns, &[0; 12])
+        .expect("build frame");
+    let frames = [
+        whole(pppoe_frame(0x11, &ipv4_tcp(client, server, (40001, 80), 1000, request("/via/pppoe").as_bytes()))),
+        whole(pppoe_frame(0x11, &ipv4_tcp(server, client, (80, 40001), 5000, answer))),
+        whole(vxlan_frame(&ipv4_tcp(
+            inner_client,
+            inner_server,
+            (40002, 8080),
+            2000,
+            request("/via/vxlan").as_bytes(),
+        ))),
+        whole(vxlan_frame(&ipv4_tcp(inner_server, inner_client, (8080, 40002), 6000, answer))),
+        // A PPPoE version nobody speaks: cannot be decoded.
+        whole(pppoe_frame(0x22, &ipv4_tcp(client, server, (40003, 80), 1, request("/lost").as_bytes()))),
+        // DNS: fine, and not TCP.
+        whole(dns),
+    ];
+    let pcap = dir.path("tunnels.pcap");
+    write_pcap(&pcap, &frames);
+    let (ex, summary) = rejectwatch_tests::analyze(&[&pcap], &[]);
+    let mut got: Vec<(&str, &str, u64)> = ex
+        .iter()
+        .map(|e| {
+            (
+                e["peer"].as_str().unwrap_or_default(),
+                e["target"].as_str().unwrap_or_default(),
+                e["status"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, [("10.1.0.5", "/via/vxlan", 403), ("100.64.0.9", "/via/pppoe", 403)], "{summary}");
+    assert!(summary.contains("6 packets (not_tcp 1)"), "{summary}");
+    assert!(summary.contains("2 exchanges"), "{summary}");
+    assert!(summary.contains("1 parse errors (pcap unsupported_encapsulation 1)"), "{summary}");
+}
+
 #[test]
 fn analyze_cli_errors_are_one_line() {
     let dir = TempDir::new("cli");

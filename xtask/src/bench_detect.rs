@@ -368,7 +368,7 @@ fn parse_floor(input: &Input) -> Run {
             Kind::Response => drop(std::hint::black_box(http::parse_response(r.data))),
             // The rest of a head cut across segments: the joiner's to
             // stitch, nothing to parse alone.
-            Kind::Continuation => {}
+            Kind::Continuation | Kind::ResponseContinuation => {}
         },
         |_| {},
     )

@@ -46,6 +46,7 @@ struct OpenHead {
 }
 
 /// One TCP segment as decoded from a capture.
+#[derive(Debug)]
 pub struct Segment<'a> {
     pub ts: Nanos,
     pub src: SocketAddr,
