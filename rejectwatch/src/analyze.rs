@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 
 use crate::{
     blocklist::{Blocklist, output::Outputs},
-    cli::{AnalyzeArgs, InputFormat},
+    cli::{AnalyzeArgs, InputFormat, TtlFrom},
     detect::{Engine, evidence::Class},
     enrich::Enricher,
     join::Joiner,
@@ -63,6 +63,12 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let blocklist = Blocklist::new(&cfg.blocklist);
     let mut pipe =
         Pipeline::new(Enricher::new(&cfg)?, engine, sinks).with_blocklist(&cfg.blocklist, blocklist, outputs);
+    if args.blocklist_ttl_from == TtlFrom::Now {
+        // The one reading of the wall clock: the core counts in record
+        // time, and this is the time the run's list starts from.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        pipe = pipe.listing_from(now.min(crate::detect::window::Secs::MAX as u64) as crate::detect::window::Secs);
+    }
     for n in pipe.enricher.notices() {
         eprintln!("rejectwatch: {n}");
     }

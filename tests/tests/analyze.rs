@@ -67,6 +67,45 @@ fn blocklist_is_written_as_of_the_last_record() {
     );
 }
 
+#[test]
+fn blocklist_ttl_from_now_lists_last_weeks_threats() {
+    let dir = TempDir::new("analyze-ttl-from");
+    let (txt, nft) = (dir.path("block.txt"), dir.path("block.nft"));
+    // The prober went quiet thirteen hours before the last record.
+    let log = dir.path("week.log");
+    let mut lines = probes(0);
+    lines.push(("198.51.100.7", 13 * 3600, "/api/v1/account", 200, "Mozilla/5.0"));
+    write_log(&log, &lines);
+    let args = |from: &'static str| {
+        vec![
+            "--blocklist".to_string(),
+            txt.display().to_string(),
+            "--blocklist".to_string(),
+            nft.display().to_string(),
+            "--blocklist-ttl-from".to_string(),
+            from.to_string(),
+        ]
+    };
+    let run = |from| {
+        let a = args(from);
+        analyze_with(&[&log], &a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let stderr = run("last-record");
+    assert_eq!(entries(&txt), Vec::<String>::new(), "{stderr}");
+    let stderr = run("now");
+    assert_eq!(entries(&txt), ["203.0.113.66"], "{stderr}");
+    assert!(stderr.contains("1 blocklisted") && !stderr.contains("not listed"), "{stderr}");
+    // Its entry lasts the default four hours from the run, not from 2026.
+    let script = fs::read_to_string(&nft).expect("nft written");
+    let timeout: u64 = script
+        .split("203.0.113.66 timeout ")
+        .nth(1)
+        .and_then(|t| t.split('s').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no timeout for the prober: {script}"));
+    assert!((4 * 3600 - 60..=4 * 3600).contains(&timeout), "{timeout}: {script}");
+}
+
 /// Three days of a TAXII connector polling hourly from one address in each
 /// of the case data's two ASNs, every poll refused.
 #[test]

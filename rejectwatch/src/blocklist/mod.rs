@@ -5,7 +5,9 @@
 //!
 //! An entry lasts `ttl` from the actor's last activity; an address listed
 //! again after its entry expired is a repeat offender and stays twice as
-//! long each time, up to `max_ttl`. Time is whatever the caller says it is
+//! long each time, up to `max_ttl`. (`analyze --blocklist-ttl-from now`
+//! counts every threat's `ttl` from the time of the run instead, so a past
+//! week's threats are blocked from now on.) Time is whatever the caller says it is
 //! (record time in replays, the capture clock live), so a replay lists
 //! and expires exactly as the live daemon did.
 //!
@@ -159,11 +161,24 @@ impl Blocklist {
     /// actors' addresses listed or extended, prospects' and
     /// misconfigurations' removed, expired entries dropped.
     pub fn update<'a>(&mut self, actors: impl IntoIterator<Item = &'a Actor>, now: Secs) {
+        self.reconcile(actors, now, false);
+    }
+
+    /// As [`Blocklist::update`], but every threat actor's entry lasts from
+    /// `now` rather than from its last activity: for a replay of a past
+    /// week whose threats are to be blocked from the time of the run on,
+    /// `now` being that time, not the last record's.
+    pub fn update_from_now<'a>(&mut self, actors: impl IntoIterator<Item = &'a Actor>, now: Secs) {
+        self.reconcile(actors, now, true);
+    }
+
+    fn reconcile<'a>(&mut self, actors: impl IntoIterator<Item = &'a Actor>, now: Secs, from_now: bool) {
         for a in actors {
             match a.class {
                 Class::Threat => {
+                    let from = if from_now { a.last_seen.max(now) } else { a.last_seen };
                     for k in &a.clients {
-                        self.list(net_of(k), a, now);
+                        self.list(net_of(k), a, from, now);
                     }
                 }
                 Class::Prospect | Class::Misconfiguration => {
@@ -180,7 +195,9 @@ impl Blocklist {
         self.expire(now);
     }
 
-    fn list(&mut self, net: IpNet, a: &Actor, now: Secs) {
+    /// Lists `net` for actor `a`, its entry lasting from `from` (the
+    /// actor's last activity, unless the caller counts from elsewhere).
+    fn list(&mut self, net: IpNet, a: &Actor, from: Secs, now: Secs) {
         if self.allowlisted(&net) {
             return;
         }
@@ -188,7 +205,7 @@ impl Blocklist {
         if let Some(offences) = offences {
             let ttl = self.ttl_for(offences);
             let e = self.entries.get_mut(&net).expect("present");
-            let until = a.last_seen.saturating_add(ttl);
+            let until = from.saturating_add(ttl);
             e.seen = e.seen.max(a.last_seen);
             if until > e.expires {
                 // Still at it: the clock restarts from the latest activity.
@@ -208,7 +225,7 @@ impl Blocklist {
             return;
         }
         let offences = past.map_or(0, |p| p.offences) + 1;
-        let expires = a.last_seen.saturating_add(self.ttl_for(offences));
+        let expires = from.saturating_add(self.ttl_for(offences));
         if expires <= now {
             return;
         }

@@ -76,6 +76,32 @@ fn entries_expire_and_repeat_offenders_stay_longer() {
 }
 
 #[test]
+fn counted_from_now_a_long_quiet_threat_is_listed() {
+    // Quiet for a week by the last record: as of it, nothing is listed...
+    let a = [actor("a-1", Class::Threat, &["198.51.100.7"], T0)];
+    let mut b = list(&BlocklistConfig::default());
+    b.update(&a, T0 + 7 * 24 * H);
+    assert!(b.is_empty());
+    // ...counted from the time of the run, it is, for a ttl from then.
+    let now = T0 + 9 * 24 * H;
+    let mut b = list(&BlocklistConfig::default());
+    b.update_from_now(&a, now);
+    let e = &b.entries()[0];
+    assert_eq!((e.net.to_string(), e.expires, e.listed, e.seen), ("198.51.100.7/32".into(), now + 4 * H, now, T0));
+    // A repeat offender stays longer, from now too.
+    let cfg = BlocklistConfig { max_ttl: Duration::from_secs(10 * H as u64), ..Default::default() };
+    let mut b = list(&cfg);
+    b.restore(Vec::new(), vec![("198.51.100.7/32".parse().unwrap(), Past { offences: 1, seen: T0 - 24 * H })], T0);
+    b.update_from_now(&a, now);
+    assert_eq!((b.entries()[0].offences, b.entries()[0].expires), (2, now + 8 * H));
+    // Prospects and the allowlist are as ever.
+    let cfg = BlocklistConfig { allowlist: vec!["198.51.100.7/32".parse().unwrap()], ..Default::default() };
+    let mut b = list(&cfg);
+    b.update_from_now(&[a[0].clone(), actor("a-2", Class::Prospect, &["192.0.2.1"], T0)], now);
+    assert!(b.is_empty());
+}
+
+#[test]
 fn allowlist_excludes_hosts_and_networks_holding_them() {
     let cfg = BlocklistConfig {
         allowlist: vec!["198.51.100.0/24".parse().unwrap(), "2001:db8:1:2::10/128".parse().unwrap()],
