@@ -6,7 +6,7 @@
 //! replay) the roster is folded into the blocklist and the gauges.
 
 use crate::{
-    blocklist::{Blocklist, BlocklistConfig, output::Outputs},
+    blocklist::{Blocklist, BlocklistConfig, exempt::Exemptions, output::Outputs},
     detect::{Engine, finding::Finding, secs, window::Secs},
     enrich::Enricher,
     exchange::Exchange,
@@ -41,7 +41,7 @@ impl Pipeline {
             enricher,
             detect,
             sinks,
-            blocklist: Blocklist::new(&cfg),
+            blocklist: Blocklist::new(&cfg, Exemptions::new(&cfg, &[], &[])),
             outputs: Outputs::new(&[], None, false).expect("no files to check"),
             nft_rule: false,
             list_from: None,

@@ -17,7 +17,7 @@ fn actor(id: &str, class: Class, clients: &[&str], last: Secs) -> Actor {
 }
 
 fn list(cfg: &BlocklistConfig) -> Blocklist {
-    Blocklist::new(cfg)
+    Blocklist::new(cfg, Exemptions::new(cfg, &[], &[]))
 }
 
 fn nets(b: &Blocklist) -> Vec<String> {
@@ -112,6 +112,52 @@ fn allowlist_excludes_hosts_and_networks_holding_them() {
     b.update(&actors, T0);
     // The /64 holds an allowlisted host, so it is not listed either.
     assert_eq!(nets(&b), ["192.0.2.1/32", "2001:db8:9::/64"]);
+}
+
+#[test]
+fn never_ourselves_our_proxies_or_private_ranges() {
+    let threats = |ips: &[&str]| -> Vec<Actor> {
+        ips.iter().enumerate().map(|(i, ip)| actor(&format!("a-{i}"), Class::Threat, &[ip], T0)).collect()
+    };
+    let all = threats(&["127.0.0.1", "::1", "198.51.100.1", "169.254.1.1", "10.0.0.7", "10.1.2.3", "203.0.113.7"]);
+    let trusted: IpNet = "10.0.0.7/32".parse().unwrap();
+    let own: IpAddr = "198.51.100.1".parse().unwrap();
+    let cfg = BlocklistConfig::default();
+    let mut b = Blocklist::new(&cfg, Exemptions::new(&cfg, &[trusted], &[own]));
+    b.update(&all, T0);
+    assert_eq!(nets(&b), ["203.0.113.7/32"]);
+    let why: Vec<Option<&str>> = all.iter().map(|a| b.not_blocked(&a.clients[0]).map(NotBlocked::as_str)).collect();
+    assert_eq!(
+        why,
+        [
+            Some("loopback"),
+            Some("loopback"),
+            Some("own_address"),
+            Some("link_local"),
+            Some("trusted_proxy"),
+            Some("private_range"),
+            None
+        ]
+    );
+    // With block_private, a private attacker is listed; the host and its
+    // proxy still are not.
+    let cfg = BlocklistConfig { block_private: true, ..Default::default() };
+    let mut b = Blocklist::new(&cfg, Exemptions::new(&cfg, &[trusted], &[own]));
+    b.update(&all, T0);
+    assert_eq!(nets(&b), ["10.1.2.3/32", "203.0.113.7/32"]);
+    // Entries restored from an older state are held to the same rules.
+    let entry = |net: &str| Entry {
+        net: net.parse().unwrap(),
+        expires: T0 + H,
+        listed: T0,
+        seen: T0,
+        offences: 1,
+        actor: "x".into(),
+    };
+    let cfg = BlocklistConfig::default();
+    let mut b = Blocklist::new(&cfg, Exemptions::new(&cfg, &[], &[]));
+    b.restore(vec![entry("127.0.0.1/32"), entry("10.1.2.3/32"), entry("192.0.2.1/32")], Vec::new(), T0);
+    assert_eq!(nets(&b), ["192.0.2.1/32"]);
 }
 
 #[test]
