@@ -9,8 +9,8 @@ use std::{
 use anyhow::{Context as _, bail};
 
 use crate::{
-    blocklist::{Blocklist, output::Outputs},
-    cli::{AnalyzeArgs, InputFormat},
+    blocklist::{Blocklist, exempt::Exemptions, output::Outputs},
+    cli::{AnalyzeArgs, InputFormat, TtlFrom},
     detect::{Engine, evidence::Class},
     enrich::Enricher,
     join::Joiner,
@@ -60,9 +60,16 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     // A replay keeps no blocklist state: its time is the log's, and a
     // daemon's state must not be mixed with it.
     let outputs = Outputs::new(&cfg.blocklist.paths, None, cfg.blocklist.nft_rule)?;
-    let blocklist = Blocklist::new(&cfg.blocklist);
+    // The host of the input is not this one: no own addresses to spare.
+    let blocklist = Blocklist::new(&cfg.blocklist, Exemptions::new(&cfg.blocklist, &cfg.trusted_proxies, &[]));
     let mut pipe =
         Pipeline::new(Enricher::new(&cfg)?, engine, sinks).with_blocklist(&cfg.blocklist, blocklist, outputs);
+    if args.blocklist_ttl_from == TtlFrom::Now {
+        // The one reading of the wall clock: the core counts in record
+        // time, and this is the time the run's list starts from.
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        pipe = pipe.listing_from(now.min(crate::detect::window::Secs::MAX as u64) as crate::detect::window::Secs);
+    }
     for n in pipe.enricher.notices() {
         eprintln!("rejectwatch: {n}");
     }
@@ -98,7 +105,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     pipe.sinks.flush()?;
     let actors = pipe.detect.roster().actors();
     if let Some(path) = &args.actors {
-        write_actors(path, &actors)?;
+        write_actors(path, &actors, &pipe.blocklist)?;
     }
     if let Some(path) = &args.prospects {
         write_prospects(path, &actors, pipe.enricher.geo())?;
@@ -110,19 +117,36 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     }
     let s = &pipe.sinks;
     let count = |c: Class| actors.iter().filter(|a| a.class == c).count();
-    // Entries last `ttl` from the actor's last request, so a threat that
-    // went quiet long before the input's end is not listed at its end:
-    // said, so that "0 blocklisted" beside threats does not read as a fault.
-    let unlisted = actors
-        .iter()
-        .filter(|a| a.class == Class::Threat && !a.clients.iter().any(|k| pipe.blocklist.lists(k)))
-        .count();
-    let unlisted = match unlisted {
+    // Said, so that "0 blocklisted" beside threats does not read as a
+    // fault: a threat is not listed when every client of it is exempt
+    // (see `not_blocked` in the roster) or, its entries lasting `ttl` from
+    // its last request, when it went quiet long before the input's end.
+    let (mut exempt, mut unlisted) = (0, 0);
+    for a in actors.iter().filter(|a| a.class == Class::Threat) {
+        if !a.clients.is_empty() && a.clients.iter().all(|k| pipe.blocklist.not_blocked(k).is_some()) {
+            exempt += 1;
+        } else if !a.clients.iter().any(|k| pipe.blocklist.lists(k)) {
+            unlisted += 1;
+        }
+    }
+    let mut why = Vec::new();
+    if exempt > 0 {
+        why.push(format!(
+            "{exempt} never listed (loopback, own, link-local or private addresses, trusted proxies, allowlisted)"
+        ));
+    }
+    if unlisted > 0 {
+        why.push(match args.blocklist_ttl_from {
+            TtlFrom::LastRecord => format!(
+                "{unlisted} quiet for longer than blocklist.ttl ({}) by the last record",
+                humantime::format_duration(cfg.blocklist.ttl)
+            ),
+            TtlFrom::Now => format!("{unlisted} past blocklist.max_entries ({})", cfg.blocklist.max_entries),
+        });
+    }
+    let unlisted = match exempt + unlisted {
         0 => String::new(),
-        n => format!(
-            " ({n} threat actor(s) not listed: allowlisted, or quiet for longer than blocklist.ttl ({}) by the last record)",
-            humantime::format_duration(cfg.blocklist.ttl)
-        ),
+        n => format!(" ({n} threat actor(s) not listed: {})", why.join(", ")),
     };
     // Every frame and line is accounted for by kind: a capture of a
     // tunnel nobody decodes reads as "0 exchanges, 0 parse errors" else.

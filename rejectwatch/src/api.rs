@@ -28,7 +28,7 @@ use crate::{
     exchange::format_ts,
     metrics::Metrics,
     pipeline::Pipeline,
-    report::Prospect,
+    report::{Prospect, RosterEntry},
     source::logtime,
 };
 
@@ -190,7 +190,14 @@ async fn actors(State(api): State<Api>, Query(q): Query<ActorQuery>) -> Response
         }
     };
     let p = lock(&api.pipeline);
-    let list: Vec<_> = p.detect.roster().actors().into_iter().filter(|a| want.is_none_or(|c| a.class == c)).collect();
+    let list: Vec<RosterEntry> = p
+        .detect
+        .roster()
+        .actors()
+        .into_iter()
+        .filter(|a| want.is_none_or(|c| a.class == c))
+        .map(|a| RosterEntry::of(a, &p.blocklist))
+        .collect();
     Json(list).into_response()
 }
 

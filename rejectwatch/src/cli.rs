@@ -170,6 +170,16 @@ pub enum InputFormat {
     Json,
 }
 
+/// Where `analyze` counts a blocklist entry's ttl from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TtlFrom {
+    /// The threat's last request, as the live daemon does: the list is the
+    /// one the daemon would have held at the last record.
+    LastRecord,
+    /// The time of this run: every threat in the input is listed.
+    Now,
+}
+
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
     /// Captures (pcap, pcapng) or access logs (combined, common, JSON
@@ -197,6 +207,11 @@ pub struct AnalyzeArgs {
     /// A marker, e.g. `disclosure=2026-11-20T10:00:00Z` (repeatable).
     #[arg(long, value_name = "KIND=TIME", value_parser = mark)]
     pub mark: Vec<crate::detect::marks::Mark>,
+    /// Where the blocklist's ttl counts from: each threat's last request
+    /// (so threats quiet for longer than the ttl by the last record are
+    /// left out), or now, listing every threat of the input.
+    #[arg(long, value_enum, value_name = "FROM", default_value_t = TtlFrom::LastRecord)]
+    pub blocklist_ttl_from: TtlFrom,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
 }
@@ -259,5 +274,11 @@ mod tests {
         let e =
             Cli::try_parse_from(["rejectwatch", "analyze", "--blocklist", "/tmp/b.json", "x"]).unwrap_err().to_string();
         assert!(e.contains("--blocklist") && e.contains(".nft, .ipset or .txt"), "{e}");
+        let e = Cli::try_parse_from(["rejectwatch", "analyze", "--blocklist-ttl-from", "then", "x"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--blocklist-ttl-from") && e.contains("last-record"), "{e}");
+        let ok = Cli::try_parse_from(["rejectwatch", "analyze", "--blocklist-ttl-from", "now", "x"]);
+        assert!(ok.is_ok_and(|c| matches!(c.cmd, Command::Analyze(a) if a.blocklist_ttl_from == TtlFrom::Now)));
     }
 }

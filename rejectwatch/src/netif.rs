@@ -1,7 +1,50 @@
 //! Finds the interface of the default route, which `run` watches when no
-//! `--iface` is given.
+//! `--iface` is given, and the host's own addresses, which the blocklist
+//! never holds.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use anyhow::bail;
+
+/// Every address of every interface of this host (in this network
+/// namespace), as they are at the call: read once at start, so an address
+/// added later is not spared until the next start.
+pub fn own_addresses() -> anyhow::Result<Vec<IpAddr>> {
+    let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `head` with a list we free below.
+    if unsafe { libc::getifaddrs(&mut head) } != 0 {
+        bail!("cannot list the host's addresses: {}", std::io::Error::last_os_error());
+    }
+    let mut out = Vec::new();
+    let mut at = head;
+    while !at.is_null() {
+        // SAFETY: `at` is a node of the list getifaddrs returned, alive
+        // until freeifaddrs; its address, when set, is as long as its
+        // family says.
+        let ifa = unsafe { &*at };
+        at = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() {
+            continue;
+        }
+        let ip = match unsafe { (*ifa.ifa_addr).sa_family } as i32 {
+            libc::AF_INET => {
+                let sin = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in) };
+                IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
+            }
+            libc::AF_INET6 => {
+                let sin6 = unsafe { &*(ifa.ifa_addr as *const libc::sockaddr_in6) };
+                IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
+            }
+            _ => continue,
+        };
+        if !out.contains(&ip) {
+            out.push(ip);
+        }
+    }
+    // SAFETY: the list from getifaddrs, freed once, not used after.
+    unsafe { libc::freeifaddrs(head) };
+    Ok(out)
+}
 
 /// The interface of the IPv4 default route, else of the IPv6 one.
 pub fn default_route_iface() -> anyhow::Result<String> {
@@ -36,6 +79,18 @@ fn from_ipv6_route_table(t: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_own_addresses() {
+        let own = own_addresses().unwrap();
+        let mut dedup = own.clone();
+        dedup.sort();
+        dedup.dedup();
+        assert_eq!(dedup.len(), own.len(), "{own:?}");
+        // Loopback is up wherever a test runs; an unconfigured one would
+        // list nothing, which is no error either.
+        assert!(own.iter().all(|a| !a.is_unspecified()), "{own:?}");
+    }
 
     #[test]
     fn parses_route_tables() {

@@ -6,7 +6,7 @@
 //! replay) the roster is folded into the blocklist and the gauges.
 
 use crate::{
-    blocklist::{Blocklist, BlocklistConfig, output::Outputs},
+    blocklist::{Blocklist, BlocklistConfig, exempt::Exemptions, output::Outputs},
     detect::{Engine, finding::Finding, secs, window::Secs},
     enrich::Enricher,
     exchange::Exchange,
@@ -21,6 +21,9 @@ pub struct Pipeline {
     pub blocklist: Blocklist,
     outputs: Outputs,
     nft_rule: bool,
+    /// At the end of input, list every threat from this time (a replay's
+    /// `--blocklist-ttl-from now`) rather than from its last activity.
+    list_from: Option<Secs>,
     /// Time of the last tick.
     now: Secs,
     findings: Vec<Finding>,
@@ -38,9 +41,10 @@ impl Pipeline {
             enricher,
             detect,
             sinks,
-            blocklist: Blocklist::new(&cfg),
+            blocklist: Blocklist::new(&cfg, Exemptions::new(&cfg, &[], &[])),
             outputs: Outputs::new(&[], None, false).expect("no files to check"),
             nft_rule: false,
+            list_from: None,
             now: 0,
             findings: Vec::new(),
             batch: Vec::with_capacity(BATCH),
@@ -57,6 +61,13 @@ impl Pipeline {
         self
     }
 
+    /// At the end of input the blocklist lists every threat actor, each
+    /// entry lasting from `now` (the caller's clock: the core has none).
+    pub fn listing_from(mut self, now: Secs) -> Self {
+        self.list_from = Some(now);
+        self
+    }
+
     pub fn now(&self) -> Secs {
         self.now
     }
@@ -66,13 +77,24 @@ impl Pipeline {
     }
 
     /// End of input: the detectors judge what record time now allows, and
-    /// the blocklist is written as of the last record.
+    /// the blocklist is written as of the last record (or, with
+    /// [`Pipeline::listing_from`], as of that time, every threat on it).
     pub fn finish(&mut self) {
         self.flush_batch();
         self.detect.finish(&mut self.findings);
         self.write_findings();
         let now = self.detect.now();
-        self.tick(now);
+        match self.list_from {
+            None => self.tick(now),
+            Some(from) => {
+                // A clock behind the records (a log from a skewed host)
+                // must not make entries end before their activity.
+                self.now = self.now.max(now).max(from);
+                self.blocklist.update_from_now(self.detect.roster().iter(), self.now);
+                self.outputs.write_if_changed(&mut self.blocklist, self.now);
+                self.refresh_metrics();
+            }
+        }
     }
 
     /// The roster into the blocklist (written if it changed) and the

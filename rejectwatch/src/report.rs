@@ -1,22 +1,49 @@
 //! End-of-run reports of `analyze`: the actor roster (`--actors`, JSON)
 //! and the prospects to contact (`--prospects`, CSV). Both are written to
-//! a temporary file and renamed into place.
+//! a temporary file and renamed into place. The roster's and the
+//! prospects' rows are the API's too.
 
-use std::{io, path::Path};
+use std::{collections::BTreeMap, io, path::Path};
 
 use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::{
+    blocklist::{Blocklist, exempt::NotBlocked},
     detect::{actors::Actor, evidence::Class},
     enrich::geo::Geo,
     exchange::format_ts,
     sink::write_atomically,
 };
 
-pub fn write_actors(path: &Path, actors: &[&Actor]) -> anyhow::Result<()> {
+/// An actor as the roster shows it: a threat with clients the blocklist
+/// never holds says which and why (`not_blocked`, client to reason), so
+/// that a threat missing from the blocklist is not taken for a fault.
+#[derive(Serialize)]
+pub struct RosterEntry<'a> {
+    #[serde(flatten)]
+    actor: &'a Actor,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    not_blocked: BTreeMap<String, NotBlocked>,
+}
+
+impl<'a> RosterEntry<'a> {
+    pub fn of(actor: &'a Actor, blocklist: &Blocklist) -> Self {
+        let not_blocked = match actor.class {
+            Class::Threat => {
+                actor.clients.iter().filter_map(|k| blocklist.not_blocked(k).map(|why| (k.to_string(), why))).collect()
+            }
+            // Never listed for what they are: no exemption to explain.
+            _ => BTreeMap::new(),
+        };
+        Self { actor, not_blocked }
+    }
+}
+
+pub fn write_actors(path: &Path, actors: &[&Actor], blocklist: &Blocklist) -> anyhow::Result<()> {
+    let rows: Vec<RosterEntry> = actors.iter().map(|a| RosterEntry::of(a, blocklist)).collect();
     write_atomically(path, |w| {
-        serde_json::to_writer_pretty(&mut *w, actors).map_err(io::Error::other)?;
+        serde_json::to_writer_pretty(&mut *w, &rows).map_err(io::Error::other)?;
         writeln!(w)
     })
     .with_context(|| format!("--actors: cannot write {}", path.display()))
@@ -107,4 +134,30 @@ pub fn write_prospects(path: &Path, actors: &[&Actor], geo: &Geo) -> anyhow::Res
         csv.flush()
     })
     .with_context(|| format!("--prospects: cannot write {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        blocklist::{BlocklistConfig, exempt::Exemptions},
+        detect::client::ClientKey,
+    };
+
+    #[test]
+    fn threats_say_which_clients_are_never_listed_and_why() {
+        let cfg = BlocklistConfig::default();
+        let b = Blocklist::new(&cfg, Exemptions::new(&cfg, &["192.0.2.80/32".parse().unwrap()], &[]));
+        let keys = |ips: &[&str]| ips.iter().map(|ip| ClientKey::new(ip.parse().unwrap(), 64)).collect();
+        let threat = Actor::stub("a-1", Class::Threat, keys(&["127.0.0.1", "192.0.2.80", "203.0.113.7"]), 0, 60);
+        let v = serde_json::to_value(RosterEntry::of(&threat, &b)).unwrap();
+        assert_eq!(v["id"], "a-1", "{v}");
+        assert_eq!(v["classification"], "threat", "{v}");
+        assert_eq!(v["not_blocked"], serde_json::json!({"127.0.0.1": "loopback", "192.0.2.80": "trusted_proxy"}));
+        // A listable threat, and a prospect, carry no note.
+        let public = Actor::stub("a-2", Class::Threat, keys(&["203.0.113.8"]), 0, 60);
+        assert!(serde_json::to_value(RosterEntry::of(&public, &b)).unwrap().get("not_blocked").is_none());
+        let prospect = Actor::stub("a-3", Class::Prospect, keys(&["10.0.0.1"]), 0, 60);
+        assert!(serde_json::to_value(RosterEntry::of(&prospect, &b)).unwrap().get("not_blocked").is_none());
+    }
 }

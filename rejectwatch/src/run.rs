@@ -20,7 +20,7 @@ use tokio::{
 
 use crate::{
     api::{self, Api},
-    blocklist::{Blocklist, output::Outputs, state},
+    blocklist::{Blocklist, exempt::Exemptions, output::Outputs, state},
     cli::{DEFAULT_PORTS, RunArgs},
     detect::{Engine, marks::Mark},
     enrich::{Enricher, identity},
@@ -60,7 +60,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let token = config.api.resolve_token()?;
     api::check_exposure(args.listen, &token)?;
     let clock = Clock::new();
-    let mut blocklist = Blocklist::new(&config.blocklist);
+    // Whatever they do, the host itself and its proxies are never listed.
+    let own = netif::own_addresses()?;
+    let exempt = Exemptions::new(&config.blocklist, &config.trusted_proxies, &own);
+    let mut blocklist = Blocklist::new(&config.blocklist, exempt);
     let restored = state::load(&state_dir, &mut blocklist, crate::detect::secs(clock.now()))?;
     let outputs = Outputs::new(&config.blocklist.paths, Some(state_dir.clone()), config.blocklist.nft_rule)?;
     let mut marks = MarkWatch::new(state_dir.clone());

@@ -20,10 +20,11 @@ fn write_log(path: &Path, lines: &[(&str, u32, &str, u16, &str)]) {
 }
 
 fn probes(at: u32) -> Vec<(&'static str, u32, &'static str, u16, &'static str)> {
-    ["/.env", "/.git/config", "/wp-config.php.bak"]
-        .iter()
-        .map(|p| ("203.0.113.66", at, *p, 404, "curl/8.5.0"))
-        .collect()
+    probes_from("203.0.113.66", at)
+}
+
+fn probes_from(ip: &'static str, at: u32) -> Vec<(&'static str, u32, &'static str, u16, &'static str)> {
+    ["/.env", "/.git/config", "/wp-config.php.bak"].iter().map(|p| (ip, at, *p, 404, "curl/8.5.0")).collect()
 }
 
 fn entries(path: &Path) -> Vec<String> {
@@ -61,10 +62,112 @@ fn blocklist_is_written_as_of_the_last_record() {
     assert!(stderr.contains("1 threat, "), "{stderr}");
     assert!(
         stderr.contains(
-            "0 blocklisted (1 threat actor(s) not listed: allowlisted, or quiet for longer than blocklist.ttl (4h)"
+            "0 blocklisted (1 threat actor(s) not listed: 1 quiet for longer than blocklist.ttl (4h) by the last record)"
         ),
         "{stderr}"
     );
+}
+
+#[test]
+fn blocklist_ttl_from_now_lists_last_weeks_threats() {
+    let dir = TempDir::new("analyze-ttl-from");
+    let (txt, nft) = (dir.path("block.txt"), dir.path("block.nft"));
+    // The prober went quiet thirteen hours before the last record.
+    let log = dir.path("week.log");
+    let mut lines = probes(0);
+    lines.push(("198.51.100.7", 13 * 3600, "/api/v1/account", 200, "Mozilla/5.0"));
+    write_log(&log, &lines);
+    let args = |from: &'static str| {
+        vec![
+            "--blocklist".to_string(),
+            txt.display().to_string(),
+            "--blocklist".to_string(),
+            nft.display().to_string(),
+            "--blocklist-ttl-from".to_string(),
+            from.to_string(),
+        ]
+    };
+    let run = |from| {
+        let a = args(from);
+        analyze_with(&[&log], &a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let stderr = run("last-record");
+    assert_eq!(entries(&txt), Vec::<String>::new(), "{stderr}");
+    let stderr = run("now");
+    assert_eq!(entries(&txt), ["203.0.113.66"], "{stderr}");
+    assert!(stderr.contains("1 blocklisted") && !stderr.contains("not listed"), "{stderr}");
+    // Its entry lasts the default four hours from the run, not from 2026.
+    let script = fs::read_to_string(&nft).expect("nft written");
+    let timeout: u64 = script
+        .split("203.0.113.66 timeout ")
+        .nth(1)
+        .and_then(|t| t.split('s').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no timeout for the prober: {script}"));
+    assert!((4 * 3600 - 60..=4 * 3600).contains(&timeout), "{timeout}: {script}");
+}
+
+/// Threats from loopback, a private address and a trusted proxy are
+/// actors that say why they are not listed; one from a documentation
+/// address is listed; with `block_private` the private one is too.
+#[test]
+fn never_blocks_loopback_private_ranges_or_trusted_proxies() {
+    let dir = TempDir::new("analyze-not-blocked");
+    let (txt, actors, config) = (dir.path("block.txt"), dir.path("actors.json"), dir.path("rw.toml"));
+    let log = dir.path("probes.log");
+    let mut lines = Vec::new();
+    for (i, ip) in ["127.0.0.1", "10.1.2.3", "192.0.2.80", "203.0.113.66"].into_iter().enumerate() {
+        lines.extend(probes_from(ip, 60 * i as u32));
+    }
+    write_log(&log, &lines);
+    let run = |block_private: bool| {
+        fs::write(&config, format!("[blocklist]\nblock_private = {block_private}\n")).expect("write config");
+        let args = [
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--trusted-proxy",
+            "192.0.2.80",
+            "--blocklist",
+            txt.to_str().expect("utf-8"),
+            "--actors",
+            actors.to_str().expect("utf-8"),
+        ];
+        let stderr = analyze_with(&[&log], &args);
+        let roster: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&actors).expect("actors written")).expect("actors json");
+        let mut notes: Vec<(String, String, serde_json::Value)> = roster
+            .as_array()
+            .expect("array")
+            .iter()
+            .map(|a| {
+                let client = a["clients"][0].as_str().unwrap_or("").to_string();
+                (client, a["classification"].as_str().unwrap_or("").to_string(), a["not_blocked"].clone())
+            })
+            .collect();
+        notes.sort_by(|a, b| a.0.cmp(&b.0));
+        (stderr, notes)
+    };
+    let note = |ip: &str, why: &str| serde_json::json!({ ip: why });
+    let threat = |ip: &str, n: serde_json::Value| (ip.to_string(), "threat".to_string(), n);
+
+    let (stderr, notes) = run(false);
+    assert_eq!(entries(&txt), ["203.0.113.66"], "{stderr}");
+    assert_eq!(
+        notes,
+        [
+            threat("10.1.2.3", note("10.1.2.3", "private_range")),
+            threat("127.0.0.1", note("127.0.0.1", "loopback")),
+            threat("192.0.2.80", note("192.0.2.80", "trusted_proxy")),
+            threat("203.0.113.66", serde_json::Value::Null),
+        ],
+        "{stderr}"
+    );
+    assert!(stderr.contains("1 blocklisted (3 threat actor(s) not listed: 3 never listed ("), "{stderr}");
+
+    let (stderr, notes) = run(true);
+    assert_eq!(entries(&txt), ["10.1.2.3", "203.0.113.66"], "{stderr}");
+    assert_eq!(notes[0], threat("10.1.2.3", serde_json::Value::Null), "{stderr}");
+    assert_eq!(notes[1], threat("127.0.0.1", note("127.0.0.1", "loopback")), "{stderr}");
 }
 
 /// Three days of a TAXII connector polling hourly from one address in each

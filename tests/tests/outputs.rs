@@ -1,7 +1,8 @@
 //! What operators wire up, for real: a live daemon on a veth sees an
-//! attacker, an allowlisted client doing the same, and a polling prospect;
-//! its nftables blocklist, loaded with `nft -f` in the server namespace,
-//! then drops the attacker's packets and nobody else's; the same entries
+//! attacker, an allowlisted client doing the same, one in the server's
+//! own IPv6 network doing the same, and a polling prospect; its nftables
+//! blocklist, loaded with `nft -f` in the server namespace, then drops
+//! the attacker's packets and nobody else's; the same entries
 //! come out of the ipset file and the HTTP feed, survive a restart and
 //! expire on time; the API answers with the token and refuses without.
 
@@ -17,9 +18,15 @@ use serde_json::Value;
 const ATTACKER: &str = "10.200.0.5";
 const ALLOWED: &str = "10.200.0.6";
 const PROSPECT: &str = "10.200.0.7";
-/// An IPv6 attacker: listed as its /64, which holds CLI_V6 too.
-const ATTACKER6: &str = "fd00:200::5";
-const ATTACKER6_NET: &str = "fd00:200::/64";
+/// An IPv6 attacker: listed as its /64, which holds NEIGHBOR6 too. Not
+/// the /64 of the test's own addresses: that one holds the server's
+/// address, and the daemon never lists its own.
+const ATTACKER6: &str = "fd00:201::5";
+const NEIGHBOR6: &str = "fd00:201::6";
+const ATTACKER6_NET: &str = "fd00:201::/64";
+/// The test's own /64, which holds the server's address: an attacker in
+/// it is an actor like any, but never listed.
+const OWN6_NET: &str = "fd00:200::/64";
 const TOKEN: &str = "test-token-0123456789abcdef";
 const AUTH: &str = "Authorization: Bearer test-token-0123456789abcdef";
 
@@ -85,7 +92,10 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
     for ip in [ATTACKER, ALLOWED, PROSPECT] {
         sh(&["ip", "-n", &net.cli, "addr", "add", &format!("{ip}/24"), "dev", &net.cli_if]);
     }
-    sh(&["ip", "-n", &net.cli, "addr", "add", &format!("{ATTACKER6}/64"), "dev", &net.cli_if, "nodad"]);
+    for ip in [ATTACKER6, NEIGHBOR6] {
+        sh(&["ip", "-n", &net.cli, "addr", "add", &format!("{ip}/64"), "dev", &net.cli_if, "nodad"]);
+    }
+    sh(&["ip", "-n", &net.srv, "-6", "route", "add", ATTACKER6_NET, "dev", &net.srv_if]);
     let dir = TempDir::new("outputs");
     let _nginx = nginx(
         &net,
@@ -95,13 +105,14 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
     );
     wait_listening(&net.cli, format!("{SRV_V4}:80").parse().expect("addr"));
     wait_listening(&net.cli, format!("[{SRV_V6}]:80").parse().expect("addr"));
-    // Short cadence and expiry so a test can watch both happen.
+    // Short cadence and expiry so a test can watch both happen; the
+    // attackers are in private ranges, which are kept off by default.
     let config = dir.path("rejectwatch.toml");
     std::fs::write(
         &config,
         format!(
             "[detect.cadence]\nburst_gap = \"1s\"\nmin_intervals = 3\n\n\
-             [blocklist]\nttl = \"20s\"\nallowlist = [\"{ALLOWED}/32\"]\n\n[api]\ntoken = \"{TOKEN}\"\n"
+             [blocklist]\nttl = \"20s\"\nallowlist = [\"{ALLOWED}/32\"]\nblock_private = true\n\n[api]\ntoken = \"{TOKEN}\"\n"
         ),
     )
     .expect("write config");
@@ -140,12 +151,14 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
     let attacked = Instant::now();
     assert_eq!(attack(&net.cli, ALLOWED), [404, 404, 404, 401]);
     assert_eq!(attack(&net.cli, ATTACKER6), [404, 404, 404, 401]);
+    assert_eq!(attack(&net.cli, CLI_V6), [404, 404, 404, 401]);
     poller.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
 
     // The roster, over the API with the token.
     let want = [
         (ATTACKER.to_string(), "threat".to_string()),
         (ATTACKER6_NET.to_string(), "threat".to_string()),
+        (OWN6_NET.to_string(), "threat".to_string()),
         (ALLOWED.to_string(), "threat".to_string()),
         (PROSPECT.to_string(), "prospect".to_string()),
     ];
@@ -153,14 +166,30 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
     loop {
         let got = classes(&api(&net.cli, listen, "/api/v1/actors"));
         if want.iter().all(|w| got.contains(w)) {
-            assert_eq!(got.len(), 4, "{got:?}");
+            assert_eq!(got.len(), 5, "{got:?}");
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(15), "actors {got:?}, want {want:?}");
         std::thread::sleep(Duration::from_millis(200));
     }
     let threats = api(&net.cli, listen, "/api/v1/actors?classification=threat");
-    assert_eq!(threats.as_array().map(Vec::len), Some(3), "{threats}");
+    assert_eq!(threats.as_array().map(Vec::len), Some(4), "{threats}");
+    // The allowlisted threat and the one sharing the server's /64 say why
+    // they are not listed; the others say nothing.
+    let notes: Vec<(String, Value)> = threats
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|a| (a["clients"][0].as_str().unwrap_or("").to_string(), a["not_blocked"].clone()))
+        .collect();
+    for (client, note) in &notes {
+        let want = match client.as_str() {
+            ALLOWED => serde_json::json!({ ALLOWED: "allowlisted" }),
+            OWN6_NET => serde_json::json!({ OWN6_NET: "own_address" }),
+            _ => Value::Null,
+        };
+        assert_eq!(note, &want, "{client}: {threats}");
+    }
     let prospects = api(&net.cli, listen, "/api/v1/prospects");
     assert_eq!(prospects[0]["clients"], PROSPECT, "{prospects}");
     assert_eq!(prospects[0]["product_version"], "python-requests/2.32.5", "{prospects}");
@@ -180,7 +209,7 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
     assert_eq!(status, 200);
     assert_eq!(metric_series(&metrics, "rejectwatch_blocklist_entries")["family=\"ipv4\""], 1, "{metrics}");
     assert_eq!(metric_series(&metrics, "rejectwatch_blocklist_entries")["family=\"ipv6\""], 1, "{metrics}");
-    assert_eq!(metric_series(&metrics, "rejectwatch_actors")["classification=\"threat\""], 3, "{metrics}");
+    assert_eq!(metric_series(&metrics, "rejectwatch_actors")["classification=\"threat\""], 4, "{metrics}");
     // The landing page says where everything is, and that a token is wanted.
     let (status, index) = Netns::within(&net.cli, move || http_request(listen, "GET", "/", &[], ""));
     assert_eq!(status, 200, "{index}");
@@ -224,7 +253,8 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
     // The IPv6 attacker's whole /64 is a CIDR element of an interval set.
     let ok6 = |from| curl_from(&net.cli, from, "curl/8.5.0", &[url6("/ok")], Duration::from_secs(2));
     assert_eq!(ok6(ATTACKER6), [0], "the IPv6 attacker still gets through");
-    assert_eq!(ok6(CLI_V6), [0], "the rest of the attacker's /64 still gets through");
+    assert_eq!(ok6(NEIGHBOR6), [0], "the rest of the attacker's /64 still gets through");
+    assert_eq!(ok6(CLI_V6), [200], "the server's own /64 is blocked");
     let counters = sh(&["ip", "netns", "exec", &net.srv, "nft", "list", "chain", "inet", "rejectwatch", "prerouting"]);
     assert!(!counters.contains("ip saddr @v4 counter packets 0 "), "no drop counted:\n{counters}");
 

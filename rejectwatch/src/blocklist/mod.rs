@@ -5,13 +5,17 @@
 //!
 //! An entry lasts `ttl` from the actor's last activity; an address listed
 //! again after its entry expired is a repeat offender and stays twice as
-//! long each time, up to `max_ttl`. Time is whatever the caller says it is
+//! long each time, up to `max_ttl`. (`analyze --blocklist-ttl-from now`
+//! counts every threat's `ttl` from the time of the run instead, so a past
+//! week's threats are blocked from now on.) Time is whatever the caller says it is
 //! (record time in replays, the capture clock live), so a replay lists
 //! and expires exactly as the live daemon did.
 //!
-//! Formats are in [`format`], the files and the state that survives a
-//! restart in [`output`] and [`state`].
+//! Who is never listed, and why, is in [`exempt`]; formats are in
+//! [`format`], the files and the state that survives a restart in
+//! [`output`] and [`state`].
 
+pub mod exempt;
 pub mod format;
 pub mod output;
 pub mod state;
@@ -25,6 +29,7 @@ use std::{
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use self::exempt::{Exemptions, NotBlocked};
 use crate::detect::{actors::Actor, client::ClientKey, evidence::Class, keyed, window::Secs};
 
 /// `[blocklist]` in the config file.
@@ -44,6 +49,9 @@ pub struct BlocklistConfig {
     /// partners, us.
     #[serde(deserialize_with = "crate::config::nets")]
     pub allowlist: Vec<IpNet>,
+    /// List threats from private ranges (10/8, 172.16/12, 192.168/16,
+    /// fc00::/7) too; by default they are our own networks' and kept off.
+    pub block_private: bool,
     /// Also write the drop rules into the `.nft` script (`--nft-rule`).
     pub nft_rule: bool,
     /// The most entries kept; past it the entries expiring soonest go.
@@ -57,6 +65,7 @@ impl Default for BlocklistConfig {
             ttl: Duration::from_secs(4 * 3600),
             max_ttl: Duration::from_secs(7 * 86_400),
             allowlist: Vec::new(),
+            block_private: false,
             nft_rule: false,
             max_entries: 100_000,
         }
@@ -113,7 +122,7 @@ pub struct Blocklist {
     past: HashMap<IpNet, Past>,
     ttl: Secs,
     max_ttl: Secs,
-    allowlist: Vec<IpNet>,
+    exempt: Exemptions,
     max_entries: usize,
     /// Set whenever the entries changed; cleared by whoever writes them.
     pub changed: bool,
@@ -131,23 +140,24 @@ pub fn net_of(k: &ClientKey) -> IpNet {
 }
 
 impl Blocklist {
-    pub fn new(cfg: &BlocklistConfig) -> Self {
+    /// `exempt` (built from `cfg`, the trusted proxies and the host's
+    /// addresses) says whom it never lists.
+    pub fn new(cfg: &BlocklistConfig, exempt: Exemptions) -> Self {
         Self {
             entries: BTreeMap::new(),
             past: HashMap::new(),
             ttl: secs(cfg.ttl),
             max_ttl: secs(cfg.max_ttl),
-            allowlist: cfg.allowlist.iter().map(IpNet::trunc).collect(),
+            exempt,
             max_entries: cfg.max_entries,
             changed: false,
             evicted: 0,
         }
     }
 
-    /// Whether `net` touches the allowlist: listing a network that holds
-    /// an allowlisted host would block that host too.
-    pub fn allowlisted(&self, net: &IpNet) -> bool {
-        self.allowlist.iter().any(|a| a.contains(net) || net.contains(a))
+    /// Why client `k` is never listed, whatever it does, if it is not.
+    pub fn not_blocked(&self, k: &ClientKey) -> Option<NotBlocked> {
+        self.exempt.reason(&net_of(k))
     }
 
     fn ttl_for(&self, offences: u32) -> Secs {
@@ -159,11 +169,24 @@ impl Blocklist {
     /// actors' addresses listed or extended, prospects' and
     /// misconfigurations' removed, expired entries dropped.
     pub fn update<'a>(&mut self, actors: impl IntoIterator<Item = &'a Actor>, now: Secs) {
+        self.reconcile(actors, now, false);
+    }
+
+    /// As [`Blocklist::update`], but every threat actor's entry lasts from
+    /// `now` rather than from its last activity: for a replay of a past
+    /// week whose threats are to be blocked from the time of the run on,
+    /// `now` being that time, not the last record's.
+    pub fn update_from_now<'a>(&mut self, actors: impl IntoIterator<Item = &'a Actor>, now: Secs) {
+        self.reconcile(actors, now, true);
+    }
+
+    fn reconcile<'a>(&mut self, actors: impl IntoIterator<Item = &'a Actor>, now: Secs, from_now: bool) {
         for a in actors {
             match a.class {
                 Class::Threat => {
+                    let from = if from_now { a.last_seen.max(now) } else { a.last_seen };
                     for k in &a.clients {
-                        self.list(net_of(k), a, now);
+                        self.list(net_of(k), a, from, now);
                     }
                 }
                 Class::Prospect | Class::Misconfiguration => {
@@ -180,15 +203,17 @@ impl Blocklist {
         self.expire(now);
     }
 
-    fn list(&mut self, net: IpNet, a: &Actor, now: Secs) {
-        if self.allowlisted(&net) {
+    /// Lists `net` for actor `a`, its entry lasting from `from` (the
+    /// actor's last activity, unless the caller counts from elsewhere).
+    fn list(&mut self, net: IpNet, a: &Actor, from: Secs, now: Secs) {
+        if self.exempt.reason(&net).is_some() {
             return;
         }
         let offences = self.entries.get(&net).map(|e| e.offences);
         if let Some(offences) = offences {
             let ttl = self.ttl_for(offences);
             let e = self.entries.get_mut(&net).expect("present");
-            let until = a.last_seen.saturating_add(ttl);
+            let until = from.saturating_add(ttl);
             e.seen = e.seen.max(a.last_seen);
             if until > e.expires {
                 // Still at it: the clock restarts from the latest activity.
@@ -208,7 +233,7 @@ impl Blocklist {
             return;
         }
         let offences = past.map_or(0, |p| p.offences) + 1;
-        let expires = a.last_seen.saturating_add(self.ttl_for(offences));
+        let expires = from.saturating_add(self.ttl_for(offences));
         if expires <= now {
             return;
         }
@@ -254,15 +279,15 @@ impl Blocklist {
         self.trim_past();
     }
 
-    /// Restores entries and offences from the state file; the allowlist of
-    /// this run applies to them too.
+    /// Restores entries and offences from the state file; the exemptions
+    /// of this run apply to them too.
     pub fn restore(&mut self, entries: Vec<Entry>, past: Vec<(IpNet, Past)>, now: Secs) {
         for (n, p) in past.into_iter().take(self.max_entries) {
             self.past.insert(n.trunc(), p);
         }
         for e in entries {
             let net = e.net.trunc();
-            if e.expires > now && !self.allowlisted(&net) && self.entries.len() < self.max_entries {
+            if e.expires > now && self.exempt.reason(&net).is_none() && self.entries.len() < self.max_entries {
                 self.entries.insert(net, Entry { net, ..e });
             }
         }

@@ -17,7 +17,7 @@ fn actor(id: &str, class: Class, clients: &[&str], last: Secs) -> Actor {
 }
 
 fn list(cfg: &BlocklistConfig) -> Blocklist {
-    Blocklist::new(cfg)
+    Blocklist::new(cfg, Exemptions::new(cfg, &[], &[]))
 }
 
 fn nets(b: &Blocklist) -> Vec<String> {
@@ -76,6 +76,32 @@ fn entries_expire_and_repeat_offenders_stay_longer() {
 }
 
 #[test]
+fn counted_from_now_a_long_quiet_threat_is_listed() {
+    // Quiet for a week by the last record: as of it, nothing is listed...
+    let a = [actor("a-1", Class::Threat, &["198.51.100.7"], T0)];
+    let mut b = list(&BlocklistConfig::default());
+    b.update(&a, T0 + 7 * 24 * H);
+    assert!(b.is_empty());
+    // ...counted from the time of the run, it is, for a ttl from then.
+    let now = T0 + 9 * 24 * H;
+    let mut b = list(&BlocklistConfig::default());
+    b.update_from_now(&a, now);
+    let e = &b.entries()[0];
+    assert_eq!((e.net.to_string(), e.expires, e.listed, e.seen), ("198.51.100.7/32".into(), now + 4 * H, now, T0));
+    // A repeat offender stays longer, from now too.
+    let cfg = BlocklistConfig { max_ttl: Duration::from_secs(10 * H as u64), ..Default::default() };
+    let mut b = list(&cfg);
+    b.restore(Vec::new(), vec![("198.51.100.7/32".parse().unwrap(), Past { offences: 1, seen: T0 - 24 * H })], T0);
+    b.update_from_now(&a, now);
+    assert_eq!((b.entries()[0].offences, b.entries()[0].expires), (2, now + 8 * H));
+    // Prospects and the allowlist are as ever.
+    let cfg = BlocklistConfig { allowlist: vec!["198.51.100.7/32".parse().unwrap()], ..Default::default() };
+    let mut b = list(&cfg);
+    b.update_from_now(&[a[0].clone(), actor("a-2", Class::Prospect, &["192.0.2.1"], T0)], now);
+    assert!(b.is_empty());
+}
+
+#[test]
 fn allowlist_excludes_hosts_and_networks_holding_them() {
     let cfg = BlocklistConfig {
         allowlist: vec!["198.51.100.0/24".parse().unwrap(), "2001:db8:1:2::10/128".parse().unwrap()],
@@ -86,6 +112,52 @@ fn allowlist_excludes_hosts_and_networks_holding_them() {
     b.update(&actors, T0);
     // The /64 holds an allowlisted host, so it is not listed either.
     assert_eq!(nets(&b), ["192.0.2.1/32", "2001:db8:9::/64"]);
+}
+
+#[test]
+fn never_ourselves_our_proxies_or_private_ranges() {
+    let threats = |ips: &[&str]| -> Vec<Actor> {
+        ips.iter().enumerate().map(|(i, ip)| actor(&format!("a-{i}"), Class::Threat, &[ip], T0)).collect()
+    };
+    let all = threats(&["127.0.0.1", "::1", "198.51.100.1", "169.254.1.1", "10.0.0.7", "10.1.2.3", "203.0.113.7"]);
+    let trusted: IpNet = "10.0.0.7/32".parse().unwrap();
+    let own: IpAddr = "198.51.100.1".parse().unwrap();
+    let cfg = BlocklistConfig::default();
+    let mut b = Blocklist::new(&cfg, Exemptions::new(&cfg, &[trusted], &[own]));
+    b.update(&all, T0);
+    assert_eq!(nets(&b), ["203.0.113.7/32"]);
+    let why: Vec<Option<&str>> = all.iter().map(|a| b.not_blocked(&a.clients[0]).map(NotBlocked::as_str)).collect();
+    assert_eq!(
+        why,
+        [
+            Some("loopback"),
+            Some("loopback"),
+            Some("own_address"),
+            Some("link_local"),
+            Some("trusted_proxy"),
+            Some("private_range"),
+            None
+        ]
+    );
+    // With block_private, a private attacker is listed; the host and its
+    // proxy still are not.
+    let cfg = BlocklistConfig { block_private: true, ..Default::default() };
+    let mut b = Blocklist::new(&cfg, Exemptions::new(&cfg, &[trusted], &[own]));
+    b.update(&all, T0);
+    assert_eq!(nets(&b), ["10.1.2.3/32", "203.0.113.7/32"]);
+    // Entries restored from an older state are held to the same rules.
+    let entry = |net: &str| Entry {
+        net: net.parse().unwrap(),
+        expires: T0 + H,
+        listed: T0,
+        seen: T0,
+        offences: 1,
+        actor: "x".into(),
+    };
+    let cfg = BlocklistConfig::default();
+    let mut b = Blocklist::new(&cfg, Exemptions::new(&cfg, &[], &[]));
+    b.restore(vec![entry("127.0.0.1/32"), entry("10.1.2.3/32"), entry("192.0.2.1/32")], Vec::new(), T0);
+    assert_eq!(nets(&b), ["192.0.2.1/32"]);
 }
 
 #[test]
