@@ -92,9 +92,11 @@ impl KernelRules {
     pub fn segment<'a>(&mut self, s: &Segment<'a>) -> Option<Record<'a>> {
         let seq = payload_seq(s.seq, s.flags);
         let to_server = self.ports.contains(s.dst.port());
-        // Ingress side (XDP): request heads to a watched port.
-        if to_server {
-            return self.ingress(s, seq);
+        // Ingress side (XDP): request heads to a watched port. With every
+        // port watched, a capture's direction is not known: what ingress
+        // does not claim may be egress.
+        if to_server && let Some(r) = self.ingress(s, seq) {
+            return Some(r);
         }
         // Egress side (TC): status lines from a watched port.
         if self.ports.contains(s.src.port()) && s.payload_len > 0 {
