@@ -48,6 +48,8 @@ pub struct Exchange {
     pub ua_version: Option<Arc<str>>,
     pub ua_family: Option<&'static str>,
     pub ua_platform: Option<&'static str>,
+    /// Why no real browser sends this user agent, when none does.
+    pub ua_impossible: Option<&'static str>,
     /// The user-agent classifier's hash of the trimmed text (0: none, or
     /// not enriched), so that later stages need not hash it again.
     pub ua_key: u64,
@@ -90,6 +92,7 @@ impl Default for Exchange {
             ua_version: Default::default(),
             ua_family: Default::default(),
             ua_platform: Default::default(),
+            ua_impossible: None,
             ua_key: 0,
             fingerprint: Default::default(),
             endpoint: Default::default(),

@@ -137,9 +137,10 @@ pub fn seven_actors(rng: &mut Rng, clients: u32, out: &mut Vec<Req>) {
     spoofers(rng, T0 + 30 * HOUR, out);
     // 4. curl hunting for .env files.
     env_enumerator(T0 + 50 * HOUR, out);
-    // 5. A long-running poller that goes dark after the disclosure.
+    // 5. A long-running poller that reads the disclosure (one poll after
+    // the mark, at 09:20) and goes dark.
     let h = || library("python-httpx/0.27.0");
-    poller(rng, "203.0.113.70", &h, "/api/v1/indicators", 401, T0 + 1234, T0 + 81 * HOUR + 420, HOUR, 20, out);
+    poller(rng, "203.0.113.70", &h, "/api/v1/indicators", 401, T0 + 1234, T0 + 81 * HOUR + 1300, HOUR, 20, out);
     // 6. A credential stuffer.
     stuffer(rng, T0 + 60 * HOUR, out);
     // 7. Our own mistake: a deploy that locks the analysts out.
@@ -221,6 +222,40 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            // User agents no browser sends, each from its own address, a few
+            // rejected requests each; the ordinary users' real browsers (an
+            // iPhone on iOS 14.4 with Safari 14, Chrome 124, Firefox 125)
+            // and an iOS 26 Safari, which reports iOS 18_6, stay quiet.
+            name: "spoofing-impossible-agents",
+            format: Format::Log,
+            args: &[],
+            build: |rng, out| {
+                background(rng, 24, out);
+                let liars = [
+                    ("203.0.113.61", "Mozilla/5.0 (Windows NT 10.0; Win64; x64)"),
+                    (
+                        "203.0.113.62",
+                        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/199.0.0.0 Safari/537.36",
+                    ),
+                    (
+                        "203.0.113.63",
+                        "Mozilla/5.0 (iPhone; CPU iPhone OS 14_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Mobile/15E148 Safari/604.1",
+                    ),
+                ];
+                for (i, (ip, ua)) in liars.iter().enumerate() {
+                    for k in 0..3u64 {
+                        let t = (T0 + HOUR + i as u64 * 700 + k * 200 + rng.below(30)) as f64;
+                        out.push(Req::new(t, ip, "GET", "/api/v1/account", browser(ua), 401));
+                    }
+                }
+                let ios26 = "Mozilla/5.0 (iPhone; CPU iPhone OS 18_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/26.0 Mobile/15E148 Safari/604.1";
+                for k in 0..3u64 {
+                    let t = (T0 + 2 * HOUR + k * 300) as f64;
+                    out.push(Req::new(t, "198.51.100.64", "GET", "/api/v1/account", browser(ios26), 401));
+                }
+            },
+        },
+        Case {
             name: "spoofing-headers",
             format: Format::Pcap,
             args: &[],
@@ -255,6 +290,41 @@ fn cases() -> Vec<Case> {
             },
         },
         Case {
+            // The seeds' case: a different address on the same cloud ASN hit
+            // the same undocumented export two days later, with another user
+            // agent and another header order, on the same cadence.
+            name: "address-rotation-other-tool",
+            format: Format::Log,
+            args: &[],
+            build: |rng, out| {
+                background(rng, 96, out);
+                let export = "/api/v2/internal/export/customers.csv";
+                let a = || library("python-requests/2.28.1");
+                poller(rng, "100.64.2.41", &a, export, 403, T0 + 3 * HOUR, T0 + 13 * HOUR, 900, 10, out);
+                let b = || library("Go-http-client/1.1");
+                poller(rng, "100.64.2.97", &b, export, 403, T0 + 61 * HOUR, T0 + 71 * HOUR, 900, 10, out);
+                // A third address elsewhere with yet another tool, on the
+                // same export, stays apart: nothing but the target is shared.
+                let c = || library("curl/8.5.0");
+                poller(rng, "198.51.100.77", &c, export, 403, T0 + 80 * HOUR, T0 + 90 * HOUR, 900, 10, out);
+            },
+        },
+        Case {
+            // Two unrelated mobile clients on one carrier retrying a login
+            // the API serves to everyone else, days apart, on the same
+            // cadence: a popular endpoint links nobody.
+            name: "rotation-popular-login",
+            format: Format::Log,
+            args: &[],
+            build: |rng, out| {
+                background(rng, 96, out);
+                let a = || library("okhttp/4.12.0");
+                poller(rng, "100.64.1.41", &a, "/api/v1/login", 401, T0 + 3 * HOUR, T0 + 13 * HOUR, 900, 10, out);
+                let b = || library("okhttp/4.9.3");
+                poller(rng, "100.64.1.97", &b, "/api/v1/login", 401, T0 + 61 * HOUR, T0 + 71 * HOUR, 900, 10, out);
+            },
+        },
+        Case {
             name: "disclosure",
             format: Format::Log,
             args: &["--mark", "disclosure=2026-11-03T12:00:00Z"],
@@ -262,11 +332,20 @@ fn cases() -> Vec<Case> {
                 background(rng, 72, out);
                 let mark = T0 + 36 * HOUR;
                 let h = || library("python-httpx/0.27.0");
-                // Goes dark five minutes after the mark...
-                poller(rng, "203.0.113.70", &h, "/api/v1/indicators", 401, T0 + 1234, mark + 300, HOUR, 20, out);
-                // ...while another poller carries on.
+                // Reads the changed response once, 20 minutes after the
+                // mark, and goes dark...
+                poller(rng, "203.0.113.70", &h, "/api/v1/indicators", 401, T0 + 1234, mark + HOUR, HOUR, 20, out);
+                // ...as does an honest axios poller on a mobile carrier,
+                // after two more polls: threats, whatever they argued for.
+                let a = || library("axios/1.7.2");
+                poller(rng, "100.64.1.70", &a, "/api/v1/indicators", 401, T0 + 600, mark + 3000, 1800, 20, out);
+                // Another carries on at its cadence...
                 let g = || library("Go-http-client/1.1");
                 poller(rng, "203.0.113.71", &g, "/api/v1/indicators", 401, T0 + 2345, T0 + 72 * HOUR, HOUR, 20, out);
+                // ...and one stopped 39 minutes before the mark: it never
+                // saw the change, so its silence says nothing about it.
+                let o = || library("okhttp/4.12.0");
+                poller(rng, "203.0.113.72", &o, "/api/v1/indicators", 401, T0 + 1234, mark - 2000, HOUR, 20, out);
             },
         },
         Case {

@@ -75,9 +75,11 @@ pub const UNUSUAL_METHOD: Kind = k("unusual_method", Threat, 3);
 pub const SCRAPING: Kind = k("scraping", Threat, 3);
 pub const SINGLE_PATH: Kind = k("single_path_obsession", Threat, 1);
 pub const CONVERGENCE: Kind = k("country_convergence", Threat, 1);
+// Someone reads the responses in real time and reacted to being named:
+// outweighs everything an honest, regular poller argues for a prospect.
+pub const WENT_DARK: Kind = k("went_dark_after_disclosure", Threat, 6);
 // Neither way on its own.
 pub const TOOL_SPREAD: Kind = k("tool_fingerprint_spread", Neutral, 0);
-pub const WENT_DARK: Kind = k("went_dark_after_disclosure", Neutral, 0);
 // Prospect evidence.
 pub const REGULAR_CADENCE: Kind = k("regular_polling", Prospect, 2);
 pub const HONEST_UA: Kind = k("honest_library_user_agent", Prospect, 2);
@@ -91,9 +93,20 @@ pub const TOKEN_LOOP: Kind = k("expired_token_loop", Misconfiguration, 3);
 /// evidence wins (a locked-out integration retrying looks like a 401 surge
 /// hammering one path, and must never be blocked for it).
 pub fn beyond_misconfiguration(kind: &str) -> bool {
-    [SENSITIVE_PROBE, INJECTION, SCANNER_UA, SPOOFING, HEADER_BYPASS, ENUMERATION, ROTATION, STRIPPED, UNUSUAL_METHOD]
-        .iter()
-        .any(|k| k.name == kind)
+    [
+        SENSITIVE_PROBE,
+        INJECTION,
+        SCANNER_UA,
+        SPOOFING,
+        HEADER_BYPASS,
+        ENUMERATION,
+        ROTATION,
+        STRIPPED,
+        UNUSUAL_METHOD,
+        WENT_DARK,
+    ]
+    .iter()
+    .any(|k| k.name == kind)
 }
 
 /// Threat evidence totalling this makes a threat.

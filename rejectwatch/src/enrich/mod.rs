@@ -84,8 +84,8 @@ impl Enricher {
             (ex.country, ex.asn, ex.as_org) = (g.country, g.asn, g.as_org);
         }
         let ua = self.ua.classify(ex.user_agent());
-        (ex.ua_product, ex.ua_version, ex.ua_family, ex.ua_platform, ex.ua_key) =
-            (ua.product, ua.version, Some(ua.family), Some(ua.platform), ua.key);
+        (ex.ua_product, ex.ua_version, ex.ua_family, ex.ua_platform, ex.ua_key, ex.ua_impossible) =
+            (ua.product, ua.version, Some(ua.family), Some(ua.platform), ua.key, ua.impossible);
         ex.fingerprint = self.fingerprints.of(&ex.method, ex.version, &ex.header_names);
         let ep = endpoint::template(ex.target());
         ex.endpoint = Some(ex.given_endpoint.take().unwrap_or(ep.template));

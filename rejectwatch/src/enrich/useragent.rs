@@ -36,6 +36,43 @@ struct RawPlatform {
 struct RawTable {
     rule: Vec<RawRule>,
     platform: Vec<RawPlatform>,
+    impossible: Option<NoEngine>,
+    version: Vec<VersionBound>,
+    ios_safari: Option<IosSafari>,
+}
+
+/// A browser's prefix without any engine named after it.
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct NoEngine {
+    browser_prefix: String,
+    engines: Vec<String>,
+    #[serde(default)]
+    except: Vec<String>,
+}
+
+/// The newest major version a browser product has shipped (with room).
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct VersionBound {
+    product: String,
+    max_major: u32,
+}
+
+/// Which Safari versions ship with which iOS.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+struct IosSafari {
+    min_ios: u32,
+    frozen_from_version: u32,
+    frozen_ios: u32,
+}
+
+/// Why no browser sends a user agent: a fixed set (never the text).
+pub mod impossible {
+    pub const NO_ENGINE: &str = "browser_prefix_without_engine";
+    pub const VERSION: &str = "browser_version_never_shipped";
+    pub const IOS_SAFARI: &str = "ios_and_safari_versions_never_shipped_together";
 }
 
 struct Rule {
@@ -57,6 +94,8 @@ pub struct UaInfo {
     /// agent: downstream, it stands for the text where only its identity
     /// matters (an actor's memory of the exchanges it has noted).
     pub key: u64,
+    /// Why no real browser sends it, when none does ([`impossible`]).
+    pub impossible: Option<&'static str>,
 }
 
 /// Deterministic, so that replays group as live runs do; never output.
@@ -68,6 +107,9 @@ pub fn key_of(ua: &str) -> u64 {
 pub struct UaClassifier {
     rules: Vec<Rule>,
     platforms: Vec<(String, &'static str)>,
+    no_engine: Option<NoEngine>,
+    versions: Vec<VersionBound>,
+    ios_safari: Option<IosSafari>,
     cache: LruCache<String, UaInfo>,
 }
 
@@ -84,6 +126,9 @@ impl UaClassifier {
         let mut c = Self {
             rules: Vec::new(),
             platforms: Vec::new(),
+            no_engine: None,
+            versions: Vec::new(),
+            ios_safari: None,
             cache: LruCache::new(NonZeroUsize::new(8192).expect("non-zero")),
         };
         if let Some(p) = extra {
@@ -112,13 +157,72 @@ impl UaClassifier {
             self.platforms
                 .push((p.contains.to_ascii_lowercase(), interned(&PLATFORMS, &p.platform, "platform", source)?));
         }
+        // The operator's table is read first: what it says wins.
+        if self.no_engine.is_none() {
+            self.no_engine = t.impossible.map(|mut n| {
+                n.browser_prefix.make_ascii_lowercase();
+                n.engines.iter_mut().chain(n.except.iter_mut()).for_each(|e| e.make_ascii_lowercase());
+                n
+            });
+        }
+        for v in t.version {
+            if !self.versions.iter().any(|b| b.product == v.product) {
+                self.versions.push(v);
+            }
+        }
+        self.ios_safari = self.ios_safari.or(t.ios_safari);
         Ok(())
+    }
+
+    /// Why no browser sends `ua` (lowercased as `lower`), if none does.
+    fn impossible(
+        &self,
+        lower: &str,
+        family: &str,
+        product: Option<&str>,
+        version: Option<&str>,
+    ) -> Option<&'static str> {
+        if let Some(n) = &self.no_engine
+            && matches!(family, "browser" | "other")
+            && lower.starts_with(&n.browser_prefix)
+            && !n.engines.iter().any(|e| lower.contains(e.as_str()))
+            && !n.except.iter().any(|e| lower.contains(e.as_str()))
+        {
+            return Some(impossible::NO_ENGINE);
+        }
+        if family != "browser" {
+            return None;
+        }
+        let major = version.and_then(major_of);
+        if let (Some(p), Some(m)) = (product, major)
+            && let Some(b) = self.versions.iter().find(|b| b.product == p)
+            && (m == 0 || m > b.max_major)
+        {
+            return Some(impossible::VERSION);
+        }
+        if let (Some("Safari"), Some(v), Some(rule)) = (product, major, self.ios_safari)
+            && let Some(ios) =
+                ["iphone os ", "cpu os "].iter().find_map(|t| lower.split_once(t)).and_then(|(_, r)| major_of(r))
+            && ios >= rule.min_ios
+            && v != ios
+            && !(v >= rule.frozen_from_version && ios == rule.frozen_ios)
+        {
+            return Some(impossible::IOS_SAFARI);
+        }
+        None
     }
 
     pub fn classify(&mut self, ua: Option<&str>) -> UaInfo {
         let ua = ua.map(crate::ascii::trim).unwrap_or("");
         if ua.is_empty() {
-            return UaInfo { product: None, version: None, family: "empty", platform: "unknown", key: 0 };
+            return UaInfo {
+                product: None,
+                version: None,
+                family: "empty",
+                platform: "unknown",
+                key: 0,
+                impossible: None,
+            };
         }
         if let Some(hit) = self.cache.get(ua) {
             return hit.clone();
@@ -134,9 +238,11 @@ impl UaClassifier {
             || self.platforms.iter().find(|(c, _)| lower.contains(c.as_str())).map_or("unknown", |(_, p)| p);
         for r in &self.rules {
             if lower.contains(&r.contains) {
+                let version = version_after(ua, &lower, &r.version_after);
                 return UaInfo {
+                    impossible: self.impossible(&lower, r.family, Some(&r.product), version.as_deref()),
                     product: Some(r.product.clone()),
-                    version: version_after(ua, &lower, &r.version_after).map(Arc::from),
+                    version: version.map(Arc::from),
                     family: r.family,
                     platform: r.platform.unwrap_or_else(platform_of),
                     key: key_of(ua),
@@ -150,6 +256,7 @@ impl UaClassifier {
             None => (first, None),
         };
         UaInfo {
+            impossible: self.impossible(&lower, "other", None, None),
             product: Some(product.into()),
             version: version.map(Arc::from),
             family: "other",
@@ -157,6 +264,12 @@ impl UaClassifier {
             key: key_of(ua),
         }
     }
+}
+
+/// The leading number of a version (`124.0.0.0`, `14_4`): its major.
+fn major_of(v: &str) -> Option<u32> {
+    let digits = v.split(|c: char| !c.is_ascii_digit()).next()?;
+    if digits.is_empty() || digits.len() > 6 { None } else { digits.parse().ok() }
 }
 
 /// The version following `token` in `ua` (found case-insensitively).
@@ -248,6 +361,52 @@ mod tests {
                 "{ua:?}"
             );
             assert_eq!(c.classify(*ua), i, "cached result differs for {ua:?}");
+        }
+    }
+
+    #[test]
+    fn user_agents_no_browser_sends() {
+        let mut c = UaClassifier::new(None).unwrap();
+        for (ua, why) in [
+            ("Mozilla/5.0 (Windows NT 10.0; Win64; x64)", Some(impossible::NO_ENGINE)),
+            ("Mozilla/5.0", Some(impossible::NO_ENGINE)),
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/199.0.0.0 Safari/537.36",
+                Some(impossible::VERSION),
+            ),
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/0.1 Safari/537.36",
+                Some(impossible::VERSION),
+            ),
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 14_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.2 Mobile/15E148 Safari/604.1",
+                Some(impossible::IOS_SAFARI),
+            ),
+            (
+                "Mozilla/5.0 (iPad; CPU OS 12_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/16.0 Mobile/15E148 Safari/604.1",
+                Some(impossible::IOS_SAFARI),
+            ),
+            // What real browsers send.
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 14_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/14.0.3 Mobile/15E148 Safari/604.1",
+                None,
+            ),
+            (
+                "Mozilla/5.0 (iPhone; CPU iPhone OS 18_6 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/26.0 Mobile/15E148 Safari/604.1",
+                None,
+            ),
+            (
+                "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/143.0.0.0 Safari/537.36",
+                None,
+            ),
+            ("Mozilla/5.0 (X11; Linux x86_64; rv:146.0) Gecko/20100101 Firefox/146.0", None),
+            ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", None),
+            ("Mozilla/5.0 (compatible; Nmap Scripting Engine; https://nmap.org/book/nse.html)", None),
+            ("Mozilla/5.0 (Windows NT 6.1; Trident/7.0; rv:11.0) like Gecko", None),
+            ("python-requests/2.32.5", None),
+            ("okhttp/4.12.0", None),
+        ] {
+            assert_eq!(c.classify(Some(ua)).impossible, why, "{ua}");
         }
     }
 

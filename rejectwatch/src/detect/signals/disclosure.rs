@@ -2,9 +2,13 @@
 //! moment the rejected clients' responses changed (a link to a published
 //! investigation, a registration URL). Every client that was polling on
 //! an established, regular cadence and was active at that moment is
-//! watched; one that sends nothing for more than `silence_factor` times
-//! its own period, measured from the mark, went dark: someone reads the
-//! responses in real time.
+//! watched. To react to the change it has to read it: a poller that sent
+//! at least `min_requests_after` requests after the mark, stopped within
+//! `max_periods_after` of its own periods, and then sent nothing for more
+//! than `silence_factor` periods went dark: someone reads the responses in
+//! real time ("went dark within minutes of us putting a blog post link in
+//! the 410 response"). One that keeps polling at its old cadence, or that
+//! stopped before it could have read the change, is not reported.
 
 use std::time::Duration;
 
@@ -37,18 +41,30 @@ pub struct Spec {
     /// Poll periods longer than this are not watched.
     #[serde(with = "humantime_serde")]
     pub max_period: Duration,
+    /// Requests after the mark it takes to have read the change.
+    pub min_requests_after: u32,
+    /// A client still requesting this many periods after the mark kept
+    /// polling: it did not go dark.
+    pub max_periods_after: u32,
 }
 
 impl Default for Spec {
     fn default() -> Self {
-        Self { silence_factor: 3, active_periods: 2, max_period: Duration::from_secs(86_400) }
+        Self {
+            silence_factor: 3,
+            active_periods: 2,
+            max_period: Duration::from_secs(86_400),
+            min_requests_after: 1,
+            max_periods_after: 3,
+        }
     }
 }
 
 impl Spec {
     pub fn validate(&self) -> Result<(), String> {
         positive("silence_factor", self.silence_factor as u64)?;
-        positive("active_periods", self.active_periods as u64)
+        positive("active_periods", self.active_periods as u64)?;
+        positive("max_periods_after", self.max_periods_after as u64)
     }
     pub fn build(&self) -> Disclosure {
         Disclosure { spec: self.clone(), watch: Vec::new() }
@@ -59,6 +75,12 @@ struct Watch {
     key: ClientKey,
     period: Secs,
     last_before: Secs,
+    /// The client's request count at the mark.
+    requests_before: u32,
+    /// Its last request and count as last seen (an evicted client keeps
+    /// what was seen of it).
+    last: Secs,
+    requests: u32,
     mark: Secs,
     note: Option<String>,
 }
@@ -86,23 +108,36 @@ impl Disclosure {
             if p > max || c.last > at || at.saturating_sub(c.last) > self.spec.active_periods * p {
                 continue;
             }
-            self.watch.push(Watch { key: *k, period: p, last_before: c.last, mark: at, note: m.note.clone() });
+            self.watch.push(Watch {
+                key: *k,
+                period: p,
+                last_before: c.last,
+                requests_before: c.requests,
+                last: c.last,
+                requests: c.requests,
+                mark: at,
+                note: m.note.clone(),
+            });
         }
         self.watch.sort_by_key(|w| (w.mark, w.key));
     }
 
     /// Judges the watched clients whose silence can now be judged.
     pub fn check(&mut self, now: Secs, clients: &Keyed<ClientKey, ClientState>, out: &mut Vec<Signal>) {
-        let factor = self.spec.silence_factor;
-        self.watch.retain(|w| {
-            let due = w.mark + factor * w.period;
-            if now <= due {
-                return true;
+        let spec = &self.spec;
+        self.watch.retain_mut(|w| {
+            if let Some(c) = clients.get(&w.key) {
+                (w.last, w.requests) = (c.last.max(w.last), c.requests.max(w.requests));
             }
-            // Came back after the mark: not dark. (Evicted: long silent.)
-            let last = clients.get(&w.key).map_or(w.last_before, |c| c.last);
-            if last > w.mark {
-                return false;
+            let after = w.requests.saturating_sub(w.requests_before);
+            if w.last > w.mark && w.last - w.mark > spec.max_periods_after * w.period {
+                return false; // kept polling
+            }
+            if now <= w.last.max(w.mark) + spec.silence_factor * w.period {
+                return true; // may still come back
+            }
+            if after < spec.min_requests_after {
+                return false; // stopped before it could have read the change
             }
             let before = w.mark - w.last_before;
             emit(out, || {
@@ -112,19 +147,23 @@ impl Disclosure {
                     w.key.hash32() as u64 ^ w.mark as u64,
                     vec![w.key],
                     format!(
-                        "{} polled every {} until {} before the disclosure mark and has been silent for {} since{}",
+                        "{} polled every {}, sent {} request{} in the {} after the disclosure mark, and has been silent for {} since{}",
                         w.key,
                         human(w.period),
-                        human(before),
-                        human(now - w.mark),
+                        after,
+                        if after == 1 { "" } else { "s" },
+                        human(w.last - w.mark),
+                        human(now - w.last),
                         w.note.as_deref().map(|n| format!(" ({n})")).unwrap_or_default()
                     ),
                 )
                 .with("period_seconds", w.period)
                 .with("mark", format_ts(w.mark as u64 * 1_000_000_000))
                 .with("last_request_before_mark_seconds", before)
-                .with("silent_seconds", now - w.mark)
-                .with("silence_periods", (now - w.mark) / w.period.max(1))
+                .with("requests_after_mark", after)
+                .with("stopped", format_ts(w.last as u64 * 1_000_000_000))
+                .with("silent_seconds", now - w.last)
+                .with("silence_periods", (now - w.last) / w.period.max(1))
             });
             false
         });

@@ -1,15 +1,24 @@
-//! Signal 6, address rotation by one operator: the same target, the same
-//! fingerprint (header order from packets, the exact user agent from
-//! logs) and the same cadence from a new address after the previous one
-//! stopped (the real case: a second address on the same export endpoint
-//! two days after the first). The addresses are grouped into one actor:
-//! actors are built from evidence, not from single addresses.
+//! Signal 6, address rotation by one operator: the same rarely requested,
+//! rejected target and the same shape of work from a new address after the
+//! previous one stopped ("a different Chinese IP had hit the same endpoint
+//! two days earlier — different hash, different user agent, same target").
+//! The addresses are grouped into one actor: actors are built from
+//! evidence, not from single addresses.
+//!
+//! The shape of work is the same cadence, or the same tool (header-order
+//! fingerprint from packets, the exact user agent from logs) when neither
+//! polls regularly. When the tools differ, both must have asked for this
+//! target alone, on the same cadence, from the same country or ASN. And the
+//! target must be rare: never one the API serves (documented, or learned
+//! from successes) and asked for by at most `max_clients` clients, so that
+//! a popular endpoint (a login, a health check) never links clients on its
+//! own.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{nonzero_duration, positive, secs};
+use super::{nonzero_duration, positive, secs, single_path};
 use crate::detect::{
     Detector, Obs,
     cadence::same_period,
@@ -17,7 +26,7 @@ use crate::detect::{
     evidence::{ROTATION, Signal, emit},
     human,
     keyed::Keyed,
-    window::Secs,
+    window::{Secs, h64},
 };
 
 pub const NAME: &str = "address-rotation";
@@ -31,6 +40,9 @@ pub struct Spec {
     pub max_gap: Duration,
     /// Rejected requests each address must have sent on the target.
     pub min_requests: u32,
+    /// A target more clients than this asked for within `max_gap` is not
+    /// rare: it never links clients.
+    pub max_clients: usize,
     pub cadence_tolerance: f64,
     pub max_keys: usize,
     #[serde(with = "humantime_serde")]
@@ -40,8 +52,9 @@ pub struct Spec {
 impl Default for Spec {
     fn default() -> Self {
         Self {
-            max_gap: Duration::from_secs(7 * 86_400),
+            max_gap: Duration::from_secs(72 * 3600),
             min_requests: 20,
+            max_clients: 3,
             cadence_tolerance: 0.25,
             max_keys: 10_000,
             cooldown: Duration::from_secs(7 * 86_400),
@@ -53,6 +66,10 @@ impl Spec {
     pub fn validate(&self) -> Result<(), String> {
         nonzero_duration("max_gap", self.max_gap)?;
         positive("min_requests", self.min_requests as u64)?;
+        positive("max_clients", self.max_clients as u64)?;
+        if self.max_clients >= HOLDERS {
+            return Err(format!("max_clients: at most {} (the clients remembered a target)", HOLDERS - 1));
+        }
         positive("max_keys", self.max_keys as u64)
     }
     pub fn build(&self) -> Rotation {
@@ -68,8 +85,29 @@ struct Holder {
     last: Secs,
     count: u32,
     period: Option<Secs>,
+    /// The tool: header fingerprint, or user agent.
+    tool: u64,
+    /// Country (hashed) and ASN, 0 when unknown.
+    country: u64,
+    asn: u32,
+    /// Every rejected request of the client was for this target.
+    single: bool,
     /// The holder this one took over from, when it started after it ended.
     after: Option<usize>,
+}
+
+/// How two holders of a target are one operator's addresses, if they are.
+fn same_shape(prev: &Holder, h: &Holder, tolerance: f64) -> Option<&'static str> {
+    let cadence = match (prev.period, h.period) {
+        (Some(a), Some(b)) => Some(same_period(a, b, tolerance)),
+        (None, None) => None,
+        _ => Some(false),
+    };
+    if prev.tool == h.tool {
+        return (cadence != Some(false)).then_some("same_tool");
+    }
+    let place = (prev.country != 0 && prev.country == h.country) || (prev.asn != 0 && prev.asn == h.asn);
+    (cadence == Some(true) && place && prev.single && h.single).then_some("same_target_cadence_and_place")
 }
 
 pub struct Rotation {
@@ -85,16 +123,16 @@ impl Detector for Rotation {
         }
         let ex = o.ex;
         // The endpoint's hash is the engine's, a user agent's the
-        // classifier's, and a fingerprint is a hash already: nothing is
-        // hashed here.
+        // classifier's, and a fingerprint is a hash already.
         let tool = match ex.fingerprint {
             Some(fp) => fp.0,
             None => ex.ua_hash(),
         };
-        let tk = (o.ep ^ tool.rotate_left(32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let period = c.cadence.regular_period(&o.ctx.cadence);
+        let single = single_path::only(c, o.ep);
         let gap = self.gap;
-        let holders = self.targets.touch(tk, o.now, Vec::new);
+        let (min_requests, max_clients) = (self.spec.min_requests, self.spec.max_clients);
+        let holders = self.targets.touch(o.ep, o.now, Vec::new);
         let i = match holders.iter().position(|h| h.key == o.key) {
             Some(i) => i,
             None => {
@@ -114,10 +152,21 @@ impl Detector for Rotation {
                 let after = holders
                     .iter()
                     .enumerate()
-                    .filter(|(_, h)| h.last < o.now && o.now - h.last <= gap && h.count >= self.spec.min_requests)
+                    .filter(|(_, h)| h.last < o.now && o.now - h.last <= gap && h.count >= min_requests)
                     .max_by_key(|(_, h)| h.last)
                     .map(|(j, _)| j);
-                holders.push(Holder { key: o.key, first: o.now, last: o.now, count: 0, period: None, after });
+                holders.push(Holder {
+                    key: o.key,
+                    first: o.now,
+                    last: o.now,
+                    count: 0,
+                    period: None,
+                    tool,
+                    country: ex.country.as_deref().map_or(0, |c| h64(c.as_bytes()) | 1),
+                    asn: ex.asn.unwrap_or(0),
+                    single,
+                    after,
+                });
                 holders.len() - 1
             }
         };
@@ -125,7 +174,8 @@ impl Detector for Rotation {
         h.last = o.now;
         h.count += 1;
         h.period = period.or(h.period);
-        if h.count != self.spec.min_requests.max(1) {
+        h.single &= single;
+        if h.count != min_requests.max(1) {
             return;
         }
         let Some(prev) = h.after.map(|a| holders[a]) else { return };
@@ -134,36 +184,41 @@ impl Detector for Rotation {
         if prev.last >= h.first {
             return;
         }
-        let cadence_ok = match (prev.period, h.period) {
-            (Some(a), Some(b)) => same_period(a, b, self.spec.cadence_tolerance),
-            (None, None) => true,
-            _ => false,
-        };
-        if !cadence_ok {
+        // A target the API serves, or that many ask for, links nobody.
+        let clients = holders.iter().filter(|x| o.now - x.last <= gap).count();
+        if clients > max_clients || o.ctx.documented(o.ep, o.endpoint) {
             return;
         }
+        let Some(how) = same_shape(&prev, &h, self.spec.cadence_tolerance) else { return };
         let gap = h.first - prev.last;
         emit(out, || {
+            let same = match how {
+                "same_tool" if ex.fingerprint.is_some() => "the same header fingerprint".to_string(),
+                "same_tool" => "the same user agent".to_string(),
+                _ => "another tool, from the same place,".to_string(),
+            };
             Signal::new(
                 NAME,
                 ROTATION,
-                tk,
+                o.ep,
                 vec![o.key, prev.key],
                 format!(
-                    "{} took over {} from {} {} after it stopped, with the same {}{}",
+                    "{} took over {} from {} {} after it stopped, with {}{}",
                     o.key,
                     o.endpoint,
                     prev.key,
                     human(gap),
-                    if ex.fingerprint.is_some() { "header fingerprint" } else { "user agent" },
+                    same,
                     h.period.map(|p| format!(" and {} cadence", human(p))).unwrap_or_default()
                 ),
             )
             .endpoint(o.endpoint)
             .with("previous_client", prev.key.to_string())
+            .with("client", o.key.to_string())
             .with("gap_seconds", gap)
             .with("previous_requests", prev.count)
             .with("requests", h.count)
+            .with("linked_by", how)
             .merged()
         });
     }

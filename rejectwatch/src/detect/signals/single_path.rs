@@ -53,6 +53,16 @@ pub struct State {
     other_at: Secs,
 }
 
+/// Whether every rejected request of `c` so far was for endpoint `ep`
+/// (what the address-rotation detector calls the shape of a single-path
+/// collector's work).
+pub fn only(c: &ClientState, ep: u64) -> bool {
+    c.rejected.as_ref().is_none_or(|r| {
+        let s = &r.single_path;
+        (s.endpoint == 0 || s.endpoint == ep as u32) && s.other_at == 0
+    })
+}
+
 pub struct SinglePath {
     window: Secs,
     min: u32,

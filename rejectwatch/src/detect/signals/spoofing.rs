@@ -6,7 +6,12 @@
 //!   same source (iPhone Safari 14.4 and `okhttp/3.14.9`);
 //! - a browser user agent whose headers are a script's (no
 //!   Accept-Language: every browser sends it);
-//! - many user agents rotating from one address.
+//! - many user agents rotating from one address;
+//! - a user agent no browser sends (a browser's prefix and no engine, a
+//!   version never shipped, an iOS with a Safari it never came with: the
+//!   user-agent table's `impossible`, `version` and `ios_safari` data).
+//!   This one is judged even for a client the API has served: no
+//!   household explains a browser that does not exist.
 
 use std::time::Duration;
 
@@ -93,6 +98,25 @@ fn platform_names(bits: u8) -> String {
         .join("+")
 }
 
+/// The `impossible_user_agent` form, out of line: rare.
+#[cold]
+fn impossible(o: &Obs<'_>, why: &'static str, out: &mut Vec<Signal>) {
+    let ua = o.ex.user_agent().unwrap_or("");
+    emit(out, || {
+        Signal::new(
+            NAME,
+            SPOOFING,
+            o.key.hash32() as u64 ^ 4,
+            vec![o.key],
+            format!("{} sends a user agent no browser sends ({})", o.key, why.replace('_', " ")),
+        )
+        .endpoint(o.endpoint)
+        .with("form", "impossible_user_agent")
+        .with("reason", why)
+        .with("user_agent", clip(ua, 200))
+    });
+}
+
 pub struct Spoofing {
     window: Secs,
     max_agents: usize,
@@ -101,10 +125,18 @@ pub struct Spoofing {
 
 impl Detector for Spoofing {
     fn observe(&mut self, o: &Obs<'_>, c: &mut ClientState, out: &mut Vec<Signal>) {
-        if !o.rejected || c.has(EVER_SUCCEEDED) {
+        if !o.rejected {
             return;
         }
         let ex = o.ex;
+        if let Some(why) = ex.ua_impossible
+            && !o.cooling(o.key.hash32() as u64 ^ 4)
+        {
+            impossible(o, why, out);
+        }
+        if c.has(EVER_SUCCEEDED) {
+            return;
+        }
         let s = &mut c.reject_state().spoofing;
         // One window for all three forms: the agent set's (it restarts
         // in `add` below under this very condition).
