@@ -115,7 +115,7 @@ pub fn look_tc(ctx: TcContext) -> i32 {
 fn try_look<C: LoadBytes>(
     ctx: &C,
     looks: impl Fn(&[u8; PEEK_LEN]) -> bool,
-    len: impl FnOnce() -> u32,
+    len: impl Fn() -> u32 + Copy,
 ) -> Result<(), ()> {
     let (start, end) = ctx.linear();
     let seg = parse::segment(start, end, len).ok_or(())?;

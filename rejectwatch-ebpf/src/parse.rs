@@ -1,5 +1,7 @@
 //! Header walking shared by the XDP and TC programs: Ethernet (+ up to two
-//! 802.1Q/802.1ad tags) → IPv4/IPv6 (+ common extension headers) → TCP.
+//! 802.1Q/802.1ad tags, + a PPPoE session header) → IPv4/IPv6 (+ common
+//! extension headers) → TCP, or → UDP/4789 VXLAN → the inner Ethernet
+//! frame, walked the same way once.
 //!
 //! Reads use direct packet access over the linear part of the packet, which
 //! is where every driver and the local TCP stack put headers; a packet whose
@@ -14,7 +16,14 @@ const ETH_P_IP: u16 = 0x0800;
 const ETH_P_IPV6: u16 = 0x86DD;
 const ETH_P_8021Q: u16 = 0x8100;
 const ETH_P_8021AD: u16 = 0x88A8;
+const ETH_P_PPPOE_SESSION: u16 = 0x8864;
+const PPP_IPV4: u16 = 0x0021;
+const PPP_IPV6: u16 = 0x0057;
 const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const VXLAN_PORT: u16 = 4789;
+/// UDP header and VXLAN header before the inner Ethernet frame.
+const VXLAN_OVERHEAD: usize = 8 + 8;
 // IPv6 extension headers that may sit between the fixed header and TCP.
 const IPV6_HOPOPTS: u8 = 0;
 const IPV6_ROUTING: u8 = 43;
@@ -54,12 +63,35 @@ fn be32(b: &[u8]) -> u32 {
 /// Walks the headers of the packet in `[start, end)`. `pkt_len` gives the
 /// whole length including non-linear fragments; it is only asked for when
 /// the IP length claims more than the linear part holds (a helper call costs
-/// more here than the rest of the walk).
+/// more here than the rest of the walk). A VXLAN packet is walked into its
+/// inner frame (once: a tunnel in a tunnel is not followed).
 #[inline(always)]
-pub fn segment(start: usize, end: usize, pkt_len: impl FnOnce() -> u32) -> Option<Segment> {
-    let eth = bytes::<ETH_HLEN>(start, end, 0)?;
+pub fn segment(start: usize, end: usize, pkt_len: impl Fn() -> u32 + Copy) -> Option<Segment> {
+    match frame(start, end, 0, pkt_len)? {
+        Walked::Tcp(seg) => Some(seg),
+        Walked::Vxlan(inner) => match frame(start, end, inner, pkt_len)? {
+            Walked::Tcp(seg) => Some(seg),
+            Walked::Vxlan(_) => None,
+        },
+    }
+}
+
+/// Where a walk of one frame ended.
+enum Walked {
+    Tcp(Segment),
+    /// A VXLAN packet: its inner Ethernet frame starts here.
+    Vxlan(usize),
+}
+
+/// Walks one Ethernet frame starting at `base`.
+#[inline(always)]
+fn frame(start: usize, end: usize, base: usize, pkt_len: impl Fn() -> u32) -> Option<Walked> {
+    // Bounded for the verifier: an inner frame starts within the first
+    // few hundred bytes of the packet.
+    let base = base & 0x3ff;
+    let eth = bytes::<ETH_HLEN>(start, end, base)?;
     let mut proto = be16(&eth[12..14]);
-    let mut off = ETH_HLEN;
+    let mut off = base + ETH_HLEN;
     if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
         let tag = bytes::<4>(start, end, off)?;
         proto = be16(&tag[2..4]);
@@ -70,14 +102,30 @@ pub fn segment(start: usize, end: usize, pkt_len: impl FnOnce() -> u32) -> Optio
             off += 4;
         }
     }
+    if proto == ETH_P_PPPOE_SESSION {
+        // Version and type 1, code 0 (session data), session id, length,
+        // then the PPP protocol.
+        let h = bytes::<8>(start, end, off)?;
+        if h[0] != 0x11 || h[1] != 0 {
+            return None;
+        }
+        proto = match be16(&h[6..8]) {
+            PPP_IPV4 => ETH_P_IP,
+            PPP_IPV6 => ETH_P_IPV6,
+            _ => return None,
+        };
+        off += 8;
+    }
 
     let mut key = FlowKey::default();
     let l4_off;
     let l4_len: u32;
+    let l4_proto;
     if proto == ETH_P_IP {
         let ip = bytes::<20>(start, end, off)?;
         let ihl = ((ip[0] & 0x0f) as usize) * 4;
-        if ihl < 20 || ip[9] != IPPROTO_TCP {
+        l4_proto = ip[9];
+        if ihl < 20 || (l4_proto != IPPROTO_TCP && l4_proto != IPPROTO_UDP) {
             return None;
         }
         // Non-first fragments carry no TCP header.
@@ -112,13 +160,27 @@ pub fn segment(start: usize, end: usize, pkt_len: impl FnOnce() -> u32) -> Optio
             ext_len += len as u32;
             i += 1;
         }
-        if next != IPPROTO_TCP {
+        if next != IPPROTO_TCP && next != IPPROTO_UDP {
             return None;
         }
+        l4_proto = next;
         l4_off = ext_off;
         l4_len = if plen == 0 { u32::MAX } else { plen.saturating_sub(ext_len) };
     } else {
         return None;
+    }
+
+    if l4_proto == IPPROTO_UDP {
+        let udp = bytes::<8>(start, end, l4_off)?;
+        if be16(&udp[2..4]) != VXLAN_PORT {
+            return None;
+        }
+        // The I flag: a valid VNI follows.
+        let vx = bytes::<8>(start, end, l4_off + 8)?;
+        if vx[0] & 0x08 == 0 {
+            return None;
+        }
+        return Some(Walked::Vxlan(l4_off + VXLAN_OVERHEAD));
     }
 
     let tcp = bytes::<20>(start, end, l4_off)?;
@@ -138,14 +200,14 @@ pub fn segment(start: usize, end: usize, pkt_len: impl FnOnce() -> u32) -> Optio
     if payload_off.saturating_add(payload_len) > linear {
         payload_len = core::cmp::min(payload_len, pkt_len().saturating_sub(payload_off));
     }
-    Some(Segment {
+    Some(Walked::Tcp(Segment {
         key,
         seq: payload_seq(be32(&tcp[4..8]), tcp[13]),
         ack: be32(&tcp[8..12]),
         flags: tcp[13],
         payload_off,
         payload_len,
-    })
+    }))
 }
 
 const _: () = assert!(size_of::<FlowKey>() == 40);

@@ -219,3 +219,85 @@ fn split_bytes_hide_no_request_and_move_no_status() {
     okeys.sort();
     assert_eq!(okeys, keys, "kernel and pcap paths disagree ({summary})");
 }
+
+#[test]
+fn vxlan_tunnelled_exchanges_are_read_on_the_underlay() {
+    if !kernel_tests_possible("vxlan_tunnelled_exchanges_are_read_on_the_underlay") {
+        return;
+    }
+    let net = Netns::new(NetnsOptions::default());
+    // A VXLAN overlay over the veth pair: rejectwatch watches the underlay,
+    // where every exchange is UDP/4789 around an inner Ethernet frame.
+    for (ns, dev, local, remote, addr) in [
+        (&net.srv, &net.srv_if, SRV_V4, CLI_V4, "10.201.0.1/24"),
+        (&net.cli, &net.cli_if, CLI_V4, SRV_V4, "10.201.0.2/24"),
+    ] {
+        sh(&[
+            "ip", "-n", ns, "link", "add", "vx42", "type", "vxlan", "id", "42", "local", local, "remote", remote,
+            "dstport", "4789", "dev", dev,
+        ]);
+        sh(&["ip", "-n", ns, "addr", "add", addr, "dev", "vx42"]);
+        sh(&["ip", "-n", ns, "link", "set", "vx42", "up"]);
+    }
+    let dir = TempDir::new("vxlan");
+    let _nginx = nginx(&net, &net.srv, &dir, &format!("server {{ listen 10.201.0.1:80; {NGINX_LOCATIONS} }}"));
+    wait_listening(&net.cli, "10.201.0.1:80".parse().unwrap());
+    let pcap = dir.path("vxlan.pcap");
+    let mut tcpdump = Proc {
+        child: net
+            .exec(
+                &net.srv,
+                &[
+                    "tcpdump",
+                    "--immediate-mode",
+                    "-Z",
+                    "root",
+                    "-i",
+                    &net.srv_if,
+                    "-s",
+                    "0",
+                    "-U",
+                    "-w",
+                    pcap.to_str().unwrap(),
+                    "udp port 4789",
+                ],
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tcpdump"),
+        name: "tcpdump",
+    };
+    wait_capturing(&mut tcpdump);
+    let daemon = Daemon::start(&net, &net.srv, &dir, &["--iface", &net.srv_if, "--port", "80"]);
+    let urls: Vec<String> =
+        ["/ok", "/auth", "/forbidden", "/api/v1/x"].iter().map(|p| format!("http://10.201.0.1{p}")).collect();
+    let codes = curl_from(&net.cli, "10.201.0.2", "vxlan-client/1.0", &urls, Duration::from_secs(5));
+    assert_eq!(codes, [200, 401, 403, 404]);
+    daemon.wait_exchanges(4);
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = tcpdump.terminate();
+    let live = daemon.stop();
+    let mut got: Vec<(String, String, u64)> = live
+        .iter()
+        .map(|e| {
+            (
+                e["peer"].as_str().unwrap_or("").to_string(),
+                e["target"].as_str().unwrap_or("").to_string(),
+                e["status"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    got.sort();
+    let want: Vec<(String, String, u64)> = [("/api/v1/x", 404), ("/auth", 401), ("/forbidden", 403), ("/ok", 200)]
+        .iter()
+        .map(|(t, s)| ("10.201.0.2".to_string(), t.to_string(), *s))
+        .collect();
+    assert_eq!(got, want, "{live:#?}");
+    let (offline, summary) = analyze(&[&pcap], &["--port", "80"]);
+    let mut keys: Vec<String> = live.iter().map(exchange_key).collect();
+    let mut okeys: Vec<String> = offline.iter().map(exchange_key).collect();
+    keys.sort();
+    okeys.sort();
+    assert_eq!(okeys, keys, "kernel and pcap paths disagree ({summary})");
+}

@@ -35,6 +35,10 @@ pub struct BenchArgs {
     /// compare tunings, e.g. --rw-arg=--ringbuf-size=1048576).
     #[arg(long = "rw-arg", allow_hyphen_values = true)]
     rw_args: Vec<String>,
+    /// Another build's `rejectwatch` binary, measured beside this one in
+    /// every round (the programs' cost before and after a change).
+    #[arg(long, value_name = "BIN")]
+    baseline: Option<PathBuf>,
 }
 
 /// The no-op floor's programs, or the look-only floor's.
@@ -248,9 +252,14 @@ pub fn bench_kernel(args: BenchArgs) -> anyhow::Result<()> {
 
     // The first seconds of load on a fresh nginx run slow; not a config's fault.
     wrk(&net, &args)?;
-    let names = ["nothing attached", "no-op floor", "look-only floor", "rejectwatch, default wakeups", "rejectwatch"];
-    let mut totals = [Sample::default(); 5];
-    let mut rps: [Vec<f64>; 5] = Default::default();
+    let baseline = args.baseline.as_ref().map(|p| p.to_string_lossy().into_owned());
+    if let Some(b) = &baseline {
+        anyhow::ensure!(std::path::Path::new(b).is_file(), "--baseline: no such file: {b}");
+    }
+    let names =
+        ["nothing attached", "no-op floor", "look-only floor", "rejectwatch, default wakeups", "rejectwatch", "baseline"];
+    let mut totals = [Sample::default(); 6];
+    let mut rps: [Vec<f64>; 6] = Default::default();
     for round in 1..=args.rounds {
         let samples = [
             measure(&net, &args, "-", "-")?,
@@ -258,9 +267,13 @@ pub fn bench_kernel(args: BenchArgs) -> anyhow::Result<()> {
             with_floor(&net, &args, true)?,
             with_rejectwatch(&bin, &net, &args, &["--wakeup-bytes", "0"])?,
             with_rejectwatch(&bin, &net, &args, &[])?,
+            match &baseline {
+                Some(b) => with_rejectwatch(b, &net, &args, &[])?,
+                None => Sample::default(),
+            },
         ];
         eprintln!("round {round}:");
-        for (n, s) in names.iter().zip(&samples) {
+        for (n, s) in names.iter().zip(&samples).filter(|(_, s)| s.rps > 0.0) {
             eprintln!(
                 "  {n:<30} {:>10.0} req/s  xdp {:>6.1} ns  tc {:>6.1} ns  daemon {:>5.2} µs CPU/exchange",
                 s.rps,
@@ -280,7 +293,7 @@ pub fn bench_kernel(args: BenchArgs) -> anyhow::Result<()> {
     for (t, v) in totals.iter_mut().zip(rps) {
         t.rps = median(v);
     }
-    let [base, floor, look, naive, rw] = totals;
+    let [base, floor, look, naive, rw, before] = totals;
     println!(
         "\nbench-kernel: {} rounds of {:?} wrk, {} connections, GET {}, one run\n",
         args.rounds, args.duration, args.connections, args.path
@@ -289,7 +302,7 @@ pub fn bench_kernel(args: BenchArgs) -> anyhow::Result<()> {
         "{:<32} {:>12} {:>10} {:>10} {:>12} {:>10}",
         "configuration", "median req/s", "vs none", "XDP ns", "TC ns", "wakeups"
     );
-    for (n, s) in names.iter().zip([&base, &floor, &look, &naive, &rw]) {
+    for (n, s) in names.iter().zip([&base, &floor, &look, &naive, &rw, &before]).filter(|(_, s)| s.rps > 0.0) {
         let (x, t) = if s.xdp_runs > 0 {
             (format!("{:.1}", s.xdp_avg()), format!("{:.1}", s.tc_avg()))
         } else {
@@ -313,6 +326,14 @@ pub fn bench_kernel(args: BenchArgs) -> anyhow::Result<()> {
         rw.xdp_avg() / naive.xdp_avg(),
         rw.tc_avg() / naive.tc_avg()
     );
+    if baseline.is_some() {
+        println!(
+            "this build vs baseline, same rounds: XDP ns/run {:.3}x, TC ns/run {:.3}x, throughput {:.3}x",
+            rw.xdp_avg() / before.xdp_avg(),
+            rw.tc_avg() / before.tc_avg(),
+            rw.rps / before.rps
+        );
+    }
     println!("ring-buffer drops:   {} (goal 0)", rw.drops + naive.drops);
     println!(
         "exchanges joined:    {} over both runs of each round; wrk completed {} in the throughput runs",
