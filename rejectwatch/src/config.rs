@@ -94,7 +94,9 @@ pub struct UserAgentConfig {
     pub table: Option<PathBuf>,
 }
 
-/// Field names of JSON-lines access logs (API gateways).
+/// Field names of JSON-lines access logs (API gateways): a name, or a
+/// dotted path into nested objects (`request.remote_ip`,
+/// `request.headers.User-Agent[0]`); empty: not read.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JsonLogFields {
@@ -107,6 +109,9 @@ pub struct JsonLogFields {
     pub status_code: String,
     pub user_agent: String,
     pub timestamp: String,
+    /// The requested host; none by default (a log's `host` is often the
+    /// server's own name).
+    pub host: String,
 }
 
 impl Default for JsonLogFields {
@@ -122,6 +127,7 @@ impl Default for JsonLogFields {
             status_code: s("status_code"),
             user_agent: s("user_agent"),
             timestamp: s("timestamp"),
+            host: String::new(),
         }
     }
 }
@@ -162,6 +168,7 @@ impl Config {
         if self.client_headers.is_empty() && !self.trusted_proxies.is_empty() {
             return Err("client_headers: empty, so trusted_proxies could never name a client".into());
         }
+        crate::source::logformat::JsonFields::new(&self.json_log)?;
         self.blocklist.validate()?;
         self.api.validate()?;
         self.detect.validate()
