@@ -256,6 +256,14 @@ mod tests {
     }
 
     #[test]
+    fn json_log_paths_are_checked() {
+        let c = Config::parse("[json_log]\nsource_ip = \"request.remote_ip\"\nhost = \"request.host\"\n").unwrap();
+        assert!(c.validate().is_ok());
+        let e = Config::parse("[json_log]\nuser_agent = \"headers.User-Agent[first]\"\n").unwrap_err();
+        assert!(e.starts_with("json_log.user_agent: ") && !e.contains('\n'), "{e}");
+    }
+
+    #[test]
     fn the_example_config_is_valid() {
         let c = Config::parse(include_str!("../../rejectwatch.example.toml")).unwrap();
         assert_eq!(c.trusted_proxies.len(), 2);

@@ -9,7 +9,12 @@ use crate::exchange::Exchange;
 
 /// Parses a common/combined line; returns what follows the user agent.
 fn parts(line: &str) -> Result<(Exchange, &str), &'static str> {
-    let open = memchr::memchr(b'[', line.as_bytes()).ok_or("no_timestamp")?;
+    // The first `[dd/`: a client may be a bracketed IPv6 address.
+    let b = line.as_bytes();
+    let open = memchr::memchr_iter(b'[', b)
+        .find(|&i| b.get(i + 3) == Some(&b'/'))
+        .or_else(|| memchr::memchr(b'[', b))
+        .ok_or("no_timestamp")?;
     let close = open + memchr::memchr(b']', &line.as_bytes()[open..]).ok_or("no_timestamp")?;
     let ts = logtime::clf(&line[open + 1..close]).ok_or("bad_timestamp")?;
     let mut pre = line[..open].split_ascii_whitespace();
@@ -224,5 +229,61 @@ mod tests {
         ] {
             assert_eq!(parse_combined(line).err(), Some(why), "{line}");
         }
+    }
+
+    #[test]
+    fn clients_with_ports() {
+        let e = parse_combined(r#"203.0.113.9:51234 - - [22/Nov/2025:10:00:00 +0000] "GET / HTTP/1.1" 200 1"#).unwrap();
+        assert_eq!(e.peer.to_string(), "203.0.113.9");
+        let e = parse_combined(r#"[2001:db8::5]:443 - - [22/Nov/2025:10:00:00 +0000] "GET / HTTP/1.1" 200 1"#).unwrap();
+        assert_eq!(e.peer.to_string(), "2001:db8::5");
+        let e = parse_combined(r#"web:443 [2001:db8::5]:443 - - [22/Nov/2025:10:00:00 +0000] "GET / HTTP/1.1" 200 1"#)
+            .unwrap();
+        assert_eq!((e.peer.to_string(), e.host()), ("2001:db8::5".into(), Some("web")));
+    }
+
+    const INGRESS: &str = r#"192.168.65.3 - - [07/Dec/2026:14:00:00 +0000] "GET /api/../../etc/passwd HTTP/1.1" 400 150 "-" "Nuclei - Open-source project" 221 0.001 [default-web-80] [] 10.244.0.5:8080 150 0.001 400 6b0c3a8f2d1e4b5a9c7d8e0f1a2b3c4d"#;
+
+    #[test]
+    fn ingress_nginx_lines() {
+        let e = parse_ingress_nginx(INGRESS).unwrap();
+        assert_eq!(
+            (e.peer.to_string(), &*e.method, e.target(), e.status, e.user_agent()),
+            ("192.168.65.3".into(), "GET", "/api/../../etc/passwd", Some(400), Some("Nuclei - Open-source project"))
+        );
+        // No upstream answered; retries list several.
+        let retried = INGRESS
+            .replace("10.244.0.5:8080 150 0.001 400", "10.244.0.5:8080, 10.244.0.6:8080 0, 150 0.002, 0.001 502, 400");
+        assert!(parse_ingress_nginx(&retried).is_ok());
+        let none = INGRESS.replace("10.244.0.5:8080 150 0.001 400", "- - - -");
+        assert!(parse_ingress_nginx(&none).is_ok());
+        for (line, why) in [
+            (INGRESS.split(" 221 ").next().unwrap().to_string(), "no_ingress_nginx_fields"),
+            (INGRESS.replace("[default-web-80]", "default-web-80"), "no_ingress_nginx_fields"),
+            (INGRESS.replace("07/Dec", "7/Dec"), "bad_timestamp"),
+        ] {
+            assert_eq!(parse_ingress_nginx(&line).err(), Some(why), "{line}");
+        }
+    }
+
+    const TRAEFIK: &str = r#"203.0.113.9 - - [07/Dec/2026:14:00:00 +0000] "GET /.git/config HTTP/1.1" 404 19 "-" "Go-http-client/1.1" 42 "app@docker" "http://172.18.0.3:80" 3ms"#;
+
+    #[test]
+    fn traefik_clf_lines() {
+        let e = parse_traefik_clf(TRAEFIK).unwrap();
+        assert_eq!(
+            (e.peer.to_string(), e.target(), e.status, e.user_agent()),
+            ("203.0.113.9".into(), "/.git/config", Some(404), Some("Go-http-client/1.1"))
+        );
+        // No router matched: Traefik writes `-` for it and the server.
+        assert!(parse_traefik_clf(&TRAEFIK.replace(r#""app@docker" "http://172.18.0.3:80""#, r#""-" "-""#)).is_ok());
+        for (line, why) in [
+            (TRAEFIK.replace(" 3ms", " 3"), "no_traefik_fields"),
+            (TRAEFIK.replace(r#" 42 "app@docker""#, r#" 42 app@docker"#), "no_traefik_fields"),
+            (TRAEFIK.replace("404 19", "four 19"), "bad_status"),
+        ] {
+            assert_eq!(parse_traefik_clf(&line).err(), Some(why), "{line}");
+        }
+        assert_eq!(parse_traefik_clf(INGRESS).err(), Some("no_traefik_fields"));
     }
 }

@@ -285,4 +285,87 @@ mod tests {
             assert_eq!(parse_json(line, &f).err(), Some(why), "{line}");
         }
     }
+
+    #[test]
+    fn nested_paths_and_ports() {
+        let f = JsonFields::new(&JsonLogFields {
+            source_ip: "request.remote_ip".into(),
+            user_agent: "request.headers.User-Agent[0]".into(),
+            path: "req.path".into(),
+            host: "request.host".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let e = parse_json(
+            r#"{"timestamp":1,"request":{"remote_ip":"[2001:db8::1]:443","host":"api.example.com","headers":{"User-Agent":["curl/8.5.0","x"]}},"req.path":"/dotted/key"}"#,
+            &f,
+        )
+        .unwrap();
+        assert_eq!(
+            (e.peer.to_string(), e.target(), e.user_agent(), e.host()),
+            ("2001:db8::1".into(), "/dotted/key", Some("curl/8.5.0"), Some("api.example.com"))
+        );
+        // A list where one value is wanted: its first.
+        let f = JsonFields::new(&JsonLogFields { user_agent: "ua".into(), ..Default::default() }).unwrap();
+        let e = parse_json(r#"{"timestamp":1,"source_ip":"1.2.3.4:5","path":"/","ua":["a","b"]}"#, &f).unwrap();
+        assert_eq!((e.peer.to_string(), e.user_agent()), ("1.2.3.4".into(), Some("a")));
+        for (path, why) in [
+            ("a..b", "empty name"),
+            ("a[x]", "\"x\" is not an index"),
+            ("a[0", "an index is written [0]"),
+            ("[0]", "empty name"),
+        ] {
+            let e = JsonFields::new(&JsonLogFields { user_agent: path.into(), ..Default::default() }).unwrap_err();
+            assert!(e.starts_with("json_log.user_agent: ") && e.contains(why), "{path}: {e}");
+        }
+    }
+
+    #[test]
+    fn presets() {
+        let traefik = r#"{"ClientAddr":"203.0.113.9:50000","ClientHost":"203.0.113.9","ClientPort":"50000","ClientUsername":"-","DownstreamContentSize":19,"DownstreamStatus":404,"Duration":105237,"OriginStatus":404,"RequestAddr":"app.example.com","RequestHost":"app.example.com","RequestMethod":"GET","RequestPath":"/.env","RequestPort":"-","RequestProtocol":"HTTP/1.1","RequestScheme":"http","RouterName":"app@docker","StartLocal":"2026-12-07T14:00:00.123456789Z","StartUTC":"2026-12-07T14:00:00.123456789Z","entryPointName":"web","level":"info","msg":"","request_User-Agent":"curl/8.5.0","time":"2026-12-07T14:00:00Z"}"#;
+        let e = parse_json(traefik, super::traefik()).unwrap();
+        assert_eq!(
+            (e.peer.to_string(), &*e.method, e.target(), e.status, e.user_agent(), e.host(), e.raw_identity.as_deref()),
+            ("203.0.113.9".into(), "GET", "/.env", Some(404), Some("curl/8.5.0"), Some("app.example.com"), None)
+        );
+        assert_eq!(e.ts % 1_000_000_000, 123_456_789);
+        let caddy = r#"{"level":"info","ts":1796652000.5241024,"logger":"http.log.access.log0","msg":"handled request","request":{"remote_ip":"10.0.0.2","remote_port":"41342","client_ip":"198.51.100.7","proto":"HTTP/2.0","method":"POST","host":"shop.example.com","uri":"/wp-login.php?x=1","headers":{"User-Agent":["Mozilla/5.0 zgrab/0.x"],"Accept":["*/*"]}},"bytes_read":0,"user_id":"","duration":0.0009,"size":0,"status":403,"resp_headers":{}}"#;
+        let e = parse_json(caddy, super::caddy()).unwrap();
+        assert_eq!(
+            (e.peer.to_string(), &*e.method, e.target(), e.status, e.user_agent(), e.host(), e.raw_identity.as_deref()),
+            (
+                "198.51.100.7".into(),
+                "POST",
+                "/wp-login.php?x=1",
+                Some(403),
+                Some("Mozilla/5.0 zgrab/0.x"),
+                Some("shop.example.com"),
+                None
+            )
+        );
+        // Before Caddy 2.7 there is no client_ip.
+        let old = caddy.replace(r#""client_ip":"198.51.100.7","#, "");
+        assert_eq!(parse_json(&old, super::caddy()).unwrap().peer.to_string(), "10.0.0.2");
+        let envoy = r#"{"start_time":"2026-12-07T14:00:00.310Z","method":"GET","path":"/admin","protocol":"HTTP/1.1","response_code":0,"response_flags":"UC","bytes_received":0,"bytes_sent":0,"duration":3,"x_forwarded_for":"-","user_agent":"masscan/1.3","request_id":"x","authority":"10.0.0.5","upstream_host":"-","downstream_remote_address":"192.0.2.44:61000"}"#;
+        let e = parse_json(envoy, super::envoy()).unwrap();
+        assert_eq!(
+            (e.peer.to_string(), e.target(), e.status, e.user_agent(), e.host()),
+            ("192.0.2.44".into(), "/admin", None, Some("masscan/1.3"), Some("10.0.0.5"))
+        );
+        // A preset does not read another's lines.
+        assert_eq!(parse_json(caddy, super::traefik()).err(), Some("no_timestamp"));
+        assert_eq!(parse_json(traefik, super::caddy()).err(), Some("no_timestamp"));
+        assert_eq!(parse_json(traefik, super::envoy()).err(), Some("no_timestamp"));
+        // Broken preset lines.
+        assert_eq!(parse_json(&traefik.replace("203.0.113.9", "nope"), super::traefik()).err(), Some("bad_address"));
+        assert_eq!(
+            parse_json(&caddy.replace(r#""uri":"/wp-login.php?x=1","#, ""), super::caddy()).err(),
+            Some("no_path")
+        );
+        assert_eq!(
+            parse_json(&envoy.replace(r#""response_code":0"#, r#""response_code":"x""#), super::envoy()).err(),
+            Some("bad_status")
+        );
+        assert_eq!(parse_json(&caddy[..40], super::caddy()).err(), Some("bad_json"));
+    }
 }
