@@ -20,7 +20,6 @@ use crate::{
     report::{write_actors, write_prospects},
     sink::{Sinks, open_named, open_output},
     source::{
-        accesslog::LogFormat,
         emulate::{KernelRules, Ports},
         logreader, pcap,
     },
@@ -85,17 +84,11 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         metrics.lock().unwrap_or_else(|e| e.into_inner()).records.with_label_values(&["pcap"]).inc_by(stats.records);
         join.finish(&mut pipe);
     }
-    let mut lines = 0;
+    let mut log_stats = logreader::LogStats::default();
     if !logs.is_empty() {
-        let format = match args.format {
-            InputFormat::Combined => Some(LogFormat::Combined),
-            InputFormat::Common => Some(LogFormat::Common),
-            InputFormat::Json => Some(LogFormat::Json),
-            InputFormat::Auto | InputFormat::Pcap => None,
-        };
-        let stats = logreader::replay(&logs, format, &cfg.json_log, &mut pipe)?;
-        lines = stats.lines;
+        let stats = logreader::replay(&logs, args.format.log_format(), &cfg.json_log, &mut pipe)?;
         metrics.lock().unwrap_or_else(|e| e.into_inner()).records.with_label_values(&["log"]).inc_by(stats.lines);
+        log_stats = stats;
     }
     // The files are written once, as of the last record, even when no
     // threat is listed by then: a loader pointed at them finds the run's
@@ -152,9 +145,10 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     // tunnel nobody decodes reads as "0 exchanges, 0 parse errors" else.
     let named = |kinds: Vec<String>| if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) };
     let no_tcp = named(skipped.kinds().map(|(k, n)| format!("{k} {n}")).collect());
+    let log_lines = log_summary(&log_stats);
     let why = named(s.parse_error_reasons.iter().map(|((src, r), n)| format!("{src} {r} {n}")).collect());
     eprintln!(
-        "rejectwatch: {} file(s), {packets} packets{no_tcp}, {lines} log lines: {} exchanges, {} unmatched, \
+        "rejectwatch: {} file(s), {packets} packets{no_tcp}, {log_lines}: {} exchanges, {} unmatched, \
          {} parse errors{why}; {} findings; actors: {} threat, {} prospect, {} misconfiguration, {} unknown; \
          {} blocklisted{unlisted}",
         args.files.len(),
@@ -169,4 +163,33 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         pipe.blocklist.len(),
     );
     Ok(())
+}
+
+/// `N log lines` and, when there were any, what they were: read by
+/// format, wrappers taken off, error-log lines, and unread by reason.
+fn log_summary(s: &logreader::LogStats) -> String {
+    let list = |m: &std::collections::BTreeMap<&str, u64>| {
+        m.iter().map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+    };
+    let mut parts = Vec::new();
+    if !s.formats.is_empty() {
+        parts.push(format!("read: {}", list(&s.formats)));
+    }
+    if !s.wrappers.is_empty() {
+        parts.push(format!("unwrapped: {}", list(&s.wrappers)));
+    }
+    if s.error_log_lines > 0 {
+        parts.push(format!("error_log_line {}", s.error_log_lines));
+    }
+    if s.journal_fields > 0 {
+        parts.push(format!("journal_field {}", s.journal_fields));
+    }
+    if s.bad > 0 {
+        parts.push(format!("unreadable {}: {}", s.bad, list(&s.unreadable)));
+    }
+    if parts.is_empty() {
+        format!("{} log lines", s.lines)
+    } else {
+        format!("{} log lines ({})", s.lines, parts.join("; "))
+    }
 }

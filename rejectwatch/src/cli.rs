@@ -162,12 +162,45 @@ fn ringbuf_size(s: &str) -> Result<u32, String> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum InputFormat {
-    /// pcap/pcapng by magic number, else an access log detected by line.
+    /// pcap/pcapng by magic number, else an access log detected by its
+    /// first readable lines.
     Auto,
     Pcap,
     Combined,
     Common,
+    /// JSON lines with the config's `json_log` fields.
     Json,
+    /// Kubernetes ingress-nginx's default format.
+    IngressNginx,
+    /// Traefik's access log, JSON or CLF.
+    Traefik,
+    /// Caddy's JSON access log.
+    Caddy,
+    /// Envoy's default text format, or JSON with Istio's keys.
+    Envoy,
+    /// HAProxy's `option httplog`.
+    Haproxy,
+    /// AWS Application Load Balancer access logs.
+    Alb,
+}
+
+impl InputFormat {
+    /// The access-log format this names, if it names one.
+    pub fn log_format(self) -> Option<crate::source::logformat::LogFormat> {
+        use crate::source::logformat::LogFormat as L;
+        Some(match self {
+            Self::Auto | Self::Pcap => return None,
+            Self::Combined => L::Combined,
+            Self::Common => L::Common,
+            Self::Json => L::Json,
+            Self::IngressNginx => L::IngressNginx,
+            Self::Traefik => L::Traefik,
+            Self::Caddy => L::Caddy,
+            Self::Envoy => L::Envoy,
+            Self::Haproxy => L::Haproxy,
+            Self::Alb => L::Alb,
+        })
+    }
 }
 
 /// Where `analyze` counts a blocklist entry's ttl from.
@@ -183,7 +216,7 @@ pub enum TtlFrom {
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
     /// Captures (pcap, pcapng) or access logs (combined, common, JSON
-    /// lines; gzip or plain; `-` for stdin). Captures are read as one, in
+    /// lines, and the formats of `--format`; gzip or plain; `-` for stdin). Captures are read as one, in
     /// packet-time order, and logs merged in time order.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<std::path::PathBuf>,

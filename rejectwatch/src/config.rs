@@ -94,7 +94,9 @@ pub struct UserAgentConfig {
     pub table: Option<PathBuf>,
 }
 
-/// Field names of JSON-lines access logs (API gateways).
+/// Field names of JSON-lines access logs (API gateways): a name, or a
+/// dotted path into nested objects (`request.remote_ip`,
+/// `request.headers.User-Agent[0]`); empty: not read.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JsonLogFields {
@@ -107,6 +109,9 @@ pub struct JsonLogFields {
     pub status_code: String,
     pub user_agent: String,
     pub timestamp: String,
+    /// The requested host; none by default (a log's `host` is often the
+    /// server's own name).
+    pub host: String,
 }
 
 impl Default for JsonLogFields {
@@ -122,6 +127,7 @@ impl Default for JsonLogFields {
             status_code: s("status_code"),
             user_agent: s("user_agent"),
             timestamp: s("timestamp"),
+            host: String::new(),
         }
     }
 }
@@ -162,6 +168,7 @@ impl Config {
         if self.client_headers.is_empty() && !self.trusted_proxies.is_empty() {
             return Err("client_headers: empty, so trusted_proxies could never name a client".into());
         }
+        crate::source::logformat::JsonFields::new(&self.json_log)?;
         self.blocklist.validate()?;
         self.api.validate()?;
         self.detect.validate()
@@ -246,6 +253,14 @@ mod tests {
         assert_eq!(c.ipv6_prefix, 56);
         assert_eq!(c.json_log.source_ip, "ip");
         assert_eq!(c.json_log.status_code, "status_code");
+    }
+
+    #[test]
+    fn json_log_paths_are_checked() {
+        let c = Config::parse("[json_log]\nsource_ip = \"request.remote_ip\"\nhost = \"request.host\"\n").unwrap();
+        assert!(c.validate().is_ok());
+        let e = Config::parse("[json_log]\nuser_agent = \"headers.User-Agent[first]\"\n").unwrap_err();
+        assert!(e.starts_with("json_log.user_agent: ") && !e.contains('\n'), "{e}");
     }
 
     #[test]

@@ -219,3 +219,104 @@ fn prospects_name_their_networks_owners() {
     assert_eq!(orgs, asns.iter().map(|a| owner(a)).collect::<Vec<_>>(), "{text}");
     assert_eq!(asns.len(), 2, "{text}");
 }
+
+/// One file in each format `analyze` knows, wrapped as it is found on
+/// hosts (a container runtime's framing, syslog), read with no
+/// `--format`: each file's format is found from its lines, and every
+/// exchange names the client, method, target, status and user agent its
+/// line did.
+#[test]
+fn every_preset_and_wrapper_is_detected() {
+    let dir = TempDir::new("analyze-formats");
+    let ua = "curl/8.5.0";
+    let clf = |ip: &str, sec: u32, path: &str| {
+        format!(r#"{ip} - - [07/Dec/2026:14:00:{sec:02} +0000] "GET {path} HTTP/1.1" 404 0 "-" "{ua}""#)
+    };
+    let files: Vec<(&str, String)> = vec![
+        ("traefik.json", format!(
+            r#"{{"ClientAddr":"203.0.113.1:50000","ClientHost":"203.0.113.1","DownstreamStatus":404,"RequestHost":"app.example.com","RequestMethod":"GET","RequestPath":"/traefik-json","RequestProtocol":"HTTP/1.1","StartUTC":"2026-12-07T14:00:01Z","level":"info","msg":"","request_User-Agent":"{ua}","time":"2026-12-07T14:00:01Z"}}"#
+        )),
+        ("traefik.log", format!(r#"{} 7 "app@docker" "http://172.18.0.3:80" 2ms"#, clf("203.0.113.2", 2, "/traefik-clf"))),
+        ("caddy.json", format!(
+            r#"{{"level":"info","ts":"2026-12-07T14:00:03Z","logger":"http","msg":"server running"}}
+{{"level":"info","ts":1796652003.25,"logger":"http.log.access.log0","msg":"handled request","request":{{"remote_ip":"10.0.0.2","remote_port":"41342","client_ip":"203.0.113.3","proto":"HTTP/1.1","method":"GET","host":"shop.example.com","uri":"/caddy","headers":{{"User-Agent":["{ua}"]}}}},"status":404,"size":0}}"#
+        )),
+        ("envoy.log", format!(
+            r#"[2026-12-07T14:00:04.000Z] "GET /envoy-text HTTP/1.1" 404 NR 0 0 0 - "203.0.113.4" "{ua}" "5fd2b9a4" "example.com" "-""#
+        )),
+        ("envoy.json", format!(
+            r#"{{"start_time":"2026-12-07T14:00:05.000Z","method":"GET","path":"/envoy-json","protocol":"HTTP/1.1","response_code":404,"user_agent":"{ua}","authority":"example.com","downstream_remote_address":"203.0.113.5:61000"}}"#
+        )),
+        ("haproxy.log",
+            r#"<134>Dec  7 14:00:06 lb1 haproxy[14389]: 203.0.113.6:33317 [07/Dec/2026:14:00:06.655] http-in static/srv1 10/0/30/69/109 404 2750 - - ---- 1/1/1/1/0 0/0 {example.com} {} "GET /haproxy HTTP/1.1""#.to_string()),
+        ("alb.log", format!(
+            r#"https 2026-12-07T14:00:07.186641Z app/my-lb/50dc6c495c0c9188 203.0.113.7:2817 10.0.0.1:80 0.000 0.001 0.000 404 404 34 366 "GET https://www.example.com:443/alb?x=1 HTTP/1.1" "{ua}" ECDHE-RSA-AES128-GCM-SHA256 TLSv1.2 arn:aws:elasticloadbalancing:us-east-2:123456789012:targetgroup/t/73e2 "Root=1-58337262-36d228ad5d99923122bbe354" "www.example.com" "-" 0 2026-12-07T14:00:07.000000Z "forward" "-" "-" "10.0.0.1:80" "404" "-" "-""#
+        )),
+        ("ingress.log", format!(
+            "{} 221 0.001 [default-web-80] [] 10.244.0.5:8080 0 0.001 404 6b0c3a8f2d1e4b5a",
+            clf("203.0.113.8", 8, "/ingress-nginx")
+        )),
+        // CRI: a line split in two pieces, the nginx error log on stderr
+        // between them.
+        ("cri.log", {
+            let line = clf("203.0.113.9", 9, "/cri");
+            let (a, b) = line.split_at(30);
+            format!(
+                "2026-12-07T14:00:09.1Z stdout P {a}\n\
+                 2026-12-07T14:00:09.1Z stderr F 2026/12/07 14:00:09 [error] 29#29: *1 open() \"/usr/share/nginx/html/cri\" failed\n\
+                 2026-12-07T14:00:09.2Z stdout F {b}"
+            )
+        }),
+        ("syslog.log", format!("<190>Dec  7 14:00:10 web1 nginx: {}", clf("203.0.113.10", 10, "/syslog"))),
+        ("docker.log", serde_json::json!({"log": format!("{}\n", clf("203.0.113.11", 11, "/docker")), "stream": "stdout", "time": "2026-12-07T14:00:11Z"}).to_string()),
+    ];
+    let mut paths = Vec::new();
+    for (name, text) in &files {
+        let p = dir.path(name);
+        fs::write(&p, format!("{text}\n")).expect("write log");
+        paths.push(p);
+    }
+    let (exchanges, stderr) = rejectwatch_tests::analyze(&paths.iter().map(|p| p.as_path()).collect::<Vec<_>>(), &[]);
+    let got: Vec<(String, String, String, u64, String)> = exchanges
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or("").to_string();
+            (s("peer"), s("method"), s("target"), e["status"].as_u64().unwrap_or(0), s("user_agent"))
+        })
+        .collect();
+    let want: Vec<(String, String, String, u64, String)> = [
+        ("203.0.113.1", "/traefik-json"),
+        ("203.0.113.2", "/traefik-clf"),
+        ("203.0.113.3", "/caddy"),
+        ("203.0.113.4", "/envoy-text"),
+        ("203.0.113.5", "/envoy-json"),
+        ("203.0.113.6", "/haproxy"),
+        ("203.0.113.7", "/alb?x=1"),
+        ("203.0.113.8", "/ingress-nginx"),
+        ("203.0.113.9", "/cri"),
+        ("203.0.113.10", "/syslog"),
+        ("203.0.113.11", "/docker"),
+    ]
+    .iter()
+    .map(|(ip, target)| {
+        // HAProxy logs no user agent unless it captures one.
+        let ua = if *target == "/haproxy" { "" } else { ua };
+        (ip.to_string(), "GET".to_string(), target.to_string(), 404, ua.to_string())
+    })
+    .collect();
+    assert_eq!(got, want, "{stderr}");
+    for part in [
+        "read: alb 1, caddy 1, combined 3, envoy 2, haproxy 1, ingress-nginx 1, traefik 2",
+        "unwrapped: cri 3, docker 1, syslog 2",
+        "error_log_line 2",
+    ] {
+        assert!(stderr.contains(part), "{part}: {stderr}");
+    }
+    assert!(!stderr.contains("unreadable") && stderr.contains(" 0 parse errors"), "{stderr}");
+
+    // Forced, a format reads only its own lines, and says why not.
+    let (exchanges, stderr) =
+        rejectwatch_tests::analyze(&[&dir.path("ingress.log"), &dir.path("alb.log")], &["--format", "haproxy"]);
+    assert!(exchanges.is_empty(), "{stderr}");
+    assert!(stderr.contains("unreadable 2: bad_address 1, no_timestamp 1"), "{stderr}");
+}

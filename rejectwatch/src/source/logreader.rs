@@ -1,12 +1,14 @@
 //! Reads access logs for `analyze`: files or stdin (`-`), gzip recognised by
-//! its magic number, each file's format detected from its first line (or
-//! forced), several files merged into one time-ordered stream. A bad line is
+//! its magic number, container and syslog wrappers taken off each line,
+//! each file's format detected from its first readable lines (or forced),
+//! several files merged into one time-ordered stream. A bad line is
 //! counted (`rejectwatch_parse_errors_total{source="log"}`) and the first
-//! few are reported with file and line number; none is fatal.
+//! few are reported with file and line number; none is fatal. Error-log
+//! lines among the access lines are counted apart.
 
 use std::{
     cmp::Reverse,
-    collections::BinaryHeap,
+    collections::{BTreeMap, BinaryHeap},
     fs::File,
     io::{self, BufRead, BufReader, IsTerminal as _, Read},
     path::Path,
@@ -20,7 +22,10 @@ use std::{
 use anyhow::Context as _;
 use flate2::read::MultiGzDecoder;
 
-use super::accesslog::{self, LogFormat};
+use super::logformat::{
+    Detector, JsonFields, LogFormat, errorlog,
+    prefix::{Framed, Framing},
+};
 use crate::{
     config::JsonLogFields,
     exchange::Exchange,
@@ -48,7 +53,8 @@ impl<R: Read> Read for Counting<R> {
 struct Input {
     name: String,
     reader: Box<dyn BufRead>,
-    format: Option<LogFormat>,
+    detector: Detector,
+    framing: Framing,
     line: u64,
     buf: Vec<u8>,
 }
@@ -64,15 +70,27 @@ fn open(path: &Path, count: Arc<AtomicU64>) -> anyhow::Result<Box<dyn BufRead>> 
     Ok(if gz { Box::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(r))) } else { Box::new(r) })
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct LogStats {
+    /// Lines read, blank ones left out.
     pub lines: u64,
     pub exchanges: u64,
     pub bad: u64,
+    /// Lines read as exchanges, by format.
+    pub formats: BTreeMap<&'static str, u64>,
+    /// Wrappers taken off (`cri`, `docker`, `journal`, `syslog`), by
+    /// physical line.
+    pub wrappers: BTreeMap<&'static str, u64>,
+    /// Error-log and server-log lines among the access lines.
+    pub error_log_lines: u64,
+    /// Journal export fields other than the message.
+    pub journal_fields: u64,
+    /// Lines that could not be read, by reason.
+    pub unreadable: BTreeMap<&'static str, u64>,
 }
 
 struct Reader<'a> {
-    fields: &'a JsonLogFields,
+    fields: &'a JsonFields,
     stats: LogStats,
 }
 
@@ -84,6 +102,7 @@ impl Reader<'_> {
             let n =
                 input.reader.read_until(b'\n', &mut input.buf).with_context(|| format!("reading {}", input.name))?;
             if n == 0 {
+                self.finish(input, obs);
                 return Ok(None);
             }
             input.line += 1;
@@ -102,22 +121,61 @@ impl Reader<'_> {
                 continue;
             }
             self.stats.lines += 1;
-            let format = *input.format.get_or_insert_with(|| accesslog::detect(line));
-            let parsed = match format {
-                LogFormat::Json => accesslog::parse_json(line, self.fields),
-                LogFormat::Combined | LogFormat::Common => accesslog::parse_combined(line),
-            };
-            match parsed {
-                // Boxed: an exchange is large and waits in the merge.
-                Ok(ex) => return Ok(Some(Box::new(ex))),
-                Err(reason) => {
-                    self.stats.bad += 1;
-                    obs.parse_error(Source::Log, reason);
-                    if self.stats.bad <= REPORTED_BAD_LINES {
-                        eprintln!("rejectwatch: {}:{}: skipped ({reason})", input.name, input.line);
-                    }
+            let (text, container, syslog) = match input.framing.feed(line) {
+                Framed::Line { text, container, syslog } => (text, container, syslog),
+                Framed::Partial(wrapper) => {
+                    *self.stats.wrappers.entry(wrapper).or_default() += 1;
+                    continue;
                 }
+                Framed::Meta => {
+                    self.stats.journal_fields += 1;
+                    continue;
+                }
+                Framed::Bad(reason) => {
+                    self.bad(&input.name, input.line, reason, obs);
+                    continue;
+                }
+            };
+            if let Some(w) = container {
+                *self.stats.wrappers.entry(w).or_default() += 1;
             }
+            if syslog {
+                *self.stats.wrappers.entry("syslog").or_default() += 1;
+            }
+            if text.trim().is_empty() {
+                continue;
+            }
+            if errorlog::is_error_line(&text) {
+                self.stats.error_log_lines += 1;
+                continue;
+            }
+            match input.detector.parse(&text, self.fields) {
+                // Boxed: an exchange is large and waits in the merge.
+                Ok((format, ex)) => {
+                    *self.stats.formats.entry(format.name()).or_default() += 1;
+                    return Ok(Some(Box::new(ex)));
+                }
+                Err(_) if text.trim_start().starts_with('{') && errorlog::is_server_json(&text) => {
+                    self.stats.error_log_lines += 1;
+                }
+                Err(reason) => self.bad(&input.name, input.line, reason, obs),
+            }
+        }
+    }
+
+    fn bad(&mut self, name: &str, line: u64, reason: &'static str, obs: &mut dyn Observer) {
+        self.stats.bad += 1;
+        *self.stats.unreadable.entry(reason).or_default() += 1;
+        obs.parse_error(Source::Log, reason);
+        if self.stats.bad <= REPORTED_BAD_LINES {
+            eprintln!("rejectwatch: {name}:{line}: skipped ({reason})");
+        }
+    }
+
+    /// Counts the lines a file left unfinished at its end.
+    fn finish(&mut self, input: &mut Input, obs: &mut dyn Observer) {
+        for _ in 0..input.framing.unfinished() {
+            self.bad(&input.name, input.line, "unfinished_line", obs);
         }
     }
 }
@@ -129,6 +187,7 @@ pub fn replay(
     fields: &JsonLogFields,
     obs: &mut dyn Observer,
 ) -> anyhow::Result<LogStats> {
+    let fields = JsonFields::new(fields).map_err(anyhow::Error::msg)?;
     let count = Arc::new(AtomicU64::new(0));
     let total: u64 = paths.iter().filter_map(|p| std::fs::metadata(p).ok()).map(|m| m.len()).sum();
     let mut inputs = Vec::with_capacity(paths.len());
@@ -136,7 +195,8 @@ pub fn replay(
         inputs.push(Input {
             name: if p.as_os_str() == "-" { "stdin".into() } else { p.display().to_string() },
             reader: open(p, count.clone())?,
-            format,
+            detector: Detector::new(format),
+            framing: Framing::default(),
             line: 0,
             buf: Vec::with_capacity(512),
         });
@@ -151,7 +211,7 @@ pub fn replay(
         b
     });
     let started = Instant::now();
-    let mut reader = Reader { fields, stats: LogStats::default() };
+    let mut reader = Reader { fields: &fields, stats: LogStats::default() };
     // The next exchange of each input, earliest first (ties: input order).
     let mut heap = BinaryHeap::new();
     let mut pending: Vec<Option<Box<Exchange>>> = Vec::with_capacity(inputs.len());
@@ -225,7 +285,9 @@ mod tests {
         let stats = replay(&[&a, &b, &c], None, &JsonLogFields::default(), &mut out).unwrap();
         let order: Vec<&str> = out.exchanges.iter().map(|e| e.target()).collect();
         assert_eq!(order, ["/a1", "/b3", "/c4", "/a5", "/b7"]);
-        assert_eq!(stats, LogStats { lines: 6, exchanges: 5, bad: 1 });
+        assert_eq!((stats.lines, stats.exchanges, stats.bad), (6, 5, 1));
+        assert_eq!(stats.formats, BTreeMap::from([("combined", 4), ("json", 1)]));
+        assert_eq!(stats.unreadable, BTreeMap::from([("no_timestamp", 1)]));
         assert_eq!(out.parse_errors, [(Source::Log, "no_timestamp")]);
     }
 

@@ -57,6 +57,43 @@ pub fn clf(s: &str) -> Option<Nanos> {
     to_nanos(days_from_civil(y, mo, d), h * 3600 + mi * 60 + sec, 0, off)
 }
 
+/// HAProxy's accept date, `06/Feb/2009:12:14:14.655`: the host's local
+/// time without its offset, read as UTC (HAProxy hosts mostly run in UTC).
+pub fn haproxy(s: &str) -> Option<Nanos> {
+    let b = s.as_bytes();
+    if b.len() < 22 || b[2] != b'/' || b[6] != b'/' || b[11] != b':' || b[20] != b'.' {
+        return None;
+    }
+    let (d, mo, y) = (num(&b[0..2])?, month(&b[3..6])?, num(&b[7..11])?);
+    let (h, mi, sec) = (num(&b[12..14])?, num(&b[15..17])?, num(&b[18..20])?);
+    if !valid(mo, d, h, mi, sec) || b[14] != b':' || b[17] != b':' {
+        return None;
+    }
+    let frac = &b[21..];
+    if frac.len() > 9 {
+        return None;
+    }
+    let ns = num(frac)? * 10i64.pow(9 - frac.len() as u32);
+    to_nanos(days_from_civil(y, mo, d), h * 3600 + mi * 60 + sec, ns, 0)
+}
+
+/// `Dec  7 14:00:00` or `Dec 07 14:00:00` (syslog, journald): whether
+/// `s` starts with one; such stamps carry no year, so it is not read.
+pub fn bsd_stamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 15
+        && month(&b[0..3]).is_some()
+        && b[3] == b' '
+        && (b[4] == b' ' || b[4].is_ascii_digit())
+        && b[5].is_ascii_digit()
+        && b[6] == b' '
+        && num(&b[7..9]).is_some()
+        && b[9] == b':'
+        && num(&b[10..12]).is_some()
+        && b[12] == b':'
+        && num(&b[13..15]).is_some()
+}
+
 /// RFC 3339 (`2026-11-22T10:00:00.123Z`, `…+02:00`; a space for `T` too).
 pub fn rfc3339(s: &str) -> Option<Nanos> {
     let b = s.as_bytes();
@@ -147,5 +184,13 @@ mod tests {
             assert_eq!(rfc3339(bad), None, "{bad}");
         }
         assert_eq!(epoch(-1.0), None);
+        assert_eq!(haproxy("22/Nov/2025:10:00:00.5"), Some(t + 500_000_000));
+        assert_eq!(haproxy("22/Nov/2025:10:00:00.123456"), Some(t + 123_456_000));
+        for bad in ["22/Nov/2025:10:00:00", "22/Nov/2025:10:00:00.", "22/Nov/2025:10:00:00.x", "22/Nov/2025:10-00:00.1"]
+        {
+            assert_eq!(haproxy(bad), None, "{bad}");
+        }
+        assert!(bsd_stamp("Dec  7 14:00:00 host") && bsd_stamp("Dec 07 14:00:00"));
+        assert!(!bsd_stamp("Dex 07 14:00:00") && !bsd_stamp("Dec 07 14:00") && !bsd_stamp("Dec 07 1a:00:00"));
     }
 }
