@@ -90,7 +90,7 @@ pub struct BenchDetectArgs {
     /// have emitted for it, as `analyze` reads them, held in memory.
     #[arg(long, value_name = "FILE", conflicts_with = "scenario")]
     capture: Option<PathBuf>,
-    /// Time the stages on the seven actor models of DETECTION.md among
+    /// Time the stages on the seven actor models of docs/detection.md among
     /// this many ordinary users over five days (the multi-day scenario
     /// case, scaled up; 100 000 users make about 3.6 M exchanges) instead
     /// of the generated mix, with the scenario's disclosure marker.

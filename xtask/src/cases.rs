@@ -122,7 +122,7 @@ fn analysts(rng: &mut Rng, from: u64, deploy: u64, until: u64, out: &mut Vec<Req
 /// dark after it.
 pub const SEVEN_ACTORS_DISCLOSURE: &str = "disclosure=2026-11-05T09:00:00Z";
 
-/// The seven actor models of DETECTION.md's seeds over five days of an
+/// The seven actor models of docs/detection.md's seeds over five days of an
 /// ordinary API with `clients` users (the multi-day scenario case; the
 /// profile-guided build trains on a larger one).
 pub fn seven_actors(rng: &mut Rng, clients: u32, out: &mut Vec<Req>) {
@@ -554,7 +554,7 @@ pub fn gen_cases(args: GenCasesArgs) -> anyhow::Result<()> {
         }
         let config = dir.join("config.toml");
         if !config.exists() {
-            std::fs::write(&config, "# Detector defaults (DETECTION.md); override with [[detect.detector]] tables.\n")
+            std::fs::write(&config, "# Detector defaults (docs/detection.md); override with [[detect.detector]] tables.\n")
                 .context("config.toml")?;
         }
         let args_file = dir.join("args");

@@ -4,7 +4,7 @@
 //! holds, and most of that code (signals, findings, actors) runs rarely.
 //! A profile tells the compiler which paths are hot, so it lays them out
 //! together and moves the rest aside. The profile comes from traffic that
-//! is not the benchmark's: the seven actor models of DETECTION.md's seeds
+//! is not the benchmark's: the seven actor models of docs/detection.md's seeds
 //! over five days of an ordinary API with many users, as a capture (the
 //! live path: heads parsed, joined, enriched, judged) and as an access log
 //! (the offline path), each analysed once by an instrumented build.

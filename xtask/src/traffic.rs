@@ -1,5 +1,5 @@
 //! Generated traffic for the golden detector cases, the multi-day scenario
-//! and the detector benchmark: actor models (the seeds of DETECTION.md)
+//! and the detector benchmark: actor models (the seeds of docs/detection.md)
 //! and an ordinary API's users, written as combined access logs (gzip) or
 //! as pcap captures (for what only packets carry: header order, forwarding
 //! headers, credentials). Deterministic: a seeded generator, fixed times.

@@ -1,4 +1,4 @@
-//! Detection: the signals of DETECTION.md over enriched exchanges, the
+//! Detection: the signals of docs/detection.md over enriched exchanges, the
 //! actors they group clients into, and the findings they write. Pure and
 //! synchronous: time is the exchanges' own (whole seconds of record time),
 //! so a replayed log gives the findings a live run gave.

@@ -1,6 +1,6 @@
 //! The `[detect]` section of the config: engine limits, the reject
 //! statuses, cadence rules, and one typed spec per detector (`[[detect.detector]]`
-//! tables tagged by `kind`). Every detector runs with DETECTION.md's
+//! tables tagged by `kind`). Every detector runs with docs/detection.md's
 //! defaults unless a table overrides it or `disabled` names it.
 
 use std::time::Duration;

@@ -1,6 +1,6 @@
-//! One module per signal of DETECTION.md. Each holds its typed config
+//! One module per signal of docs/detection.md. Each holds its typed config
 //! (`Spec`: serde, humantime durations, unknown fields refused, the
-//! defaults DETECTION.md gives), its validation, and the detector it
+//! defaults docs/detection.md gives), its validation, and the detector it
 //! builds. Client-keyed signals keep their per-client part in the shared
 //! client table (`State`); the others keep their own bounded tables.
 
