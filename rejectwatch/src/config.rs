@@ -138,7 +138,10 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let err = |message: String| ConfigError { path: path.display().to_string(), message };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        Self::parse(&text).map_err(err)
+        let mut cfg = Self::parse(&text).map_err(err)?;
+        // Files the config names are read once it is known to be valid.
+        cfg.detect.load_lists().map_err(err)?;
+        Ok(cfg)
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {

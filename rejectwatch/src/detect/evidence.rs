@@ -65,6 +65,11 @@ use Leaning::*;
 pub const SENSITIVE_PROBE: Kind = k("sensitive_file_probe", Threat, 5);
 pub const INJECTION: Kind = k("injection_probe", Threat, 5);
 pub const SCANNER_UA: Kind = k("scanner_user_agent", Threat, 5);
+// Hostile by construction: no client library writes these.
+pub const MALFORMED: Kind = k("malformed_request", Threat, 5);
+pub const PROXY_ATTEMPT: Kind = k("proxy_attempt", Threat, 5);
+// An exploit path answered 2xx: the exploit may have worked.
+pub const PROBE_ANSWERED: Kind = k("probe_answered_2xx", Threat, 5);
 pub const SPOOFING: Kind = k("user_agent_spoofing", Threat, 4);
 pub const CREDENTIALS: Kind = k("credential_scanning", Threat, 4);
 pub const ENUMERATION: Kind = k("object_enumeration", Threat, 4);
@@ -91,9 +96,22 @@ pub const TOKEN_LOOP: Kind = k("expired_token_loop", Misconfiguration, 3);
 /// evidence wins (a locked-out integration retrying looks like a 401 surge
 /// hammering one path, and must never be blocked for it).
 pub fn beyond_misconfiguration(kind: &str) -> bool {
-    [SENSITIVE_PROBE, INJECTION, SCANNER_UA, SPOOFING, HEADER_BYPASS, ENUMERATION, ROTATION, STRIPPED, UNUSUAL_METHOD]
-        .iter()
-        .any(|k| k.name == kind)
+    [
+        SENSITIVE_PROBE,
+        INJECTION,
+        SCANNER_UA,
+        MALFORMED,
+        PROXY_ATTEMPT,
+        PROBE_ANSWERED,
+        SPOOFING,
+        HEADER_BYPASS,
+        ENUMERATION,
+        ROTATION,
+        STRIPPED,
+        UNUSUAL_METHOD,
+    ]
+    .iter()
+    .any(|k| k.name == kind)
 }
 
 /// Threat evidence totalling this makes a threat.

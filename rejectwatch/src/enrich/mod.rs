@@ -42,7 +42,10 @@ impl Enricher {
                 cfg.ipv6_prefix,
             ),
             geo,
-            ua: useragent::UaClassifier::new(cfg.user_agents.table.as_deref())?,
+            ua: useragent::UaClassifier::with_scanners(
+                cfg.user_agents.table.as_deref(),
+                &cfg.detect.knowledge.scanners,
+            )?,
             fingerprints: Default::default(),
             identity: identity::IdentityHasher::new(key, cfg.identity.api_key_headers.clone()),
         })
