@@ -253,7 +253,7 @@ mod tests {
     fn builtin_data_parses_and_holds_every_part() {
         let k = Knowledge::builtin();
         assert!(k.payloads.iter().any(|p| p.category == "jndi" && p.token == "${jndi:" && p.in_headers));
-        assert!(k.payloads.iter().any(|p| p.token == "' or " && !p.in_headers));
+        assert!(k.payloads.iter().any(|p| p.token == "'--" && !p.in_headers));
         assert!(k.commands.contains(&"wget".to_string()));
         assert!(k.ssrf_hosts.contains(&"169.254.169.254".to_string()));
         assert!(k.probe_suffixes.contains(&".bak".to_string()));

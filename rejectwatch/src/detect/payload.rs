@@ -49,6 +49,26 @@ impl Check {
     }
 }
 
+/// Bytes a payload in a header value needs: a value holding none (a
+/// browser's user agent, Accept, Accept-Language) is not looked at. `;`,
+/// `(`, `:` and spaces are in every browser's headers, and no payload
+/// needs them alone.
+const HEADER_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let bytes = b"|$`{'<\\\0%&";
+    let mut i = 0;
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Whether a header value may hold a payload (see [`HEADER_BYTES`]).
+pub fn may_hold_payload(value: &[u8]) -> bool {
+    value.iter().any(|&c| HEADER_BYTES[c as usize])
+}
+
 /// Where a text came from: some checks only make sense in some places.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Place {

@@ -26,7 +26,7 @@ use crate::detect::{
     evidence::{INJECTION, Signal, emit},
     knowledge::Knowledge,
     memo::SearchMemo,
-    payload::{Check, Checks, Place},
+    payload::{self, Check, Checks, Place},
 };
 
 pub const NAME: &str = "injection-probe";
@@ -101,22 +101,6 @@ const TARGET_SPECIAL: [u8; 256] = {
     }
     t[b'%' as usize] = DECODE;
     t[b'+' as usize] = DECODE;
-    t[b'&' as usize] = AMP;
-    t
-};
-
-/// The same for header values: none of the bytes every browser's headers
-/// hold (`;`, `(`, `:`, `*`, space), and no token anchors, which are
-/// letters for many tokens.
-const HEADER_SPECIAL: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    let triggers = b"|$`{'<\\\0";
-    while i < triggers.len() {
-        t[triggers[i] as usize] = ANCHOR;
-        i += 1;
-    }
-    t[b'%' as usize] = DECODE;
     t[b'&' as usize] = AMP;
     t
 };
@@ -213,11 +197,7 @@ impl Search {
 
     fn header(&self, value: &str) -> Option<usize> {
         let b = value.as_bytes();
-        if b.len() > MAX_HEADER {
-            return None;
-        }
-        let class = classes(&HEADER_SPECIAL, b);
-        if class & (ANCHOR | DECODE) == 0 && (class & AMP == 0 || !meaningful_amp(b)) {
+        if b.len() > MAX_HEADER || !payload::may_hold_payload(b) {
             return None;
         }
         let text: Cow<'_, str> = decode(value, false);
@@ -236,18 +216,14 @@ impl Detector for Injection {
         let raw = o.ex.target();
         let search = &self.search;
         let in_target = self.memo.find(raw.as_bytes(), || search.target(raw)).map(|i| (i, "target", ""));
-        let hit = in_target.or_else(|| {
-            o.ex.headers()
-                .filter(|(n, _)| !crate::ascii::eq_ignore_case(n, "authorization"))
-                .find_map(|(n, v)| search.header(v).map(|i| (i, "header", n)))
-        });
-        // A log names the user agent apart from any header.
-        let hit = hit.or_else(|| {
-            if !o.ex.header_names.is_empty() {
-                return None;
-            }
-            o.ex.user_agent().and_then(|ua| search.header(ua)).map(|i| (i, "user_agent", ""))
-        });
+        // The user agent, whether a log names it or a header carried it;
+        // then the header values the enricher kept (see
+        // `Exchange::payload_headers`).
+        let hit = in_target
+            .or_else(|| o.ex.user_agent().and_then(|ua| search.header(ua)).map(|i| (i, "user_agent", "")))
+            .or_else(|| {
+                o.ex.payload_headers.iter().find_map(|(n, v)| search.header(v).map(|i| (i, "header", n.as_ref())))
+            });
         let Some((i, place, header)) = hit else { return };
         let (category, pattern) = search.describe(i);
         let place =
