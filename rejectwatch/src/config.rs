@@ -286,6 +286,28 @@ mod tests {
     }
 
     #[test]
+    fn loading_reads_the_lists_it_names() {
+        let dir = std::env::temp_dir().join(format!("rw-cfg-lists-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let list = dir.join("scanners.txt");
+        std::fs::write(&list, "# ours\nEvilScan\n").unwrap();
+        let cfg = dir.join("c.toml");
+        let text = format!("[detect]\nlists = [{{ kind = \"scanners\", path = {:?} }}]\n", list.display().to_string());
+        std::fs::write(&cfg, &text).unwrap();
+        let c = Config::load(&cfg).unwrap();
+        assert_eq!(c.detect.knowledge.scanners, ["evilscan"]);
+        // Parsing alone reads no file.
+        assert!(Config::parse(&text).unwrap().detect.knowledge.scanners.is_empty());
+        std::fs::remove_file(&list).unwrap();
+        let e = Config::load(&cfg).unwrap_err().to_string();
+        assert!(e.contains("detect.lists: cannot read") && !e.contains('\n'), "{e}");
+        std::fs::write(&cfg, "[detect]\nlists = [{ kind = \"scanner\", path = \"x\" }]\n").unwrap();
+        let e = Config::load(&cfg).unwrap_err().to_string();
+        assert!(e.contains("scanner"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn proxies_and_allowlists_take_addresses_or_networks() {
         let c = Config::parse(
             "trusted_proxies = [\"10.0.0.7\", \"10.1.0.0/16\", \"2001:db8::1\"]\n[blocklist]\nallowlist = [\" 192.0.2.1 \"]",
