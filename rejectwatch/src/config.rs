@@ -144,7 +144,10 @@ impl Config {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let err = |message: String| ConfigError { path: path.display().to_string(), message };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        Self::parse(&text).map_err(err)
+        let mut cfg = Self::parse(&text).map_err(err)?;
+        // Files the config names are read once it is known to be valid.
+        cfg.detect.load_lists().map_err(err)?;
+        Ok(cfg)
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
@@ -295,6 +298,28 @@ mod tests {
             assert!(e.contains(needle), "{text:?}: {e}");
             assert!(!e.contains('\n'), "{e}");
         }
+    }
+
+    #[test]
+    fn loading_reads_the_lists_it_names() {
+        let dir = std::env::temp_dir().join(format!("rw-cfg-lists-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let list = dir.join("scanners.txt");
+        std::fs::write(&list, "# ours\nEvilScan\n").unwrap();
+        let cfg = dir.join("c.toml");
+        let text = format!("[detect]\nlists = [{{ kind = \"scanners\", path = {:?} }}]\n", list.display().to_string());
+        std::fs::write(&cfg, &text).unwrap();
+        let c = Config::load(&cfg).unwrap();
+        assert_eq!(c.detect.knowledge.scanners, ["evilscan"]);
+        // Parsing alone reads no file.
+        assert!(Config::parse(&text).unwrap().detect.knowledge.scanners.is_empty());
+        std::fs::remove_file(&list).unwrap();
+        let e = Config::load(&cfg).unwrap_err().to_string();
+        assert!(e.contains("detect.lists: cannot read") && !e.contains('\n'), "{e}");
+        std::fs::write(&cfg, "[detect]\nlists = [{ kind = \"scanner\", path = \"x\" }]\n").unwrap();
+        let e = Config::load(&cfg).unwrap_err().to_string();
+        assert!(e.contains("scanner"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -40,6 +40,11 @@ pub struct Exchange {
     /// Forwarding headers sent by a peer we do not trust: ignored for
     /// attribution, kept as evidence of header manipulation.
     pub untrusted_forwarding: Vec<String>,
+    /// Header values kept when the rest are forgotten, because they hold a
+    /// byte a payload needs (`$`, `{`, `'`, …): what the injection
+    /// detector reads of the headers besides the user agent. Never a
+    /// credential's header; not written out.
+    pub payload_headers: Vec<(HeaderName, Box<str>)>,
     pub country: Option<String>,
     pub asn: Option<u32>,
     pub as_org: Option<String>,
@@ -85,6 +90,7 @@ impl Default for Exchange {
             client_source: Default::default(),
             client_prefix: Default::default(),
             untrusted_forwarding: Default::default(),
+            payload_headers: Default::default(),
             country: Default::default(),
             asn: Default::default(),
             as_org: Default::default(),

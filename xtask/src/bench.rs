@@ -256,8 +256,14 @@ pub fn bench_kernel(args: BenchArgs) -> anyhow::Result<()> {
     if let Some(b) = &baseline {
         anyhow::ensure!(std::path::Path::new(b).is_file(), "--baseline: no such file: {b}");
     }
-    let names =
-        ["nothing attached", "no-op floor", "look-only floor", "rejectwatch, default wakeups", "rejectwatch", "baseline"];
+    let names = [
+        "nothing attached",
+        "no-op floor",
+        "look-only floor",
+        "rejectwatch, default wakeups",
+        "rejectwatch",
+        "baseline",
+    ];
     let mut totals = [Sample::default(); 6];
     let mut rps: [Vec<f64>; 6] = Default::default();
     for round in 1..=args.rounds {

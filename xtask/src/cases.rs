@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::traffic::*;
+use crate::{cases_probes, traffic::*};
 
 #[derive(clap::Args)]
 pub struct GenCasesArgs {
@@ -524,6 +524,12 @@ fn cases() -> Vec<Case> {
             args: &["--mark", SEVEN_ACTORS_DISCLOSURE],
             build: |rng, out| seven_actors(rng, 150, out),
         },
+        // New cases go last: each case's generator is seeded by its place.
+        Case { name: "injection-decoded", format: Format::Log, args: &[], build: cases_probes::injection_decoded },
+        Case { name: "injection-headers", format: Format::Pcap, args: &[], build: cases_probes::injection_headers },
+        Case { name: "product-probes", format: Format::Log, args: &[], build: cases_probes::product_probes },
+        Case { name: "hostile-by-construction", format: Format::Log, args: &[], build: cases_probes::hostile },
+        Case { name: "quiet-ordinary-clients", format: Format::Log, args: &[], build: cases_probes::quiet_clients },
     ]
 }
 
@@ -554,8 +560,11 @@ pub fn gen_cases(args: GenCasesArgs) -> anyhow::Result<()> {
         }
         let config = dir.join("config.toml");
         if !config.exists() {
-            std::fs::write(&config, "# Detector defaults (docs/detection.md); override with [[detect.detector]] tables.\n")
-                .context("config.toml")?;
+            std::fs::write(
+                &config,
+                "# Detector defaults (docs/detection.md); override with [[detect.detector]] tables.\n",
+            )
+            .context("config.toml")?;
         }
         let args_file = dir.join("args");
         if case.args.is_empty() {

@@ -36,6 +36,9 @@ pub struct Req {
     /// The HTTP Basic user the log names (`-` when none).
     pub user: Option<String>,
     pub status: u16,
+    /// The whole request line as logged, when it is not `METHOD TARGET
+    /// HTTP/1.1` (malformed lines; logs only).
+    pub line: Option<String>,
 }
 
 impl Req {
@@ -48,7 +51,15 @@ impl Req {
             headers: headers.0,
             user: None,
             status,
+            line: None,
         }
+    }
+
+    /// Logs `line` as the request line instead of method, target and
+    /// version (as nginx escapes it: `\x16\x03`).
+    pub fn line(mut self, line: &str) -> Self {
+        self.line = Some(line.into());
+        self
     }
 
     pub fn user(mut self, u: &str) -> Self {
@@ -222,13 +233,13 @@ pub fn clf_time(secs: u64) -> String {
 /// One combined-log line.
 pub fn combined_line(r: &Req) -> String {
     let ua = r.user_agent().unwrap_or("-");
+    let line = r.line.clone().unwrap_or_else(|| format!("{} {} HTTP/1.1", r.method, r.target));
     format!(
-        "{} - {} [{}] \"{} {} HTTP/1.1\" {} {} \"-\" \"{}\"",
+        "{} - {} [{}] \"{}\" {} {} \"-\" \"{}\"",
         r.ip,
         r.user.as_deref().unwrap_or("-"),
         clf_time(r.ms / 1000),
-        r.method,
-        r.target,
+        line,
         r.status,
         100 + r.target.len(),
         ua.replace('"', "\\\"")

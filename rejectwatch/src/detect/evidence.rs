@@ -65,6 +65,11 @@ use Leaning::*;
 pub const SENSITIVE_PROBE: Kind = k("sensitive_file_probe", Threat, 5);
 pub const INJECTION: Kind = k("injection_probe", Threat, 5);
 pub const SCANNER_UA: Kind = k("scanner_user_agent", Threat, 5);
+// Hostile by construction: no client library writes these.
+pub const MALFORMED: Kind = k("malformed_request", Threat, 5);
+pub const PROXY_ATTEMPT: Kind = k("proxy_attempt", Threat, 5);
+// An exploit path answered 2xx: the exploit may have worked.
+pub const PROBE_ANSWERED: Kind = k("probe_answered_2xx", Threat, 5);
 pub const SPOOFING: Kind = k("user_agent_spoofing", Threat, 4);
 pub const CREDENTIALS: Kind = k("credential_scanning", Threat, 4);
 pub const ENUMERATION: Kind = k("object_enumeration", Threat, 4);
@@ -97,6 +102,9 @@ pub fn beyond_misconfiguration(kind: &str) -> bool {
         SENSITIVE_PROBE,
         INJECTION,
         SCANNER_UA,
+        MALFORMED,
+        PROXY_ATTEMPT,
+        PROBE_ANSWERED,
         SPOOFING,
         HEADER_BYPASS,
         ENUMERATION,

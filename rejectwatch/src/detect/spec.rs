@@ -3,15 +3,16 @@
 //! tables tagged by `kind`). Every detector runs with docs/detection.md's
 //! defaults unless a table overrides it or `disabled` names it.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use serde::Deserialize;
 
 use super::{
     cadence::CadenceRules,
+    knowledge::{Knowledge, ListFile},
     signals::{
-        self, convergence, credential, disclosure, enumeration, header_bypass, injection, policy, rotation, scraping,
-        sensitive, single_path, spoofing, stripped, tool_spread, unusual_method,
+        self, convergence, credential, disclosure, enumeration, header_bypass, hostile, injection, policy, rotation,
+        scraping, sensitive, single_path, spoofing, stripped, tool_spread, unusual_method,
     },
     window::Secs,
 };
@@ -33,6 +34,7 @@ pub enum DetectorSpec {
     UnusualMethod(unusual_method::Spec),
     Scraping(scraping::Spec),
     Sensitive(sensitive::Spec),
+    Hostile(hostile::Spec),
     Policy(policy::Spec),
 }
 
@@ -71,6 +73,7 @@ impl<'de> Deserialize<'de> for DetectorSpec {
             unusual_method::NAME => UnusualMethod(spec(k, body)?),
             scraping::NAME => Scraping(spec(k, body)?),
             sensitive::NAME => Sensitive(spec(k, body)?),
+            hostile::NAME => Hostile(spec(k, body)?),
             policy::NAME => Policy(spec(k, body)?),
             other => {
                 let known =
@@ -114,6 +117,7 @@ impl DetectorSpec {
             UnusualMethod(Default::default()),
             Scraping(Default::default()),
             Sensitive(Default::default()),
+            Hostile(Default::default()),
             Policy(Default::default()),
         ]
     }
@@ -135,6 +139,7 @@ impl DetectorSpec {
             UnusualMethod(_) => unusual_method::NAME,
             Scraping(_) => scraping::NAME,
             Sensitive(_) => sensitive::NAME,
+            Hostile(_) => hostile::NAME,
             Policy(_) => policy::NAME,
         }
     }
@@ -156,13 +161,14 @@ impl DetectorSpec {
             UnusualMethod(s) => s.validate(),
             Scraping(s) => s.validate(),
             Sensitive(s) => s.validate(),
+            Hostile(s) => s.validate(),
             Policy(s) => s.validate(),
         }
     }
 
     /// The detector and its cooldown; `None` for disclosure, which the
     /// engine drives from marks rather than exchanges.
-    fn build(&self) -> Option<(Secs, signals::Any)> {
+    fn build(&self, k: &Knowledge) -> Option<(Secs, signals::Any)> {
         use DetectorSpec::*;
         let s = signals::secs;
         Some(match self {
@@ -176,10 +182,11 @@ impl DetectorSpec {
             Credential(x) => (s(x.cooldown), x.build().into()),
             Enumeration(x) => (s(x.cooldown), x.build().into()),
             HeaderBypass(x) => (s(x.cooldown), x.build().into()),
-            Injection(x) => (s(x.cooldown), x.build().into()),
+            Injection(x) => (s(x.cooldown), x.build(k).into()),
             UnusualMethod(x) => (s(x.cooldown), x.build().into()),
             Scraping(x) => (s(x.cooldown), x.build().into()),
-            Sensitive(x) => (s(x.cooldown), x.build().into()),
+            Sensitive(x) => (s(x.cooldown), x.build(k).into()),
+            Hostile(x) => (s(x.cooldown), x.build().into()),
             Policy(x) => (s(x.cooldown), x.build().into()),
         })
     }
@@ -233,6 +240,12 @@ pub struct DetectConfig {
     pub cadence: CadenceSpec,
     /// Overrides of detector defaults, one table per kind.
     pub detector: Vec<DetectorSpec>,
+    /// Files of knowledge added to the built-in data (payload tokens,
+    /// probe and exploit paths, scanner names).
+    pub lists: Vec<ListFile>,
+    /// The built-in data and the lists, read by [`DetectConfig::load_lists`].
+    #[serde(skip)]
+    pub knowledge: Arc<Knowledge>,
 }
 
 impl Default for DetectConfig {
@@ -247,6 +260,8 @@ impl Default for DetectConfig {
             disabled: Vec::new(),
             cadence: CadenceSpec::default(),
             detector: Vec::new(),
+            lists: Vec::new(),
+            knowledge: Knowledge::builtin(),
         }
     }
 }
@@ -288,6 +303,14 @@ impl DetectConfig {
         Ok(())
     }
 
+    /// Reads the files `lists` names: at start, never on an exchange's path.
+    pub fn load_lists(&mut self) -> Result<(), String> {
+        if !self.lists.is_empty() {
+            self.knowledge = Arc::new(Knowledge::load(&self.lists)?);
+        }
+        Ok(())
+    }
+
     /// The enabled detectors (name, cooldown, detector) and disclosure.
     #[allow(clippy::type_complexity)]
     pub fn build(&self) -> (Vec<(&'static str, Secs, signals::Any)>, Option<disclosure::Disclosure>) {
@@ -302,7 +325,7 @@ impl DetectConfig {
             match &spec {
                 DetectorSpec::Disclosure(d) => disc = Some(d.build()),
                 _ => {
-                    let (cooldown, det) = spec.build().expect("not disclosure");
+                    let (cooldown, det) = spec.build(&self.knowledge).expect("not disclosure");
                     out.push((name, cooldown, det));
                 }
             }
@@ -334,7 +357,7 @@ mod tests {
     fn defaults_build_every_detector() {
         let c = parse("").unwrap();
         let (d, disc) = c.build();
-        assert_eq!(d.len(), 14);
+        assert_eq!(d.len(), 15);
         assert!(disc.is_some());
     }
 
@@ -353,7 +376,7 @@ mod tests {
         let DetectorSpec::SinglePath(s) = &c.detector[0] else { panic!("{:?}", c.detector) };
         assert_eq!((s.window, s.min_requests), (Duration::from_secs(12 * 3600), 300));
         assert_eq!(s.cooldown, single_path::Spec::default().cooldown);
-        assert_eq!(c.build().0.len(), 13);
+        assert_eq!(c.build().0.len(), 14);
 
         for (text, needle) in [
             ("[[detector]]\nkind = \"single-path\"\nwindw = \"1h\"", "windw"),

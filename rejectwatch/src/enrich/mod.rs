@@ -21,6 +21,8 @@ pub struct Enricher {
     ua: useragent::UaClassifier,
     fingerprints: fingerprint::Fingerprints,
     identity: identity::IdentityHasher,
+    /// Headers whose values are credentials: never kept.
+    credential_headers: Vec<String>,
 }
 
 impl Enricher {
@@ -42,9 +44,17 @@ impl Enricher {
                 cfg.ipv6_prefix,
             ),
             geo,
-            ua: useragent::UaClassifier::new(cfg.user_agents.table.as_deref())?,
+            ua: useragent::UaClassifier::with_scanners(
+                cfg.user_agents.table.as_deref(),
+                &cfg.detect.knowledge.scanners,
+            )?,
             fingerprints: Default::default(),
             identity: identity::IdentityHasher::new(key, cfg.identity.api_key_headers.clone()),
+            credential_headers: ["authorization", "proxy-authorization", "cookie"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain(cfg.identity.api_key_headers.iter().cloned())
+                .collect(),
         })
     }
 
@@ -64,6 +74,25 @@ impl Enricher {
     /// The GeoIP tables, for reports that name an actor's networks.
     pub fn geo(&self) -> &geo::Geo {
         &self.geo
+    }
+
+    /// The header values the injection detector needs once the rest are
+    /// forgotten: those that may hold a payload, never a credential's.
+    fn keep_payload_headers(&self, ex: &mut Exchange) {
+        /// Enough for every header a scanner fills with a payload.
+        const KEPT: usize = 8;
+        let credential = |n: &str| self.credential_headers.iter().any(|c| crate::ascii::eq_ignore_case(c, n));
+        let kept: Vec<_> = ex
+            .headers()
+            .filter(|(n, v)| {
+                !crate::ascii::eq_ignore_case(n, "user-agent")
+                    && crate::detect::payload::may_hold_payload(v.as_bytes())
+                    && !credential(n)
+            })
+            .take(KEPT)
+            .map(|(n, v)| (crate::exchange::header_name(n), Box::from(v)))
+            .collect();
+        ex.payload_headers = kept;
     }
 
     pub fn enrich(&mut self, ex: &mut Exchange) {
@@ -94,6 +123,7 @@ impl Enricher {
         }
         ex.query_params = ep.query_params;
         self.identity.apply(ex);
+        self.keep_payload_headers(ex);
         // Credentials have been hashed; nothing raw travels further.
         ex.request.forget_values();
         ex.raw_identity = None;
@@ -118,13 +148,21 @@ mod tests {
             ..Default::default()
         };
         let bearer = format!("Bearer {secret_token}");
-        ex.set_headers(&[("Host", "api"), ("Authorization", &bearer), ("X-Api-Key", "key-material-123")]);
+        ex.set_headers(&[
+            ("Host", "api"),
+            ("Authorization", &bearer),
+            ("X-Api-Key", "key-material-123"),
+            ("Cookie", "sid=${x}"),
+            ("Proxy-Authorization", "Basic ${x}"),
+            ("X-Auth-Token", "tok-{material}"),
+        ]);
         e.enrich(&mut ex);
         let json = serde_json::to_string(&ex).unwrap();
         for secret in [secret_token, "key-material-123", "user-77"] {
             assert!(!json.contains(secret), "{secret} leaked: {json}");
         }
         assert!(!ex.request.has_values() && ex.raw_identity.is_none());
+        assert!(ex.payload_headers.is_empty(), "{:?}", ex.payload_headers);
         assert_eq!(ex.identity_kind, Some("api_key"));
         assert_eq!(ex.endpoint.as_deref(), Some("/api/v1/orders/{id}"));
         assert_eq!(ex.query_params, ["page"]);

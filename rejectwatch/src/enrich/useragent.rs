@@ -123,6 +123,13 @@ fn interned(set: &[&'static str], v: &str, what: &str, source: &str) -> anyhow::
 impl UaClassifier {
     /// The built-in table, after the operator's (if any).
     pub fn new(extra: Option<&Path>) -> anyhow::Result<Self> {
+        Self::with_scanners(extra, &[])
+    }
+
+    /// [`UaClassifier::new`], with the scanner names of the config's
+    /// `detect.lists` tried after the operator's table and before the
+    /// built-in one (lowercase substrings; the product is the name).
+    pub fn with_scanners(extra: Option<&Path>, scanners: &[String]) -> anyhow::Result<Self> {
         let mut c = Self {
             rules: Vec::new(),
             platforms: Vec::new(),
@@ -135,6 +142,16 @@ impl UaClassifier {
             let text = std::fs::read_to_string(p)
                 .with_context(|| format!("user_agents.table: cannot read {}", p.display()))?;
             c.add(&text, &p.display().to_string())?;
+        }
+        for name in scanners {
+            let contains = name.to_ascii_lowercase();
+            c.rules.push(Rule {
+                version_after: format!("{contains}/"),
+                product: name.as_str().into(),
+                contains,
+                family: "scanner",
+                platform: None,
+            });
         }
         c.add(BUILTIN, "data/user-agents.toml")?;
         Ok(c)
@@ -408,6 +425,27 @@ mod tests {
         ] {
             assert_eq!(c.classify(Some(ua)).impossible, why, "{ua}");
         }
+    }
+
+    #[test]
+    fn scanners_declare_themselves() {
+        let mut c = UaClassifier::with_scanners(None, &["evilscan".into()]).unwrap();
+        for (ua, product) in [
+            ("Mozilla/5.00 (Nikto/2.1.6) (Evasions:None) (Test:007)", "Nikto"),
+            ("feroxbuster/2.10.4", "feroxbuster"),
+            ("Mozilla/5.0 [en] (X11, U; OpenVAS-VT 9.0.3)", "OpenVAS"),
+            ("l9explore/1.2.2", "l9explore"),
+            ("l9tcpid/v1.1.0", "l9tcpid"),
+            ("WhatWeb/0.5.5", "WhatWeb"),
+            ("Mozilla/5.0 (compatible; CensysInspect/1.1; +https://about.censys.io/)", "CensysInspect"),
+            ("EvilScan/3.0", "evilscan"),
+        ] {
+            let i = c.classify(Some(ua));
+            assert_eq!((i.family, i.product.as_deref()), ("scanner", Some(product)), "{ua}");
+        }
+        assert_eq!(c.classify(Some("EvilScan/3.0")).version.as_deref(), Some("3.0"));
+        // A library named like ProjectDiscovery's httpx is not a scanner.
+        assert_ne!(c.classify(Some("python-httpx/0.27.0")).family, "scanner");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod credential;
 pub mod disclosure;
 pub mod enumeration;
 pub mod header_bypass;
+pub mod hostile;
 pub mod injection;
 pub mod policy;
 pub mod rotation;
@@ -28,7 +29,7 @@ use super::{Detector, Obs, client::ClientState, evidence::Signal, window::Secs};
 macro_rules! any_detector {
     ($($variant:ident($ty:ty)),* $(,)?) => {
         /// A built detector of any kind. A match rather than a `Box<dyn
-        /// Detector>`: every exchange goes to all fourteen and most return
+        /// Detector>`: every exchange goes to all fifteen and most return
         /// at their first test, which dispatched statically is inlined into
         /// the engine's loop instead of costing an indirect call apiece.
         pub enum Any {
@@ -80,6 +81,7 @@ any_detector! {
     UnusualMethod(unusual_method::UnusualMethod),
     Scraping(scraping::Scraping),
     Sensitive(sensitive::Sensitive),
+    Hostile(hostile::Hostile),
     Policy(policy::Policy),
 }
 
