@@ -98,6 +98,34 @@ pub mod counter {
     pub const COUNT: u32 = 12;
 }
 
+/// Enforcement (`--enforce xdp`): the blocklist in kernel maps, in two
+/// sets so that a full reload fills the idle set and then swaps, never
+/// freeing a large trie under the packet path.
+pub mod enforce {
+    /// `CONTROL[ACTIVE]`: the set the XDP program looks in (0 or 1).
+    pub const ACTIVE: u32 = 0;
+    /// `CONTROL[KINDS + set]`: which of that set's maps hold entries
+    /// (the bits below), so that empty maps cost no lookup.
+    pub const KINDS: u32 = 1;
+    pub const CONTROL_LEN: u32 = 3;
+    pub const EXACT4: u32 = 1;
+    pub const EXACT6: u32 = 2;
+    pub const PREFIX4: u32 = 4;
+    pub const PREFIX6: u32 = 8;
+    /// Indexes of the per-CPU drop counters.
+    pub const DROPPED_V4_PACKETS: u32 = 0;
+    pub const DROPPED_V4_BYTES: u32 = 1;
+    pub const DROPPED_V6_PACKETS: u32 = 2;
+    pub const DROPPED_V6_BYTES: u32 = 3;
+    pub const DROP_COUNTERS: u32 = 4;
+    /// Entries each map is made for unless the loader says otherwise.
+    pub const DEFAULT_MAX_ENTRIES: u32 = 100_000;
+    /// The names of the maps of set 0 and set 1: exact IPv4, exact IPv6,
+    /// IPv4 prefixes, IPv6 prefixes.
+    pub const MAPS: [[&str; 4]; 2] =
+        [["BLOCK4_0", "BLOCK6_0", "PREFIX4_0", "PREFIX6_0"], ["BLOCK4_1", "BLOCK6_1", "PREFIX4_1", "PREFIX6_1"]];
+}
+
 /// Set of watched TCP ports: one bit per port, one map entry.
 #[repr(C)]
 #[derive(Clone, Copy)]

@@ -14,14 +14,14 @@ use aya_ebpf::{
     bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP, TC_ACT_UNSPEC, xdp_action},
     helpers::generated::{bpf_ktime_get_ns, bpf_skb_load_bytes, bpf_xdp_get_buff_len, bpf_xdp_load_bytes},
     macros::{classifier, map, xdp},
-    maps::{Array, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LpmTrie, LruHashMap, PerCpuArray, RingBuf, lpm_trie::Key},
     programs::{TcContext, XdpContext},
 };
 use parse::Segment;
 use rejectwatch_common::{
     FRESH_FLOWS, FlowKey, KIND_CONTINUATION, KIND_REQUEST, KIND_RESPONSE, KIND_RESPONSE_CONTINUATION, MAX_SNAPLEN,
     NOT_HTTP_SNAPLEN, OPEN_STATUS_FLOWS, OpenHead, OpenStatus, PEEK_LEN, PortSet, RECORD_HEADER_LEN, RecordHeader,
-    STATUS_LINE_MIN, TCP_ACK, TCP_SYN, could_start_request, could_start_response, counter, ends_head,
+    STATUS_LINE_MIN, TCP_ACK, TCP_SYN, could_start_request, could_start_response, counter, ends_head, enforce,
     looks_like_request, looks_like_response, size_class,
 };
 
@@ -36,6 +36,9 @@ static RESPONSE_SNAPLEN: Global<u32> = Global::new(rejectwatch_common::DEFAULT_R
 /// timer: a wakeup costs microseconds, far more than the record itself.
 #[unsafe(no_mangle)]
 static WAKEUP_BYTES: Global<u64> = Global::new(1 << 20);
+/// Non-zero: drop packets from blocklisted sources (`--enforce xdp`).
+#[unsafe(no_mangle)]
+static ENFORCE: Global<u32> = Global::new(0);
 
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(8 << 20, 0);
@@ -67,10 +70,82 @@ static OPEN_STATUSES: LruHashMap<FlowKey, OpenStatus> = LruHashMap::with_max_ent
 #[map]
 static STATUS_SPLIT_SEEN: Array<u32> = Array::with_max_entries(1, 0);
 
+// The blocklist, in two sets (see rejectwatch_common::enforce). Hash maps
+// and tries allocate per entry (BPF_F_NO_PREALLOC): sized for the most the
+// operator allows, they cost only what is listed.
+const NO_PREALLOC: u32 = 1;
+const BLOCK_MAX: u32 = rejectwatch_common::enforce::DEFAULT_MAX_ENTRIES;
+#[map]
+static BLOCK4_0: HashMap<[u8; 4], u8> = HashMap::with_max_entries(BLOCK_MAX, NO_PREALLOC);
+#[map]
+static BLOCK6_0: HashMap<[u8; 16], u8> = HashMap::with_max_entries(BLOCK_MAX, NO_PREALLOC);
+#[map]
+static PREFIX4_0: LpmTrie<[u8; 4], u8> = LpmTrie::with_max_entries(BLOCK_MAX, NO_PREALLOC);
+#[map]
+static PREFIX6_0: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(BLOCK_MAX, NO_PREALLOC);
+#[map]
+static BLOCK4_1: HashMap<[u8; 4], u8> = HashMap::with_max_entries(BLOCK_MAX, NO_PREALLOC);
+#[map]
+static BLOCK6_1: HashMap<[u8; 16], u8> = HashMap::with_max_entries(BLOCK_MAX, NO_PREALLOC);
+#[map]
+static PREFIX4_1: LpmTrie<[u8; 4], u8> = LpmTrie::with_max_entries(BLOCK_MAX, NO_PREALLOC);
+#[map]
+static PREFIX6_1: LpmTrie<[u8; 16], u8> = LpmTrie::with_max_entries(BLOCK_MAX, NO_PREALLOC);
+/// The active set, and which of each set's maps hold entries.
+#[map]
+static CONTROL: Array<u32> = Array::with_max_entries(enforce::CONTROL_LEN, 0);
+#[map]
+static DROPS: PerCpuArray<u64> = PerCpuArray::with_max_entries(enforce::DROP_COUNTERS, 0);
+
 #[xdp(frags)]
 pub fn rejectwatch_xdp(ctx: XdpContext) -> u32 {
+    if ENFORCE.load() != 0 && blocked(&ctx) {
+        return xdp_action::XDP_DROP;
+    }
     let _ = try_xdp(&ctx);
     xdp_action::XDP_PASS
+}
+
+/// Whether the packet's source is on the blocklist; counts the drop.
+#[inline(always)]
+fn blocked(ctx: &XdpContext) -> bool {
+    let Some((family, addr)) = parse::source(ctx.data(), ctx.data_end()) else {
+        return false;
+    };
+    let set = CONTROL.get(enforce::ACTIVE).map_or(0, |s| *s & 1);
+    let kinds = CONTROL.get(enforce::KINDS + set).map_or(0, |k| *k);
+    let v4 = family == rejectwatch_common::FAMILY_V4;
+    let hit = if v4 {
+        let a = [addr[0], addr[1], addr[2], addr[3]];
+        (kinds & enforce::EXACT4 != 0
+            && unsafe { if set == 0 { BLOCK4_0.get(&a) } else { BLOCK4_1.get(&a) } }.is_some())
+            || (kinds & enforce::PREFIX4 != 0 && {
+                let k = Key::new(32, a);
+                if set == 0 { PREFIX4_0.get(&k) } else { PREFIX4_1.get(&k) }.is_some()
+            })
+    } else {
+        (kinds & enforce::EXACT6 != 0
+            && unsafe { if set == 0 { BLOCK6_0.get(&addr) } else { BLOCK6_1.get(&addr) } }.is_some())
+            || (kinds & enforce::PREFIX6 != 0 && {
+                let k = Key::new(128, addr);
+                if set == 0 { PREFIX6_0.get(&k) } else { PREFIX6_1.get(&k) }.is_some()
+            })
+    };
+    if hit {
+        let (packets, bytes) = if v4 {
+            (enforce::DROPPED_V4_PACKETS, enforce::DROPPED_V4_BYTES)
+        } else {
+            (enforce::DROPPED_V6_PACKETS, enforce::DROPPED_V6_BYTES)
+        };
+        let len = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };
+        if let Some(p) = DROPS.get_ptr_mut(packets) {
+            unsafe { *p += 1 };
+        }
+        if let Some(p) = DROPS.get_ptr_mut(bytes) {
+            unsafe { *p += len };
+        }
+    }
+    hit
 }
 
 #[classifier]

@@ -210,4 +210,45 @@ fn frame(start: usize, end: usize, base: usize, pkt_len: impl Fn() -> u32) -> Op
     }))
 }
 
+/// The source address of the IP packet in `[start, end)` (Ethernet, up
+/// to two VLAN tags, a PPPoE session): what enforcement judges before any
+/// other parsing. IPv4 addresses fill the first four bytes.
+#[inline(always)]
+pub fn source(start: usize, end: usize) -> Option<(u8, [u8; 16])> {
+    let eth = bytes::<ETH_HLEN>(start, end, 0)?;
+    let mut proto = be16(&eth[12..14]);
+    let mut off = ETH_HLEN;
+    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
+        let tag = bytes::<4>(start, end, off)?;
+        proto = be16(&tag[2..4]);
+        off += 4;
+        if proto == ETH_P_8021Q {
+            let tag = bytes::<4>(start, end, off)?;
+            proto = be16(&tag[2..4]);
+            off += 4;
+        }
+    }
+    if proto == ETH_P_PPPOE_SESSION {
+        let h = bytes::<8>(start, end, off)?;
+        proto = match be16(&h[6..8]) {
+            PPP_IPV4 => ETH_P_IP,
+            PPP_IPV6 => ETH_P_IPV6,
+            _ => return None,
+        };
+        off += 8;
+    }
+    let mut addr = [0u8; 16];
+    if proto == ETH_P_IP {
+        let ip = bytes::<20>(start, end, off)?;
+        addr[..4].copy_from_slice(&ip[12..16]);
+        Some((FAMILY_V4, addr))
+    } else if proto == ETH_P_IPV6 {
+        let ip = bytes::<40>(start, end, off)?;
+        addr.copy_from_slice(&ip[8..24]);
+        Some((FAMILY_V6, addr))
+    } else {
+        None
+    }
+}
+
 const _: () = assert!(size_of::<FlowKey>() == 40);

@@ -111,6 +111,7 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/findings", get(findings))
         .route("/api/v1/prospects", get(prospects))
         .route("/api/v1/marks", get(list_marks).post(add_mark))
+        .route("/api/v1/enforced", get(enforced))
         .route("/blocklist.txt", get(|s| blocklist(s, Format::Txt)))
         .route("/blocklist.nft", get(|s| blocklist(s, Format::Nft)))
         .route("/blocklist.ipset", get(|s| blocklist(s, Format::Ipset)))
@@ -129,6 +130,7 @@ GET  /api/v1/prospects                   prospects to contact
 GET  /api/v1/marks                       disclosure markers
 POST /api/v1/marks                       add one: {\"kind\":\"disclosure\",\"at\":\"RFC 3339\",\"note\":\"...\"}
 GET  /blocklist.txt, .nft, .ipset        the blocklist as a feed
+GET  /api/v1/enforced                    what XDP drops now (--enforce xdp)
 ";
 
 async fn index(State(api): State<Api>) -> impl IntoResponse {
@@ -165,6 +167,11 @@ async fn authorize(State(api): State<Api>, req: Request, next: Next) -> Response
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn enforced(State(api): State<Api>) -> impl IntoResponse {
+    let nets = lock(&api.pipeline).enforced();
+    Json(json!({ "enforced": nets.iter().map(ToString::to_string).collect::<Vec<_>>(), "count": nets.len() }))
 }
 
 async fn metrics(State(api): State<Api>) -> impl IntoResponse {

@@ -148,6 +148,10 @@ pub struct RunArgs {
     /// How often the ring buffer is drained when the kernel does not wake us.
     #[arg(long, default_value = "5ms", value_parser = duration)]
     pub drain_interval: Duration,
+    /// Enforce the blocklist: `xdp` drops listed sources' packets in the
+    /// XDP program, before the stack sees them (overrides enforce.mode).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub enforce: Option<crate::enforce::Mode>,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
 }

@@ -43,6 +43,7 @@ pub struct Config {
     pub json_log: JsonLogFields,
     pub detect: crate::detect::spec::DetectConfig,
     pub blocklist: crate::blocklist::BlocklistConfig,
+    pub enforce: crate::enforce::EnforceConfig,
     pub api: crate::api::ApiConfig,
 }
 
@@ -59,6 +60,7 @@ impl Default for Config {
             json_log: JsonLogFields::default(),
             detect: Default::default(),
             blocklist: Default::default(),
+            enforce: Default::default(),
             api: Default::default(),
         }
     }
@@ -173,6 +175,7 @@ impl Config {
         }
         crate::source::logformat::JsonFields::new(&self.json_log)?;
         self.blocklist.validate()?;
+        self.enforce.validate()?;
         self.api.validate()?;
         self.detect.validate()
     }

@@ -12,6 +12,7 @@ pub mod blocklist;
 pub mod cli;
 pub mod config;
 pub mod detect;
+pub mod enforce;
 pub mod enrich;
 pub mod exchange;
 pub mod hashseed;

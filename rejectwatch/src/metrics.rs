@@ -96,6 +96,8 @@ struct KernelMetrics {
     split_starts: IntCounter,
     split_statuses: IntCounter,
     not_http: IntCounter,
+    dropped_packets: IntCounterVec,
+    dropped_bytes: IntCounterVec,
     last: KernelCounts,
 }
 
@@ -232,6 +234,18 @@ impl Metrics {
                     "rejectwatch_kernel_not_http_total",
                     "Connections to a watched port whose first bytes were not an HTTP request.",
                 ),
+                dropped_packets: counter_vec(
+                    r,
+                    "rejectwatch_xdp_dropped_packets_total",
+                    "Packets from blocklisted sources dropped in XDP (--enforce xdp), by address family.",
+                    &["family"],
+                ),
+                dropped_bytes: counter_vec(
+                    r,
+                    "rejectwatch_xdp_dropped_bytes_total",
+                    "Bytes of packets from blocklisted sources dropped in XDP, by address family.",
+                    &["family"],
+                ),
                 last: KernelCounts::default(),
             },
             kernel_source: None,
@@ -255,6 +269,10 @@ impl Metrics {
         k.split_starts.inc_by(d(now.split_starts, k.last.split_starts));
         k.split_statuses.inc_by(d(now.split_statuses, k.last.split_statuses));
         k.not_http.inc_by(d(now.not_http, k.last.not_http));
+        for (i, family) in ["ipv4", "ipv6"].into_iter().enumerate() {
+            k.dropped_packets.with_label_values(&[family]).inc_by(d(now.dropped[i].0, k.last.dropped[i].0));
+            k.dropped_bytes.with_label_values(&[family]).inc_by(d(now.dropped[i].1, k.last.dropped[i].1));
+        }
         k.last = now;
     }
 

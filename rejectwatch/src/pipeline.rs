@@ -53,6 +53,18 @@ impl Pipeline {
         }
     }
 
+    /// Enforces the blocklist in XDP from now on; the current entries at
+    /// the next tick.
+    pub fn enforce_with(&mut self, enforcer: Box<dyn crate::blocklist::output::Enforce>) {
+        self.outputs.enforce_with(enforcer);
+        self.blocklist.changed = true;
+    }
+
+    /// What is enforced in XDP now.
+    pub fn enforced(&self) -> Vec<ipnet::IpNet> {
+        self.outputs.enforced()
+    }
+
     /// The blocklist this pipeline keeps, and where it writes it.
     pub fn with_blocklist(mut self, cfg: &BlocklistConfig, blocklist: Blocklist, outputs: Outputs) -> Self {
         self.blocklist = blocklist;

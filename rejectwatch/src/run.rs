@@ -41,7 +41,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let ifaces = if args.iface.is_empty() { vec![netif::default_route_iface()?] } else { args.iface.clone() };
     let ports = if args.port.is_empty() { DEFAULT_PORTS.to_vec() } else { args.port.clone() };
     let p = &args.pipeline;
-    let cfg = KernelConfig {
+    let mut cfg = KernelConfig {
+        enforce: None,
         ifaces: ifaces.clone(),
         ports: ports.clone(),
         snaplen: p.snaplen,
@@ -52,7 +53,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
     // Everything that can be wrong with the configuration fails here,
     // before anything is attached.
-    let config = p.config()?;
+    let mut config = p.config()?;
+    if let Some(mode) = args.enforce {
+        config.enforce.mode = mode;
+    }
+    if config.enforce.mode == crate::enforce::Mode::Xdp {
+        cfg.enforce = Some(config.enforce.max_entries);
+        if !config.trusted_proxies.is_empty() {
+            // XDP sees the socket peer: behind a proxy, every client is the
+            // proxy, which is never blocked.
+            eprintln!(
+                "rejectwatch: --enforce xdp drops by socket address, and clients behind the trusted proxies \
+                 reach this host as the proxy, which is never dropped: enforce their blocks at the proxy or \
+                 through a bouncer"
+            );
+        }
+    }
     let enricher = Enricher::new(&config)?;
     let out = p.exchanges.as_deref().map(open_output).transpose()?;
     let findings = p.findings.as_deref().map(|f| open_named("--findings", f)).transpose()?;
@@ -84,6 +100,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut kernel = Kernel::attach(&cfg)?;
     let ring = kernel.take_ring()?;
     metrics.lock().unwrap_or_else(|e| e.into_inner()).attach_kernel(kernel.take_counters()?);
+    if cfg.enforce.is_some() {
+        lock(&pipeline).enforce_with(Box::new(kernel.take_enforcer()?));
+    }
     eprintln!("rejectwatch: watching {} on ports {:?}; metrics on http://{addr}/metrics", ifaces.join(", "), ports);
     for n in notices {
         eprintln!("rejectwatch: {n}");

@@ -13,10 +13,19 @@ use super::{
 };
 use crate::{detect::window::Secs, sink::write_atomically};
 
+/// Where the blocklist is enforced directly (the XDP program's maps):
+/// given every version of the entries, as the files are.
+pub trait Enforce: Send {
+    fn apply(&mut self, entries: &[super::Entry]) -> anyhow::Result<()>;
+    /// What is enforced now.
+    fn enforced(&self) -> Vec<ipnet::IpNet>;
+}
+
 pub struct Outputs {
     files: Vec<(PathBuf, Format)>,
     state_dir: Option<PathBuf>,
     nft_rule: bool,
+    enforcer: Option<Box<dyn Enforce>>,
     /// Reported once per failing file, not at every change.
     failing: Vec<PathBuf>,
 }
@@ -34,11 +43,22 @@ impl Outputs {
                 .map_err(|e| anyhow::anyhow!("--blocklist: {}: cannot create {}: {e}", p.display(), dir.display()))?;
             files.push((p.clone(), f));
         }
-        Ok(Self { files, state_dir, nft_rule, failing: Vec::new() })
+        Ok(Self { files, state_dir, nft_rule, enforcer: None, failing: Vec::new() })
+    }
+
+    /// Enforces every version of the entries from now on (the current
+    /// one at the next write).
+    pub fn enforce_with(&mut self, enforcer: Box<dyn Enforce>) {
+        self.enforcer = Some(enforcer);
+    }
+
+    /// What the enforcer enforces now (nothing without one).
+    pub fn enforced(&self) -> Vec<ipnet::IpNet> {
+        self.enforcer.as_ref().map(|e| e.enforced()).unwrap_or_default()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.state_dir.is_none()
+        self.files.is_empty() && self.state_dir.is_none() && self.enforcer.is_none()
     }
 
     /// Writes everything if the entries changed since the last write.
@@ -48,6 +68,10 @@ impl Outputs {
         }
         b.changed = false;
         let entries = b.entries();
+        if let Some(e) = &mut self.enforcer {
+            let result = e.apply(&entries).context("cannot update the XDP enforcement maps");
+            self.report(Path::new("XDP enforcement maps"), result);
+        }
         let r = Render { entries: &entries, now, nft_rule: self.nft_rule };
         for i in 0..self.files.len() {
             let (path, f) = self.files[i].clone();

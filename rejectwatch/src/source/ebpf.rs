@@ -10,7 +10,7 @@ use aya::{
     maps::{Array, MapData, PerCpuArray, RingBuf},
     programs::{SchedClassifier, TcAttachType, Xdp, XdpMode},
 };
-use rejectwatch_common::{PortSet, counter};
+use rejectwatch_common::{PortSet, counter, enforce};
 
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/rejectwatch"));
 
@@ -38,6 +38,8 @@ pub struct KernelConfig {
     pub ringbuf_bytes: u32,
     pub wakeup_bytes: u64,
     pub mode: AttachMode,
+    /// Drop listed sources in XDP, with maps of this many entries each.
+    pub enforce: Option<u32>,
 }
 
 /// Why the kernel side could not be set up; each is one clear line.
@@ -163,13 +165,20 @@ impl Kernel {
         let rlim = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
         unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &rlim) };
 
-        let mut ebpf = EbpfLoader::new()
+        let enforce = u32::from(cfg.enforce.is_some());
+        let mut loader = EbpfLoader::new();
+        loader
             .override_global("SNAPLEN", &cfg.snaplen, true)
             .override_global("RESPONSE_SNAPLEN", &cfg.response_snaplen, true)
             .override_global("WAKEUP_BYTES", &cfg.wakeup_bytes, true)
-            .map_max_entries("EVENTS", cfg.ringbuf_bytes)
-            .load(EBPF_OBJECT)
-            .map_err(|e| classify(&e))?;
+            .override_global("ENFORCE", &enforce, true)
+            .map_max_entries("EVENTS", cfg.ringbuf_bytes);
+        if let Some(n) = cfg.enforce {
+            for name in enforce::MAPS.iter().flatten() {
+                loader.map_max_entries(name, n);
+            }
+        }
+        let mut ebpf = loader.load(EBPF_OBJECT).map_err(|e| classify(&e))?;
 
         let mut ports = PortSet::empty();
         for &p in &cfg.ports {
@@ -190,10 +199,16 @@ impl Kernel {
         Ok(RingBuf::try_from(map)?)
     }
 
-    /// The per-CPU counters map, taken out for the stats reader.
+    /// The per-CPU counters maps, taken out for the stats reader.
     pub fn take_counters(&mut self) -> anyhow::Result<Counters> {
         let map = self.ebpf.take_map("COUNTERS").ok_or_else(|| anyhow::anyhow!("COUNTERS map missing"))?;
-        Ok(Counters { map: PerCpuArray::try_from(map)? })
+        let drops = self.ebpf.take_map("DROPS").ok_or_else(|| anyhow::anyhow!("DROPS map missing"))?;
+        Ok(Counters { map: PerCpuArray::try_from(map)?, drops: PerCpuArray::try_from(drops)? })
+    }
+
+    /// The enforcement maps, taken out for the blocklist to keep.
+    pub fn take_enforcer(&mut self) -> anyhow::Result<crate::enforce::XdpEnforcer> {
+        crate::enforce::XdpEnforcer::from_ebpf(&mut self.ebpf)
     }
 }
 
@@ -221,10 +236,13 @@ pub struct KernelCounts {
     pub split_starts: u64,
     pub split_statuses: u64,
     pub not_http: u64,
+    /// Packets and bytes dropped by enforcement: IPv4, then IPv6.
+    pub dropped: [(u64, u64); 2],
 }
 
 pub struct Counters {
     map: PerCpuArray<MapData, u64>,
+    drops: PerCpuArray<MapData, u64>,
 }
 
 impl Counters {
@@ -232,6 +250,10 @@ impl Counters {
         let mut v = [0u64; counter::COUNT as usize];
         for (i, slot) in v.iter_mut().enumerate() {
             *slot = self.map.get(&(i as u32), 0)?.iter().sum();
+        }
+        let mut d = [0u64; enforce::DROP_COUNTERS as usize];
+        for (i, slot) in d.iter_mut().enumerate() {
+            *slot = self.drops.get(&(i as u32), 0)?.iter().sum();
         }
         Ok(KernelCounts {
             packets: v[counter::PACKETS as usize],
@@ -245,6 +267,10 @@ impl Counters {
             split_starts: v[counter::SPLIT_STARTS as usize],
             split_statuses: v[counter::SPLIT_STATUSES as usize],
             not_http: v[counter::NOT_HTTP as usize],
+            dropped: [
+                (d[enforce::DROPPED_V4_PACKETS as usize], d[enforce::DROPPED_V4_BYTES as usize]),
+                (d[enforce::DROPPED_V6_PACKETS as usize], d[enforce::DROPPED_V6_BYTES as usize]),
+            ],
         })
     }
 }
