@@ -274,3 +274,112 @@ impl Counters {
         })
     }
 }
+
+/// The programs loaded and configured but attached nowhere, for running
+/// them on packets a test hands them (`BPF_PROG_TEST_RUN`): what they
+/// return and what they ship, without an interface or traffic.
+pub struct Loaded {
+    ebpf: Ebpf,
+    ring: RingBuf<MapData>,
+}
+
+/// `union bpf_attr`'s `test` member (linux/bpf.h), as far as it is used.
+#[repr(C)]
+#[derive(Default)]
+struct TestRunAttr {
+    prog_fd: u32,
+    retval: u32,
+    data_size_in: u32,
+    data_size_out: u32,
+    data_in: u64,
+    data_out: u64,
+    repeat: u32,
+    duration: u32,
+    ctx_size_in: u32,
+    ctx_size_out: u32,
+    ctx_in: u64,
+    ctx_out: u64,
+    flags: u32,
+    cpu: u32,
+    batch_size: u32,
+    _pad: u32,
+}
+
+const BPF_PROG_TEST_RUN: libc::c_long = 10;
+
+impl Loaded {
+    /// Loads both programs with `cfg`'s capture settings and ports.
+    pub fn load(cfg: &KernelConfig) -> anyhow::Result<Self> {
+        let mut ebpf = EbpfLoader::new()
+            .override_global("SNAPLEN", &cfg.snaplen, true)
+            .override_global("RESPONSE_SNAPLEN", &cfg.response_snaplen, true)
+            .override_global("WAKEUP_BYTES", &cfg.wakeup_bytes, true)
+            .load(EBPF_OBJECT)
+            .map_err(|e| classify(&e))?;
+        let mut ports = PortSet::empty();
+        for &p in &cfg.ports {
+            ports.insert(p);
+        }
+        let mut port_map: Array<_, PortSet> =
+            Array::try_from(ebpf.map_mut("PORTS").ok_or_else(|| anyhow::anyhow!("PORTS map missing"))?)?;
+        port_map.set(0, ports, 0)?;
+        let xdp: &mut Xdp =
+            ebpf.program_mut(XDP_PROGRAM).ok_or_else(|| anyhow::anyhow!("no XDP program"))?.try_into()?;
+        xdp.load()?;
+        let tc: &mut SchedClassifier =
+            ebpf.program_mut(TC_PROGRAM).ok_or_else(|| anyhow::anyhow!("no TC program"))?.try_into()?;
+        tc.load()?;
+        let ring = RingBuf::try_from(ebpf.take_map("EVENTS").ok_or_else(|| anyhow::anyhow!("EVENTS map missing"))?)?;
+        Ok(Self { ebpf, ring })
+    }
+
+    fn run(&self, fd: std::os::fd::BorrowedFd<'_>, packet: &[u8]) -> io::Result<u32> {
+        use std::os::fd::AsRawFd as _;
+        // Room for what the program may write back (it writes nothing).
+        let mut out = vec![0u8; packet.len() + 256];
+        let mut attr = TestRunAttr {
+            prog_fd: fd.as_raw_fd() as u32,
+            data_size_in: packet.len() as u32,
+            data_size_out: out.len() as u32,
+            data_in: packet.as_ptr() as u64,
+            data_out: out.as_mut_ptr() as u64,
+            repeat: 1,
+            ..Default::default()
+        };
+        // SAFETY: the attribute points at buffers that outlive the call,
+        // with their true sizes.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_PROG_TEST_RUN,
+                &mut attr as *mut TestRunAttr,
+                std::mem::size_of::<TestRunAttr>(),
+            )
+        };
+        if r < 0 { Err(io::Error::last_os_error()) } else { Ok(attr.retval) }
+    }
+
+    /// Runs the XDP program on `packet` (an Ethernet frame); its verdict.
+    pub fn run_xdp(&self, packet: &[u8]) -> anyhow::Result<u32> {
+        use std::os::fd::AsFd as _;
+        let p: &Xdp = self.ebpf.program(XDP_PROGRAM).ok_or_else(|| anyhow::anyhow!("no XDP program"))?.try_into()?;
+        Ok(self.run(p.fd()?.as_fd(), packet)?)
+    }
+
+    /// Runs the egress classifier on `packet`; its verdict.
+    pub fn run_tc(&self, packet: &[u8]) -> anyhow::Result<u32> {
+        use std::os::fd::AsFd as _;
+        let p: &SchedClassifier =
+            self.ebpf.program(TC_PROGRAM).ok_or_else(|| anyhow::anyhow!("no TC program"))?.try_into()?;
+        Ok(self.run(p.fd()?.as_fd(), packet)?)
+    }
+
+    /// The records shipped since the last call, raw.
+    pub fn records(&mut self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(r) = self.ring.next() {
+            out.push(r.to_vec());
+        }
+        out
+    }
+}
