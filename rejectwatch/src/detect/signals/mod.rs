@@ -4,6 +4,7 @@
 //! builds. Client-keyed signals keep their per-client part in the shared
 //! client table (`State`); the others keep their own bounded tables.
 
+pub mod burst;
 pub mod convergence;
 pub mod credential;
 pub mod disclosure;
@@ -83,6 +84,7 @@ any_detector! {
     Sensitive(sensitive::Sensitive),
     Hostile(hostile::Hostile),
     Policy(policy::Policy),
+    Burst(burst::Burst),
 }
 
 pub fn secs(d: Duration) -> Secs {
