@@ -30,7 +30,7 @@ use super::{Detector, Obs, client::ClientState, evidence::Signal, window::Secs};
 macro_rules! any_detector {
     ($($variant:ident($ty:ty)),* $(,)?) => {
         /// A built detector of any kind. A match rather than a `Box<dyn
-        /// Detector>`: every exchange goes to all fifteen and most return
+        /// Detector>`: every exchange goes to all sixteen and most return
         /// at their first test, which dispatched statically is inlined into
         /// the engine's loop instead of costing an indirect call apiece.
         pub enum Any {
