@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::{cases_probes, traffic::*};
+use crate::{cases_bursts, cases_probes, traffic::*};
 
 #[derive(clap::Args)]
 pub struct GenCasesArgs {
@@ -530,6 +530,12 @@ fn cases() -> Vec<Case> {
         Case { name: "product-probes", format: Format::Log, args: &[], build: cases_probes::product_probes },
         Case { name: "hostile-by-construction", format: Format::Log, args: &[], build: cases_probes::hostile },
         Case { name: "quiet-ordinary-clients", format: Format::Log, args: &[], build: cases_probes::quiet_clients },
+        Case { name: "burst-scan", format: Format::Log, args: &[], build: cases_bursts::scan },
+        Case { name: "burst-login", format: Format::Log, args: &[], build: cases_bursts::login },
+        Case { name: "burst-basic-auth", format: Format::Log, args: &[], build: cases_bursts::basic_auth },
+        Case { name: "burst-id-walk", format: Format::Log, args: &[], build: cases_bursts::id_walk },
+        Case { name: "burst-cache-busting", format: Format::Log, args: &[], build: cases_bursts::cache_busting },
+        Case { name: "quiet-bursts", format: Format::Log, args: &[], build: cases_bursts::quiet },
     ]
 }
 

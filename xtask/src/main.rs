@@ -14,6 +14,7 @@ mod bench_analyze;
 mod bench_detect;
 mod bench_pairs;
 mod cases;
+mod cases_bursts;
 mod cases_probes;
 mod pgo;
 mod traffic;

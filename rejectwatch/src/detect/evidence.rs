@@ -80,6 +80,18 @@ pub const UNUSUAL_METHOD: Kind = k("unusual_method", Threat, 3);
 pub const SCRAPING: Kind = k("scraping", Threat, 3);
 pub const SINGLE_PATH: Kind = k("single_path_obsession", Threat, 1);
 pub const CONVERGENCE: Kind = k("country_convergence", Threat, 1);
+// Bursts (signal 17): seconds at tool speed. A scan of many refused paths
+// and a login hammered whatever it answers are tools at work, as strong as
+// the hourly credential and enumeration signals. An id walk and a cache-
+// busting flood are automation too, but a buggy client can do either:
+// enough alone, not more. A few credentials refused in a minute could be a
+// family behind one address: weak, a threat only with company (another
+// form, a single-path obsession, convergence).
+pub const SCAN_BURST: Kind = k("rejected_path_burst", Threat, 4);
+pub const LOGIN_BURST: Kind = k("login_burst", Threat, 4);
+pub const QUERY_ID_WALK: Kind = k("query_id_walk", Threat, 3);
+pub const CACHE_BUSTING: Kind = k("cache_busting_flood", Threat, 3);
+pub const AUTH_FAILURE_BURST: Kind = k("auth_failure_burst", Threat, 2);
 // Someone reads the responses in real time and reacted to being named:
 // outweighs everything an honest, regular poller argues for a prospect.
 pub const WENT_DARK: Kind = k("went_dark_after_disclosure", Threat, 6);
@@ -108,6 +120,9 @@ pub fn beyond_misconfiguration(kind: &str) -> bool {
         SPOOFING,
         HEADER_BYPASS,
         ENUMERATION,
+        SCAN_BURST,
+        QUERY_ID_WALK,
+        CACHE_BUSTING,
         ROTATION,
         STRIPPED,
         UNUSUAL_METHOD,

@@ -11,8 +11,8 @@ use super::{
     cadence::CadenceRules,
     knowledge::{Knowledge, ListFile},
     signals::{
-        self, convergence, credential, disclosure, enumeration, header_bypass, hostile, injection, policy, rotation,
-        scraping, sensitive, single_path, spoofing, stripped, tool_spread, unusual_method,
+        self, burst, convergence, credential, disclosure, enumeration, header_bypass, hostile, injection, policy,
+        rotation, scraping, sensitive, single_path, spoofing, stripped, tool_spread, unusual_method,
     },
     window::Secs,
 };
@@ -36,6 +36,7 @@ pub enum DetectorSpec {
     Sensitive(sensitive::Spec),
     Hostile(hostile::Spec),
     Policy(policy::Spec),
+    Burst(burst::Spec),
 }
 
 /// By hand rather than serde's `tag = "kind"`: that buffers the table
@@ -75,6 +76,7 @@ impl<'de> Deserialize<'de> for DetectorSpec {
             sensitive::NAME => Sensitive(spec(k, body)?),
             hostile::NAME => Hostile(spec(k, body)?),
             policy::NAME => Policy(spec(k, body)?),
+            burst::NAME => Burst(spec(k, body)?),
             other => {
                 let known =
                     Self::all_defaults().iter().map(|d| format!("`{}`", d.name())).collect::<Vec<_>>().join(", ");
@@ -119,6 +121,7 @@ impl DetectorSpec {
             Sensitive(Default::default()),
             Hostile(Default::default()),
             Policy(Default::default()),
+            Burst(Default::default()),
         ]
     }
 
@@ -141,6 +144,7 @@ impl DetectorSpec {
             Sensitive(_) => sensitive::NAME,
             Hostile(_) => hostile::NAME,
             Policy(_) => policy::NAME,
+            Burst(_) => burst::NAME,
         }
     }
 
@@ -163,12 +167,13 @@ impl DetectorSpec {
             Sensitive(s) => s.validate(),
             Hostile(s) => s.validate(),
             Policy(s) => s.validate(),
+            Burst(s) => s.validate(),
         }
     }
 
     /// The detector and its cooldown; `None` for disclosure, which the
     /// engine drives from marks rather than exchanges.
-    fn build(&self, k: &Knowledge) -> Option<(Secs, signals::Any)> {
+    fn build(&self, k: &Knowledge, login_endpoints: &[String]) -> Option<(Secs, signals::Any)> {
         use DetectorSpec::*;
         let s = signals::secs;
         Some(match self {
@@ -188,6 +193,7 @@ impl DetectorSpec {
             Sensitive(x) => (s(x.cooldown), x.build(k).into()),
             Hostile(x) => (s(x.cooldown), x.build().into()),
             Policy(x) => (s(x.cooldown), x.build().into()),
+            Burst(x) => (s(x.cooldown), x.build(login_endpoints).into()),
         })
     }
 }
@@ -316,6 +322,15 @@ impl DetectConfig {
     pub fn build(&self) -> (Vec<(&'static str, Secs, signals::Any)>, Option<disclosure::Disclosure>) {
         let mut out = Vec::new();
         let mut disc = None;
+        // One notion of a login for every detector: credential-scanning's.
+        let login_endpoints = self
+            .detector
+            .iter()
+            .find_map(|d| match d {
+                DetectorSpec::Credential(c) => Some(c.login_endpoints.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| credential::Spec::default().login_endpoints);
         for default in DetectorSpec::all_defaults() {
             let name = default.name();
             if self.disabled.iter().any(|d| d == name) {
@@ -325,7 +340,7 @@ impl DetectConfig {
             match &spec {
                 DetectorSpec::Disclosure(d) => disc = Some(d.build()),
                 _ => {
-                    let (cooldown, det) = spec.build(&self.knowledge).expect("not disclosure");
+                    let (cooldown, det) = spec.build(&self.knowledge, &login_endpoints).expect("not disclosure");
                     out.push((name, cooldown, det));
                 }
             }
@@ -357,7 +372,7 @@ mod tests {
     fn defaults_build_every_detector() {
         let c = parse("").unwrap();
         let (d, disc) = c.build();
-        assert_eq!(d.len(), 15);
+        assert_eq!(d.len(), 16);
         assert!(disc.is_some());
     }
 
@@ -376,7 +391,7 @@ mod tests {
         let DetectorSpec::SinglePath(s) = &c.detector[0] else { panic!("{:?}", c.detector) };
         assert_eq!((s.window, s.min_requests), (Duration::from_secs(12 * 3600), 300));
         assert_eq!(s.cooldown, single_path::Spec::default().cooldown);
-        assert_eq!(c.build().0.len(), 14);
+        assert_eq!(c.build().0.len(), 15);
 
         for (text, needle) in [
             ("[[detector]]\nkind = \"single-path\"\nwindw = \"1h\"", "windw"),

@@ -4,6 +4,7 @@
 //! builds. Client-keyed signals keep their per-client part in the shared
 //! client table (`State`); the others keep their own bounded tables.
 
+pub mod burst;
 pub mod convergence;
 pub mod credential;
 pub mod disclosure;
@@ -29,7 +30,7 @@ use super::{Detector, Obs, client::ClientState, evidence::Signal, window::Secs};
 macro_rules! any_detector {
     ($($variant:ident($ty:ty)),* $(,)?) => {
         /// A built detector of any kind. A match rather than a `Box<dyn
-        /// Detector>`: every exchange goes to all fifteen and most return
+        /// Detector>`: every exchange goes to all sixteen and most return
         /// at their first test, which dispatched statically is inlined into
         /// the engine's loop instead of costing an indirect call apiece.
         pub enum Any {
@@ -83,6 +84,7 @@ any_detector! {
     Sensitive(sensitive::Sensitive),
     Hostile(hostile::Hostile),
     Policy(policy::Policy),
+    Burst(burst::Burst),
 }
 
 pub fn secs(d: Duration) -> Secs {
