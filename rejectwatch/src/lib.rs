@@ -15,6 +15,7 @@ pub mod detect;
 pub mod enrich;
 pub mod exchange;
 pub mod hashseed;
+pub mod html;
 pub mod http;
 pub mod join;
 pub mod metrics;
