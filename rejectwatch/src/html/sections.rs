@@ -5,7 +5,11 @@ use std::fmt::{self, Write as _};
 
 use super::{Badge, Esc, Num, Report, When};
 use crate::{
-    detect::evidence::{Class, Leaning},
+    detect::{
+        actors::Actor,
+        evidence::{Class, Leaning},
+        window::Secs,
+    },
     report::Prospect,
     tally::Tally,
 };
@@ -84,8 +88,8 @@ fn join_and(parts: &[String]) -> String {
 }
 
 pub fn prospects(o: &mut String, r: &Report) -> fmt::Result {
-    let rows: Vec<Prospect> =
-        r.actors.iter().filter(|a| a.class == Class::Prospect).map(|a| Prospect::of(a, r.geo)).collect();
+    let rows: Vec<(&Actor, Prospect)> =
+        r.actors.iter().filter(|a| a.class == Class::Prospect).map(|a| (*a, Prospect::of(a, r.geo))).collect();
     o.push_str(
         "<section id=\"prospects\">\n<h2>Prospects to contact</h2>\n<p class=\"lede\">Honest client libraries \
          polling on a schedule and turned away: someone wants this data. The network's owner is who to look up first.</p>\n",
@@ -96,30 +100,54 @@ pub fn prospects(o: &mut String, r: &Report) -> fmt::Result {
     }
     o.push_str(
         "<div class=\"scroll\"><table><thead><tr><th>Tool</th><th>Network owners</th><th>Countries</th>\
-         <th>Polls</th><th>Endpoints</th><th>Addresses</th><th class=\"num\">Requests</th><th>Seen</th><th>Actor</th>\
-         </tr></thead><tbody>\n",
+         <th>Polls</th><th>Endpoints</th><th>Addresses</th><th class=\"num\">Requests</th><th>First seen</th>\
+         <th>Last seen</th><th>Actor</th></tr></thead><tbody>\n",
     );
-    for p in rows {
+    for (a, p) in rows {
         writeln!(
             o,
             "<tr><td class=\"mono\">{}</td><td>{}<br><span class=\"muted mono\">{}</span></td><td>{}</td>\
-             <td>{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"num\">{}</td>\
-             <td>{} – {}</td><td class=\"mono\"><a href=\"#actor-{actor}\">{actor}</a></td></tr>",
-            Esc(or_dash(&p.product_version)),
-            Esc(or_dash(&p.as_orgs)),
+             <td class=\"nowrap\">{}</td><td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"nowrap\">{}</td><td class=\"nowrap\">{}</td>\
+             <td class=\"mono\"><a href=\"#actor-{actor}\">{actor}</a></td></tr>",
+            lines(a.products.iter()),
+            lines(p.as_orgs.split("; ").filter(|s| !s.is_empty())),
             Esc(&p.asns),
             Esc(or_dash(&p.countries)),
             Esc(&every(&p.cadence)),
-            Esc(&p.endpoints.replace(' ', "\n")).to_string().replace('\n', "<br>"),
-            Esc(&p.clients.replace(' ', "\n")).to_string().replace('\n', "<br>"),
+            lines(a.endpoints.iter()),
+            lines(a.clients.iter().map(ToString::to_string)),
             Num(p.requests),
-            Esc(&p.first_seen),
-            Esc(&p.last_seen),
+            When(a.first_seen),
+            When(a.last_seen),
             actor = Esc(&p.actor),
         )?;
     }
     o.push_str("</tbody></table></div>\n</section>\n");
     Ok(())
+}
+
+/// Items shown in a cell, one a line; the rest counted.
+const CELL_ITEMS: usize = 8;
+
+/// Items one a line, escaped; a dash for none.
+fn lines<T: AsRef<str>>(items: impl Iterator<Item = T>) -> String {
+    let mut out = String::new();
+    let mut n = 0;
+    for item in items {
+        if n < CELL_ITEMS {
+            if n > 0 {
+                out.push_str("<br>");
+            }
+            out.push_str(&Esc(item.as_ref()).to_string());
+        }
+        n += 1;
+    }
+    match n {
+        0 => "—".into(),
+        n if n > CELL_ITEMS => format!("{out}<br><span class=\"muted\">+{} more</span>", n - CELL_ITEMS),
+        _ => out,
+    }
 }
 
 /// `5m` → `every 5m`; nothing → a dash.
@@ -131,19 +159,23 @@ fn or_dash(s: &str) -> &str {
     if s.is_empty() { "—" } else { s }
 }
 
+/// Misconfigured clients of the same endpoints, as one mistake: a policy
+/// change locks out every client of an endpoint at once, and twelve rows
+/// of one mistake read as twelve.
+struct Mistake<'a> {
+    endpoints: Vec<&'a str>,
+    since: Secs,
+    actors: Vec<&'a Actor>,
+}
+
 pub fn misconfigurations(o: &mut String, r: &Report) -> fmt::Result {
-    let mut actors: Vec<_> = r.actors.iter().filter(|a| a.class == Class::Misconfiguration).collect();
     o.push_str(
         "<section id=\"misconfigurations\">\n<h2>Misconfigurations to fix</h2>\n<p class=\"lede\">Clients turned \
-         away by our own mistake (an access policy that changed under them, a token that expired and is retried): \
-         never blocklisted.</p>\n",
+         away by our own mistake (an access policy that changed under them, a token that expired and is retried), \
+         grouped by the endpoints they were refused on: never blocklisted.</p>\n",
     );
-    if actors.is_empty() {
-        o.push_str("<p class=\"muted\">None.</p>\n</section>\n");
-        return Ok(());
-    }
     // Since the first sign of the mistake, not the client's first request.
-    let since = |a: &crate::detect::actors::Actor| {
+    let since = |a: &Actor| {
         a.evidence()
             .iter()
             .filter(|e| e.leaning == Leaning::Misconfiguration)
@@ -151,27 +183,65 @@ pub fn misconfigurations(o: &mut String, r: &Report) -> fmt::Result {
             .min()
             .unwrap_or(a.first_seen)
     };
-    actors.sort_by_key(|a| (since(a), a.id.clone()));
+    let mut mistakes: Vec<Mistake> = Vec::new();
+    for a in r.actors.iter().filter(|a| a.class == Class::Misconfiguration) {
+        let endpoints: Vec<&str> = a.endpoints.iter().collect();
+        match mistakes.iter_mut().find(|m| m.endpoints == endpoints) {
+            Some(m) => {
+                m.since = m.since.min(since(a));
+                m.actors.push(a);
+            }
+            None => mistakes.push(Mistake { endpoints, since: since(a), actors: vec![a] }),
+        }
+    }
+    if mistakes.is_empty() {
+        o.push_str("<p class=\"muted\">None.</p>\n</section>\n");
+        return Ok(());
+    }
+    mistakes.sort_by_key(|m| m.since);
     o.push_str(
         "<div class=\"scroll\"><table><thead><tr><th>Endpoint</th><th>Since</th><th>What</th>\
-         <th class=\"num\">Rejected</th><th>Addresses</th><th>User agents</th><th>Actor</th></tr></thead><tbody>\n",
+         <th class=\"num\">Rejected</th><th>Addresses</th><th>User agents</th><th>Actors</th></tr></thead><tbody>\n",
     );
-    for a in actors {
-        let what: Vec<String> =
-            a.evidence().into_iter().filter(|e| e.leaning == Leaning::Misconfiguration).map(|e| e.summary).collect();
-        let lines = |items: Vec<String>| items.iter().map(|s| Esc(s).to_string()).collect::<Vec<_>>().join("<br>");
+    for m in mistakes {
+        // The earliest actor's words, with the other kinds' if they differ.
+        let mut what: Vec<(&'static str, String)> = Vec::new();
+        for a in &m.actors {
+            for e in a.evidence().into_iter().filter(|e| e.leaning == Leaning::Misconfiguration) {
+                if !what.iter().any(|(k, _)| *k == e.kind) {
+                    what.push((e.kind, e.summary));
+                }
+            }
+        }
+        let (rejects, requests) = m.actors.iter().fold((0, 0), |(j, q), a| (j + a.rejects, q + a.requests));
+        let mut agents: Vec<&str> = Vec::new();
+        for ua in m.actors.iter().flat_map(|a| a.user_agents.iter()) {
+            if !agents.contains(&ua) {
+                agents.push(ua);
+            }
+        }
+        let mut links: Vec<String> = m
+            .actors
+            .iter()
+            .take(CELL_ITEMS)
+            .map(|a| format!("<a href=\"#actor-{id}\">{id}</a>", id = Esc(&a.id)))
+            .collect();
+        if m.actors.len() > CELL_ITEMS {
+            links.push(format!("<span class=\"muted\">+{} more</span>", m.actors.len() - CELL_ITEMS));
+        }
         writeln!(
             o,
-            "<tr><td class=\"mono\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{} <span class=\"muted\">of {}</span></td>\
-             <td class=\"mono\">{}</td><td class=\"mono\">{}</td><td class=\"mono\"><a href=\"#actor-{id}\">{id}</a></td></tr>",
-            lines(a.endpoints.iter().map(str::to_string).collect()),
-            When(since(a)),
-            lines(what),
-            Num(a.rejects),
-            Num(a.requests),
-            lines(a.clients.iter().map(ToString::to_string).collect()),
-            lines(a.user_agents.iter().map(str::to_string).collect()),
-            id = Esc(&a.id),
+            "<tr><td class=\"mono\">{}</td><td class=\"nowrap\">{}</td><td>{}</td><td class=\"num\">{} \
+             <span class=\"muted\">of {}</span></td><td class=\"mono\">{}</td><td class=\"mono\">{}</td>\
+             <td class=\"mono\">{}</td></tr>",
+            lines(m.endpoints.iter()),
+            When(m.since),
+            lines(what.iter().map(|(_, s)| s)),
+            Num(rejects),
+            Num(requests),
+            lines(m.actors.iter().flat_map(|a| a.clients.iter().map(ToString::to_string))),
+            lines(agents.iter()),
+            links.join("<br>"),
         )?;
     }
     o.push_str("</tbody></table></div>\n</section>\n");
