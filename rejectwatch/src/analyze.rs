@@ -43,7 +43,12 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let p = &args.pipeline;
     let cfg = p.config()?;
     // Written at the end: checked now, not after the whole input.
-    for (flag, path) in [("--actors", &args.actors), ("--prospects", &args.prospects), ("--metrics", &args.metrics)] {
+    for (flag, path) in [
+        ("--actors", &args.actors),
+        ("--prospects", &args.prospects),
+        ("--metrics", &args.metrics),
+        ("--report", &args.report),
+    ] {
         if let Some(path) = path {
             crate::sink::check_writable(flag, path)?;
         }
@@ -102,6 +107,19 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     }
     if let Some(path) = &args.prospects {
         write_prospects(path, &actors, pipe.enricher.geo())?;
+    }
+    if let Some(path) = &args.report {
+        crate::html::Report {
+            source: sources(&args.files),
+            actors: actors.clone(),
+            blocklist: &pipe.blocklist,
+            geo: pipe.enricher.geo(),
+            tally: &pipe.sinks.tally,
+            findings: pipe.sinks.findings_written,
+            as_of: pipe.detect.now(),
+            marks: args.mark.iter().map(|m| crate::detect::secs(m.at)).collect(),
+        }
+        .write(path)?;
     }
     if let Some(path) = &args.metrics {
         let text = metrics.lock().unwrap_or_else(|e| e.into_inner()).encode();
@@ -163,6 +181,22 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         pipe.blocklist.len(),
     );
     Ok(())
+}
+
+/// The input files by name, for the report's heading: the first few and
+/// how many more.
+fn sources(files: &[std::path::PathBuf]) -> String {
+    const SHOWN: usize = 4;
+    let name = |f: &std::path::PathBuf| match f.file_name() {
+        _ if f.as_os_str() == "-" => "stdin".to_string(),
+        Some(n) => n.to_string_lossy().into_owned(),
+        None => f.display().to_string(),
+    };
+    let mut s = files.iter().take(SHOWN).map(name).collect::<Vec<_>>().join(", ");
+    if files.len() > SHOWN {
+        s.push_str(&format!(" and {} more", files.len() - SHOWN));
+    }
+    s
 }
 
 /// `N log lines` and, when there were any, what they were: read by

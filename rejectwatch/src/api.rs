@@ -1,5 +1,6 @@
 //! The live daemon's HTTP API, beside `/metrics`: the actor roster,
-//! recent findings, the prospects, disclosure markers, and the blocklist
+//! recent findings, the prospects, disclosure markers, the HTML report of
+//! everything since the start (`/report`), and the blocklist
 //! as threat-feed URLs (`/blocklist.txt`, `.nft`, `.ipset`) for firewalls
 //! that poll one. Everything but `/metrics` wants the bearer token when one
 //! is configured; a token is required to listen beyond loopback, since
@@ -112,6 +113,7 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/prospects", get(prospects))
         .route("/api/v1/marks", get(list_marks).post(add_mark))
         .route("/api/v1/enforced", get(enforced))
+        .route("/report", get(report))
         .route("/blocklist.txt", get(|s| blocklist(s, Format::Txt)))
         .route("/blocklist.nft", get(|s| blocklist(s, Format::Nft)))
         .route("/blocklist.ipset", get(|s| blocklist(s, Format::Ipset)))
@@ -129,6 +131,7 @@ GET  /api/v1/findings[?since=T][&limit=N] recent findings, oldest first (T: RFC 
 GET  /api/v1/prospects                   prospects to contact
 GET  /api/v1/marks                       disclosure markers
 POST /api/v1/marks                       add one: {\"kind\":\"disclosure\",\"at\":\"RFC 3339\",\"note\":\"...\"}
+GET  /report                             the HTML report since the start: verdict, timeline, actors, prospects
 GET  /blocklist.txt, .nft, .ipset        the blocklist as a feed
 GET  /api/v1/enforced                    what XDP drops now (--enforce xdp)
 ";
@@ -246,6 +249,27 @@ async fn prospects(State(api): State<Api>) -> Response {
         .map(|a| Prospect::of(a, p.enricher.geo()))
         .collect();
     Json(list).into_response()
+}
+
+/// The page `analyze --report` writes, of everything since the start.
+async fn report(State(api): State<Api>) -> Response {
+    // Read before the pipeline is locked: the daemon waits while it is.
+    let marks = crate::detect::marks::load(&api.state_dir).unwrap_or_default();
+    let p = lock(&api.pipeline);
+    let page = crate::html::Report {
+        source: "live".into(),
+        actors: p.detect.roster().actors(),
+        blocklist: &p.blocklist,
+        geo: p.enricher.geo(),
+        tally: &p.sinks.tally,
+        findings: p.sinks.findings_written,
+        as_of: p.detect.now(),
+        marks: marks.iter().map(|m| crate::detect::secs(m.at)).collect(),
+    }
+    .render();
+    // The page carries its own policy; a browser must not guess its type.
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::X_CONTENT_TYPE_OPTIONS, "nosniff")], page)
+        .into_response()
 }
 
 async fn list_marks(State(api): State<Api>) -> Response {

@@ -241,6 +241,10 @@ pub struct AnalyzeArgs {
     /// (for node_exporter's textfile collector).
     #[arg(long, value_name = "PATH")]
     pub metrics: Option<PathBuf>,
+    /// Write the report (one self-contained HTML page: verdict, timeline,
+    /// actors, prospects, misconfigurations, endpoints) to PATH at the end.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
     /// A marker, e.g. `disclosure=2026-11-20T10:00:00Z` (repeatable).
     #[arg(long, value_name = "KIND=TIME", value_parser = mark)]
     pub mark: Vec<crate::detect::marks::Mark>,

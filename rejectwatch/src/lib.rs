@@ -16,6 +16,7 @@ pub mod enforce;
 pub mod enrich;
 pub mod exchange;
 pub mod hashseed;
+pub mod html;
 pub mod http;
 pub mod join;
 pub mod metrics;
@@ -27,6 +28,7 @@ pub mod report;
 pub mod run;
 pub mod sink;
 pub mod source;
+pub mod tally;
 
 /// Every exchange allocates a few short-lived strings (head fields,
 /// enrichment, signal summaries); glibc's allocator spent about a third of

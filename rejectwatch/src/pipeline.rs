@@ -205,7 +205,7 @@ impl Pipeline {
         {
             let ep = ex.endpoint.as_deref().unwrap_or("");
             let known = self.detect.documented(ep);
-            self.sinks.reject(ep, known);
+            self.sinks.reject(ex.ts, ep, known);
         }
         self.sinks.exchange(ex);
         if !self.findings.is_empty() {

@@ -15,10 +15,11 @@ use foldhash::fast::FixedState;
 use prometheus::IntCounter;
 
 use crate::{
-    detect::finding::Finding,
+    detect::{finding::Finding, secs},
     exchange::Exchange,
     metrics::{MAX_ENDPOINT_LABELS, Metrics, may_label_endpoint, method_label, status_key, status_label},
     observe::{Side, Source},
+    tally::Tally,
 };
 
 /// `--exchanges PATH|-` (and `--findings`): JSON lines to a file or stdout.
@@ -148,6 +149,8 @@ pub struct Sinks {
     /// `parse_errors` by source and reason, for the summary to name them.
     pub parse_error_reasons: BTreeMap<(&'static str, &'static str), u64>,
     pub findings_written: u64,
+    /// What the HTML report draws over time, bounded.
+    pub tally: Tally,
 }
 
 impl Sinks {
@@ -168,6 +171,7 @@ impl Sinks {
             parse_errors: 0,
             parse_error_reasons: BTreeMap::new(),
             findings_written: 0,
+            tally: Tally::default(),
         }
     }
 
@@ -186,9 +190,11 @@ impl Sinks {
         &self.recent
     }
 
-    /// A rejected exchange, counted by endpoint template when the template
-    /// is part of the API (others, and any past the label cap, as `other`).
-    pub fn reject(&mut self, endpoint: &str, known: bool) {
+    /// A rejected exchange at `ts`, counted by endpoint template when the
+    /// template is part of the API (others, and any past the label cap, as
+    /// `other`).
+    pub fn reject(&mut self, ts: crate::record::Nanos, endpoint: &str, known: bool) {
+        self.tally.reject(secs(ts), endpoint, known);
         if let Some(c) = self.reject_series.get(endpoint) {
             c.inc();
         } else if self.reject_series.len() < MAX_ENDPOINT_LABELS && may_label_endpoint(endpoint, known) {
@@ -209,6 +215,7 @@ impl Sinks {
 
     pub fn finding(&mut self, f: Finding) {
         self.findings_written += 1;
+        self.tally.finding(secs(f.ts), f.classification, f.detector);
         self.metrics().findings.with_label_values(&[f.detector, f.classification.as_str()]).inc();
         if let Some(w) = &mut self.findings {
             let line = serde_json::to_string(&f).expect("finding serialises");
@@ -236,6 +243,7 @@ impl Sinks {
 impl Sinks {
     pub fn exchange(&mut self, ex: &Exchange) {
         self.count += 1;
+        self.tally.request(secs(ex.ts));
         let key = (method_label(&ex.method), status_key(ex.status));
         match self.exchange_series.get(&key) {
             Some(c) => c.inc(),
@@ -275,11 +283,11 @@ mod tests {
     fn rejects_count_under_other_until_the_endpoint_is_known() {
         let metrics = Arc::new(Mutex::new(Metrics::new()));
         let mut s = Sinks::new(metrics.clone(), None);
-        s.reject("/api/a", false);
-        s.reject("/x/zq1", false);
-        s.reject("/api/a", true); // now part of the API: its own series
-        s.reject("/api/a", false); // and it keeps it
-        s.reject("/x/zq2", false);
+        s.reject(0, "/api/a", false);
+        s.reject(0, "/x/zq1", false);
+        s.reject(0, "/api/a", true); // now part of the API: its own series
+        s.reject(0, "/api/a", false); // and it keeps it
+        s.reject(0, "/x/zq2", false);
         let m = metrics.lock().unwrap();
         let get = |l: &str| m.rejects.with_label_values(&[l]).get();
         assert_eq!((get("/api/a"), get("other")), (2, 3));
@@ -304,11 +312,11 @@ mod tests {
         let metrics = Arc::new(Mutex::new(Metrics::new()));
         let mut s = Sinks::new(metrics.clone(), None);
         for i in 0..MAX_ENDPOINT_LABELS + 10 {
-            s.reject(&format!("/api/e{i}"), true);
+            s.reject(0, &format!("/api/e{i}"), true);
         }
-        s.reject("/api/e0", true);
-        s.reject("/api/e0", false);
-        s.reject("/api/has space", true);
+        s.reject(0, "/api/e0", true);
+        s.reject(0, "/api/e0", false);
+        s.reject(0, "/api/has space", true);
         let m = metrics.lock().unwrap();
         let get = |l: &str| m.rejects.with_label_values(&[l]).get();
         assert_eq!(get("/api/e0"), 3, "an admitted template keeps its series");

@@ -200,6 +200,14 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
         findings.as_array().expect("array").iter().filter_map(|f| f["detector"].as_str()).collect();
     assert!(detectors.contains(&"sensitive-file-probe") && detectors.contains(&"injection-probe"), "{findings}");
 
+    // The HTML report of the same roster, behind the same token.
+    let (status, page) = Netns::within(&net.cli, move || http_request(listen, "GET", "/report", &[AUTH], ""));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<!doctype html>") && page.contains(PROSPECT), "{page}");
+    assert_eq!(page.matches("<tbody class=\"actor ").count(), 5, "one row per actor: {page}");
+    let (status, _) = Netns::within(&net.cli, move || http_request(listen, "GET", "/report", &[], ""));
+    assert_eq!(status, 401);
+
     // Without the token: refused, except /metrics.
     let (status, _) = Netns::within(&net.cli, move || http_request(listen, "GET", "/api/v1/actors", &[], ""));
     assert_eq!(status, 401);
@@ -215,7 +223,9 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
     // The landing page says where everything is, and that a token is wanted.
     let (status, index) = Netns::within(&net.cli, move || http_request(listen, "GET", "/", &[], ""));
     assert_eq!(status, 200, "{index}");
-    for needle in ["/metrics", "/api/v1/actors", "/api/v1/findings", "/api/v1/marks", "/blocklist.txt", "Bearer"] {
+    for needle in
+        ["/metrics", "/api/v1/actors", "/api/v1/findings", "/api/v1/marks", "/report", "/blocklist.txt", "Bearer"]
+    {
         assert!(index.contains(needle), "{needle} missing from the landing page: {index}");
     }
 
