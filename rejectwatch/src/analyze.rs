@@ -18,7 +18,7 @@ use crate::{
     observe::Source,
     pipeline::Pipeline,
     report::{write_actors, write_prospects},
-    sink::{Sinks, open_named, open_output},
+    sink::{Sinks, open_named, open_output, write_atomically},
     source::{
         emulate::{KernelRules, Ports},
         logreader, pcap,
@@ -43,7 +43,12 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let p = &args.pipeline;
     let cfg = p.config()?;
     // Written at the end: checked now, not after the whole input.
-    for (flag, path) in [("--actors", &args.actors), ("--prospects", &args.prospects), ("--metrics", &args.metrics)] {
+    for (flag, path) in [
+        ("--actors", &args.actors),
+        ("--prospects", &args.prospects),
+        ("--metrics", &args.metrics),
+        ("--stix", &args.stix),
+    ] {
         if let Some(path) = path {
             crate::sink::check_writable(flag, path)?;
         }
@@ -103,9 +108,17 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     if let Some(path) = &args.prospects {
         write_prospects(path, &actors, pipe.enricher.geo())?;
     }
+    if let Some(path) = &args.stix {
+        let bundle = crate::stix::bundle(&actors, &pipe.blocklist, &cfg.stix);
+        write_atomically(path, |w| {
+            serde_json::to_writer_pretty(&mut *w, &bundle).map_err(std::io::Error::other)?;
+            writeln!(w)
+        })
+        .with_context(|| format!("--stix: cannot write {}", path.display()))?;
+    }
     if let Some(path) = &args.metrics {
         let text = metrics.lock().unwrap_or_else(|e| e.into_inner()).encode();
-        crate::sink::write_atomically(path, |w| w.write_all(text.as_bytes()))
+        write_atomically(path, |w| w.write_all(text.as_bytes()))
             .with_context(|| format!("--metrics: cannot write {}", path.display()))?;
     }
     let s = &pipe.sinks;

@@ -44,6 +44,7 @@ pub struct Config {
     pub detect: crate::detect::spec::DetectConfig,
     pub blocklist: crate::blocklist::BlocklistConfig,
     pub api: crate::api::ApiConfig,
+    pub stix: crate::stix::StixConfig,
 }
 
 impl Default for Config {
@@ -60,6 +61,7 @@ impl Default for Config {
             detect: Default::default(),
             blocklist: Default::default(),
             api: Default::default(),
+            stix: Default::default(),
         }
     }
 }

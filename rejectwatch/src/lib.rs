@@ -26,6 +26,7 @@ pub mod report;
 pub mod run;
 pub mod sink;
 pub mod source;
+pub mod stix;
 
 /// Every exchange allocates a few short-lived strings (head fields,
 /// enrichment, signal summaries); glibc's allocator spent about a third of
