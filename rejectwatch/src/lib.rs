@@ -11,6 +11,7 @@ pub mod ascii;
 pub mod blocklist;
 pub mod cli;
 pub mod config;
+pub mod decisions;
 pub mod detect;
 pub mod enrich;
 pub mod exchange;
