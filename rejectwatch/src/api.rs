@@ -497,3 +497,114 @@ pub async fn serve(addr: SocketAddr, api: Api) -> anyhow::Result<SocketAddr> {
     });
     Ok(local)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read as _, Write as _};
+
+    use super::*;
+    use crate::{
+        blocklist::{Blocklist, BlocklistConfig, exempt::Exemptions, output::Outputs},
+        config::Config,
+        detect::{Engine, actors::Actor, client::ClientKey},
+        enrich::{Enricher, geo::Geo},
+        sink::Sinks,
+    };
+
+    const KEY: &str = "bouncer-key-0123456789abcdef";
+
+    #[test]
+    fn bouncer_keys_are_checked_in_the_config() {
+        for (keys, needle) in [
+            (r#"["short"]"#, "api.bouncer_keys: key 1 is shorter than 16"),
+            (r#"["0123456789abcdef0", "0123456789abcdef0"]"#, "api.bouncer_keys: key 2 is given twice"),
+        ] {
+            let e = Config::parse(&format!("[api]\nbouncer_keys = {keys}\n")).unwrap_err();
+            assert!(e.contains(needle) && !e.contains('\n'), "{e}");
+        }
+    }
+
+    /// A daemon's API over a blocklist holding one threat's address.
+    async fn served() -> SocketAddr {
+        let cfg = Config::default();
+        let enricher = Enricher::with_parts(&cfg, Geo::open(None, None).expect("no geo"), [7; 32]).expect("enricher");
+        let metrics = Arc::new(Mutex::new(Metrics::new()));
+        let sinks = Sinks::new(metrics.clone(), None);
+        let b = BlocklistConfig::default();
+        let mut blocklist = Blocklist::new(&b, Exemptions::new(&b, &[], &[]));
+        let key = ClientKey::new("203.0.113.7".parse().unwrap(), 64);
+        blocklist.update([&Actor::stub("a-1", Class::Threat, vec![key], 1000, 1000)], 1000);
+        let outputs = Outputs::new(&[], None, false).expect("no files");
+        let mut p = Pipeline::new(enricher, Engine::new(&cfg.detect, cfg.ipv6_prefix), sinks)
+            .with_blocklist(&b, blocklist, outputs);
+        p.tick(1000);
+        let api = Api {
+            pipeline: Arc::new(Mutex::new(p)),
+            metrics,
+            token: None,
+            state_dir: std::env::temp_dir(),
+            bouncers: vec![KEY.to_string()].into(),
+            decisions: Default::default(),
+            stix: Default::default(),
+        };
+        serve("127.0.0.1:0".parse().unwrap(), api).await.expect("serve")
+    }
+
+    async fn request(addr: SocketAddr, method: &str, path: &str, key: Option<&str>, body: usize) -> (u16, String) {
+        let head = format!(
+            "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Length: {body}\r\n{}\r\n",
+            key.map(|k| format!("X-Api-Key: {k}\r\n")).unwrap_or_default()
+        );
+        tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).expect("connect");
+            s.write_all(head.as_bytes()).expect("send");
+            // An over-long body may be refused before it is all sent.
+            let _ = s.write_all(&vec![b'x'; body]);
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+            (status, buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+        })
+        .await
+        .expect("request")
+    }
+
+    #[tokio::test]
+    async fn the_decisions_api_over_http() {
+        let addr = served().await;
+        let stream = "/v1/decisions/stream";
+        assert_eq!(request(addr, "GET", stream, None, 0).await.0, 403);
+        assert_eq!(request(addr, "GET", stream, Some("wrong-key-0123456789abcdef"), 0).await.0, 403);
+        // A HEAD checks the key and leaves the bouncer's place in the stream.
+        assert_eq!(request(addr, "HEAD", stream, Some(KEY), 0).await.0, 200);
+        assert_eq!(request(addr, "HEAD", stream, None, 0).await.0, 403);
+        let (status, body) = request(addr, "GET", stream, Some(KEY), 0).await;
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["new"][0]["value"], "203.0.113.7", "{body}");
+        assert_eq!(v["new"][0]["duration"], "4h0m0s", "{body}");
+        assert_eq!(v["new"][0]["scenario"], "rejectwatch/threat", "an actor with no evidence: {body}");
+        let (_, body) = request(addr, "GET", stream, Some(KEY), 0).await;
+        assert_eq!(body, r#"{"deleted":[],"new":[]}"#);
+        let (_, body) = request(addr, "GET", &format!("{stream}?startup=true&scopes=ip"), Some(KEY), 0).await;
+        assert!(body.contains("203.0.113.7"), "{body}");
+        // Asking for ranges only: nothing new, and the address it held is
+        // no longer among what it asks for.
+        let (_, body) = request(addr, "GET", &format!("{stream}?startup=true&scopes=range"), Some(KEY), 0).await;
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((v["new"].clone(), v["deleted"][0]["value"].clone()), (json!([]), json!("203.0.113.7")), "{body}");
+        // Live mode.
+        let (status, body) = request(addr, "GET", "/v1/decisions?ip=203.0.113.7", Some(KEY), 0).await;
+        assert!(status == 200 && body.contains("\"Ip\""), "{body}");
+        let (status, body) = request(addr, "GET", "/v1/decisions?ip=203.0.113.8", Some(KEY), 0).await;
+        assert_eq!((status, body.as_str()), (200, "null"));
+        let (status, body) = request(addr, "GET", "/v1/decisions?scope=ip&value=203.0.113.7", Some(KEY), 0).await;
+        assert!(status == 200 && body.contains("203.0.113.7"), "{body}");
+        assert_eq!(request(addr, "GET", "/v1/decisions?ip=bogus", Some(KEY), 0).await.0, 400);
+        assert_eq!(request(addr, "GET", "/v1/decisions?ip=203.0.113.7", None, 0).await.0, 403);
+        // Usage metrics: taken, within a limit.
+        assert_eq!(request(addr, "POST", "/v1/usage-metrics", Some(KEY), 100).await.0, 201);
+        assert_eq!(request(addr, "POST", "/v1/usage-metrics", Some(KEY), USAGE_METRICS_MAX + 1).await.0, 413);
+        assert_eq!(request(addr, "POST", "/v1/usage-metrics", None, 100).await.0, 403);
+    }
+}
