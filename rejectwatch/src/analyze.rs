@@ -18,7 +18,7 @@ use crate::{
     observe::Source,
     pipeline::Pipeline,
     report::{write_actors, write_prospects},
-    sink::{Sinks, open_named, open_output},
+    sink::{Sinks, open_named, open_output, write_atomically},
     source::{
         emulate::{KernelRules, Ports},
         logreader, pcap,
@@ -48,6 +48,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         ("--prospects", &args.prospects),
         ("--metrics", &args.metrics),
         ("--report", &args.report),
+        ("--stix", &args.stix),
     ] {
         if let Some(path) = path {
             crate::sink::check_writable(flag, path)?;
@@ -121,9 +122,17 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         }
         .write(path)?;
     }
+    if let Some(path) = &args.stix {
+        let bundle = crate::stix::bundle(&actors, &pipe.blocklist, &cfg.stix);
+        write_atomically(path, |w| {
+            serde_json::to_writer_pretty(&mut *w, &bundle).map_err(std::io::Error::other)?;
+            writeln!(w)
+        })
+        .with_context(|| format!("--stix: cannot write {}", path.display()))?;
+    }
     if let Some(path) = &args.metrics {
         let text = metrics.lock().unwrap_or_else(|e| e.into_inner()).encode();
-        crate::sink::write_atomically(path, |w| w.write_all(text.as_bytes()))
+        write_atomically(path, |w| w.write_all(text.as_bytes()))
             .with_context(|| format!("--metrics: cannot write {}", path.display()))?;
     }
     let s = &pipe.sinks;

@@ -1,10 +1,13 @@
 //! The live daemon's HTTP API, beside `/metrics`: the actor roster,
 //! recent findings, the prospects, disclosure markers, the HTML report of
-//! everything since the start (`/report`), and the blocklist
-//! as threat-feed URLs (`/blocklist.txt`, `.nft`, `.ipset`) for firewalls
-//! that poll one. Everything but `/metrics` wants the bearer token when one
-//! is configured; a token is required to listen beyond loopback, since
-//! the roster names addresses and the API takes markers.
+//! everything since the start (`/report`), the threat actors as a STIX
+//! bundle, what XDP enforces, and the blocklist as threat-feed URLs
+//! (`/blocklist.txt`, `.nft`, `.ipset`) for firewalls that poll one and as
+//! CrowdSec decisions (`/v1/…`, see [`crate::decisions`]) for CrowdSec's
+//! bouncers. Everything but `/metrics` and `/v1/…` wants the bearer token
+//! when one is configured; a token is required to listen beyond loopback,
+//! since the roster names addresses and the API takes markers. `/v1/…`
+//! wants a bouncer key (`X-Api-Key`), as CrowdSec's API does.
 
 use std::{
     net::SocketAddr,
@@ -14,18 +17,20 @@ use std::{
 
 use axum::{
     Json, Router,
-    extract::{Query, Request, State},
-    http::{StatusCode, header},
+    body::Bytes,
+    extract::{DefaultBodyLimit, Query, Request, State},
+    http::{HeaderMap, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
 };
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{
     blocklist::format::{Format, Render},
-    detect::{evidence::Class, marks::Mark},
+    decisions::{self, Decisions, Filter, Target},
+    detect::{evidence::Class, marks::Mark, window::Secs},
     exchange::format_ts,
     metrics::Metrics,
     pipeline::Pipeline,
@@ -45,11 +50,15 @@ pub struct ApiConfig {
     pub token_file: Option<PathBuf>,
     /// Findings kept for `/api/v1/findings`.
     pub findings_kept: usize,
+    /// Keys CrowdSec bouncers send (`X-Api-Key`) for the decisions API
+    /// (`/v1/decisions…`); none: that API refuses everyone. One per
+    /// bouncer: each key has its own place in the stream.
+    pub bouncer_keys: Vec<String>,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { token: None, token_file: None, findings_kept: 10_000 }
+        Self { token: None, token_file: None, findings_kept: 10_000, bouncer_keys: Vec::new() }
     }
 }
 
@@ -65,6 +74,17 @@ impl ApiConfig {
             && t.trim().len() < MIN_TOKEN
         {
             return Err(format!("api.token: shorter than {MIN_TOKEN} characters"));
+        }
+        for (i, k) in self.bouncer_keys.iter().enumerate() {
+            if k.trim().len() < MIN_TOKEN {
+                return Err(format!("api.bouncer_keys: key {} is shorter than {MIN_TOKEN} characters", i + 1));
+            }
+            if self.bouncer_keys[..i].iter().any(|o| o.trim() == k.trim()) {
+                return Err(format!(
+                    "api.bouncer_keys: key {} is given twice (one key per bouncer: each pulls its own stream)",
+                    i + 1
+                ));
+            }
         }
         Ok(())
     }
@@ -92,6 +112,10 @@ pub struct Api {
     pub metrics: Arc<Mutex<Metrics>>,
     pub token: Option<Arc<str>>,
     pub state_dir: PathBuf,
+    /// `api.bouncer_keys`.
+    pub bouncers: Arc<[String]>,
+    pub decisions: Arc<Mutex<Decisions>>,
+    pub stix: crate::stix::StixConfig,
 }
 
 /// Refuses a non-loopback listener without a token, in one line that
@@ -114,12 +138,28 @@ pub fn router(api: Api) -> Router {
         .route("/api/v1/marks", get(list_marks).post(add_mark))
         .route("/api/v1/enforced", get(enforced))
         .route("/report", get(report))
+        .route("/api/v1/stix", get(stix))
         .route("/blocklist.txt", get(|s| blocklist(s, Format::Txt)))
         .route("/blocklist.nft", get(|s| blocklist(s, Format::Nft)))
         .route("/blocklist.ipset", get(|s| blocklist(s, Format::Ipset)))
         .route_layer(middleware::from_fn_with_state(api.clone(), authorize));
-    Router::new().route("/", get(index)).route("/metrics", get(metrics)).merge(protected).with_state(api)
+    // CrowdSec's paths; `get` answers HEAD too, but a HEAD of the stream
+    // must not move the bouncer's place in it.
+    let bouncers = Router::new()
+        .route("/v1/decisions", get(live_decisions))
+        .route("/v1/decisions/stream", get(stream_decisions).head(stream_head))
+        .route("/v1/usage-metrics", post(usage_metrics))
+        .layer(DefaultBodyLimit::max(USAGE_METRICS_MAX));
+    Router::new()
+        .route("/", get(index))
+        .route("/metrics", get(metrics))
+        .merge(protected)
+        .merge(bouncers)
+        .with_state(api)
 }
+
+/// The largest usage-metrics report taken (they are a few kilobytes).
+const USAGE_METRICS_MAX: usize = 64 * 1024;
 
 /// What `GET /` lists: the listen address opened in a browser or with
 /// curl says where everything is, as exporters' landing pages do, rather
@@ -132,8 +172,11 @@ GET  /api/v1/prospects                   prospects to contact
 GET  /api/v1/marks                       disclosure markers
 POST /api/v1/marks                       add one: {\"kind\":\"disclosure\",\"at\":\"RFC 3339\",\"note\":\"...\"}
 GET  /report                             the HTML report since the start: verdict, timeline, actors, prospects
+GET  /api/v1/stix                        the threat actors as a STIX 2.1 bundle
 GET  /blocklist.txt, .nft, .ipset        the blocklist as a feed
 GET  /api/v1/enforced                    what XDP drops now (--enforce xdp)
+GET  /v1/decisions/stream?startup=B      the blocklist as CrowdSec decisions, for bouncers (X-Api-Key)
+GET  /v1/decisions?ip=A|range=N          CrowdSec live mode: the decisions about an address or network
 ";
 
 async fn index(State(api): State<Api>) -> impl IntoResponse {
@@ -326,6 +369,150 @@ async fn blocklist(State(api): State<Api>, f: Format) -> Response {
     ([(header::CONTENT_TYPE, f.content_type())], body).into_response()
 }
 
+async fn stix(State(api): State<Api>) -> Response {
+    let p = lock(&api.pipeline);
+    let actors = p.detect.roster().actors();
+    Json(crate::stix::bundle(&actors, &p.blocklist, &api.stix)).into_response()
+}
+
+/// The index of the bouncer key the request carries, if it carries one.
+/// Every key is compared, in constant time, so the time taken says
+/// nothing about which one (nearly) matched.
+fn bouncer(api: &Api, headers: &HeaderMap) -> Option<usize> {
+    use subtle::ConstantTimeEq as _;
+    let given = headers.get("x-api-key").map_or(&b""[..], |v| v.as_bytes());
+    let mut found = None;
+    for (i, k) in api.bouncers.iter().enumerate() {
+        if bool::from(given.ct_eq(k.as_bytes())) && found.is_none() {
+            found = Some(i);
+        }
+    }
+    found
+}
+
+/// CrowdSec's answer to a request without a valid key.
+fn forbidden() -> Response {
+    (StatusCode::FORBIDDEN, Json(json!({ "message": "access forbidden" }))).into_response()
+}
+
+/// The decisions brought up to date with the blocklist, and the record
+/// time they are as of.
+fn synced(api: &Api) -> (std::sync::MutexGuard<'_, Decisions>, Secs) {
+    let p = lock(&api.pipeline);
+    let entries = p.blocklist.entries();
+    let now = p.now();
+    let mut d = lock(&api.decisions);
+    // Only entries new to the decisions need their actor's scenario.
+    let mut names = None;
+    d.sync(&entries, now, |actor| {
+        let names = names.get_or_insert_with(|| decisions::scenarios(p.detect.roster().iter()));
+        names.get(actor).cloned().unwrap_or_else(|| format!("{}/threat", decisions::ORIGIN))
+    });
+    (d, now)
+}
+
+/// The query parameters bouncers send; others (newer bouncers' flags
+/// about CrowdSec's community lists) are ignored.
+#[derive(Deserialize)]
+struct StreamQuery {
+    startup: Option<String>,
+    scopes: Option<String>,
+    origins: Option<String>,
+    scenarios_containing: Option<String>,
+    scenarios_not_containing: Option<String>,
+}
+
+async fn stream_decisions(State(api): State<Api>, headers: HeaderMap, Query(q): Query<StreamQuery>) -> Response {
+    let Some(key) = bouncer(&api, &headers) else { return forbidden() };
+    let filter = Filter {
+        scopes: Filter::list(q.scopes.as_deref()),
+        origins: Filter::list(q.origins.as_deref()),
+        containing: Filter::list(q.scenarios_containing.as_deref()),
+        not_containing: Filter::list(q.scenarios_not_containing.as_deref()),
+    };
+    let (mut d, now) = synced(&api);
+    let (new, deleted) = d.pull(key, q.startup.as_deref() == Some("true"), &filter);
+    drop(d);
+    // Empty lists as `[]`, as CrowdSec's stream writes them: bouncers in
+    // other languages iterate over them without a null check.
+    let json = |ds: Vec<decisions::Decision>| ds.iter().map(|x| x.json(now)).collect::<Vec<_>>();
+    Json(json!({ "new": json(new), "deleted": json(deleted) })).into_response()
+}
+
+async fn stream_head(State(api): State<Api>, headers: HeaderMap) -> Response {
+    match bouncer(&api, &headers) {
+        Some(_) => StatusCode::OK.into_response(),
+        None => forbidden(),
+    }
+}
+
+#[derive(Deserialize)]
+struct LiveQuery {
+    ip: Option<String>,
+    range: Option<String>,
+    scope: Option<String>,
+    value: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    contains: Option<String>,
+    origins: Option<String>,
+    scenarios_containing: Option<String>,
+    scenarios_not_containing: Option<String>,
+}
+
+/// CrowdSec's live mode: the decisions about one address or network,
+/// `null` when there are none (as CrowdSec answers).
+async fn live_decisions(State(api): State<Api>, headers: HeaderMap, Query(q): Query<LiveQuery>) -> Response {
+    if bouncer(&api, &headers).is_none() {
+        return forbidden();
+    }
+    let bad = |what: &str, v: &str| {
+        (StatusCode::BAD_REQUEST, Json(json!({ "message": format!("{what}: {v:?} is not valid") }))).into_response()
+    };
+    let net = |v: &str| crate::config::parse_net(v).ok();
+    let covering = q.contains.as_deref() != Some("false");
+    let range = |n| if covering { Target::Covering(n) } else { Target::Within(n) };
+    let scope = q.scope.as_deref().map(str::to_ascii_lowercase);
+    let target = match (&q.ip, &q.range, &q.value) {
+        (Some(ip), _, _) => match ip.parse::<std::net::IpAddr>() {
+            Ok(a) => Target::Covering(a.into()),
+            Err(_) => return bad("ip", ip),
+        },
+        (None, Some(r), _) => match net(r) {
+            Some(n) => range(n),
+            None => return bad("range", r),
+        },
+        (None, None, Some(v)) => match (scope.as_deref(), net(v)) {
+            (Some("range"), Some(n)) => range(n),
+            (Some("ip") | None, Some(n)) if n.prefix_len() == n.max_prefix_len() => Target::Covering(n),
+            (Some(s), _) if s != "ip" && s != "range" => return Json(Value::Null).into_response(),
+            _ => return bad("value", v),
+        },
+        (None, None, None) => Target::All,
+    };
+    if q.kind.as_deref().is_some_and(|k| !k.eq_ignore_ascii_case("ban")) {
+        return Json(Value::Null).into_response();
+    }
+    let filter = Filter {
+        scopes: Filter::list(scope.as_deref()),
+        origins: Filter::list(q.origins.as_deref()),
+        containing: Filter::list(q.scenarios_containing.as_deref()),
+        not_containing: Filter::list(q.scenarios_not_containing.as_deref()),
+    };
+    let (d, now) = synced(&api);
+    let found: Vec<_> = d.matching(target, &filter).into_iter().map(|x| x.json(now)).collect();
+    if found.is_empty() { Json(Value::Null).into_response() } else { Json(found).into_response() }
+}
+
+/// Newer bouncers report what they blocked; taken and not kept (the
+/// daemon's own metrics say what it listed).
+async fn usage_metrics(State(api): State<Api>, headers: HeaderMap, _body: Bytes) -> Response {
+    match bouncer(&api, &headers) {
+        Some(_) => StatusCode::CREATED.into_response(),
+        None => forbidden(),
+    }
+}
+
 /// Binds `addr` now (so a taken port fails at start) and serves in the
 /// background.
 pub async fn serve(addr: SocketAddr, api: Api) -> anyhow::Result<SocketAddr> {
@@ -340,4 +527,115 @@ pub async fn serve(addr: SocketAddr, api: Api) -> anyhow::Result<SocketAddr> {
         }
     });
     Ok(local)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read as _, Write as _};
+
+    use super::*;
+    use crate::{
+        blocklist::{Blocklist, BlocklistConfig, exempt::Exemptions, output::Outputs},
+        config::Config,
+        detect::{Engine, actors::Actor, client::ClientKey},
+        enrich::{Enricher, geo::Geo},
+        sink::Sinks,
+    };
+
+    const KEY: &str = "bouncer-key-0123456789abcdef";
+
+    #[test]
+    fn bouncer_keys_are_checked_in_the_config() {
+        for (keys, needle) in [
+            (r#"["short"]"#, "api.bouncer_keys: key 1 is shorter than 16"),
+            (r#"["0123456789abcdef0", "0123456789abcdef0"]"#, "api.bouncer_keys: key 2 is given twice"),
+        ] {
+            let e = Config::parse(&format!("[api]\nbouncer_keys = {keys}\n")).unwrap_err();
+            assert!(e.contains(needle) && !e.contains('\n'), "{e}");
+        }
+    }
+
+    /// A daemon's API over a blocklist holding one threat's address.
+    async fn served() -> SocketAddr {
+        let cfg = Config::default();
+        let enricher = Enricher::with_parts(&cfg, Geo::open(None, None).expect("no geo"), [7; 32]).expect("enricher");
+        let metrics = Arc::new(Mutex::new(Metrics::new()));
+        let sinks = Sinks::new(metrics.clone(), None);
+        let b = BlocklistConfig::default();
+        let mut blocklist = Blocklist::new(&b, Exemptions::new(&b, &[], &[]));
+        let key = ClientKey::new("203.0.113.7".parse().unwrap(), 64);
+        blocklist.update([&Actor::stub("a-1", Class::Threat, vec![key], 1000, 1000)], 1000);
+        let outputs = Outputs::new(&[], None, false).expect("no files");
+        let mut p = Pipeline::new(enricher, Engine::new(&cfg.detect, cfg.ipv6_prefix), sinks)
+            .with_blocklist(&b, blocklist, outputs);
+        p.tick(1000);
+        let api = Api {
+            pipeline: Arc::new(Mutex::new(p)),
+            metrics,
+            token: None,
+            state_dir: std::env::temp_dir(),
+            bouncers: vec![KEY.to_string()].into(),
+            decisions: Default::default(),
+            stix: Default::default(),
+        };
+        serve("127.0.0.1:0".parse().unwrap(), api).await.expect("serve")
+    }
+
+    async fn request(addr: SocketAddr, method: &str, path: &str, key: Option<&str>, body: usize) -> (u16, String) {
+        let head = format!(
+            "{method} {path} HTTP/1.0\r\nHost: x\r\nContent-Length: {body}\r\n{}\r\n",
+            key.map(|k| format!("X-Api-Key: {k}\r\n")).unwrap_or_default()
+        );
+        tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).expect("connect");
+            s.write_all(head.as_bytes()).expect("send");
+            // An over-long body may be refused before it is all sent.
+            let _ = s.write_all(&vec![b'x'; body]);
+            let mut buf = String::new();
+            let _ = s.read_to_string(&mut buf);
+            let status = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+            (status, buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+        })
+        .await
+        .expect("request")
+    }
+
+    #[tokio::test]
+    async fn the_decisions_api_over_http() {
+        let addr = served().await;
+        let stream = "/v1/decisions/stream";
+        assert_eq!(request(addr, "GET", stream, None, 0).await.0, 403);
+        assert_eq!(request(addr, "GET", stream, Some("wrong-key-0123456789abcdef"), 0).await.0, 403);
+        // A HEAD checks the key and leaves the bouncer's place in the stream.
+        assert_eq!(request(addr, "HEAD", stream, Some(KEY), 0).await.0, 200);
+        assert_eq!(request(addr, "HEAD", stream, None, 0).await.0, 403);
+        let (status, body) = request(addr, "GET", stream, Some(KEY), 0).await;
+        assert_eq!(status, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["new"][0]["value"], "203.0.113.7", "{body}");
+        assert_eq!(v["new"][0]["duration"], "4h0m0s", "{body}");
+        assert_eq!(v["new"][0]["scenario"], "rejectwatch/threat", "an actor with no evidence: {body}");
+        let (_, body) = request(addr, "GET", stream, Some(KEY), 0).await;
+        assert_eq!(body, r#"{"deleted":[],"new":[]}"#);
+        let (_, body) = request(addr, "GET", &format!("{stream}?startup=true&scopes=ip"), Some(KEY), 0).await;
+        assert!(body.contains("203.0.113.7"), "{body}");
+        // Asking for ranges only: nothing new, and the address it held is
+        // no longer among what it asks for.
+        let (_, body) = request(addr, "GET", &format!("{stream}?startup=true&scopes=range"), Some(KEY), 0).await;
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!((v["new"].clone(), v["deleted"][0]["value"].clone()), (json!([]), json!("203.0.113.7")), "{body}");
+        // Live mode.
+        let (status, body) = request(addr, "GET", "/v1/decisions?ip=203.0.113.7", Some(KEY), 0).await;
+        assert!(status == 200 && body.contains("\"Ip\""), "{body}");
+        let (status, body) = request(addr, "GET", "/v1/decisions?ip=203.0.113.8", Some(KEY), 0).await;
+        assert_eq!((status, body.as_str()), (200, "null"));
+        let (status, body) = request(addr, "GET", "/v1/decisions?scope=ip&value=203.0.113.7", Some(KEY), 0).await;
+        assert!(status == 200 && body.contains("203.0.113.7"), "{body}");
+        assert_eq!(request(addr, "GET", "/v1/decisions?ip=bogus", Some(KEY), 0).await.0, 400);
+        assert_eq!(request(addr, "GET", "/v1/decisions?ip=203.0.113.7", None, 0).await.0, 403);
+        // Usage metrics: taken, within a limit.
+        assert_eq!(request(addr, "POST", "/v1/usage-metrics", Some(KEY), 100).await.0, 201);
+        assert_eq!(request(addr, "POST", "/v1/usage-metrics", Some(KEY), USAGE_METRICS_MAX + 1).await.0, 413);
+        assert_eq!(request(addr, "POST", "/v1/usage-metrics", None, 100).await.0, 403);
+    }
 }

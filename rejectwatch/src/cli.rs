@@ -245,6 +245,10 @@ pub struct AnalyzeArgs {
     /// actors, prospects, misconfigurations, endpoints) to PATH at the end.
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
+    /// Write the threat actors as a STIX 2.1 bundle (JSON) to PATH at the
+    /// end, for OpenCTI or MISP; marked with `stix.tlp` from the config.
+    #[arg(long, value_name = "PATH")]
+    pub stix: Option<PathBuf>,
     /// A marker, e.g. `disclosure=2026-11-20T10:00:00Z` (repeatable).
     #[arg(long, value_name = "KIND=TIME", value_parser = mark)]
     pub mark: Vec<crate::detect::marks::Mark>,

@@ -45,6 +45,7 @@ pub struct Config {
     pub blocklist: crate::blocklist::BlocklistConfig,
     pub enforce: crate::enforce::EnforceConfig,
     pub api: crate::api::ApiConfig,
+    pub stix: crate::stix::StixConfig,
 }
 
 impl Default for Config {
@@ -62,6 +63,7 @@ impl Default for Config {
             blocklist: Default::default(),
             enforce: Default::default(),
             api: Default::default(),
+            stix: Default::default(),
         }
     }
 }

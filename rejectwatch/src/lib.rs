@@ -11,6 +11,7 @@ pub mod ascii;
 pub mod blocklist;
 pub mod cli;
 pub mod config;
+pub mod decisions;
 pub mod detect;
 pub mod enforce;
 pub mod enrich;
@@ -28,6 +29,7 @@ pub mod report;
 pub mod run;
 pub mod sink;
 pub mod source;
+pub mod stix;
 pub mod tally;
 
 /// Every exchange allocates a few short-lived strings (head fields,

@@ -92,7 +92,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         blocklist,
         outputs,
     )));
-    let api = Api { pipeline: pipeline.clone(), metrics: metrics.clone(), token: token.map(Into::into), state_dir };
+    let api = Api {
+        pipeline: pipeline.clone(),
+        metrics: metrics.clone(),
+        token: token.map(Into::into),
+        state_dir,
+        bouncers: config.api.bouncer_keys.iter().map(|k| k.trim().to_string()).collect(),
+        decisions: Default::default(),
+        stix: config.stix.clone(),
+    };
     let addr = api::serve(args.listen, api).await?;
     fn lock(p: &Mutex<Pipeline>) -> std::sync::MutexGuard<'_, Pipeline> {
         p.lock().unwrap_or_else(|e| e.into_inner())

@@ -53,6 +53,52 @@ pub fn kernel_tests_possible(test: &str) -> bool {
     false
 }
 
+/// A Python interpreter that imports `modules`, for the tests that check
+/// an output with its reference library (scripts/deps.sh installs them).
+/// Where none does, the test is skipped with the reason, unless tests are
+/// required to run (REJECTWATCH_REQUIRE_KERNEL=1, as in CI): then it fails.
+pub fn python_with(test: &str, modules: &[&str]) -> Option<String> {
+    let import = format!("import {}", modules.join(", "));
+    // The system's interpreter, where pip put them, may not be the first
+    // on PATH (pyenv).
+    for py in ["python3", "/usr/bin/python3"] {
+        if Command::new(py).args(["-c", &import]).output().is_ok_and(|o| o.status.success()) {
+            return Some(py.to_string());
+        }
+    }
+    let why = format!("no python3 imports {} (scripts/deps.sh installs them)", modules.join(", "));
+    if std::env::var_os("REJECTWATCH_REQUIRE_KERNEL").is_some_and(|v| v == "1") {
+        panic!("{test}: {why}");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    None
+}
+
+/// Checks a STIX 2.1 bundle with the reference libraries: `stix2` must
+/// parse it (no custom content) and `stix2-validator` find no error.
+/// Returns the validator's report, warnings included, on failure.
+pub fn check_stix(py: &str, bundle: &Path) -> Result<(), String> {
+    const SCRIPT: &str = r#"
+import sys, stix2, stix2validator
+text = open(sys.argv[1]).read()
+stix2.parse(text, allow_custom=False)
+opts = stix2validator.ValidationOptions(version="2.1")
+res = stix2validator.validate_string(text, opts)
+if not res.is_valid:
+    stix2validator.print_results(res)
+    sys.exit(1)
+"#;
+    let out = Command::new(py)
+        .args(["-c", SCRIPT, bundle.to_str().expect("utf-8")])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {py}: {e}"));
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    }
+}
+
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
 /// Two namespaces (server, client) joined by a veth pair, IPv4 and IPv6.
