@@ -62,8 +62,28 @@ pub fn write_atomically(path: &Path, write: impl FnOnce(&mut dyn Write) -> io::R
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
+    } else {
+        remove_stale_temporaries(&tmp);
     }
     result
+}
+
+/// Removes what writers of the same file killed mid-write left beside it
+/// (`.<name>.tmp<pid>` of a process that no longer exists): never renamed
+/// over anything, they would otherwise pile up across restarts.
+fn remove_stale_temporaries(tmp: &Path) {
+    let (Some(dir), Some(own)) = (tmp.parent(), tmp.file_name().and_then(|n| n.to_str())) else { return };
+    let Some(prefix) = own.strip_suffix(&std::process::id().to_string()) else { return };
+    let Ok(entries) = std::fs::read_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }) else { return };
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(prefix)).and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Fails now, naming `flag`, if [`write_atomically`] could not write

@@ -1,0 +1,143 @@
+//! Crash safety of the files rejectwatch writes for other programs and for
+//! itself: a writer that keeps rewriting a blocklist (`.nft`) and the state
+//! file, each alternating between two versions, is killed with SIGKILL at
+//! random moments 200 times. After every kill the blocklist must be the
+//! whole previous or the whole new version (and `nft -c -f` accepts it in a
+//! namespace of its own), and the state file must load.
+//!
+//! The writer is this test binary itself, run again as a child with
+//! `CRASH_WRITER_DIR` set, so that the kill lands in a real process doing
+//! exactly what the daemon does (`write_atomically`, `state::save`).
+
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use rejectwatch::blocklist::{
+    Blocklist, BlocklistConfig, Entry,
+    exempt::Exemptions,
+    format::{Format, Render},
+    state,
+};
+use rejectwatch_tests::*;
+
+const NOW: u32 = 1_800_000_000;
+
+/// Version `v` of the entries: a few thousand, so a write takes a while.
+fn entries(v: u32) -> Vec<Entry> {
+    (0..4000u32)
+        .map(|i| Entry {
+            net: format!("{}/32", std::net::Ipv4Addr::from(0xcb00_7100 + (i % 256) + ((i / 256) << 16)))
+                .parse()
+                .expect("net"),
+            expires: NOW + 3600 + v,
+            listed: NOW,
+            seen: NOW,
+            offences: 1 + v,
+            actor: format!("a-v{v}-{i}"),
+        })
+        .collect()
+}
+
+fn nft(v: u32) -> String {
+    Render { entries: &entries(v), now: NOW, nft_rule: true }.to_string(Format::Nft)
+}
+
+fn blocklist(v: u32) -> Blocklist {
+    let cfg = BlocklistConfig { max_entries: 10_000, block_private: true, ..Default::default() };
+    let mut b = Blocklist::new(&cfg, Exemptions::new(&cfg, &[], &[]));
+    b.restore(entries(v), Vec::new(), NOW);
+    b
+}
+
+/// The child: rewrites both files forever, alternating versions.
+fn writer(dir: &Path) -> ! {
+    let versions = [(nft(0), blocklist(0)), (nft(1), blocklist(1))];
+    let path = dir.join("blocklist.nft");
+    loop {
+        for (text, b) in &versions {
+            rejectwatch::sink::write_atomically(&path, |w| w.write_all(text.as_bytes())).expect("write blocklist");
+            state::save(dir, b).expect("save state");
+        }
+    }
+}
+
+#[test]
+fn writes_survive_sigkill() {
+    if let Some(dir) = std::env::var_os("CRASH_WRITER_DIR") {
+        writer(Path::new(&dir));
+    }
+    if !kernel_tests_possible("writes_survive_sigkill") {
+        return;
+    }
+    let dir = TempDir::new("crash");
+    let versions = [nft(0), nft(1)];
+    assert_ne!(versions[0], versions[1]);
+    let ns = Netns::new(NetnsOptions::default());
+    let me = std::env::current_exe().expect("test binary");
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let spawn = || {
+        Command::new(&me)
+            .args(["--exact", "writes_survive_sigkill", "--test-threads", "1"])
+            .env("CRASH_WRITER_DIR", &dir.0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the writer")
+    };
+    // A first version on disk, and the state beside it.
+    let mut first = spawn();
+    while !(dir.path("blocklist.nft").exists() && state::file(&dir.0).exists()) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    first.kill().expect("SIGKILL");
+    let _ = first.wait();
+    let mut seen = [0u32; 2];
+    for kill in 0..200 {
+        let mut child = spawn();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // From before the writer has started to well into its loop.
+        std::thread::sleep(Duration::from_micros(x % 80_000));
+        child.kill().expect("SIGKILL");
+        let _ = child.wait();
+
+        let path = dir.path("blocklist.nft");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("kill {kill}: the blocklist vanished: {e}"));
+        let which = versions.iter().position(|v| *v == text);
+        let which =
+            which.unwrap_or_else(|| panic!("kill {kill}: the blocklist is neither version ({} bytes)", text.len()));
+        seen[which] += 1;
+        let mut b = blocklist(0);
+        state::load(&dir.0, &mut b, NOW).unwrap_or_else(|e| panic!("kill {kill}: the state file does not load: {e:#}"));
+        assert_eq!(b.len(), 4000, "kill {kill}: the state file lost entries");
+        // Temporary files of killed writes are left for nobody to read
+        // (they are never renamed over), and are not what loaders see.
+        if kill % 50 == 0 {
+            check_loads(&ns, &path);
+        }
+    }
+    assert!(seen.iter().all(|&n| n > 0), "both versions seen at the kills: {seen:?}");
+    // What killed writers left is cleared by the next whole write.
+    let before = leftovers(&dir.0);
+    rejectwatch::sink::write_atomically(&dir.path("blocklist.nft"), |w| w.write_all(versions[0].as_bytes()))
+        .expect("write");
+    state::save(&dir.0, &blocklist(0)).expect("save");
+    assert_eq!(leftovers(&dir.0), 0, "temporary files of killed writers left behind");
+    eprintln!("200 kills survived; versions {seen:?}; {before} temporary files of killed writes, cleared by the next");
+}
+
+fn check_loads(ns: &Netns, path: &Path) {
+    let out = ns.exec(&ns.srv, &["nft", "-c", "-f", path.to_str().expect("utf-8")]).output().expect("nft");
+    assert!(out.status.success(), "nft -c -f refused it: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn leftovers(dir: &PathBuf) -> usize {
+    std::fs::read_dir(dir)
+        .map_or(0, |d| d.filter_map(Result::ok).filter(|e| e.file_name().to_string_lossy().contains(".tmp")).count())
+}
