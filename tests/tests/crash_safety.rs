@@ -10,7 +10,6 @@
 //! exactly what the daemon does (`write_atomically`, `state::save`).
 
 use std::{
-    io::Write as _,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::Duration,
