@@ -72,6 +72,7 @@ pub struct Metrics {
     pub actors: IntGaugeVec,
     /// Keys held by the detectors' tables, clients included.
     pub detector_keys: IntGauge,
+    pub evictions: IntCounterVec,
     /// Rejected exchanges by endpoint template (bounded, see
     /// [`may_label_endpoint`]).
     pub rejects: IntCounterVec,
@@ -157,6 +158,12 @@ impl Metrics {
             ),
             actors,
             detector_keys,
+            evictions: counter_vec(
+                r,
+                "rejectwatch_evictions_total",
+                "Keys evicted from a full bounded table (clients, endpoints, actors): the least recently active go first.",
+                &["table"],
+            ),
             rejects: counter_vec(
                 r,
                 "rejectwatch_rejects_total",

@@ -26,6 +26,8 @@ pub struct Pipeline {
     list_from: Option<Secs>,
     /// Time of the last tick.
     now: Secs,
+    /// The engine's evictions as last counted into the metrics.
+    evicted: [u64; 3],
     findings: Vec<Finding>,
     batch: Vec<Exchange>,
     /// Where each of the batch's clients' states probably is.
@@ -46,6 +48,7 @@ impl Pipeline {
             nft_rule: false,
             list_from: None,
             now: 0,
+            evicted: [0; 3],
             findings: Vec::new(),
             batch: Vec::with_capacity(BATCH),
             at: Vec::with_capacity(BATCH),
@@ -136,6 +139,10 @@ impl Pipeline {
             m.actors.with_label_values(&[c.as_str()]).set(counts.get(c.as_str()).copied().unwrap_or(0));
         }
         m.detector_keys.set(self.detect.keys() as i64);
+        for ((table, n), last) in self.detect.evictions().into_iter().zip(self.evicted.iter_mut()) {
+            m.evictions.with_label_values(&[table]).inc_by(n.saturating_sub(*last));
+            *last = n;
+        }
         m.blocklist_entries.with_label_values(&["ipv4"]).set(v4 as i64);
         m.blocklist_entries.with_label_values(&["ipv6"]).set(v6 as i64);
     }

@@ -212,6 +212,16 @@ impl Engine {
         self.clients.len()
     }
 
+    /// Keys evicted so far to keep each bounded table within its cap
+    /// (none is ever swept for being idle: that is not an eviction).
+    pub fn evictions(&self) -> [(&'static str, u64); 3] {
+        [
+            ("clients", self.clients.evicted),
+            ("endpoints", self.ctx.endpoints.evicted),
+            ("actors", self.roster().evicted),
+        ]
+    }
+
     /// Keys held by every table, for the metrics.
     pub fn keys(&self) -> usize {
         self.clients.len() + self.detectors.iter().map(|d| d.det.keys()).sum::<usize>()
