@@ -16,15 +16,32 @@ use std::{
     },
 };
 
-/// The hasher state of the seeded tables.
-pub type State = foldhash::fast::FixedState;
+/// The hasher state of the seeded tables: both of foldhash's seeds, the
+/// per-table one and the shared one its mixing starts from, come from the
+/// process's base seed, as `RandomState`'s come from the OS.
+pub type State = foldhash::fast::SeedableRandomState;
 
 /// The environment variable that fixes every seed of the process.
 pub const ENV: &str = "REJECTWATCH_HASH_SEED";
 
 /// A fresh state for one table.
 pub fn state() -> State {
-    State::with_seed(next())
+    State::with_seed(next(), shared())
+}
+
+/// The state a test names: per-table and shared seed from `seed` (a few
+/// dozen leaked bytes per distinct seed, for tests only).
+pub fn state_of(seed: u64) -> State {
+    let shared: &'static foldhash::SharedSeed = Box::leak(Box::new(foldhash::SharedSeed::from_u64(mix(seed ^ SHARED))));
+    State::with_seed(mix(seed), shared)
+}
+
+/// Told apart from the per-table seeds drawn from the same base.
+const SHARED: u64 = 0x5ba2_ed5e_ed00_0001;
+
+fn shared() -> &'static foldhash::SharedSeed {
+    static SEED: OnceLock<foldhash::SharedSeed> = OnceLock::new();
+    SEED.get_or_init(|| foldhash::SharedSeed::from_u64(mix(base() ^ SHARED)))
 }
 
 /// A fresh 64-bit seed: from the process's base seed and a counter.

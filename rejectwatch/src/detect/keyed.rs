@@ -400,8 +400,8 @@ mod tests {
         // end. Both must hold and return the same.
         let mut plain = Keyed::<u32, u32>::new(8, 50);
         let mut told = Keyed::<u32, u32>::new(8, 50);
-        plain.hasher = crate::hashseed::State::with_seed(seed);
-        told.hasher = crate::hashseed::State::with_seed(seed);
+        plain.hasher = crate::hashseed::state_of(seed);
+        told.hasher = crate::hashseed::state_of(seed);
         let mut earlier = None;
         for step in 0..2000u32 {
             let key = step.wrapping_mul(2_654_435_761) >> 27; // 0..32
