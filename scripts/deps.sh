@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing rejectwatch needs on a Debian/Ubuntu host,
 # skipping whatever is already present: Debian packages, the nightly rust-src
-# component and bpf-linker built against LLVM 22 (nightly's LLVM).
+# component, bpf-linker built against LLVM 22 (nightly's LLVM) and cargo-fuzz.
 set -euo pipefail
 
 SUDO=""
@@ -56,5 +56,10 @@ if ! command -v bpf-linker >/dev/null 2>&1; then
   echo "deps: building bpf-linker against LLVM 22 (a few minutes, once)"
   PATH="/usr/lib/llvm-22/bin:$PATH" cargo install bpf-linker --locked \
     --no-default-features --features llvm-22
+fi
+# cargo-fuzz, for the fuzz targets scripts/test.sh runs briefly.
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "deps: installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
 fi
 echo "deps: ok"
