@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 root=..
 corpus=corpus
 captures=${REJECTWATCH_SHARED_CAPTURES:-/work/shared/testdata/suricata-verify}
-targets=(http_head join emulate pcap_decode pcap_file accesslog logreader config api useragent endpoint)
+targets=(http_head join emulate pcap_decode pcap_file accesslog logreader config api useragent endpoint enrich ua_table)
 for t in "${targets[@]}"; do mkdir -p "$corpus/$t"; done
 for t in "${targets[@]}"; do
   if [ -d "seeds/$t" ]; then cp -n seeds/"$t"/* "$corpus/$t/" 2>/dev/null || true; fi
@@ -39,11 +39,14 @@ for case in sorted(glob.glob(os.path.join(root, "tests/cases/*/input.log.gz"))):
     lines = gzip.open(case, "rt", errors="replace").read().splitlines()
     for line in lines[:40]:
         put("accesslog", line)
+        put("enrich", ("\x02" if line.lstrip().startswith("{") else "\x01") + line)
         m = clf.search(line)
         if m:
             method, target, version = m.group(1), m.group(2), m.group(3) or "HTTP/1.1"
             put("endpoint", target)
-            put("http_head", f"{method} {target} {version}\r\nHost: api.example\r\nUser-Agent: x\r\n\r\n")
+            head = f"{method} {target} {version}\r\nHost: api.example\r\nUser-Agent: x\r\n\r\n"
+            put("http_head", head)
+            put("enrich", "\x00" + head)
         u = ua.search(line)
         if u and u.group(1) not in ("", "-"):
             put("useragent", u.group(1))
@@ -51,6 +54,7 @@ for case in sorted(glob.glob(os.path.join(root, "tests/cases/*/input.log.gz"))):
     put("logreader", b"\x00" + gzip.compress("\n".join(lines[:20]).encode() + b"\n"))
 for cfg in sorted(glob.glob(os.path.join(root, "tests/cases/*/config.toml"))) + [os.path.join(root, "rejectwatch.example.toml")]:
     put("config", open(cfg, "rb").read())
+put("ua_table", open(os.path.join(root, "rejectwatch/data/user-agents.toml"), "rb").read())
 
 # Captures: whole files to the file reader (first byte even: one file),
 # and each frame, behind its link type's pick byte, to the frame decoder.
