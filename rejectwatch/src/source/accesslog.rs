@@ -426,4 +426,14 @@ mod tests {
             assert_eq!(parse_json(line, &f).err(), Some(why), "{line}");
         }
     }
+
+    #[test]
+    fn epochs_past_u64_nanoseconds_are_bad_timestamps() {
+        // Found by the accesslog fuzz target: the conversion overflowed.
+        let f = JsonLogFields::default();
+        for ts in [r#""4444444444444444444444444""#, "1e15", "4.4e98", "99999999999"] {
+            let line = format!(r#"{{"timestamp":{ts},"source_ip":"203.0.113.4"}}"#);
+            assert_eq!(parse_json(&line, &f).err(), Some("bad_timestamp"), "{line}");
+        }
+    }
 }
