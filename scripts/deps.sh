@@ -11,10 +11,11 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # end-to-end tests, tcpdump/tcpreplay for captures and replays, wrk for the
 # bench, openssl for the TLS test certificate, curl as a client; nftables and
 # ipset load the generated blocklists in tests; prometheus (with promtool)
-# checks the shipped rules and scrapes a live daemon in a test.
+# checks the shipped rules and scrapes a live daemon in a test; python3
+# writes the fuzz corpora's structured seeds (fuzz/seed.sh).
 APT_PKGS=(build-essential pkg-config iproute2 nginx tcpdump tcpreplay wrk openssl curl
           llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev ethtool bpftool
-          nftables ipset prometheus)
+          nftables ipset prometheus python3)
 
 missing=()
 for p in "${APT_PKGS[@]}"; do

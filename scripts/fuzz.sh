@@ -25,13 +25,16 @@ for t in $targets; do
   extra=()
   [ "$t" = logreader ] && extra=(-close_fd_mask=2)
   log="fuzz/logs/$t.log"
-  if "$bin/$t" "fuzz/corpus/$t" -rss_limit_mb=512 -timeout=10 -max_total_time="$seconds" -print_final_stats=1 \
-      -artifact_prefix="fuzz/artifacts/$t/" "${extra[@]}" >"$log" 2>&1; then
+  rc=0
+  "$bin/$t" "fuzz/corpus/$t" -rss_limit_mb=512 -timeout=10 -max_total_time="$seconds" -print_final_stats=1 \
+    -artifact_prefix="fuzz/artifacts/$t/" "${extra[@]}" >"$log" 2>&1 || rc=$?
+  if [ "$rc" -eq 0 ]; then
     runs=$(awk '/stat::number_of_executed_units/ { print $2 }' "$log")
     echo "fuzz: $t: ${runs:-?} executions, no crash"
   else
     tail -n 40 "$log"
-    echo "fuzz: $t: FAILED (log $log, input in fuzz/artifacts/$t/)"
+    # Above 128: killed by a signal libFuzzer could not report (SIGKILL).
+    echo "fuzz: $t: FAILED, exit status $rc (log $log, input in fuzz/artifacts/$t/)"
     failed+=("$t")
   fi
 done
