@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing rejectwatch needs on a Debian/Ubuntu host,
 # skipping whatever is already present: Debian packages, the nightly rust-src
-# component and bpf-linker built against LLVM 22 (nightly's LLVM).
+# component, bpf-linker built against LLVM 22 (nightly's LLVM) and cargo-fuzz.
 set -euo pipefail
 
 SUDO=""
@@ -14,10 +14,11 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 # checks the shipped rules and scrapes a live daemon in a test;
 # crowdsec-firewall-bouncer enforces the CrowdSec-compatible decisions API
 # in a test; python3-pip installs the STIX libraries that check the export;
-# chromium loads the HTML report headless in a test.
+# chromium loads the HTML report headless in a test; python3 writes the fuzz
+# corpora's structured seeds (fuzz/seed.sh).
 APT_PKGS=(build-essential pkg-config iproute2 nginx tcpdump tcpreplay wrk openssl curl
           llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev ethtool bpftool
-          nftables ipset prometheus crowdsec-firewall-bouncer python3-pip chromium)
+          nftables ipset prometheus crowdsec-firewall-bouncer python3 python3-pip chromium)
 
 # Debian's crowdsec-firewall-bouncer depends on crowdsec, whose setup
 # registers with CrowdSec's online API unless these credentials exist
@@ -84,5 +85,10 @@ if ! command -v bpf-linker >/dev/null 2>&1; then
   echo "deps: building bpf-linker against LLVM 22 (a few minutes, once)"
   PATH="/usr/lib/llvm-22/bin:$PATH" cargo install bpf-linker --locked \
     --no-default-features --features llvm-22
+fi
+# cargo-fuzz, for the fuzz targets scripts/test.sh runs briefly.
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "deps: installing cargo-fuzz"
+  cargo install cargo-fuzz --locked
 fi
 echo "deps: ok"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing (scripts/deps.sh), then runs every test: unit
 # tests, capture tests and the kernel end-to-end tests, which need root (they
-# create network namespaces and attach eBPF programs).
+# create network namespaces and attach eBPF programs); then every fuzz
+# target briefly (scripts/fuzz.sh; REJECTWATCH_SKIP_FUZZ=1 skips it,
+# REJECTWATCH_FUZZ_SECONDS sets the time per target, 30 by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -29,6 +31,11 @@ if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
     fi
   done
   rm -f "$log.seed"
+fi
+# The fuzz targets only after a full, passing run: a failing test says
+# more, sooner.
+if [ "$status" -eq 0 ] && [ "$#" -eq 0 ] && [ "${REJECTWATCH_SKIP_FUZZ:-0}" != 1 ]; then
+  bash scripts/fuzz.sh "${REJECTWATCH_FUZZ_SECONDS:-30}" || status=1
 fi
 set -e
 # One closing line for the whole run: cargo prints one per test binary.

@@ -18,7 +18,7 @@ use std::{
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Query, Request, State},
+    extract::{DefaultBodyLimit, Query, RawQuery, Request, State},
     http::{HeaderMap, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
@@ -34,6 +34,7 @@ use crate::{
     exchange::format_ts,
     metrics::Metrics,
     pipeline::Pipeline,
+    record::Nanos,
     report::{Prospect, RosterEntry},
     source::logtime,
 };
@@ -231,16 +232,27 @@ struct ActorQuery {
     classification: Option<String>,
 }
 
-async fn actors(State(api): State<Api>, Query(q): Query<ActorQuery>) -> Response {
-    let want = match q.classification.as_deref().map(Class::parse) {
-        None => None,
-        Some(Some(c)) => Some(c),
-        Some(None) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "classification: one of threat, prospect, misconfiguration, unknown",
-            );
-        }
+/// The query string as axum's `Query` would read it, so the handlers'
+/// parsing is a pure function of the request's bytes (and fuzzed as one).
+fn query<T: serde::de::DeserializeOwned>(raw: Option<&str>) -> Result<T, String> {
+    serde_urlencoded::from_str(raw.unwrap_or("")).map_err(|e| format!("Failed to deserialize query string: {e}"))
+}
+
+/// `GET /api/v1/actors`' query: the class asked for, if any.
+#[doc(hidden)]
+pub fn actors_query(raw: Option<&str>) -> Result<Option<Class>, String> {
+    let q: ActorQuery = query(raw)?;
+    match q.classification.as_deref().map(Class::parse) {
+        None => Ok(None),
+        Some(Some(c)) => Ok(Some(c)),
+        Some(None) => Err("classification: one of threat, prospect, misconfiguration, unknown".into()),
+    }
+}
+
+async fn actors(State(api): State<Api>, RawQuery(q): RawQuery) -> Response {
+    let want = match actors_query(q.as_deref()) {
+        Ok(w) => w,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let p = lock(&api.pipeline);
     let list: Vec<RosterEntry> = p
@@ -262,19 +274,31 @@ struct FindingQuery {
     limit: Option<usize>,
 }
 
-async fn findings(State(api): State<Api>, Query(q): Query<FindingQuery>) -> Response {
-    let p = lock(&api.pipeline);
+/// `GET /api/v1/findings`' query: (since, limit), with `now` the newest
+/// record's time.
+#[doc(hidden)]
+pub fn findings_query(raw: Option<&str>, now: Nanos) -> Result<(Nanos, usize), String> {
+    let q: FindingQuery = query(raw)?;
     let since = match q.since.as_deref() {
         None => 0,
         Some(s) => match logtime::rfc3339(s) {
             Some(t) => t,
+            // A duration longer than the epoch's age reaches back to it.
             None => match humantime::parse_duration(s) {
-                Ok(d) => (p.now() as u64 * 1_000_000_000).saturating_sub(d.as_nanos() as u64),
-                Err(_) => return error(StatusCode::BAD_REQUEST, "since: an RFC 3339 time or a duration such as 1h"),
+                Ok(d) => now.saturating_sub(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+                Err(_) => return Err("since: an RFC 3339 time or a duration such as 1h".into()),
             },
         },
     };
-    let limit = q.limit.unwrap_or(1000);
+    Ok((since, q.limit.unwrap_or(1000)))
+}
+
+async fn findings(State(api): State<Api>, RawQuery(q): RawQuery) -> Response {
+    let p = lock(&api.pipeline);
+    let (since, limit) = match findings_query(q.as_deref(), (p.now() as u64).saturating_mul(1_000_000_000)) {
+        Ok(q) => q,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
     let recent = p.sinks.recent_findings();
     let mut out: Vec<_> = recent.iter().rev().filter(|f| f.ts >= since).take(limit).collect();
     out.reverse();
@@ -331,28 +355,42 @@ struct NewMark {
     note: Option<String>,
 }
 
-/// Records the marker in the state directory, where the daemon (this one,
-/// within a second) picks it up, exactly as `rejectwatch mark` does.
-async fn add_mark(
-    State(api): State<Api>,
-    body: Result<Json<NewMark>, axum::extract::rejection::JsonRejection>,
-) -> Response {
-    let Json(m) = match body {
-        Ok(b) => b,
-        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
-    };
+/// `POST /api/v1/marks`' JSON body as the marker to record; `now` is its
+/// time when the body names none.
+#[doc(hidden)]
+pub fn new_mark(body: &[u8], now: Nanos) -> Result<Mark, String> {
+    let Json(m) = Json::<NewMark>::from_bytes(body).map_err(|e| e.body_text())?;
     if m.kind != crate::detect::marks::DISCLOSURE {
-        return error(StatusCode::BAD_REQUEST, "kind: the only marker kind is `disclosure`");
+        return Err("kind: the only marker kind is `disclosure`".into());
     }
     let at = match m.at.as_deref() {
-        None => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64),
-        Some(s) => match logtime::rfc3339(s) {
-            Some(t) => t,
-            None => return error(StatusCode::BAD_REQUEST, "at: not an RFC 3339 time"),
-        },
+        None => now,
+        Some(s) => logtime::rfc3339(s).ok_or("at: not an RFC 3339 time")?,
     };
     let note = m.note.map(|n| n.chars().take(1000).collect());
-    let mark = Mark { kind: m.kind, at, note };
+    Ok(Mark { kind: m.kind, at, note })
+}
+
+/// Whether the request says its body is JSON (`application/json` or a
+/// `+json` type), as axum's `Json` extractor asks.
+fn json_body(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else { return false };
+    let mime = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// Records the marker in the state directory, where the daemon (this one,
+/// within a second) picks it up, exactly as `rejectwatch mark` does.
+async fn add_mark(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
+    if !json_body(&headers) {
+        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Expected request with `Content-Type: application/json`");
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let mark = match new_mark(&body, now) {
+        Ok(m) => m,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e),
+    };
+    let at = mark.at;
     match crate::detect::marks::record(&api.state_dir, &mark) {
         Ok(()) => {
             log::info!("disclosure marked at {} over the API", format_ts(at));
@@ -637,5 +675,49 @@ mod tests {
         assert_eq!(request(addr, "POST", "/v1/usage-metrics", Some(KEY), 100).await.0, 201);
         assert_eq!(request(addr, "POST", "/v1/usage-metrics", Some(KEY), USAGE_METRICS_MAX + 1).await.0, 413);
         assert_eq!(request(addr, "POST", "/v1/usage-metrics", None, 100).await.0, 403);
+    }
+
+    #[test]
+    fn actor_queries() {
+        assert_eq!(actors_query(None), Ok(None));
+        assert_eq!(actors_query(Some("classification=threat")), Ok(Some(Class::Threat)));
+        assert!(actors_query(Some("classification=nope")).unwrap_err().starts_with("classification:"));
+        assert!(actors_query(Some("colour=red")).unwrap_err().contains("unknown field"));
+    }
+
+    #[test]
+    fn finding_queries() {
+        let now = 10 * 3600 * 1_000_000_000;
+        assert_eq!(findings_query(None, now), Ok((0, 1000)));
+        assert_eq!(findings_query(Some("since=1h&limit=5"), now), Ok((9 * 3600 * 1_000_000_000, 5)));
+        assert_eq!(findings_query(Some("since=1970-01-01T00:00:01Z"), now), Ok((1_000_000_000, 1000)));
+        assert!(findings_query(Some("since=yesterday"), now).is_err());
+        assert!(findings_query(Some("limit=-1"), now).is_err());
+        // Longer ago than u64 nanoseconds reach: since the epoch, not a
+        // truncated (wrapped) count.
+        assert_eq!(findings_query(Some("since=100000000years"), now), Ok((0, 1000)));
+    }
+
+    #[test]
+    fn mark_bodies() {
+        let m = new_mark(br#"{"kind":"disclosure","note":"x"}"#, 7).unwrap();
+        assert_eq!((m.at, m.note.as_deref()), (7, Some("x")));
+        let m = new_mark(br#"{"kind":"disclosure","at":"1970-01-01T00:00:02Z"}"#, 7).unwrap();
+        assert_eq!(m.at, 2_000_000_000);
+        assert!(new_mark(br#"{"kind":"other"}"#, 7).is_err());
+        assert!(new_mark(br#"{"kind":"disclosure","at":"now"}"#, 7).is_err());
+        assert!(new_mark(b"{", 7).is_err());
+        assert!(new_mark(b"\xff", 7).is_err());
+    }
+
+    #[test]
+    fn json_content_types() {
+        let with =
+            |v: &'static str| HeaderMap::from_iter([(header::CONTENT_TYPE, header::HeaderValue::from_static(v))]);
+        assert!(json_body(&with("application/json")));
+        assert!(json_body(&with("Application/JSON; charset=utf-8")));
+        assert!(json_body(&with("application/merge-patch+json")));
+        assert!(!json_body(&with("text/plain")));
+        assert!(!json_body(&HeaderMap::new()));
     }
 }

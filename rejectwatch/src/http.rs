@@ -166,27 +166,40 @@ fn parser_config() -> httparse::ParserConfig {
 
 /// Parses one request head at the start of `buf`.
 pub fn parse_request(buf: &[u8]) -> Parsed<RequestHead> {
-    // Uninitialised: filling 96 empty headers (3 KiB) cost more than
-    // parsing a typical head of six.
-    let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut []);
-    match parser_config().parse_request_with_uninit_headers(&mut req, buf, &mut headers) {
-        Ok(httparse::Status::Complete(n)) => Parsed::Complete(request_from(&req, false), n),
-        Ok(httparse::Status::Partial) => Parsed::Partial,
+    match parse_request_once(buf) {
+        Ok(Some((h, n))) => Parsed::Complete(h, n),
+        Ok(None) => Parsed::Partial,
         Err(httparse::Error::TooManyHeaders) => match cut_at_headers(buf, MAX_HEADERS) {
-            Some(cut) => match parse_request(&cut) {
-                Parsed::Complete(mut h, _) => {
+            // Parsed once more, not recursively: a cut that still had too
+            // many headers was cut again to itself, forever (a head with
+            // bare-LF lines overflowed the stack; fuzzing).
+            Some(cut) => match parse_request_once(&cut) {
+                Ok(Some((mut h, _))) => {
                     h.truncated = true;
                     // The real head is longer than what we parsed; its end is
                     // wherever the blank line is.
                     let end = find_head_end(buf).unwrap_or(buf.len());
                     Parsed::Complete(h, end)
                 }
-                other => other,
+                Ok(None) => Parsed::Partial,
+                Err(httparse::Error::TooManyHeaders) => Parsed::Invalid("too_many_headers"),
+                Err(_) => Parsed::Invalid("bad_request_head"),
             },
             None => Parsed::Invalid("too_many_headers"),
         },
         Err(_) => Parsed::Invalid("bad_request_head"),
+    }
+}
+
+/// One httparse pass: the head and its length, `None` when partial.
+fn parse_request_once(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, httparse::Error> {
+    // Uninitialised: filling 96 empty headers (3 KiB) cost more than
+    // parsing a typical head of six.
+    let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    match parser_config().parse_request_with_uninit_headers(&mut req, buf, &mut headers)? {
+        httparse::Status::Complete(n) => Ok(Some((request_from(&req, false), n))),
+        httparse::Status::Partial => Ok(None),
     }
 }
 
@@ -335,20 +348,17 @@ pub fn find_head_end(buf: &[u8]) -> Option<usize> {
     buf.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4)
 }
 
-/// The head limited to its first `max` header lines, re-terminated.
+/// The head limited to its first `max` header lines, re-terminated. Lines
+/// end at LF, with or without CR before it, as httparse reads them.
 fn cut_at_headers(buf: &[u8], max: usize) -> Option<Vec<u8>> {
-    let mut lines = 0;
     let mut pos = 0;
-    while let Some(rel) = buf[pos..].windows(2).position(|w| w == b"\r\n") {
-        pos += rel + 2;
-        lines += 1;
-        if lines > max {
-            let mut out = buf[..pos].to_vec();
-            out.extend_from_slice(b"\r\n");
-            return Some(out);
-        }
+    // The request line, then `max` header lines.
+    for _ in 0..=max {
+        pos += memchr::memchr(b'\n', &buf[pos..])? + 1;
     }
-    None
+    let mut out = buf[..pos].to_vec();
+    out.extend_from_slice(b"\r\n");
+    Some(out)
 }
 
 fn peek_of(buf: &[u8]) -> [u8; PEEK_LEN] {
@@ -544,6 +554,27 @@ mod tests {
         assert_eq!(n, raw.len());
         assert_eq!(h.header_names.len(), MAX_HEADERS);
         assert!(h.truncated);
+    }
+
+    #[test]
+    fn too_many_headers_on_bare_lf_lines_are_cut_once() {
+        // Found by the join and http_head fuzz targets: lines ending in a
+        // bare LF were not counted, so the cut still had too many headers
+        // and was cut again, to itself, until the stack overflowed.
+        for sep in ["\n", "\r\n"] {
+            for crlf_every in [1, 3, 1000] {
+                let mut raw = b"GET / HTTP/1.1\r\n".to_vec();
+                for i in 0..300 {
+                    let end = if i % crlf_every == 0 { "\r\n" } else { sep };
+                    raw.extend_from_slice(format!("X-H{i}: v{end}").as_bytes());
+                }
+                raw.extend_from_slice(b"\r\n");
+                let Parsed::Complete(h, _) = parse_request(&raw) else { panic!("cut head ({sep:?}, {crlf_every})") };
+                assert_eq!(h.header_names.len(), MAX_HEADERS);
+                assert!(h.truncated);
+                assert!(parse_truncated_request(&raw[..raw.len() - 40]).is_some());
+            }
+        }
     }
 
     #[test]

@@ -145,13 +145,15 @@ pub fn epoch(v: f64) -> Option<Nanos> {
     if !v.is_finite() || v < 0.0 {
         return None;
     }
+    // Checked: a number past what nanoseconds since 1970 hold in a u64
+    // (the year 2554) is a bad timestamp, not a wrapped one (fuzzing).
     if v > 1e12 {
-        return Some(v.round() as Nanos * 1_000_000);
+        return (v.round() as Nanos).checked_mul(1_000_000);
     }
     // Whole seconds and the fraction apart: a product of the two loses the
     // nanoseconds at today's magnitudes.
     let whole = v.trunc();
-    Some(whole as Nanos * 1_000_000_000 + ((v - whole) * 1e9).round() as Nanos)
+    (whole as Nanos).checked_mul(1_000_000_000)?.checked_add(((v - whole) * 1e9).round() as Nanos)
 }
 
 #[cfg(test)]
@@ -192,5 +194,17 @@ mod tests {
         }
         assert!(bsd_stamp("Dec  7 14:00:00 host") && bsd_stamp("Dec 07 14:00:00"));
         assert!(!bsd_stamp("Dex 07 14:00:00") && !bsd_stamp("Dec 07 14:00") && !bsd_stamp("Dec 07 1a:00:00"));
+    }
+
+    #[test]
+    fn epochs_too_late_for_nanoseconds_are_bad() {
+        // Found by the accesslog fuzz target: these overflowed the product.
+        assert_eq!(epoch(4.4e19), None);
+        assert_eq!(epoch(1e11), None);
+        assert_eq!(epoch(1e18), None);
+        assert_eq!(epoch(f64::MAX), None);
+        // The last second that fits, and the last millisecond.
+        assert_eq!(epoch(18_446_744_073.0), Some(18_446_744_073_000_000_000));
+        assert_eq!(epoch(18_446_744_073_709.0), Some(18_446_744_073_709_000_000));
     }
 }

@@ -1,0 +1,27 @@
+//! One access-log line in every format (`--format`'s list: combined and
+//! common, JSON with the default and renamed fields, ingress-nginx,
+//! Traefik, Caddy, Envoy, HAProxy, AWS ALB), the wrappers taken off first
+//! as the reader does. Lines are whatever clients put in their requests,
+//! as logged.
+#![no_main]
+
+use clap::ValueEnum as _;
+use libfuzzer_sys::fuzz_target;
+use rejectwatch::{
+    config::JsonLogFields,
+    source::logformat::{JsonFields, LogFormat},
+};
+
+fuzz_target!(|data: &[u8]| {
+    let line = String::from_utf8_lossy(data);
+    let fields = [
+        JsonFields::new(&JsonLogFields::default()).expect("default fields"),
+        JsonFields::new(&JsonLogFields { timestamp: "t".into(), source_ip: "request.ip".into(), ..Default::default() })
+            .expect("renamed fields"),
+    ];
+    for f in LogFormat::value_variants() {
+        for json in &fields {
+            let _ = f.parse(&line, json);
+        }
+    }
+});
