@@ -15,7 +15,8 @@ command -v cargo-fuzz >/dev/null || { echo "fuzz: cargo-fuzz missing (scripts/de
 # safe Rust, and its heap is mimalloc, which AddressSanitizer does not see.
 (cd fuzz && AYA_BUILD_SKIP=1 cargo +nightly fuzz build -O -a -s none)
 bash fuzz/seed.sh >/dev/null
-bin=fuzz/target/x86_64-unknown-linux-gnu/release
+# Where cargo put them: fuzz/target, or CARGO_TARGET_DIR when it is set.
+bin=$(realpath -m "${CARGO_TARGET_DIR:-fuzz/target}")/x86_64-unknown-linux-gnu/release
 targets=${FUZZ_TARGETS:-$(cd fuzz && cargo +nightly fuzz list)}
 failed=()
 for t in $targets; do
