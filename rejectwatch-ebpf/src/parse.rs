@@ -83,12 +83,11 @@ enum Walked {
     Vxlan(usize),
 }
 
-/// Walks one Ethernet frame starting at `base`.
+/// The link layers of the frame starting at `base`: Ethernet, up to two
+/// VLAN tags, a PPPoE session header. Returns the network protocol (an
+/// Ethernet type) and where its header starts.
 #[inline(always)]
-fn frame(start: usize, end: usize, base: usize, pkt_len: impl Fn() -> u32) -> Option<Walked> {
-    // Bounded for the verifier: an inner frame starts within the first
-    // few hundred bytes of the packet.
-    let base = base & 0x3ff;
+fn link(start: usize, end: usize, base: usize) -> Option<(u16, usize)> {
     let eth = bytes::<ETH_HLEN>(start, end, base)?;
     let mut proto = be16(&eth[12..14]);
     let mut off = base + ETH_HLEN;
@@ -116,6 +115,15 @@ fn frame(start: usize, end: usize, base: usize, pkt_len: impl Fn() -> u32) -> Op
         };
         off += 8;
     }
+    Some((proto, off))
+}
+
+/// Walks one Ethernet frame starting at `base`.
+#[inline(always)]
+fn frame(start: usize, end: usize, base: usize, pkt_len: impl Fn() -> u32) -> Option<Walked> {
+    // Bounded for the verifier: an inner frame starts within the first
+    // few hundred bytes of the packet.
+    let (proto, off) = link(start, end, base & 0x3ff)?;
 
     let mut key = FlowKey::default();
     let l4_off;
@@ -215,28 +223,7 @@ fn frame(start: usize, end: usize, base: usize, pkt_len: impl Fn() -> u32) -> Op
 /// other parsing. IPv4 addresses fill the first four bytes.
 #[inline(always)]
 pub fn source(start: usize, end: usize) -> Option<(u8, [u8; 16])> {
-    let eth = bytes::<ETH_HLEN>(start, end, 0)?;
-    let mut proto = be16(&eth[12..14]);
-    let mut off = ETH_HLEN;
-    if proto == ETH_P_8021Q || proto == ETH_P_8021AD {
-        let tag = bytes::<4>(start, end, off)?;
-        proto = be16(&tag[2..4]);
-        off += 4;
-        if proto == ETH_P_8021Q {
-            let tag = bytes::<4>(start, end, off)?;
-            proto = be16(&tag[2..4]);
-            off += 4;
-        }
-    }
-    if proto == ETH_P_PPPOE_SESSION {
-        let h = bytes::<8>(start, end, off)?;
-        proto = match be16(&h[6..8]) {
-            PPP_IPV4 => ETH_P_IP,
-            PPP_IPV6 => ETH_P_IPV6,
-            _ => return None,
-        };
-        off += 8;
-    }
+    let (proto, off) = link(start, end, 0)?;
     let mut addr = [0u8; 16];
     if proto == ETH_P_IP {
         let ip = bytes::<20>(start, end, off)?;

@@ -245,7 +245,7 @@ pub const NGINX_LOCATIONS: &str = r#"
 
 /// Returns once tcpdump says it is capturing: a fixed sleep lost the first
 /// packets when the machine was busy (CI running other tests alongside).
-pub fn wait_capturing(tcpdump: &mut Proc) {
+fn wait_capturing(tcpdump: &mut Proc) {
     let mut err = BufReader::new(tcpdump.child.stderr.take().expect("tcpdump stderr"));
     let mut line = String::new();
     loop {
@@ -258,6 +258,17 @@ pub fn wait_capturing(tcpdump: &mut Proc) {
     }
     // Its exit summary must not block on a full pipe.
     std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+}
+
+/// Starts tcpdump on `iface` in `ns`, writing every packet matching
+/// `filter` to `pcap` as it comes; returns once it is capturing.
+pub fn tcpdump(net: &Netns, ns: &str, iface: &str, pcap: &Path, filter: &str) -> Proc {
+    let pcap = pcap.to_str().expect("utf-8");
+    let args = ["tcpdump", "--immediate-mode", "-Z", "root", "-i", iface, "-s", "0", "-U", "-w", pcap, filter];
+    let child = net.exec(ns, &args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("tcpdump");
+    let mut p = Proc { child, name: "tcpdump" };
+    wait_capturing(&mut p);
+    p
 }
 
 /// Starts nginx in `ns` with `servers` (server blocks) in a fresh config.

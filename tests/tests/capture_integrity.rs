@@ -118,32 +118,7 @@ fn split_bytes_hide_no_request_and_move_no_status() {
     wait_listening(&net.cli, format!("{SRV_V4}:80").parse().unwrap());
     wait_listening(&net.cli, format!("{SRV_V4}:8081").parse().unwrap());
     let pcap = dir.path("integrity.pcap");
-    let mut tcpdump = Proc {
-        child: net
-            .exec(
-                &net.srv,
-                &[
-                    "tcpdump",
-                    "--immediate-mode",
-                    "-Z",
-                    "root",
-                    "-i",
-                    &net.srv_if,
-                    "-s",
-                    "0",
-                    "-U",
-                    "-w",
-                    pcap.to_str().unwrap(),
-                    "tcp",
-                ],
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tcpdump"),
-        name: "tcpdump",
-    };
-    wait_capturing(&mut tcpdump);
+    let tcpdump = tcpdump(&net, &net.srv, &net.srv_if, &pcap, "tcp");
     let daemon = Daemon::start(&net, &net.srv, &dir, &["--iface", &net.srv_if, "--port", "80", "--port", "8081"]);
 
     let seen = Netns::within(&net.cli, || {
@@ -243,32 +218,7 @@ fn vxlan_tunnelled_exchanges_are_read_on_the_underlay() {
     let _nginx = nginx(&net, &net.srv, &dir, &format!("server {{ listen 10.201.0.1:80; {NGINX_LOCATIONS} }}"));
     wait_listening(&net.cli, "10.201.0.1:80".parse().unwrap());
     let pcap = dir.path("vxlan.pcap");
-    let mut tcpdump = Proc {
-        child: net
-            .exec(
-                &net.srv,
-                &[
-                    "tcpdump",
-                    "--immediate-mode",
-                    "-Z",
-                    "root",
-                    "-i",
-                    &net.srv_if,
-                    "-s",
-                    "0",
-                    "-U",
-                    "-w",
-                    pcap.to_str().unwrap(),
-                    "udp port 4789",
-                ],
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tcpdump"),
-        name: "tcpdump",
-    };
-    wait_capturing(&mut tcpdump);
+    let tcpdump = tcpdump(&net, &net.srv, &net.srv_if, &pcap, "udp port 4789");
     let daemon = Daemon::start(&net, &net.srv, &dir, &["--iface", &net.srv_if, "--port", "80"]);
     let urls: Vec<String> =
         ["/ok", "/auth", "/forbidden", "/api/v1/x"].iter().map(|p| format!("http://10.201.0.1{p}")).collect();

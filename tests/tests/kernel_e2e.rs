@@ -6,7 +6,6 @@
 use std::{
     io::{BufReader, Write},
     net::{SocketAddr, TcpStream},
-    process::Stdio,
     time::Duration,
 };
 
@@ -76,32 +75,7 @@ fn veth_exchanges_metrics_and_pcap_agree() {
     let _nginx = nginx(&net, &net.srv, &dir, &server_block(80));
     wait_listening(&net.cli, format!("{SRV_V4}:80").parse().unwrap());
     let pcap = dir.path("veth.pcap");
-    let mut tcpdump = Proc {
-        child: net
-            .exec(
-                &net.srv,
-                &[
-                    "tcpdump",
-                    "--immediate-mode",
-                    "-Z",
-                    "root",
-                    "-i",
-                    &net.srv_if,
-                    "-s",
-                    "0",
-                    "-U",
-                    "-w",
-                    pcap.to_str().unwrap(),
-                    "tcp port 80",
-                ],
-            )
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tcpdump"),
-        name: "tcpdump",
-    };
-    wait_capturing(&mut tcpdump);
+    let tcpdump = tcpdump(&net, &net.srv, &net.srv_if, &pcap, "tcp port 80");
     let daemon = Daemon::start(&net, &net.srv, &dir, &["--iface", &net.srv_if, "--port", "80", "--snaplen", "4096"]);
 
     let seen = Netns::within(&net.cli, client_mix);
