@@ -22,16 +22,15 @@
 //! does). Which endpoints are logins is credential-scanning's
 //! `login_endpoints`, one list for both.
 
-use std::{collections::HashMap, time::Duration};
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{at_most, clip, nonzero_duration, positive, secs};
+use super::{at_most, clip, credential::Logins, nonzero_duration, positive, secs};
 use crate::detect::{
     Detector, Obs,
     client::{ClientKey, ClientState},
     evidence::{AUTH_FAILURE_BURST, CACHE_BUSTING, LOGIN_BURST, QUERY_ID_WALK, SCAN_BURST, Signal, emit},
-    glob::Globs,
     human,
     keyed::Keyed,
     window::{Distinct, Secs, h16, key64, key64_parts},
@@ -44,8 +43,6 @@ const MAX_RECENT: usize = 32;
 const MAX_CREDENTIALS: usize = 16;
 /// Distinct query strings remembered per path.
 const MAX_QUERIES: usize = 64;
-/// Endpoints whose login test is remembered at once.
-const MAX_MEMO: usize = 4096;
 /// Query parameters read per request: an attacker's hundred parameters
 /// must not cost a hundred table touches.
 const MAX_PARAMS: usize = 8;
@@ -174,8 +171,7 @@ impl Spec {
     pub fn build(&self, login_endpoints: &[String]) -> Burst {
         Burst {
             spec: self.clone(),
-            login: Globs::new(login_endpoints),
-            is_login: HashMap::default(),
+            login_paths: Logins::new(login_endpoints),
             ordinary: self.ordinary_params.iter().map(|p| p.to_ascii_lowercase()).collect(),
             windows: [
                 secs(self.scan_window),
@@ -260,10 +256,8 @@ struct Walk {
 
 pub struct Burst {
     spec: Spec,
-    login: Globs,
-    /// Whether an endpoint (by hash) is a login, as credential-scanning
-    /// remembers it: endpoints are templates, so few.
-    is_login: HashMap<u64, bool, foldhash::fast::FixedState>,
+    /// Which endpoints are logins, as credential-scanning tells them.
+    login_paths: Logins,
     ordinary: Vec<String>,
     windows: [Secs; 5],
     /// Boxed: five tables inline made every detector as large as this one
@@ -291,18 +285,6 @@ impl Burst {
 
     fn cooling_key(f: Form, o: &Obs<'_>, extra: u64) -> u64 {
         key64_parts(&[&[f as u8], &o.key.hash32().to_le_bytes(), &extra.to_le_bytes()])
-    }
-
-    fn is_login(&mut self, ep: u64, endpoint: &str) -> bool {
-        if let Some(&known) = self.is_login.get(&ep) {
-            return known;
-        }
-        if self.is_login.len() >= MAX_MEMO {
-            self.is_login.clear();
-        }
-        let login = self.login.any(endpoint);
-        self.is_login.insert(ep, login);
-        login
     }
 
     fn scan(&mut self, o: &Obs<'_>, out: &mut Vec<Signal>) {
@@ -469,7 +451,7 @@ impl Detector for Burst {
         if status == 401 {
             self.auth(o, out);
         }
-        if &*o.ex.method == "POST" && self.is_login(o.ep, o.endpoint) {
+        if &*o.ex.method == "POST" && self.login_paths.is_login(o.ep, o.endpoint) {
             self.login(o, c, out);
         }
         let target = o.ex.target();

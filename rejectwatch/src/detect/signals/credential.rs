@@ -30,6 +30,34 @@ const MAX_DISTINCT: usize = 32;
 /// Endpoints whose login test is remembered at once.
 const MAX_MEMO: usize = 4096;
 
+/// Which endpoints are logins (`login_endpoints` globs), remembered by the
+/// endpoint's hash: six substring searches per exchange cost more than the
+/// rest of a detector. Endpoints are templates, so few; the memo is
+/// cleared if a scan makes it large. Shared with the burst detector.
+pub struct Logins {
+    globs: Globs,
+    memo: HashMap<u64, bool, foldhash::fast::FixedState>,
+}
+
+impl Logins {
+    pub fn new(login_endpoints: &[String]) -> Self {
+        Self { globs: Globs::new(login_endpoints), memo: HashMap::default() }
+    }
+
+    /// Whether endpoint `endpoint` (hash `ep`) is a login.
+    pub fn is_login(&mut self, ep: u64, endpoint: &str) -> bool {
+        if let Some(&known) = self.memo.get(&ep) {
+            return known;
+        }
+        if self.memo.len() >= MAX_MEMO {
+            self.memo.clear();
+        }
+        let login = self.globs.any(endpoint);
+        self.memo.insert(ep, login);
+        login
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Spec {
@@ -100,8 +128,7 @@ impl Spec {
         let window = secs(self.window);
         Credential {
             spec: self.clone(),
-            login: Globs::new(&self.login_endpoints),
-            is_login: HashMap::default(),
+            login_paths: Logins::new(&self.login_endpoints),
             window,
             bucket: secs(self.bucket),
             per_client: Keyed::new(self.max_keys, window),
@@ -131,11 +158,7 @@ struct Baseline {
 
 pub struct Credential {
     spec: Spec,
-    login: Globs,
-    /// Whether an endpoint (by hash) is a login: six substring searches
-    /// per exchange cost more than the rest of the detector. Endpoints are
-    /// templates, so few; the memo is cleared if a scan makes it large.
-    is_login: HashMap<u64, bool, foldhash::fast::FixedState>,
+    login_paths: Logins,
     window: Secs,
     bucket: Secs,
     per_client: Keyed<ClientKey, Distinct<u32, MAX_DISTINCT>>,
@@ -144,20 +167,8 @@ pub struct Credential {
 }
 
 impl Credential {
-    fn is_login(&mut self, ep: u64, endpoint: &str) -> bool {
-        if let Some(&known) = self.is_login.get(&ep) {
-            return known;
-        }
-        if self.is_login.len() >= MAX_MEMO {
-            self.is_login.clear();
-        }
-        let login = self.login.any(endpoint);
-        self.is_login.insert(ep, login);
-        login
-    }
-
     fn baseline(&mut self, o: &Obs<'_>, out: &mut Vec<Signal>) {
-        if !self.is_login(o.ep, o.endpoint) {
+        if !self.login_paths.is_login(o.ep, o.endpoint) {
             return;
         }
         let failed = matches!(o.status(), 401 | 403);
