@@ -18,15 +18,16 @@ bash fuzz/seed.sh >/dev/null
 # Where cargo put them: fuzz/target, or CARGO_TARGET_DIR when it is set.
 bin=$(realpath -m "${CARGO_TARGET_DIR:-fuzz/target}")/x86_64-unknown-linux-gnu/release
 targets=${FUZZ_TARGETS:-$(cd fuzz && cargo +nightly fuzz list)}
-failed=()
-for t in $targets; do
+# Each target is one libFuzzer process on one core: run as many at once as
+# there are cores, so the CI run pays the seconds once per core, not once
+# per target.
+jobs=${FUZZ_JOBS:-$(nproc)}
+run_one() {
+  local t=$1 rc=0 log="fuzz/logs/$1.log" extra=()
   mkdir -p "fuzz/artifacts/$t" "fuzz/logs"
   # The log reader reports a few bad lines per file on stderr; its
   # output would be the whole log.
-  extra=()
   [ "$t" = logreader ] && extra=(-close_fd_mask=2)
-  log="fuzz/logs/$t.log"
-  rc=0
   "$bin/$t" "fuzz/corpus/$t" -rss_limit_mb=512 -timeout=10 -max_total_time="$seconds" -print_final_stats=1 \
     -artifact_prefix="fuzz/artifacts/$t/" "${extra[@]}" >"$log" 2>&1 || rc=$?
   if [ "$rc" -eq 0 ]; then
@@ -36,8 +37,21 @@ for t in $targets; do
     tail -n 40 "$log"
     # Above 128: killed by a signal libFuzzer could not report (SIGKILL).
     echo "fuzz: $t: FAILED, exit status $rc (log $log, input in fuzz/artifacts/$t/)"
-    failed+=("$t")
+    # Background jobs' statuses are not all kept by the throttle's wait -n:
+    # a file says which failed.
+    touch "fuzz/logs/$t.failed"
   fi
+}
+mkdir -p fuzz/logs
+rm -f fuzz/logs/*.failed
+for t in $targets; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  run_one "$t" &
+done
+wait
+failed=()
+for t in $targets; do
+  [ -e "fuzz/logs/$t.failed" ] && failed+=("$t")
 done
 if [ "${#failed[@]}" -gt 0 ]; then
   echo "fuzz: failed: ${failed[*]}"
