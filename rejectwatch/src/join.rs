@@ -125,9 +125,24 @@ struct Flow {
     open: Option<OpenHead>,
     open_status: Option<OpenStatus>,
     pending: VecDeque<Pending>,
-    /// Where the next response starts in the server's stream, when the
-    /// last one read said how long it was.
-    next_response: Option<u32>,
+    /// What the server's stream says of where the next response starts.
+    next_response: Next,
+}
+
+/// Where the next response starts in the server's stream.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+enum Next {
+    /// Nothing read yet on this flow.
+    #[default]
+    Unknown,
+    /// Exactly here: the last response read said how long it was, so any
+    /// bytes between here and a later response held responses not read.
+    At(u32),
+    /// Somewhere after here: a response started here and its end could
+    /// not be read (a capture cut short, a body of unknown length, a
+    /// status that could not be read), so the bytes after it hold no
+    /// response or some.
+    After(u32),
 }
 
 impl Recycle for Flow {
@@ -394,11 +409,11 @@ fn answer(flow: &mut Flow, key: FlowKey, seq: u32, buf: &[u8], source: Source, o
                     (true, _) | (false, BodyLen::None) => {}
                     (false, BodyLen::Length(l)) => off = off.saturating_add(l as usize),
                     (false, BodyLen::Unknown) => {
-                        flow.next_response = None;
+                        flow.next_response = Next::After(at);
                         break;
                     }
                 }
-                flow.next_response = Some(seq.wrapping_add(off as u32));
+                flow.next_response = Next::At(seq.wrapping_add(off as u32));
                 if off >= buf.len() || !http::starts_response(&buf[off..]) {
                     break;
                 }
@@ -413,7 +428,7 @@ fn answer(flow: &mut Flow, key: FlowKey, seq: u32, buf: &[u8], source: Source, o
                     obs.unmatched(Side::Unread);
                     obs.exchange(exchange(key, p, None));
                 }
-                flow.next_response = None;
+                flow.next_response = Next::After(at);
                 break;
             }
         }
@@ -435,19 +450,30 @@ fn answer(flow: &mut Flow, key: FlowKey, seq: u32, buf: &[u8], source: Source, o
 ///   least one response not read, which answered the oldest request. When
 ///   more than one request could be answered here after it (pipelining),
 ///   which one is unknowable: all of them are reported without a status,
-///   and this response answers none, rather than a wrong one.
+///   and this response answers none, rather than a wrong one;
+/// - bytes after a response whose end could not be read (a capture cut
+///   short, a body of unknown length) held no response or some: this
+///   answers the oldest only when it is the one request that could be
+///   answered here; with more (pipelining), the same as above.
 fn place(flow: &mut Flow, key: FlowKey, at: u32, obs: &mut dyn Observer) -> Option<Pending> {
     let sent_by = |p: &Pending| p.ack.is_none_or(|ack| !seq_lt(at, ack));
+    let candidates = |flow: &Flow| flow.pending.iter().take_while(|p| sent_by(p)).count();
     let (skip, answered) = match flow.pending.iter().position(|p| p.ack == Some(at)) {
         Some(k) => (k, true),
         None if !flow.pending.front().is_some_and(sent_by) => return None,
-        None if flow.next_response.is_some_and(|next| seq_lt(next, at)) => {
-            // The oldest was answered in the gap; this answers the next
-            // only if it is the one request left that could be.
-            let candidates = flow.pending.iter().take_while(|p| sent_by(p)).count();
-            if candidates == 2 { (1, true) } else { (candidates, false) }
-        }
-        None => (0, true),
+        None => match flow.next_response {
+            Next::At(next) if seq_lt(next, at) => {
+                // The oldest was answered in the gap; this answers the next
+                // only if it is the one request left that could be.
+                let n = candidates(flow);
+                if n == 2 { (1, true) } else { (n, false) }
+            }
+            Next::After(after) if seq_lt(after, at) => {
+                let n = candidates(flow);
+                if n == 1 { (0, true) } else { (n, false) }
+            }
+            _ => (0, true),
+        },
     };
     for p in flow.pending.drain(..skip) {
         obs.unmatched(Side::Unread);

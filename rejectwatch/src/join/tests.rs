@@ -403,3 +403,55 @@ fn a_status_split_before_its_code_is_still_read() {
     assert_eq!(statuses(&out), [s("/x", None)]);
     assert_eq!(out.unread_responses, 1);
 }
+
+/// A response segment of `len` bytes of which only the first `cap` were
+/// captured (the response snaplen).
+fn resp_cut(ts: Nanos, seq: u32, data: &[u8], cap: usize) -> Record<'_> {
+    let mut r = resp_ack(ts, seq, &data[..cap]);
+    r.payload_len = data.len() as u32;
+    r
+}
+
+#[test]
+fn a_capture_cut_before_the_body_length_still_places_every_status() {
+    // The capture holds the status line but not the Content-Length, so
+    // where the next response starts is unknown.
+    let long: &[u8] =
+        b"HTTP/1.1 401 Unauthorized\r\nServer: s\r\nX-Pad: aaaaaaaaaaaaaaaa\r\nContent-Length: 2\r\n\r\nno";
+    let (g1, g2) = (get("/1"), get("/2"));
+    let s2 = 500 + long.len() as u32;
+
+    // Keep-alive: one request at a time, each answered in turn, even when
+    // the acknowledgement does not point at its answer.
+    let out = run(
+        JoinConfig::default(),
+        vec![
+            req_ack(1, 100, 500, &g1),
+            resp_cut(2, 500, long, 30),
+            req(3, 100 + g1.len() as u32, &g2),
+            resp_ack(4, s2, R404),
+        ],
+    );
+    assert_eq!(statuses(&out), [s("/1", Some(401)), s("/2", Some(404))]);
+
+    // Pipelined: the cut segment may hold the second answer too, so the
+    // next status could answer /2 or /3; neither gets it.
+    let pipelined = [get("/1"), get("/2"), get("/3")].concat();
+    let two = [long, R200].concat();
+    let s3 = 500 + two.len() as u32;
+    let out = run(
+        JoinConfig::default(),
+        vec![req_ack(1, 100, 500, &pipelined), resp_cut(2, 500, &two, 30), resp_ack(3, s3, R404)],
+    );
+    assert_eq!(statuses(&out), [s("/1", Some(401)), s("/2", None), s("/3", None)]);
+    assert_eq!(out.unread_responses, 2);
+
+    // Captured far enough to read the length: exact, so the gap held the
+    // second answer and the third status goes to /3.
+    let cut = long.len() - 2;
+    let out = run(
+        JoinConfig::default(),
+        vec![req_ack(1, 100, 500, &pipelined), resp_cut(2, 500, &two, cut), resp_ack(3, s3, R404)],
+    );
+    assert_eq!(statuses(&out), [s("/1", Some(401)), s("/2", None), s("/3", Some(404))]);
+}
