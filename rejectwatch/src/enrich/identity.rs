@@ -7,7 +7,7 @@
 
 use std::{
     borrow::Cow,
-    fmt, fs,
+    fs,
     io::Write as _,
     os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
     path::{Path, PathBuf},
@@ -18,27 +18,12 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::{ascii::length_bit, exchange::Exchange};
+use crate::{
+    ascii::length_bit,
+    exchange::{Exchange, Identity},
+};
 
 const KEY_FILE: &str = "identity.key";
-
-/// A caller's identity: 64 bits of the keyed hash, written as 16 hex
-/// digits. A number rather than its text, so that an exchange carries it
-/// without an allocation and detectors key their maps by it as it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Identity(pub u64);
-
-impl fmt::Display for Identity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
-}
-
-impl serde::Serialize for Identity {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
 
 pub struct IdentityHasher {
     /// The MAC with the key already absorbed: cloned per credential, so

@@ -22,7 +22,7 @@ use crate::{
         keyed::Keyed,
         window::{Distinct, Rate, Secs},
     },
-    enrich::identity::Identity,
+    exchange::Identity,
 };
 
 pub const NAME: &str = "credential-scanning";

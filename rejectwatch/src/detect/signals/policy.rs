@@ -20,7 +20,7 @@ use crate::{
         keyed::Keyed,
         window::{Rate, Secs},
     },
-    enrich::identity::Identity,
+    exchange::Identity,
     exchange::format_ts,
 };
 
