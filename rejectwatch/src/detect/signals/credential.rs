@@ -20,7 +20,7 @@ use crate::{
         glob::Globs,
         human,
         keyed::Keyed,
-        window::{Distinct, Rate, Secs},
+        window::{Distinct, Secs},
     },
     exchange::Identity,
 };
@@ -136,12 +136,6 @@ impl Spec {
             logins: Keyed::new(1024, secs(self.bucket) * (self.baseline_buckets + 2)),
         }
     }
-}
-
-/// The part kept per client in the shared table.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct State {
-    r401: Rate,
 }
 
 #[derive(Default)]

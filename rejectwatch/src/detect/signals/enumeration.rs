@@ -12,10 +12,10 @@ use serde::Deserialize;
 use super::{nonzero_duration, positive, secs};
 use crate::detect::{
     Detector, Obs,
-    client::ClientState,
+    client::{ClientState, EnumerationPart, IdSketch},
     evidence::{ENUMERATION, Signal, emit},
     human,
-    window::{Secs, Sketch, h64},
+    window::{Secs, h64},
 };
 
 pub const NAME: &str = "object-enumeration";
@@ -51,18 +51,6 @@ impl Spec {
     }
 }
 
-/// The distinct ids a client asked for on one template.
-type IdSketch = Sketch<4>;
-
-#[derive(Clone, Copy, Debug, Default)]
-pub struct State {
-    template: u32,
-    last_id: u32,
-    sequential: u16,
-    rejected: u16,
-    ids: IdSketch,
-}
-
 pub struct Enumeration {
     window: Secs,
     max: u32,
@@ -76,7 +64,7 @@ impl Detector for Enumeration {
         let s = &mut c.enumeration;
         let t = o.ep as u32;
         if s.template != t {
-            *s = State { template: t, ..Default::default() };
+            *s = EnumerationPart { template: t, ..Default::default() };
         }
         let numeric: Option<u32> = id.parse().ok();
         if let Some(n) = numeric {

@@ -12,7 +12,7 @@ use crate::detect::{
     client::{ClientState, SENT_NON_GET},
     evidence::{SCRAPING, Signal, emit},
     human,
-    window::{Rate, Secs, Sketch, h64},
+    window::{Secs, h64},
 };
 
 pub const NAME: &str = "scraping";
@@ -49,12 +49,6 @@ impl Spec {
     pub fn build(&self) -> Scraping {
         Scraping { window: secs(self.window), min: self.min_requests, min_resources: self.min_resources }
     }
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-pub struct State {
-    gets: Rate,
-    resources: Sketch<4>,
 }
 
 pub struct Scraping {

@@ -45,14 +45,6 @@ impl Spec {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct State {
-    endpoint: u32,
-    count: Rate,
-    /// Last request for any other endpoint.
-    other_at: Secs,
-}
-
 /// Whether every rejected request of `c` so far was for endpoint `ep`
 /// (what the address-rotation detector calls the shape of a single-path
 /// collector's work).

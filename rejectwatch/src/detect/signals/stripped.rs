@@ -12,7 +12,7 @@ use crate::detect::{
     client::ClientState,
     evidence::{STRIPPED, Signal, emit},
     human,
-    window::{Rate, Secs},
+    window::Secs,
 };
 
 pub const NAME: &str = "stripped-identity";
@@ -53,11 +53,6 @@ impl Spec {
     pub fn build(&self) -> Stripped {
         Stripped { window: secs(self.window), min: self.min_requests, max_share: self.max_api_share }
     }
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-pub struct State {
-    count: Rate,
 }
 
 pub struct Stripped {
