@@ -507,7 +507,7 @@ async fn live_decisions(State(api): State<Api>, headers: HeaderMap, Query(q): Qu
     let bad = |what: &str, v: &str| {
         (StatusCode::BAD_REQUEST, Json(json!({ "message": format!("{what}: {v:?} is not valid") }))).into_response()
     };
-    let net = |v: &str| crate::config::parse_net(v).ok();
+    let net = |v: &str| crate::config::value::parse_net(v).ok();
     let covering = q.contains.as_deref() != Some("false");
     let range = |n| if covering { Target::Covering(n) } else { Target::Within(n) };
     let scope = q.scope.as_deref().map(str::to_ascii_lowercase);

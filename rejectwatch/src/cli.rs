@@ -99,14 +99,14 @@ pub struct PipelineArgs {
     pub nft_rule: bool,
     /// Never blocklist these (address or CIDR, repeatable; adds to
     /// blocklist.allowlist).
-    #[arg(long, value_name = "ADDR|CIDR", value_parser = crate::config::parse_net)]
+    #[arg(long, value_name = "ADDR|CIDR", value_parser = crate::config::value::parse_net)]
     pub allow: Vec<ipnet::IpNet>,
     /// TOML configuration file; the flags below override it.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// A proxy whose forwarding headers name the client (address or CIDR,
     /// repeatable).
-    #[arg(long, value_name = "ADDR|CIDR", value_parser = crate::config::parse_net)]
+    #[arg(long, value_name = "ADDR|CIDR", value_parser = crate::config::value::parse_net)]
     pub trusted_proxy: Vec<ipnet::IpNet>,
     /// MaxMind-DB-format country database.
     #[arg(long, value_name = "PATH")]

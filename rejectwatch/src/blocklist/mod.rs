@@ -47,7 +47,7 @@ pub struct BlocklistConfig {
     pub max_ttl: Duration,
     /// Never listed, whatever they do (addresses or CIDRs): monitoring,
     /// partners, us.
-    #[serde(deserialize_with = "crate::config::nets")]
+    #[serde(deserialize_with = "crate::config::value::nets")]
     pub allowlist: Vec<IpNet>,
     /// List threats from private ranges (10/8, 172.16/12, 192.168/16,
     /// fc00::/7) too; by default they are our own networks' and kept off.

@@ -16,6 +16,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
+use serde::Deserialize;
 use sha2::Sha256;
 
 use crate::{
@@ -24,6 +25,19 @@ use crate::{
 };
 
 const KEY_FILE: &str = "identity.key";
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// Request headers that carry an API key (case-insensitive).
+    pub api_key_headers: Vec<String>,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self { api_key_headers: vec!["x-api-key".into(), "api-key".into(), "x-auth-token".into()] }
+    }
+}
 
 pub struct IdentityHasher {
     /// The MAC with the key already absorbed: cloned per credential, so

@@ -187,7 +187,7 @@ fn keyed_message(e: &toml::de::Error) -> String {
     let key = text.lines().rev().find_map(|l| l.trim().strip_prefix("in `")?.strip_suffix('`'));
     let message = e.message().replace('\n', " ");
     match key {
-        Some(k) => crate::config::keyed(k, &message),
+        Some(k) => crate::config::value::keyed(k, &message),
         None => message,
     }
 }

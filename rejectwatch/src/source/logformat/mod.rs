@@ -132,8 +132,8 @@ impl Detector {
 
 #[cfg(test)]
 mod tests {
+    use super::json::JsonLogFields;
     use super::*;
-    use crate::config::JsonLogFields;
 
     #[test]
     fn detection_takes_the_first_format_that_reads_a_line() {
