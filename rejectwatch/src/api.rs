@@ -30,13 +30,11 @@ use serde_json::{Value, json};
 use crate::{
     blocklist::format::{Format, Render},
     decisions::{self, Decisions, Filter, Target},
-    detect::{evidence::Class, marks::Mark, window::Secs},
-    exchange::format_ts,
+    detect::{evidence::Class, marks::Mark},
     metrics::Metrics,
     pipeline::Pipeline,
-    record::Nanos,
     report::{Prospect, RosterEntry},
-    source::logtime,
+    time::{Nanos, Secs, format_ts, logtime},
 };
 
 /// `[api]` in the config file.
@@ -331,7 +329,7 @@ async fn report(State(api): State<Api>) -> Response {
         tally: &p.sinks.tally,
         findings: p.sinks.findings_written,
         as_of: p.detect.now(),
-        marks: marks.iter().map(|m| crate::detect::secs(m.at)).collect(),
+        marks: marks.iter().map(|m| crate::time::secs(m.at)).collect(),
     }
     .render();
     // The page carries its own policy; a browser must not guess its type.
@@ -385,8 +383,7 @@ async fn add_mark(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Re
     if !json_body(&headers) {
         return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Expected request with `Content-Type: application/json`");
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    let mark = match new_mark(&body, now) {
+    let mark = match new_mark(&body, crate::time::clock::wall_now()) {
         Ok(m) => m,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };

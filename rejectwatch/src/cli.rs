@@ -51,8 +51,7 @@ pub struct MarkArgs {
 }
 
 fn rfc3339(s: &str) -> Result<u64, String> {
-    crate::source::logtime::rfc3339(s)
-        .ok_or_else(|| format!("{s:?} is not an RFC 3339 time (e.g. 2026-11-20T10:00:00Z)"))
+    crate::time::logtime::rfc3339(s).ok_or_else(|| format!("{s:?} is not an RFC 3339 time (e.g. 2026-11-20T10:00:00Z)"))
 }
 
 fn mark(s: &str) -> Result<crate::detect::marks::Mark, String> {

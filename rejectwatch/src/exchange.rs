@@ -6,7 +6,7 @@ use std::{borrow::Cow, fmt, net::IpAddr, sync::Arc};
 
 use serde::{Serialize, Serializer};
 
-use crate::record::Nanos;
+use crate::time::Nanos;
 
 /// A header fingerprint (`enrich::fingerprint`): the first 48 bits of a
 /// SHA-256, written as 12 hex digits. A number rather than its text, as
@@ -530,7 +530,7 @@ impl Malformed {
 /// out of [`RequestText`] as fields of their own, header values never.
 #[derive(Serialize)]
 struct Json<'a> {
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "crate::time::serialize_ts")]
     ts: Nanos,
     peer: IpAddr,
     method: &'a str,
@@ -614,16 +614,6 @@ impl Serialize for Exchange {
         }
         .serialize(s)
     }
-}
-
-/// RFC 3339 in UTC with nanoseconds, e.g. `2026-11-22T02:18:35.123456789Z`.
-pub fn format_ts(ts: Nanos) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ts);
-    humantime::format_rfc3339_nanos(t).to_string()
-}
-
-fn rfc3339<S: Serializer>(ts: &Nanos, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_ts(*ts))
 }
 
 #[cfg(test)]

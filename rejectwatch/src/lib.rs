@@ -31,6 +31,7 @@ pub mod sink;
 pub mod source;
 pub mod stix;
 pub mod tally;
+pub mod time;
 
 /// Every exchange allocates a few short-lived strings (head fields,
 /// enrichment, signal summaries); glibc's allocator spent about a third of
@@ -74,14 +75,12 @@ where
         cli::Command::Analyze(a) => analyze::analyze(a),
         cli::Command::Mark(m) => {
             let dir = m.state_dir.clone().unwrap_or_else(enrich::identity::default_state_dir);
-            let at = m.at.unwrap_or_else(|| {
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-            });
+            let at = m.at.unwrap_or_else(time::clock::wall_now);
             let mark = detect::marks::Mark { kind: detect::marks::DISCLOSURE.into(), at, note: m.note };
             detect::marks::record(&dir, &mark)?;
             eprintln!(
                 "rejectwatch: disclosure marked at {} in {}",
-                exchange::format_ts(at),
+                time::format_ts(at),
                 detect::marks::file(&dir).display()
             );
             Ok(())

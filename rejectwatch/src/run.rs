@@ -31,10 +31,8 @@ use crate::{
     pipeline::Pipeline,
     record,
     sink::{Sinks, open_named, open_output},
-    source::{
-        clock::Clock,
-        ebpf::{Kernel, KernelConfig},
-    },
+    source::ebpf::{Kernel, KernelConfig},
+    time::clock::Clock,
 };
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -80,7 +78,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let own = netif::own_addresses()?;
     let exempt = Exemptions::new(&config.blocklist, &config.trusted_proxies, &own);
     let mut blocklist = Blocklist::new(&config.blocklist, exempt);
-    let restored = state::load(&state_dir, &mut blocklist, crate::detect::secs(clock.now()))?;
+    let restored = state::load(&state_dir, &mut blocklist, crate::time::secs(clock.now()))?;
     let outputs = Outputs::new(&config.blocklist.paths, Some(state_dir.clone()), config.blocklist.nft_rule)?;
     let mut marks = MarkWatch::new(state_dir.clone());
     let metrics = Arc::new(Mutex::new(Metrics::new()));
@@ -225,7 +223,7 @@ impl MarkWatch {
                 let fresh: Vec<Mark> = all.into_iter().filter(|m| !self.seen.contains(m)).collect();
                 self.seen.extend(fresh.iter().cloned());
                 for m in &fresh {
-                    eprintln!("rejectwatch: disclosure mark at {}", crate::exchange::format_ts(m.at));
+                    eprintln!("rejectwatch: disclosure mark at {}", crate::time::format_ts(m.at));
                 }
                 fresh
             }

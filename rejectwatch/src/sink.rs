@@ -15,11 +15,12 @@ use foldhash::fast::FixedState;
 use prometheus::IntCounter;
 
 use crate::{
-    detect::{finding::Finding, secs},
+    detect::finding::Finding,
     exchange::Exchange,
     metrics::{MAX_ENDPOINT_LABELS, Metrics, may_label_endpoint, method_label, status_key, status_label},
     observe::{Side, Source},
     tally::Tally,
+    time::secs,
 };
 
 /// `--exchanges PATH|-` (and `--findings`): JSON lines to a file or stdout.
@@ -213,7 +214,7 @@ impl Sinks {
     /// A rejected exchange at `ts`, counted by endpoint template when the
     /// template is part of the API (others, and any past the label cap, as
     /// `other`).
-    pub fn reject(&mut self, ts: crate::record::Nanos, endpoint: &str, known: bool) {
+    pub fn reject(&mut self, ts: crate::time::Nanos, endpoint: &str, known: bool) {
         self.tally.reject(secs(ts), endpoint, known);
         if let Some(c) = self.reject_series.get(endpoint) {
             c.inc();

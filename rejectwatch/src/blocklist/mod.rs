@@ -30,7 +30,10 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use self::exempt::{Exemptions, NotBlocked};
-use crate::detect::{actors::Actor, client::ClientKey, evidence::Class, keyed, window::Secs};
+use crate::{
+    detect::{actors::Actor, client::ClientKey, evidence::Class, keyed},
+    time::{Secs, duration_secs},
+};
 
 /// `[blocklist]` in the config file.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -129,10 +132,6 @@ pub struct Blocklist {
     pub evicted: u64,
 }
 
-fn secs(d: Duration) -> Secs {
-    d.as_secs().min(Secs::MAX as u64) as Secs
-}
-
 /// The network a client key stands for: an IPv4 address as /32, an IPv6
 /// client as its network.
 pub fn net_of(k: &ClientKey) -> IpNet {
@@ -146,8 +145,8 @@ impl Blocklist {
         Self {
             entries: BTreeMap::new(),
             past: HashMap::new(),
-            ttl: secs(cfg.ttl),
-            max_ttl: secs(cfg.max_ttl),
+            ttl: duration_secs(cfg.ttl),
+            max_ttl: duration_secs(cfg.max_ttl),
             exempt,
             max_entries: cfg.max_entries,
             changed: false,

@@ -11,7 +11,7 @@ use super::{
     format::{Format, Render},
     state,
 };
-use crate::{detect::window::Secs, sink::write_atomically};
+use crate::{sink::write_atomically, time::Secs};
 
 /// Where the blocklist is enforced directly (the XDP program's maps):
 /// given every version of the entries, as the files are.

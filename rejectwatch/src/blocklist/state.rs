@@ -10,7 +10,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::{Blocklist, Entry, Past};
-use crate::{detect::window::Secs, sink::write_atomically};
+use crate::{sink::write_atomically, time::Secs};
 
 pub fn file(state_dir: &Path) -> PathBuf {
     state_dir.join("blocklist.json")

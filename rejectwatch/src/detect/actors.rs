@@ -26,9 +26,12 @@ use super::{
     evidence::{self, Class, Kind, Leaning},
     human,
     textlist::TextList,
-    window::{Secs, h64},
+    window::h64,
 };
-use crate::exchange::{Exchange, format_ts};
+use crate::{
+    exchange::Exchange,
+    time::{Secs, format_ts},
+};
 
 /// Lists kept per actor are capped: an actor with more is summarised by
 /// its counts.

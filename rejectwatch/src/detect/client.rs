@@ -12,8 +12,9 @@ use std::{
 
 use super::{
     cadence::Cadence,
-    window::{Distinct, Rate, Secs, Sketch},
+    window::{Distinct, Rate, Sketch},
 };
+use crate::time::Secs;
 
 /// An IPv4 address or an IPv6 network. 17 bytes, byte-aligned.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

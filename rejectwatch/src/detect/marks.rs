@@ -6,10 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::time::{Nanos, format_ts, logtime};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-
-use crate::{exchange::format_ts, record::Nanos, source::logtime};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mark {

@@ -12,8 +12,8 @@ use super::{
     cadence::CadenceRules,
     knowledge::{Knowledge, ListFile},
     signals::{self, credential, disclosure},
-    window::Secs,
 };
+use crate::time::Secs;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -36,7 +36,7 @@ impl Default for CadenceSpec {
 impl CadenceSpec {
     pub fn rules(&self) -> CadenceRules {
         CadenceRules {
-            burst_gap: signals::secs(self.burst_gap),
+            burst_gap: crate::time::duration_secs(self.burst_gap),
             min_intervals: self.min_intervals as usize,
             tolerance: self.tolerance,
         }

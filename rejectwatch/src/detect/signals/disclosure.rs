@@ -23,10 +23,8 @@ use crate::{
         human,
         keyed::Keyed,
         marks::Mark,
-        secs,
-        window::Secs,
     },
-    exchange::format_ts,
+    time::{Secs, format_ts, secs},
 };
 
 pub const NAME: &str = "disclosure";

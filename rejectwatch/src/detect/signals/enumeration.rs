@@ -9,13 +9,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{nonzero_duration, positive, secs};
-use crate::detect::{
-    Detector, Obs,
-    client::{ClientState, EnumerationPart, IdSketch},
-    evidence::{ENUMERATION, Signal, emit},
-    human,
-    window::{Secs, h64},
+use super::{nonzero_duration, positive};
+use crate::{
+    detect::{
+        Detector, Obs,
+        client::{ClientState, EnumerationPart, IdSketch},
+        evidence::{ENUMERATION, Signal, emit},
+        human,
+        window::h64,
+    },
+    time::{Secs, duration_secs},
 };
 
 pub const NAME: &str = "object-enumeration";
@@ -44,7 +47,7 @@ impl Spec {
     }
     pub fn build(&self) -> Enumeration {
         Enumeration {
-            window: secs(self.window),
+            window: duration_secs(self.window),
             max: self.max_ids,
             ones_beyond_max: IdSketch::ones_beyond(self.max_ids),
         }

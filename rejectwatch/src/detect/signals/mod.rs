@@ -28,7 +28,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Detector, Obs, client::ClientState, evidence::Signal, knowledge::Knowledge, window::Secs};
+use super::{Detector, Obs, client::ClientState, evidence::Signal, knowledge::Knowledge};
+use crate::time::Secs;
 
 /// The registry: every detector once, in evaluation order. From it come
 /// [`DetectorSpec`] (its config table, read by `kind`), [`Any`] (the built
@@ -82,7 +83,7 @@ macro_rules! registry {
             /// engine drives from marks rather than exchanges.
             pub fn build(&self, env: &Env<'_>) -> Option<(Secs, Any)> {
                 match self {
-                    $(Self::$variant(x) => Some((secs(x.cooldown), Any::$variant(x.build($($(env.$arg),+)?)))),)*
+                    $(Self::$variant(x) => Some((crate::time::duration_secs(x.cooldown), Any::$variant(x.build($($(env.$arg),+)?)))),)*
                     Self::$mvariant(_) => None,
                 }
             }
@@ -190,10 +191,6 @@ fn keyed_message(e: &toml::de::Error) -> String {
         Some(k) => crate::config::value::keyed(k, &message),
         None => message,
     }
-}
-
-pub fn secs(d: Duration) -> Secs {
-    d.as_secs().clamp(1, u32::MAX as u64) as Secs
 }
 
 /// Validation helpers: one-line messages naming the field.

@@ -17,13 +17,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{at_most, clip, nonzero_duration, positive, secs};
-use crate::detect::{
-    Detector, Obs,
-    client::{ClientState, EVER_SUCCEEDED, MAX_AGENTS, SpoofingPart},
-    evidence::{SPOOFING, Signal, emit},
-    human,
-    window::{Secs, h16},
+use super::{at_most, clip, nonzero_duration, positive};
+use crate::{
+    detect::{
+        Detector, Obs,
+        client::{ClientState, EVER_SUCCEEDED, MAX_AGENTS, SpoofingPart},
+        evidence::{SPOOFING, Signal, emit},
+        human,
+        window::h16,
+    },
+    time::{Secs, duration_secs},
 };
 
 pub const NAME: &str = "user-agent-spoofing";
@@ -61,7 +64,7 @@ impl Spec {
     }
     pub fn build(&self) -> Spoofing {
         Spoofing {
-            window: secs(self.window),
+            window: duration_secs(self.window),
             max_agents: self.max_user_agents as usize,
             min_script: self.min_script_like,
         }

@@ -7,8 +7,11 @@ use std::{net::IpAddr, sync::OnceLock};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::{logtime, text};
-use crate::exchange::{Exchange, Malformed, RequestText};
+use super::text;
+use crate::{
+    exchange::{Exchange, Malformed, RequestText},
+    time::logtime,
+};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Seg {
