@@ -18,11 +18,12 @@ use crate::{
     observe::Source,
     pipeline::Pipeline,
     report::{write_actors, write_prospects},
-    sink::{Sinks, open_named, open_output, write_atomically},
+    sink::{Sinks, open_named, open_output},
     source::{
         emulate::{KernelRules, Ports},
         logreader, pcap,
     },
+    state::write_atomically,
 };
 
 pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
@@ -51,7 +52,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         ("--stix", &args.stix),
     ] {
         if let Some(path) = path {
-            crate::sink::check_writable(flag, path)?;
+            crate::state::atomic::check_writable(flag, path)?;
         }
     }
     let metrics = Arc::new(Mutex::new(Metrics::new()));

@@ -30,10 +30,11 @@ use serde_json::{Value, json};
 use crate::{
     blocklist::format::{Format, Render},
     decisions::{self, Decisions, Filter, Target},
-    detect::{evidence::Class, marks::Mark},
+    detect::evidence::Class,
     metrics::Metrics,
     pipeline::Pipeline,
     report::{Prospect, RosterEntry},
+    state::marks::Mark,
     time::{Nanos, Secs, format_ts, logtime},
 };
 
@@ -319,7 +320,7 @@ async fn prospects(State(api): State<Api>) -> Response {
 /// The page `analyze --report` writes, of everything since the start.
 async fn report(State(api): State<Api>) -> Response {
     // Read before the pipeline is locked: the daemon waits while it is.
-    let marks = crate::detect::marks::load(&api.state_dir).unwrap_or_default();
+    let marks = crate::state::marks::load(&api.state_dir).unwrap_or_default();
     let p = lock(&api.pipeline);
     let page = crate::html::Report {
         source: "live".into(),
@@ -338,7 +339,7 @@ async fn report(State(api): State<Api>) -> Response {
 }
 
 async fn list_marks(State(api): State<Api>) -> Response {
-    match crate::detect::marks::load(&api.state_dir) {
+    match crate::state::marks::load(&api.state_dir) {
         Ok(m) => Json(m).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
     }
@@ -358,7 +359,7 @@ struct NewMark {
 #[doc(hidden)]
 pub fn new_mark(body: &[u8], now: Nanos) -> Result<Mark, String> {
     let Json(m) = Json::<NewMark>::from_bytes(body).map_err(|e| e.body_text())?;
-    if m.kind != crate::detect::marks::DISCLOSURE {
+    if m.kind != crate::state::marks::DISCLOSURE {
         return Err("kind: the only marker kind is `disclosure`".into());
     }
     let at = match m.at.as_deref() {
@@ -388,7 +389,7 @@ async fn add_mark(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Re
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let at = mark.at;
-    match crate::detect::marks::record(&api.state_dir, &mark) {
+    match crate::state::marks::record(&api.state_dir, &mark) {
         Ok(()) => {
             log::info!("disclosure marked at {} over the API", format_ts(at));
             (StatusCode::CREATED, Json(mark)).into_response()

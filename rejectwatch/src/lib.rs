@@ -29,6 +29,7 @@ pub mod report;
 pub mod run;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod stix;
 pub mod tally;
 pub mod time;
@@ -74,14 +75,14 @@ where
     match cli.cmd {
         cli::Command::Analyze(a) => analyze::analyze(a),
         cli::Command::Mark(m) => {
-            let dir = m.state_dir.clone().unwrap_or_else(enrich::identity::default_state_dir);
+            let dir = m.state_dir.clone().unwrap_or_else(state::default_state_dir);
             let at = m.at.unwrap_or_else(time::clock::wall_now);
-            let mark = detect::marks::Mark { kind: detect::marks::DISCLOSURE.into(), at, note: m.note };
-            detect::marks::record(&dir, &mark)?;
+            let mark = state::marks::Mark { kind: state::marks::DISCLOSURE.into(), at, note: m.note };
+            state::marks::record(&dir, &mark)?;
             eprintln!(
                 "rejectwatch: disclosure marked at {} in {}",
                 time::format_ts(at),
-                detect::marks::file(&dir).display()
+                state::marks::file(&dir).display()
             );
             Ok(())
         }

@@ -12,7 +12,7 @@ use crate::{
     blocklist::{Blocklist, exempt::NotBlocked},
     detect::{actors::Actor, evidence::Class},
     enrich::geo::Geo,
-    sink::write_atomically,
+    state::write_atomically,
     time::format_ts,
 };
 

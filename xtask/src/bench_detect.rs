@@ -17,13 +17,10 @@ use std::{
 
 use anyhow::Context;
 use rejectwatch::{
+    state::marks::{Mark, parse_flag},
     alloc::count::allocations as allocations_so_far,
     config::Config,
-    detect::{
-        Engine,
-        marks::{Mark, parse_flag},
-        spec::DetectConfig,
-    },
+    detect::{Engine, spec::DetectConfig},
     enrich::{Enricher, geo::Geo},
     exchange::{Exchange, RequestText},
     http,

@@ -18,7 +18,6 @@
 pub mod exempt;
 pub mod format;
 pub mod output;
-pub mod state;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -296,6 +295,12 @@ impl Blocklist {
     /// Current entries, with networks contained in another entry folded
     /// into it (nftables interval sets refuse overlaps): ordered by
     /// address, IPv4 first.
+    /// Every entry as held, none merged into another: what the state file
+    /// keeps.
+    pub fn held(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
     pub fn entries(&self) -> Vec<Entry> {
         let mut out: Vec<Entry> = Vec::with_capacity(self.entries.len());
         let mut sorted: Vec<&Entry> = self.entries.values().collect();

@@ -19,7 +19,6 @@ pub mod finding;
 pub mod glob;
 pub mod keyed;
 pub mod knowledge;
-pub mod marks;
 pub mod memo;
 pub mod payload;
 pub mod signals;
@@ -29,6 +28,7 @@ pub mod window;
 
 use std::collections::HashSet;
 
+use crate::state::marks::Mark;
 use crate::{
     exchange::Exchange,
     time::{Nanos, Secs, secs},
@@ -40,7 +40,6 @@ use evidence::Signal;
 use finding::Finding;
 use glob::Globs;
 use keyed::Keyed;
-use marks::Mark;
 use spec::DetectConfig;
 use window::key64;
 

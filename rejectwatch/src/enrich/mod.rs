@@ -61,8 +61,8 @@ impl Enricher {
     pub fn new<'a>(cfg: impl Into<Settings<'a>>) -> anyhow::Result<Self> {
         let cfg = cfg.into();
         let geo = geo::Geo::open(cfg.geoip.country.as_deref(), cfg.geoip.asn.as_deref())?;
-        let dir = cfg.state_dir.map_or_else(identity::default_state_dir, PathBuf::from);
-        let key = identity::load_or_create_key(&dir).context("identity key")?;
+        let dir = cfg.state_dir.map_or_else(crate::state::default_state_dir, PathBuf::from);
+        let key = crate::state::key::load_or_create_key(&dir).context("identity key")?;
         Self::with_parts(cfg, geo, key)
     }
 

@@ -28,7 +28,7 @@ use crate::{
     blocklist::Blocklist,
     detect::{actors::Actor, evidence::Class},
     enrich::geo::Geo,
-    sink::write_atomically,
+    state::write_atomically,
     tally::Tally,
     time::Secs,
 };

@@ -22,8 +22,8 @@ use crate::{
         evidence::{Signal, WENT_DARK, emit},
         human,
         keyed::Keyed,
-        marks::Mark,
     },
+    state::marks::Mark,
     time::{Secs, format_ts, secs},
 };
 

@@ -71,7 +71,7 @@ pub fn record(state_dir: &Path, m: &Mark) -> anyhow::Result<()> {
     all.push(m.clone());
     all.sort_by_key(|m| m.at);
     let path = file(state_dir);
-    crate::sink::write_atomically(&path, |w| {
+    super::write_atomically(&path, |w| {
         for m in &all {
             writeln!(w, "{}", serde_json::to_string(m).map_err(std::io::Error::other)?)?;
         }
