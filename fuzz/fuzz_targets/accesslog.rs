@@ -7,8 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use rejectwatch::{
-    config::JsonLogFields,
-    source::logformat::{JsonFields, LogFormat},
+    source::logformat::{JsonFields, LogFormat, json::JsonLogFields},
 };
 
 fuzz_target!(|data: &[u8]| {

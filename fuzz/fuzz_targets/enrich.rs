@@ -10,12 +10,15 @@ use std::sync::{LazyLock, Mutex};
 
 use libfuzzer_sys::fuzz_target;
 use rejectwatch::{
-    config::{Config, JsonLogFields},
+    config::Config,
     enrich::{Enricher, geo::Geo},
     join::{JoinConfig, Joiner},
     observe::{Collect, Source},
     record::{Kind, Record},
-    source::logformat::{JsonFields, clf, json},
+    source::logformat::{
+        JsonFields, clf,
+        json::{self, JsonLogFields},
+    },
 };
 
 /// Every peer is a trusted proxy, so the forwarding headers are read.

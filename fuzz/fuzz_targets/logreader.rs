@@ -5,9 +5,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use rejectwatch::{
-    config::JsonLogFields,
     observe::Collect,
-    source::{logformat::LogFormat, logreader},
+    source::{
+        logformat::{LogFormat, json::JsonLogFields},
+        logreader,
+    },
 };
 
 fuzz_target!(|data: &[u8]| {

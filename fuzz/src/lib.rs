@@ -13,8 +13,9 @@ use std::{
 
 use rejectwatch::{
     join::JoinConfig,
-    record::{Kind, Nanos, Record},
+    record::{Kind, Record},
     source::emulate::Segment,
+    time::Nanos,
 };
 
 /// A cursor that runs out gracefully: reads past the end give zeros, so

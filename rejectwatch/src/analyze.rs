@@ -18,11 +18,12 @@ use crate::{
     observe::Source,
     pipeline::Pipeline,
     report::{write_actors, write_prospects},
-    sink::{Sinks, open_named, open_output, write_atomically},
+    sink::{Sinks, open_named, open_output},
     source::{
         emulate::{KernelRules, Ports},
         logreader, pcap,
     },
+    state::write_atomically,
 };
 
 pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
@@ -51,7 +52,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
         ("--stix", &args.stix),
     ] {
         if let Some(path) = path {
-            crate::sink::check_writable(flag, path)?;
+            crate::state::atomic::check_writable(flag, path)?;
         }
     }
     let metrics = Arc::new(Mutex::new(Metrics::new()));
@@ -72,8 +73,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     if args.blocklist_ttl_from == TtlFrom::Now {
         // The one reading of the wall clock: the core counts in record
         // time, and this is the time the run's list starts from.
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        pipe = pipe.listing_from(now.min(crate::detect::window::Secs::MAX as u64) as crate::detect::window::Secs);
+        pipe = pipe.listing_from(crate::time::secs(crate::time::clock::wall_now()));
     }
     for n in pipe.enricher.notices() {
         eprintln!("rejectwatch: {n}");
@@ -118,7 +118,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             tally: &pipe.sinks.tally,
             findings: pipe.sinks.findings_written,
             as_of: pipe.detect.now(),
-            marks: args.mark.iter().map(|m| crate::detect::secs(m.at)).collect(),
+            marks: args.mark.iter().map(|m| crate::time::secs(m.at)).collect(),
         }
         .write(path)?;
     }

@@ -30,13 +30,12 @@ use serde_json::{Value, json};
 use crate::{
     blocklist::format::{Format, Render},
     decisions::{self, Decisions, Filter, Target},
-    detect::{evidence::Class, marks::Mark, window::Secs},
-    exchange::format_ts,
+    detect::evidence::Class,
     metrics::Metrics,
     pipeline::Pipeline,
-    record::Nanos,
     report::{Prospect, RosterEntry},
-    source::logtime,
+    state::marks::Mark,
+    time::{Nanos, Secs, format_ts, logtime},
 };
 
 /// `[api]` in the config file.
@@ -321,7 +320,7 @@ async fn prospects(State(api): State<Api>) -> Response {
 /// The page `analyze --report` writes, of everything since the start.
 async fn report(State(api): State<Api>) -> Response {
     // Read before the pipeline is locked: the daemon waits while it is.
-    let marks = crate::detect::marks::load(&api.state_dir).unwrap_or_default();
+    let marks = crate::state::marks::load(&api.state_dir).unwrap_or_default();
     let p = lock(&api.pipeline);
     let page = crate::html::Report {
         source: "live".into(),
@@ -331,7 +330,7 @@ async fn report(State(api): State<Api>) -> Response {
         tally: &p.sinks.tally,
         findings: p.sinks.findings_written,
         as_of: p.detect.now(),
-        marks: marks.iter().map(|m| crate::detect::secs(m.at)).collect(),
+        marks: marks.iter().map(|m| crate::time::secs(m.at)).collect(),
     }
     .render();
     // The page carries its own policy; a browser must not guess its type.
@@ -340,7 +339,7 @@ async fn report(State(api): State<Api>) -> Response {
 }
 
 async fn list_marks(State(api): State<Api>) -> Response {
-    match crate::detect::marks::load(&api.state_dir) {
+    match crate::state::marks::load(&api.state_dir) {
         Ok(m) => Json(m).into_response(),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")),
     }
@@ -360,7 +359,7 @@ struct NewMark {
 #[doc(hidden)]
 pub fn new_mark(body: &[u8], now: Nanos) -> Result<Mark, String> {
     let Json(m) = Json::<NewMark>::from_bytes(body).map_err(|e| e.body_text())?;
-    if m.kind != crate::detect::marks::DISCLOSURE {
+    if m.kind != crate::state::marks::DISCLOSURE {
         return Err("kind: the only marker kind is `disclosure`".into());
     }
     let at = match m.at.as_deref() {
@@ -385,13 +384,12 @@ async fn add_mark(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Re
     if !json_body(&headers) {
         return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Expected request with `Content-Type: application/json`");
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-    let mark = match new_mark(&body, now) {
+    let mark = match new_mark(&body, crate::time::clock::wall_now()) {
         Ok(m) => m,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
     let at = mark.at;
-    match crate::detect::marks::record(&api.state_dir, &mark) {
+    match crate::state::marks::record(&api.state_dir, &mark) {
         Ok(()) => {
             log::info!("disclosure marked at {} over the API", format_ts(at));
             (StatusCode::CREATED, Json(mark)).into_response()
@@ -507,7 +505,7 @@ async fn live_decisions(State(api): State<Api>, headers: HeaderMap, Query(q): Qu
     let bad = |what: &str, v: &str| {
         (StatusCode::BAD_REQUEST, Json(json!({ "message": format!("{what}: {v:?} is not valid") }))).into_response()
     };
-    let net = |v: &str| crate::config::parse_net(v).ok();
+    let net = |v: &str| crate::config::value::parse_net(v).ok();
     let covering = q.contains.as_deref() != Some("false");
     let range = |n| if covering { Target::Covering(n) } else { Target::Within(n) };
     let scope = q.scope.as_deref().map(str::to_ascii_lowercase);

@@ -51,12 +51,11 @@ pub struct MarkArgs {
 }
 
 fn rfc3339(s: &str) -> Result<u64, String> {
-    crate::source::logtime::rfc3339(s)
-        .ok_or_else(|| format!("{s:?} is not an RFC 3339 time (e.g. 2026-11-20T10:00:00Z)"))
+    crate::time::logtime::rfc3339(s).ok_or_else(|| format!("{s:?} is not an RFC 3339 time (e.g. 2026-11-20T10:00:00Z)"))
 }
 
-fn mark(s: &str) -> Result<crate::detect::marks::Mark, String> {
-    crate::detect::marks::parse_flag(s)
+fn mark(s: &str) -> Result<crate::state::marks::Mark, String> {
+    crate::state::marks::parse_flag(s)
 }
 
 fn blocklist_path(s: &str) -> Result<PathBuf, String> {
@@ -99,14 +98,14 @@ pub struct PipelineArgs {
     pub nft_rule: bool,
     /// Never blocklist these (address or CIDR, repeatable; adds to
     /// blocklist.allowlist).
-    #[arg(long, value_name = "ADDR|CIDR", value_parser = crate::config::parse_net)]
+    #[arg(long, value_name = "ADDR|CIDR", value_parser = crate::config::value::parse_net)]
     pub allow: Vec<ipnet::IpNet>,
     /// TOML configuration file; the flags below override it.
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
     /// A proxy whose forwarding headers name the client (address or CIDR,
     /// repeatable).
-    #[arg(long, value_name = "ADDR|CIDR", value_parser = crate::config::parse_net)]
+    #[arg(long, value_name = "ADDR|CIDR", value_parser = crate::config::value::parse_net)]
     pub trusted_proxy: Vec<ipnet::IpNet>,
     /// MaxMind-DB-format country database.
     #[arg(long, value_name = "PATH")]
@@ -251,7 +250,7 @@ pub struct AnalyzeArgs {
     pub stix: Option<PathBuf>,
     /// A marker, e.g. `disclosure=2026-11-20T10:00:00Z` (repeatable).
     #[arg(long, value_name = "KIND=TIME", value_parser = mark)]
-    pub mark: Vec<crate::detect::marks::Mark>,
+    pub mark: Vec<crate::state::marks::Mark>,
     /// Where the blocklist's ttl counts from: each threat's last request
     /// (so threats quiet for longer than the ttl by the last record are
     /// left out), or now, listing every threat of the input.

@@ -27,8 +27,8 @@ use crate::{
     detect::{
         actors::Actor,
         evidence::{Class, Leaning},
-        window::Secs,
     },
+    time::Secs,
 };
 
 /// The `origin` of every decision, which bouncers can filter on.

@@ -2,14 +2,51 @@
 //! what the enrichers add. This is the project's `http.log` line
 //! (`--exchanges`). Fields an enricher could not fill are left out.
 
-use std::{borrow::Cow, net::IpAddr, sync::Arc};
+use std::{borrow::Cow, fmt, net::IpAddr, sync::Arc};
 
 use serde::{Serialize, Serializer};
 
-use crate::{
-    enrich::{fingerprint::Fingerprint, identity::Identity},
-    record::Nanos,
-};
+use crate::time::Nanos;
+
+/// A header fingerprint (`enrich::fingerprint`): the first 48 bits of a
+/// SHA-256, written as 12 hex digits. A number rather than its text, as
+/// [`Identity`] is, so that an exchange carries it without a reference
+/// count to bump and drop (two atomic operations an exchange) and
+/// detectors key their maps by it as it is. Defined here, beside the
+/// exchange that carries it, so that the exchange depends on no enricher.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Fingerprint(pub u64);
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:012x}", self.0)
+    }
+}
+
+impl serde::Serialize for Fingerprint {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A caller's identity (`enrich::identity`): 64 bits of the keyed hash,
+/// written as 16 hex digits. A number rather than its text, so that an
+/// exchange carries it without an allocation and detectors key their maps
+/// by it as it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Identity(pub u64);
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl serde::Serialize for Identity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Exchange {
@@ -493,7 +530,7 @@ impl Malformed {
 /// out of [`RequestText`] as fields of their own, header values never.
 #[derive(Serialize)]
 struct Json<'a> {
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "crate::time::serialize_ts")]
     ts: Nanos,
     peer: IpAddr,
     method: &'a str,
@@ -577,16 +614,6 @@ impl Serialize for Exchange {
         }
         .serialize(s)
     }
-}
-
-/// RFC 3339 in UTC with nanoseconds, e.g. `2026-11-22T02:18:35.123456789Z`.
-pub fn format_ts(ts: Nanos) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(ts);
-    humantime::format_rfc3339_nanos(t).to_string()
-}
-
-fn rfc3339<S: Serializer>(ts: &Nanos, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_ts(*ts))
 }
 
 #[cfg(test)]

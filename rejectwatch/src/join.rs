@@ -35,7 +35,8 @@ use crate::{
     exchange::Exchange,
     http::{self, BodyLen, Parsed, RequestHead},
     observe::{Observer, Side, Source},
-    record::{Kind, Nanos, Record},
+    record::{Kind, Record},
+    time::Nanos,
 };
 
 #[derive(Clone, Debug)]

@@ -29,8 +29,10 @@ pub mod report;
 pub mod run;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod stix;
 pub mod tally;
+pub mod time;
 
 /// Every exchange allocates a few short-lived strings (head fields,
 /// enrichment, signal summaries); glibc's allocator spent about a third of
@@ -73,16 +75,14 @@ where
     match cli.cmd {
         cli::Command::Analyze(a) => analyze::analyze(a),
         cli::Command::Mark(m) => {
-            let dir = m.state_dir.clone().unwrap_or_else(enrich::identity::default_state_dir);
-            let at = m.at.unwrap_or_else(|| {
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-            });
-            let mark = detect::marks::Mark { kind: detect::marks::DISCLOSURE.into(), at, note: m.note };
-            detect::marks::record(&dir, &mark)?;
+            let dir = m.state_dir.clone().unwrap_or_else(state::default_state_dir);
+            let at = m.at.unwrap_or_else(time::clock::wall_now);
+            let mark = state::marks::Mark { kind: state::marks::DISCLOSURE.into(), at, note: m.note };
+            state::marks::record(&dir, &mark)?;
             eprintln!(
                 "rejectwatch: disclosure marked at {} in {}",
-                exchange::format_ts(at),
-                detect::marks::file(&dir).display()
+                time::format_ts(at),
+                state::marks::file(&dir).display()
             );
             Ok(())
         }

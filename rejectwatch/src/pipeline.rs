@@ -7,11 +7,12 @@
 
 use crate::{
     blocklist::{Blocklist, BlocklistConfig, exempt::Exemptions, output::Outputs},
-    detect::{Engine, finding::Finding, secs, window::Secs},
+    detect::{Engine, finding::Finding},
     enrich::Enricher,
     exchange::Exchange,
     observe::{Observer, Side, Source},
     sink::Sinks,
+    time::{Secs, secs},
 };
 
 pub struct Pipeline {
@@ -123,7 +124,7 @@ impl Pipeline {
     }
 
     /// Live: the capture clock's time (nanoseconds) for a tick.
-    pub fn tick_at(&mut self, now: crate::record::Nanos) {
+    pub fn tick_at(&mut self, now: crate::time::Nanos) {
         self.tick(secs(now));
     }
 

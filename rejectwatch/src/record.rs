@@ -10,9 +10,7 @@ use rejectwatch_common::{
     RecordHeader, TCP_ACK,
 };
 
-/// Nanoseconds since the Unix epoch, as carried by records. The core takes
-/// its notion of "now" from these, never from the wall clock.
-pub type Nanos = u64;
+use crate::time::Nanos;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

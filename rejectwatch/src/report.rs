@@ -12,8 +12,8 @@ use crate::{
     blocklist::{Blocklist, exempt::NotBlocked},
     detect::{actors::Actor, evidence::Class},
     enrich::geo::Geo,
-    exchange::format_ts,
-    sink::write_atomically,
+    state::write_atomically,
+    time::format_ts,
 };
 
 /// An actor as the roster shows it: a threat with clients the blocklist

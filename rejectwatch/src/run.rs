@@ -20,10 +20,10 @@ use tokio::{
 
 use crate::{
     api::{self, Api},
-    blocklist::{Blocklist, exempt::Exemptions, output::Outputs, state},
+    blocklist::{Blocklist, exempt::Exemptions, output::Outputs},
     cli::{DEFAULT_PORTS, RunArgs},
-    detect::{Engine, marks::Mark},
-    enrich::{Enricher, identity},
+    detect::Engine,
+    enrich::Enricher,
     join::Joiner,
     metrics::Metrics,
     netif,
@@ -31,10 +31,9 @@ use crate::{
     pipeline::Pipeline,
     record,
     sink::{Sinks, open_named, open_output},
-    source::{
-        clock::Clock,
-        ebpf::{Kernel, KernelConfig},
-    },
+    source::ebpf::{Kernel, KernelConfig},
+    state::{self, marks::Mark},
+    time::clock::Clock,
 };
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -72,7 +71,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let enricher = Enricher::new(&config)?;
     let out = p.exchanges.as_deref().map(open_output).transpose()?;
     let findings = p.findings.as_deref().map(|f| open_named("--findings", f)).transpose()?;
-    let state_dir = config.state_dir.clone().unwrap_or_else(identity::default_state_dir);
+    let state_dir = config.state_dir.clone().unwrap_or_else(state::default_state_dir);
     let token = config.api.resolve_token()?;
     api::check_exposure(args.listen, &token)?;
     let clock = Clock::new();
@@ -80,7 +79,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let own = netif::own_addresses()?;
     let exempt = Exemptions::new(&config.blocklist, &config.trusted_proxies, &own);
     let mut blocklist = Blocklist::new(&config.blocklist, exempt);
-    let restored = state::load(&state_dir, &mut blocklist, crate::detect::secs(clock.now()))?;
+    let restored = state::blocklist::load(&state_dir, &mut blocklist, crate::time::secs(clock.now()))?;
     let outputs = Outputs::new(&config.blocklist.paths, Some(state_dir.clone()), config.blocklist.nft_rule)?;
     let mut marks = MarkWatch::new(state_dir.clone());
     let metrics = Arc::new(Mutex::new(Metrics::new()));
@@ -214,18 +213,18 @@ impl MarkWatch {
     }
 
     fn new_marks(&mut self) -> Vec<Mark> {
-        let path = crate::detect::marks::file(&self.dir);
+        let path = crate::state::marks::file(&self.dir);
         let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
         if modified.is_none() || modified == self.modified {
             return Vec::new();
         }
         self.modified = modified;
-        match crate::detect::marks::load(&self.dir) {
+        match crate::state::marks::load(&self.dir) {
             Ok(all) => {
                 let fresh: Vec<Mark> = all.into_iter().filter(|m| !self.seen.contains(m)).collect();
                 self.seen.extend(fresh.iter().cloned());
                 for m in &fresh {
-                    eprintln!("rejectwatch: disclosure mark at {}", crate::exchange::format_ts(m.at));
+                    eprintln!("rejectwatch: disclosure mark at {}", crate::time::format_ts(m.at));
                 }
                 fresh
             }

@@ -24,7 +24,8 @@ use uuid::Uuid;
 
 use crate::{
     blocklist::{Blocklist, net_of},
-    detect::{actors::Actor, client::ClientKey, evidence::Class, window::Secs},
+    detect::{actors::Actor, client::ClientKey, evidence::Class},
+    time::Secs,
 };
 
 /// `[stix]` in the config file.

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use foldhash::fast::FixedState;
 
-use crate::detect::{evidence::Class, window::Secs};
+use crate::{detect::evidence::Class, time::Secs};
 
 /// Enough bars for a chart a screen wide to stay readable.
 pub const MAX_BUCKETS: usize = 120;

@@ -7,7 +7,7 @@
 //!
 //! The writer is this test binary itself, run again as a child with
 //! `CRASH_WRITER_DIR` set, so that the kill lands in a real process doing
-//! exactly what the daemon does (`write_atomically`, `state::save`).
+//! exactly what the daemon does (`write_atomically`, `state::blocklist::save`).
 
 use std::{
     path::{Path, PathBuf},
@@ -19,8 +19,8 @@ use rejectwatch::blocklist::{
     Blocklist, BlocklistConfig, Entry,
     exempt::Exemptions,
     format::{Format, Render},
-    state,
 };
+use rejectwatch::state::{self, write_atomically};
 use rejectwatch_tests::*;
 
 const NOW: u32 = 1_800_000_000;
@@ -60,8 +60,8 @@ fn writer(dir: &Path) -> ! {
     std::fs::write(dir.join("writing"), b"").expect("marker");
     loop {
         for (text, b) in &versions {
-            rejectwatch::sink::write_atomically(&path, |w| w.write_all(text.as_bytes())).expect("write blocklist");
-            state::save(dir, b).expect("save state");
+            write_atomically(&path, |w| w.write_all(text.as_bytes())).expect("write blocklist");
+            state::blocklist::save(dir, b).expect("save state");
         }
     }
 }
@@ -91,7 +91,7 @@ fn writes_survive_sigkill() {
     };
     // A first version on disk, and the state beside it.
     let mut first = spawn();
-    while !(dir.path("blocklist.nft").exists() && state::file(&dir.0).exists()) {
+    while !(dir.path("blocklist.nft").exists() && state::blocklist::file(&dir.0).exists()) {
         std::thread::sleep(Duration::from_millis(5));
     }
     first.kill().expect("SIGKILL");
@@ -123,7 +123,7 @@ fn writes_survive_sigkill() {
             which.unwrap_or_else(|| panic!("kill {kill}: the blocklist is neither version ({} bytes)", text.len()));
         seen[which] += 1;
         let mut b = blocklist(0);
-        state::load(&dir.0, &mut b, NOW).unwrap_or_else(|e| panic!("kill {kill}: the state file does not load: {e:#}"));
+        state::blocklist::load(&dir.0, &mut b, NOW).unwrap_or_else(|e| panic!("kill {kill}: the state file does not load: {e:#}"));
         assert_eq!(b.len(), 4000, "kill {kill}: the state file lost entries");
         // Temporary files of killed writes are left for nobody to read
         // (they are never renamed over), and are not what loaders see.
@@ -133,9 +133,9 @@ fn writes_survive_sigkill() {
     }
     // What killed writers left is cleared by the next whole write.
     let before = leftovers(&dir.0);
-    rejectwatch::sink::write_atomically(&dir.path("blocklist.nft"), |w| w.write_all(versions[0].as_bytes()))
+    write_atomically(&dir.path("blocklist.nft"), |w| w.write_all(versions[0].as_bytes()))
         .expect("write");
-    state::save(&dir.0, &blocklist(0)).expect("save");
+    state::blocklist::save(&dir.0, &blocklist(0)).expect("save");
     assert_eq!(leftovers(&dir.0), 0, "temporary files of killed writers left behind");
     eprintln!("200 kills survived; versions {seen:?}; {before} temporary files of killed writes, cleared by the next");
 }

@@ -133,7 +133,7 @@ fn a_million_entry_blocklist_loads_into_the_maps() {
         ));
     }
     let state_text = format!("{{\"version\":1,\"entries\":[{entries}],\"past\":[]}}");
-    std::fs::write(rejectwatch::blocklist::state::file(&state), state_text).expect("write state");
+    std::fs::write(rejectwatch::state::blocklist::file(&state), state_text).expect("write state");
     let config = dir.path("rejectwatch.toml");
     std::fs::write(&config, "[blocklist]\nmax_entries = 1000000\n\n[enforce]\nmax_entries = 1000000\n")
         .expect("config");

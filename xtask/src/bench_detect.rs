@@ -17,15 +17,12 @@ use std::{
 
 use anyhow::Context;
 use rejectwatch::{
+    state::marks::{Mark, parse_flag},
     alloc::count::allocations as allocations_so_far,
     config::Config,
-    detect::{
-        Engine,
-        marks::{Mark, parse_flag},
-        spec::DetectConfig,
-    },
+    detect::{Engine, spec::DetectConfig},
     enrich::{Enricher, geo::Geo},
-    exchange::{Exchange, RequestText, format_ts},
+    exchange::{Exchange, RequestText},
     http,
     join::{JoinConfig, Joiner},
     metrics::Metrics,
@@ -45,6 +42,7 @@ use crate::{
     cases::{SEVEN_ACTORS_DISCLOSURE, seven_actors},
     traffic::{ANDROID_APP, CHROME_WIN, FIREFOX_LINUX, Rng, SAFARI_IOS_14, T0, write_pcap},
 };
+use rejectwatch::time::format_ts;
 
 #[derive(clap::Args)]
 pub struct BenchDetectArgs {

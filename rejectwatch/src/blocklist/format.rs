@@ -8,7 +8,7 @@ use std::{fmt::Write as _, net::IpAddr, path::Path};
 use ipnet::IpNet;
 
 use super::Entry;
-use crate::{detect::window::Secs, exchange::format_ts};
+use crate::time::{Secs, format_ts};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {

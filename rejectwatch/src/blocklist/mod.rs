@@ -18,7 +18,6 @@
 pub mod exempt;
 pub mod format;
 pub mod output;
-pub mod state;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -30,7 +29,10 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 use self::exempt::{Exemptions, NotBlocked};
-use crate::detect::{actors::Actor, client::ClientKey, evidence::Class, keyed, window::Secs};
+use crate::{
+    detect::{actors::Actor, client::ClientKey, evidence::Class, keyed},
+    time::{Secs, duration_secs},
+};
 
 /// `[blocklist]` in the config file.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -47,7 +49,7 @@ pub struct BlocklistConfig {
     pub max_ttl: Duration,
     /// Never listed, whatever they do (addresses or CIDRs): monitoring,
     /// partners, us.
-    #[serde(deserialize_with = "crate::config::nets")]
+    #[serde(deserialize_with = "crate::config::value::nets")]
     pub allowlist: Vec<IpNet>,
     /// List threats from private ranges (10/8, 172.16/12, 192.168/16,
     /// fc00::/7) too; by default they are our own networks' and kept off.
@@ -129,10 +131,6 @@ pub struct Blocklist {
     pub evicted: u64,
 }
 
-fn secs(d: Duration) -> Secs {
-    d.as_secs().min(Secs::MAX as u64) as Secs
-}
-
 /// The network a client key stands for: an IPv4 address as /32, an IPv6
 /// client as its network.
 pub fn net_of(k: &ClientKey) -> IpNet {
@@ -146,8 +144,8 @@ impl Blocklist {
         Self {
             entries: BTreeMap::new(),
             past: HashMap::new(),
-            ttl: secs(cfg.ttl),
-            max_ttl: secs(cfg.max_ttl),
+            ttl: duration_secs(cfg.ttl),
+            max_ttl: duration_secs(cfg.max_ttl),
             exempt,
             max_entries: cfg.max_entries,
             changed: false,
@@ -297,6 +295,12 @@ impl Blocklist {
     /// Current entries, with networks contained in another entry folded
     /// into it (nftables interval sets refuse overlaps): ordered by
     /// address, IPv4 first.
+    /// Every entry as held, none merged into another: what the state file
+    /// keeps.
+    pub fn held(&self) -> impl Iterator<Item = &Entry> {
+        self.entries.values()
+    }
+
     pub fn entries(&self) -> Vec<Entry> {
         let mut out: Vec<Entry> = Vec::with_capacity(self.entries.len());
         let mut sorted: Vec<&Entry> = self.entries.values().collect();

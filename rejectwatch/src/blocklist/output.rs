@@ -9,9 +9,11 @@ use anyhow::Context as _;
 use super::{
     Blocklist,
     format::{Format, Render},
-    state,
 };
-use crate::{detect::window::Secs, sink::write_atomically};
+use crate::{
+    state::{self, write_atomically},
+    time::Secs,
+};
 
 /// Where the blocklist is enforced directly (the XDP program's maps):
 /// given every version of the entries, as the files are.
@@ -80,8 +82,8 @@ impl Outputs {
             self.report(&path, result);
         }
         if let Some(dir) = self.state_dir.clone() {
-            let result = state::save(&dir, b);
-            self.report(&state::file(&dir), result);
+            let result = state::blocklist::save(&dir, b);
+            self.report(&state::blocklist::file(&dir), result);
         }
     }
 

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::{format::*, *};
+use crate::state;
 
 const T0: Secs = 1_795_000_000;
 const H: Secs = 3600;
@@ -273,18 +274,18 @@ fn state_survives_a_restart_and_expires_on_time() {
     b.update(&[actor("a-1", Class::Threat, &["198.51.100.7", "192.0.2.9"], T0)], T0);
     b.update(&[actor("a-2", Class::Threat, &["192.0.2.50"], T0 - 4 * H + 10)], T0);
     b.expire(T0 + 10);
-    state::save(&dir, &b).unwrap();
+    state::blocklist::save(&dir, &b).unwrap();
     let mut again = list(&BlocklistConfig::default());
-    assert_eq!(state::load(&dir, &mut again, T0 + 20).unwrap(), 2);
+    assert_eq!(state::blocklist::load(&dir, &mut again, T0 + 20).unwrap(), 2);
     assert_eq!(nets(&again), ["192.0.2.9/32", "198.51.100.7/32"]);
     let past: Vec<(String, u32)> = again.past().map(|(n, p)| (n.to_string(), p.offences)).collect();
     assert_eq!(past, [("192.0.2.50/32".to_string(), 1)]);
     // Loaded after the entries' time: nothing comes back.
     let mut late = list(&BlocklistConfig::default());
-    assert_eq!(state::load(&dir, &mut late, T0 + 4 * H).unwrap(), 0);
+    assert_eq!(state::blocklist::load(&dir, &mut late, T0 + 4 * H).unwrap(), 0);
     // A corrupt state file is an error that names it, not a panic.
-    std::fs::write(state::file(&dir), "{\"version\":1,\"entries\":[{\"net\":\"nope\"}]}").unwrap();
-    let e = state::load(&dir, &mut late, T0).unwrap_err();
+    std::fs::write(state::blocklist::file(&dir), "{\"version\":1,\"entries\":[{\"net\":\"nope\"}]}").unwrap();
+    let e = state::blocklist::load(&dir, &mut late, T0).unwrap_err();
     assert!(format!("{e:#}").contains("blocklist.json"), "{e:#}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -22,13 +22,16 @@ use serde::Serialize;
 use super::{
     cadence::CadenceRules,
     chunked::Chunked,
-    client::{ClientKey, ClientState},
+    client::{ClientKey, ClientState, SlotHint},
     evidence::{self, Class, Kind, Leaning},
     human,
     textlist::TextList,
-    window::{Secs, h64},
+    window::h64,
 };
-use crate::exchange::{Exchange, format_ts};
+use crate::{
+    exchange::Exchange,
+    time::{Secs, format_ts},
+};
 
 /// Lists kept per actor are capped: an actor with more is summarised by
 /// its counts.
@@ -297,30 +300,6 @@ fn secs_rfc3339<S: serde::Serializer>(t: &Secs, s: S) -> Result<S::Ok, S::Error>
 fn push_capped<T: PartialEq>(v: &mut Vec<T>, x: T, cap: usize) {
     if v.len() < cap && !v.contains(&x) {
         v.push(x);
-    }
-}
-
-/// Where a client last found its actor in the roster's array: a hint that
-/// spares most exchanges the walk of the index, checked against the
-/// actor's id before it is believed (eviction moves actors between
-/// slots). Three bytes, which fit in the padding of a client's state.
-#[derive(Clone, Copy, Default, Debug)]
-pub struct SlotHint([u8; 3]);
-
-impl SlotHint {
-    /// No hint: the roster is longer than three bytes can count.
-    const NONE: u32 = 0xff_ffff;
-
-    fn new(slot: usize) -> Self {
-        let v = u32::try_from(slot).ok().filter(|&v| v < Self::NONE).unwrap_or(Self::NONE);
-        let [a, b, c, _] = v.to_le_bytes();
-        Self([a, b, c])
-    }
-
-    fn get(self) -> Option<usize> {
-        let [a, b, c] = self.0;
-        let v = u32::from_le_bytes([a, b, c, 0]);
-        (v != Self::NONE).then_some(v as usize)
     }
 }
 

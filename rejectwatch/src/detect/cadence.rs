@@ -7,7 +7,7 @@
 //! a person's browsing never does. Evidence for `prospect` and the base of
 //! the disclosure detector.
 
-use super::window::Secs;
+use crate::time::Secs;
 
 const RING: usize = 8;
 

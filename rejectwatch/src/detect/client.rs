@@ -11,11 +11,10 @@ use std::{
 };
 
 use super::{
-    actors::SlotHint,
     cadence::Cadence,
-    signals::{credential, enumeration, scraping, single_path, spoofing, stripped},
-    window::Secs,
+    window::{Distinct, Rate, Sketch},
 };
+use crate::time::Secs;
 
 /// An IPv4 address or an IPv6 network. 17 bytes, byte-aligned.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -112,6 +111,30 @@ impl serde::Serialize for ClientKey {
     }
 }
 
+/// Where a client last found its actor in the roster's array: a hint that
+/// spares most exchanges the walk of the index, checked against the
+/// actor's id before it is believed (eviction moves actors between
+/// slots). Three bytes, which fit in the padding of a client's state.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct SlotHint([u8; 3]);
+
+impl SlotHint {
+    /// No hint: the roster is longer than three bytes can count.
+    const NONE: u32 = 0xff_ffff;
+
+    pub fn new(slot: usize) -> Self {
+        let v = u32::try_from(slot).ok().filter(|&v| v < Self::NONE).unwrap_or(Self::NONE);
+        let [a, b, c, _] = v.to_le_bytes();
+        Self([a, b, c])
+    }
+
+    pub fn get(self) -> Option<usize> {
+        let [a, b, c] = self.0;
+        let v = u32::from_le_bytes([a, b, c, 0]);
+        (v != Self::NONE).then_some(v as usize)
+    }
+}
+
 /// Flags in [`ClientState::flags`].
 pub const EVER_SUCCEEDED: u8 = 1;
 pub const SENT_NON_GET: u8 = 2;
@@ -129,8 +152,8 @@ pub struct ClientState {
     pub actor: u32,
     pub actor_slot: SlotHint,
     pub cadence: Cadence,
-    pub scraping: scraping::State,
-    pub enumeration: enumeration::State,
+    pub scraping: ScrapingPart,
+    pub enumeration: EnumerationPart,
     pub rejected: Option<Box<RejectState>>,
 }
 
@@ -141,10 +164,10 @@ const _: () = assert!(size_of::<ClientState>() == 152);
 /// State only clients with rejected requests need.
 #[derive(Default)]
 pub struct RejectState {
-    pub single_path: single_path::State,
-    pub stripped: stripped::State,
-    pub spoofing: spoofing::State,
-    pub credential: credential::State,
+    pub single_path: SinglePathPart,
+    pub stripped: StrippedPart,
+    pub spoofing: SpoofingPart,
+    pub credential: CredentialPart,
 }
 
 impl ClientState {
@@ -155,6 +178,65 @@ impl ClientState {
     pub fn reject_state(&mut self) -> &mut RejectState {
         self.rejected.get_or_insert_with(Default::default)
     }
+}
+
+// Each client-keyed signal's part of the row. They are plain values kept
+// here, below the signals that read and write them, so that the row does
+// not depend on the signals and the signals depend on the row alone.
+
+/// What `signals::scraping` keeps per client: its GETs and the distinct
+/// resources they named.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ScrapingPart {
+    pub gets: Rate,
+    pub resources: Sketch<4>,
+}
+
+/// The distinct ids a client asked for on one template.
+pub type IdSketch = Sketch<4>;
+
+/// What `signals::enumeration` keeps per client: the template being walked
+/// and the ids asked for on it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EnumerationPart {
+    pub template: u32,
+    pub last_id: u32,
+    pub sequential: u16,
+    pub rejected: u16,
+    pub ids: IdSketch,
+}
+
+/// What `signals::single_path` keeps per rejected client.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SinglePathPart {
+    pub endpoint: u32,
+    pub count: Rate,
+    /// Last request for any other endpoint.
+    pub other_at: Secs,
+}
+
+/// What `signals::stripped` keeps per rejected client.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StrippedPart {
+    pub count: Rate,
+}
+
+/// User agents a client's spoofing part can tell apart.
+pub const MAX_AGENTS: usize = 16;
+
+/// What `signals::spoofing` keeps per rejected client.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SpoofingPart {
+    pub browser_platforms: u8,
+    pub library_platforms: u8,
+    pub script_like: u16,
+    pub agents: Distinct<u16, MAX_AGENTS>,
+}
+
+/// What `signals::credential` keeps per rejected client.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CredentialPart {
+    pub r401: Rate,
 }
 
 #[cfg(test)]

@@ -5,11 +5,11 @@
 use serde::Serialize;
 
 use super::evidence::{Class, Evidence};
-use crate::{exchange::format_ts, record::Nanos};
+use crate::time::Nanos;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Finding {
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "crate::time::serialize_ts")]
     pub ts: Nanos,
     pub detector: &'static str,
     /// The actor of the client whose request fired it.
@@ -23,8 +23,4 @@ pub struct Finding {
     pub summary: String,
     /// The numbers behind it.
     pub evidence: Evidence,
-}
-
-fn rfc3339<S: serde::Serializer>(ts: &Nanos, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_ts(*ts))
 }

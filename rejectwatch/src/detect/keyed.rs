@@ -8,7 +8,8 @@ use std::hash::{BuildHasher, Hash};
 
 use hashbrown::HashTable;
 
-use super::{chunked::Chunked, window::Secs};
+use super::chunked::Chunked;
+use crate::time::Secs;
 
 /// A bounded map for per-key detector state: at most `cap` keys, and
 /// [`Keyed::sweep`] drops keys idle longer than `ttl`.

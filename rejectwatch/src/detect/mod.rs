@@ -19,7 +19,6 @@ pub mod finding;
 pub mod glob;
 pub mod keyed;
 pub mod knowledge;
-pub mod marks;
 pub mod memo;
 pub mod payload;
 pub mod signals;
@@ -29,7 +28,11 @@ pub mod window;
 
 use std::collections::HashSet;
 
-use crate::{exchange::Exchange, record::Nanos};
+use crate::state::marks::Mark;
+use crate::{
+    exchange::Exchange,
+    time::{Nanos, Secs, secs},
+};
 use actors::Roster;
 use cadence::CadenceRules;
 use client::{ClientKey, ClientState, EVER_SUCCEEDED, RejectState, SENT_NON_GET};
@@ -37,9 +40,8 @@ use evidence::Signal;
 use finding::Finding;
 use glob::Globs;
 use keyed::Keyed;
-use marks::Mark;
 use spec::DetectConfig;
-use window::{Secs, key64};
+use window::key64;
 
 /// What every detector sees of one exchange.
 pub struct Obs<'a> {
@@ -145,10 +147,6 @@ pub struct Engine {
     now: Secs,
     last_sweep: Secs,
     scratch: Vec<Signal>,
-}
-
-pub fn secs(ts: Nanos) -> Secs {
-    (ts / 1_000_000_000).min(u32::MAX as u64) as Secs
 }
 
 impl Engine {

@@ -7,196 +7,13 @@ use std::{sync::Arc, time::Duration};
 
 use serde::Deserialize;
 
+pub use super::signals::DetectorSpec;
 use super::{
     cadence::CadenceRules,
     knowledge::{Knowledge, ListFile},
-    signals::{
-        self, burst, convergence, credential, disclosure, enumeration, header_bypass, hostile, injection, policy,
-        rotation, scraping, sensitive, single_path, spoofing, stripped, tool_spread, unusual_method,
-    },
-    window::Secs,
+    signals::{self, credential, disclosure},
 };
-
-/// One `[[detect.detector]]` table, by its `kind`.
-#[derive(Clone, Debug, PartialEq)]
-pub enum DetectorSpec {
-    SinglePath(single_path::Spec),
-    ToolSpread(tool_spread::Spec),
-    Convergence(convergence::Spec),
-    Spoofing(spoofing::Spec),
-    Stripped(stripped::Spec),
-    Rotation(rotation::Spec),
-    Disclosure(disclosure::Spec),
-    Credential(credential::Spec),
-    Enumeration(enumeration::Spec),
-    HeaderBypass(header_bypass::Spec),
-    Injection(injection::Spec),
-    UnusualMethod(unusual_method::Spec),
-    Scraping(scraping::Spec),
-    Sensitive(sensitive::Spec),
-    Hostile(hostile::Spec),
-    Policy(policy::Spec),
-    Burst(burst::Spec),
-}
-
-/// By hand rather than serde's `tag = "kind"`: that buffers the table
-/// before choosing the spec, and a bad value then came out as "line 4:
-/// invalid value: string \"5 parsecs\", expected a duration", naming
-/// neither the field nor the detector. Read as a TOML table first, the
-/// spec's error knows its key: "detect.detector scraping: window: ...".
-impl<'de> Deserialize<'de> for DetectorSpec {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use DetectorSpec::*;
-        use serde::de::Error as _;
-        let mut table = toml::Table::deserialize(d)?;
-        let kind = match table.remove("kind") {
-            Some(toml::Value::String(k)) => k,
-            Some(other) => return Err(D::Error::custom(format!("detect.detector kind: {other} is not a string"))),
-            None => return Err(D::Error::custom("detect.detector: missing field `kind`")),
-        };
-        let body = toml::Value::Table(table);
-        fn spec<T: serde::de::DeserializeOwned, E: serde::de::Error>(kind: &str, body: toml::Value) -> Result<T, E> {
-            T::deserialize(body).map_err(|e| E::custom(format!("detect.detector {kind}: {}", keyed_message(&e))))
-        }
-        let k = kind.as_str();
-        Ok(match k {
-            single_path::NAME => SinglePath(spec(k, body)?),
-            tool_spread::NAME => ToolSpread(spec(k, body)?),
-            convergence::NAME => Convergence(spec(k, body)?),
-            spoofing::NAME => Spoofing(spec(k, body)?),
-            stripped::NAME => Stripped(spec(k, body)?),
-            rotation::NAME => Rotation(spec(k, body)?),
-            disclosure::NAME => Disclosure(spec(k, body)?),
-            credential::NAME => Credential(spec(k, body)?),
-            enumeration::NAME => Enumeration(spec(k, body)?),
-            header_bypass::NAME => HeaderBypass(spec(k, body)?),
-            injection::NAME => Injection(spec(k, body)?),
-            unusual_method::NAME => UnusualMethod(spec(k, body)?),
-            scraping::NAME => Scraping(spec(k, body)?),
-            sensitive::NAME => Sensitive(spec(k, body)?),
-            hostile::NAME => Hostile(spec(k, body)?),
-            policy::NAME => Policy(spec(k, body)?),
-            burst::NAME => Burst(spec(k, body)?),
-            other => {
-                let known =
-                    Self::all_defaults().iter().map(|d| format!("`{}`", d.name())).collect::<Vec<_>>().join(", ");
-                return Err(D::Error::custom(format!(
-                    "detect.detector kind: unknown `{other}`, expected one of {known}"
-                )));
-            }
-        })
-    }
-}
-
-/// A TOML value error as `key: message`: the key is only in the error's
-/// text, as a last line "in `key`".
-fn keyed_message(e: &toml::de::Error) -> String {
-    let text = e.to_string();
-    let key = text.lines().rev().find_map(|l| l.trim().strip_prefix("in `")?.strip_suffix('`'));
-    let message = e.message().replace('\n', " ");
-    match key {
-        Some(k) => crate::config::keyed(k, &message),
-        None => message,
-    }
-}
-
-impl DetectorSpec {
-    /// Every detector with its defaults, in evaluation order.
-    pub fn all_defaults() -> Vec<DetectorSpec> {
-        use DetectorSpec::*;
-        vec![
-            SinglePath(Default::default()),
-            ToolSpread(Default::default()),
-            Convergence(Default::default()),
-            Spoofing(Default::default()),
-            Stripped(Default::default()),
-            Rotation(Default::default()),
-            Disclosure(Default::default()),
-            Credential(Default::default()),
-            Enumeration(Default::default()),
-            HeaderBypass(Default::default()),
-            Injection(Default::default()),
-            UnusualMethod(Default::default()),
-            Scraping(Default::default()),
-            Sensitive(Default::default()),
-            Hostile(Default::default()),
-            Policy(Default::default()),
-            Burst(Default::default()),
-        ]
-    }
-
-    pub fn name(&self) -> &'static str {
-        use DetectorSpec::*;
-        match self {
-            SinglePath(_) => single_path::NAME,
-            ToolSpread(_) => tool_spread::NAME,
-            Convergence(_) => convergence::NAME,
-            Spoofing(_) => spoofing::NAME,
-            Stripped(_) => stripped::NAME,
-            Rotation(_) => rotation::NAME,
-            Disclosure(_) => disclosure::NAME,
-            Credential(_) => credential::NAME,
-            Enumeration(_) => enumeration::NAME,
-            HeaderBypass(_) => header_bypass::NAME,
-            Injection(_) => injection::NAME,
-            UnusualMethod(_) => unusual_method::NAME,
-            Scraping(_) => scraping::NAME,
-            Sensitive(_) => sensitive::NAME,
-            Hostile(_) => hostile::NAME,
-            Policy(_) => policy::NAME,
-            Burst(_) => burst::NAME,
-        }
-    }
-
-    pub fn validate(&self) -> Result<(), String> {
-        use DetectorSpec::*;
-        match self {
-            SinglePath(s) => s.validate(),
-            ToolSpread(s) => s.validate(),
-            Convergence(s) => s.validate(),
-            Spoofing(s) => s.validate(),
-            Stripped(s) => s.validate(),
-            Rotation(s) => s.validate(),
-            Disclosure(s) => s.validate(),
-            Credential(s) => s.validate(),
-            Enumeration(s) => s.validate(),
-            HeaderBypass(s) => s.validate(),
-            Injection(s) => s.validate(),
-            UnusualMethod(s) => s.validate(),
-            Scraping(s) => s.validate(),
-            Sensitive(s) => s.validate(),
-            Hostile(s) => s.validate(),
-            Policy(s) => s.validate(),
-            Burst(s) => s.validate(),
-        }
-    }
-
-    /// The detector and its cooldown; `None` for disclosure, which the
-    /// engine drives from marks rather than exchanges.
-    fn build(&self, k: &Knowledge, login_endpoints: &[String]) -> Option<(Secs, signals::Any)> {
-        use DetectorSpec::*;
-        let s = signals::secs;
-        Some(match self {
-            SinglePath(x) => (s(x.cooldown), x.build().into()),
-            ToolSpread(x) => (s(x.cooldown), x.build().into()),
-            Convergence(x) => (s(x.cooldown), x.build().into()),
-            Spoofing(x) => (s(x.cooldown), x.build().into()),
-            Stripped(x) => (s(x.cooldown), x.build().into()),
-            Rotation(x) => (s(x.cooldown), x.build().into()),
-            Disclosure(_) => return None,
-            Credential(x) => (s(x.cooldown), x.build().into()),
-            Enumeration(x) => (s(x.cooldown), x.build().into()),
-            HeaderBypass(x) => (s(x.cooldown), x.build().into()),
-            Injection(x) => (s(x.cooldown), x.build(k).into()),
-            UnusualMethod(x) => (s(x.cooldown), x.build().into()),
-            Scraping(x) => (s(x.cooldown), x.build().into()),
-            Sensitive(x) => (s(x.cooldown), x.build(k).into()),
-            Hostile(x) => (s(x.cooldown), x.build().into()),
-            Policy(x) => (s(x.cooldown), x.build().into()),
-            Burst(x) => (s(x.cooldown), x.build(login_endpoints).into()),
-        })
-    }
-}
+use crate::time::Secs;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -219,7 +36,7 @@ impl Default for CadenceSpec {
 impl CadenceSpec {
     pub fn rules(&self) -> CadenceRules {
         CadenceRules {
-            burst_gap: signals::secs(self.burst_gap),
+            burst_gap: crate::time::duration_secs(self.burst_gap),
             min_intervals: self.min_intervals as usize,
             tolerance: self.tolerance,
         }
@@ -331,18 +148,17 @@ impl DetectConfig {
                 _ => None,
             })
             .unwrap_or_else(|| credential::Spec::default().login_endpoints);
+        let env = signals::Env { knowledge: &self.knowledge, login_endpoints: &login_endpoints };
         for default in DetectorSpec::all_defaults() {
             let name = default.name();
             if self.disabled.iter().any(|d| d == name) {
                 continue;
             }
             let spec = self.detector.iter().find(|d| d.name() == name).cloned().unwrap_or(default);
-            match &spec {
-                DetectorSpec::Disclosure(d) => disc = Some(d.build()),
-                _ => {
-                    let (cooldown, det) = spec.build(&self.knowledge, &login_endpoints).expect("not disclosure");
-                    out.push((name, cooldown, det));
-                }
+            if let Some(d) = spec.build_marks() {
+                disc = Some(d);
+            } else if let Some((cooldown, det)) = spec.build(&env) {
+                out.push((name, cooldown, det));
             }
         }
         (out, disc)
@@ -390,7 +206,7 @@ mod tests {
         .unwrap();
         let DetectorSpec::SinglePath(s) = &c.detector[0] else { panic!("{:?}", c.detector) };
         assert_eq!((s.window, s.min_requests), (Duration::from_secs(12 * 3600), 300));
-        assert_eq!(s.cooldown, single_path::Spec::default().cooldown);
+        assert_eq!(s.cooldown, signals::single_path::Spec::default().cooldown);
         assert_eq!(c.build().0.len(), 15);
 
         for (text, needle) in [

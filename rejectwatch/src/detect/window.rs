@@ -3,8 +3,7 @@
 //! deterministic hashes they key by. (The bounded table they are kept in
 //! is [`super::keyed`].) Time here is whole seconds of record time.
 
-/// Record time in whole seconds since the Unix epoch (fits until 2106).
-pub type Secs = u32;
+use crate::time::Secs;
 
 /// A deterministic 64-bit hash (FNV-1a): replays must key, sample and
 /// order exactly as live runs did, so no per-process random seed.

@@ -8,7 +8,28 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::{ascii::length_bit, config::ClientHeader, exchange::Exchange};
+use serde::Deserialize;
+
+use crate::{ascii::length_bit, exchange::Exchange};
+
+/// Forwarding headers that can name the client behind a trusted proxy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientHeader {
+    XForwardedFor,
+    Forwarded,
+    XRealIp,
+}
+
+impl ClientHeader {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::XForwardedFor => "x-forwarded-for",
+            Self::Forwarded => "forwarded",
+            Self::XRealIp => "x-real-ip",
+        }
+    }
+}
 
 /// Headers whose presence from an untrusted peer is kept as evidence.
 const FORWARDING: [&str; 4] = ["x-forwarded-for", "forwarded", "x-real-ip", "x-originating-ip"];

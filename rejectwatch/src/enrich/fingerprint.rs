@@ -6,36 +6,13 @@
 
 use std::{
     borrow::Cow,
-    fmt,
     hash::{Hash, Hasher},
 };
 
 use hashbrown::{Equivalent, HashMap};
 use sha2::{Digest, Sha256};
 
-use crate::exchange::{HeaderName, Method};
-
-/// A fingerprint: the first 48 bits of the SHA-256, written as 12 hex
-/// digits. A number rather than its text, as [`Identity`] is, so that an
-/// exchange carries it without a reference count to bump and drop (two
-/// atomic operations an exchange) and detectors key their maps by it as it
-/// is.
-///
-/// [`Identity`]: crate::enrich::identity::Identity
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Fingerprint(pub u64);
-
-impl fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:012x}", self.0)
-    }
-}
-
-impl serde::Serialize for Fingerprint {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
+use crate::exchange::{Fingerprint, HeaderName, Method};
 
 /// Fingerprints already computed, by their inputs: a client library sends
 /// the same names in the same order on every request, so a few hundred

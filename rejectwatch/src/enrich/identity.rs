@@ -5,38 +5,28 @@
 //! user id. The same caller gets the same identity on this install and an
 //! unguessable one anywhere else; raw credentials go nowhere.
 
-use std::{
-    borrow::Cow,
-    fmt, fs,
-    io::Write as _,
-    os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _},
-    path::{Path, PathBuf},
-};
+use std::borrow::Cow;
 
-use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
+use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::{ascii::length_bit, exchange::Exchange};
+use crate::{
+    ascii::length_bit,
+    exchange::{Exchange, Identity},
+};
 
-const KEY_FILE: &str = "identity.key";
-
-/// A caller's identity: 64 bits of the keyed hash, written as 16 hex
-/// digits. A number rather than its text, so that an exchange carries it
-/// without an allocation and detectors key their maps by it as it is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Identity(pub u64);
-
-impl fmt::Display for Identity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IdentityConfig {
+    /// Request headers that carry an API key (case-insensitive).
+    pub api_key_headers: Vec<String>,
 }
 
-impl serde::Serialize for Identity {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self { api_key_headers: vec!["x-api-key".into(), "api-key".into(), "x-auth-token".into()] }
     }
 }
 
@@ -107,61 +97,6 @@ impl Recent {
         }
         *slot = (tag, work());
         slot.1
-    }
-}
-
-/// The state directory: the configured one, else /var/lib/rejectwatch for
-/// root and ~/.local/state/rejectwatch for anyone else.
-pub fn default_state_dir() -> PathBuf {
-    if unsafe { libc::geteuid() } == 0 {
-        return PathBuf::from("/var/lib/rejectwatch");
-    }
-    let home = std::env::var_os("XDG_STATE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(std::env::temp_dir);
-    home.join("rejectwatch")
-}
-
-/// Reads the install's secret, creating it (0600, written to a temporary
-/// file and renamed into place) the first time.
-pub fn load_or_create_key(dir: &Path) -> anyhow::Result<[u8; 32]> {
-    let path = dir.join(KEY_FILE);
-    match fs::read(&path) {
-        Ok(bytes) if bytes.len() == 32 => {
-            let mode = fs::metadata(&path)?.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                bail!("{}: readable by others (mode {mode:o}); chmod 600 it", path.display());
-            }
-            return Ok(bytes.try_into().expect("32 bytes"));
-        }
-        Ok(_) => bail!("{}: not a 32-byte key; remove it to make a new one", path.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-    fs::create_dir_all(dir).with_context(|| format!("state directory {}: cannot create", dir.display()))?;
-    let mut key = [0u8; 32];
-    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness for the identity key: {e}"))?;
-    let tmp = dir.join(format!(".{KEY_FILE}.{}", std::process::id()));
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("cannot create {}", tmp.display()))?;
-    f.write_all(&key)?;
-    f.sync_all()?;
-    // Another process may have won the race: keep whichever key landed.
-    match fs::hard_link(&tmp, &path) {
-        Ok(()) => {
-            fs::remove_file(&tmp).ok();
-            Ok(key)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            fs::remove_file(&tmp).ok();
-            load_or_create_key(dir)
-        }
-        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
     }
 }
 
@@ -451,18 +386,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn key_file_is_private_and_reused() {
-        let dir = std::env::temp_dir().join(format!("rw-key-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        let k1 = load_or_create_key(&dir).unwrap();
-        let mode = fs::metadata(dir.join(KEY_FILE)).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
-        assert_eq!(load_or_create_key(&dir).unwrap(), k1);
-        fs::set_permissions(dir.join(KEY_FILE), fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(load_or_create_key(&dir).unwrap_err().to_string().contains("chmod 600"));
-        fs::remove_dir_all(&dir).ok();
     }
 }

@@ -11,9 +11,39 @@ pub mod geo;
 pub mod identity;
 pub mod useragent;
 
-use anyhow::Context as _;
+use std::path::{Path, PathBuf};
 
-use crate::{config::Config, exchange::Exchange};
+use anyhow::Context as _;
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use crate::exchange::Exchange;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GeoConfig {
+    /// MaxMind-DB-format country database.
+    pub country: Option<PathBuf>,
+    /// MaxMind-DB-format ASN database, or CSV ranges `start,end,asn,org`.
+    pub asn: Option<PathBuf>,
+}
+
+/// What the enrichers are built from: the config's top-level proxy and
+/// client keys, its `[identity]`, `[geoip]` and `[user_agents]` sections,
+/// and the scanner names of the detectors' knowledge. The daemon's
+/// `Config` gives one (`From<&Config>`, in `config`), so enrichment does
+/// not depend on the assembled file.
+pub struct Settings<'a> {
+    pub trusted_proxies: &'a [IpNet],
+    pub client_headers: &'a [attribution::ClientHeader],
+    pub ipv6_prefix: u8,
+    /// Where the identity key is kept; `None`: the default state directory.
+    pub state_dir: Option<&'a Path>,
+    pub identity: &'a identity::IdentityConfig,
+    pub geoip: &'a GeoConfig,
+    pub user_agents: &'a useragent::UserAgentConfig,
+    pub scanners: &'a [String],
+}
 
 pub struct Enricher {
     attribution: attribution::Attribution,
@@ -28,26 +58,25 @@ pub struct Enricher {
 impl Enricher {
     /// Builds every enricher from the config; opens the GeoIP files and the
     /// identity key.
-    pub fn new(cfg: &Config) -> anyhow::Result<Self> {
+    pub fn new<'a>(cfg: impl Into<Settings<'a>>) -> anyhow::Result<Self> {
+        let cfg = cfg.into();
         let geo = geo::Geo::open(cfg.geoip.country.as_deref(), cfg.geoip.asn.as_deref())?;
-        let dir = cfg.state_dir.clone().unwrap_or_else(identity::default_state_dir);
-        let key = identity::load_or_create_key(&dir).context("identity key")?;
+        let dir = cfg.state_dir.map_or_else(crate::state::default_state_dir, PathBuf::from);
+        let key = crate::state::key::load_or_create_key(&dir).context("identity key")?;
         Self::with_parts(cfg, geo, key)
     }
 
     /// For tests: explicit GeoIP data and key.
-    pub fn with_parts(cfg: &Config, geo: geo::Geo, key: [u8; 32]) -> anyhow::Result<Self> {
+    pub fn with_parts<'a>(cfg: impl Into<Settings<'a>>, geo: geo::Geo, key: [u8; 32]) -> anyhow::Result<Self> {
+        let cfg = cfg.into();
         Ok(Self {
             attribution: attribution::Attribution::new(
-                cfg.trusted_proxies.clone(),
-                cfg.client_headers.clone(),
+                cfg.trusted_proxies.to_vec(),
+                cfg.client_headers.to_vec(),
                 cfg.ipv6_prefix,
             ),
             geo,
-            ua: useragent::UaClassifier::with_scanners(
-                cfg.user_agents.table.as_deref(),
-                &cfg.detect.knowledge.scanners,
-            )?,
+            ua: useragent::UaClassifier::with_scanners(cfg.user_agents.table.as_deref(), cfg.scanners)?,
             fingerprints: Default::default(),
             identity: identity::IdentityHasher::new(key, cfg.identity.api_key_headers.clone()),
             credential_headers: ["authorization", "proxy-authorization", "cookie"]
@@ -133,6 +162,7 @@ impl Enricher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     #[test]
     fn credentials_never_reach_the_output() {

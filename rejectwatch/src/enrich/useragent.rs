@@ -4,7 +4,11 @@
 //! a busy API sees few distinct user agents, so classification is a hash
 //! lookup on the hot path.
 
-use std::{num::NonZeroUsize, path::Path, sync::Arc};
+use std::{
+    num::NonZeroUsize,
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use anyhow::{Context as _, bail};
 use lru::LruCache;
@@ -81,6 +85,14 @@ struct Rule {
     family: &'static str,
     version_after: String,
     platform: Option<&'static str>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UserAgentConfig {
+    /// A rules file tried before the built-in table (same format as
+    /// `rejectwatch/data/user-agents.toml`).
+    pub table: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -26,10 +26,11 @@ use sha2::{Digest as _, Sha256};
 pub use self::escape::Esc;
 use crate::{
     blocklist::Blocklist,
-    detect::{actors::Actor, evidence::Class, window::Secs},
+    detect::{actors::Actor, evidence::Class},
     enrich::geo::Geo,
-    sink::write_atomically,
+    state::write_atomically,
     tally::Tally,
+    time::Secs,
 };
 
 const STYLE: &str = include_str!("report.css");

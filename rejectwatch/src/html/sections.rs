@@ -8,10 +8,10 @@ use crate::{
     detect::{
         actors::Actor,
         evidence::{Class, Leaning},
-        window::Secs,
     },
     report::Prospect,
     tally::Tally,
+    time::Secs,
 };
 
 /// Endpoints listed.

@@ -7,8 +7,9 @@ use std::fmt::{self, Write as _};
 
 use super::{Badge, Num, When};
 use crate::{
-    detect::{evidence::Class, human, window::Secs},
+    detect::{evidence::Class, human},
     tally::Timeline,
+    time::Secs,
 };
 
 const W: f64 = 960.0;

@@ -15,7 +15,7 @@
 
 use std::hash::BuildHasher;
 
-use crate::record::Nanos;
+use crate::time::Nanos;
 
 /// Stream positions just past the last request and response segments.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -13,7 +13,10 @@ use rejectwatch_common::{
     payload_seq,
 };
 
-use crate::record::{Kind, Nanos, Record};
+use crate::{
+    record::{Kind, Record},
+    time::Nanos,
+};
 
 /// Which server ports are watched.
 #[derive(Clone)]

@@ -24,10 +24,10 @@ use flate2::read::MultiGzDecoder;
 
 use super::logformat::{
     Detector, JsonFields, LogFormat, errorlog,
+    json::JsonLogFields,
     prefix::{Framed, Framing},
 };
 use crate::{
-    config::JsonLogFields,
     exchange::Exchange,
     observe::{Observer, Source},
 };

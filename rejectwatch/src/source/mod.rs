@@ -2,10 +2,8 @@
 //! [`crate::record::Record`]s for the join; access logs produce exchanges
 //! directly. Both then meet the same enrichment and sinks.
 
-pub mod clock;
 pub mod ebpf;
 pub mod emulate;
 pub mod logformat;
 pub mod logreader;
-pub mod logtime;
 pub mod pcap;

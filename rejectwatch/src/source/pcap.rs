@@ -28,7 +28,8 @@ use super::emulate::{KernelRules, Segment};
 use crate::{
     join::Joiner,
     observe::{Observer, Source},
-    record::{Nanos, Record},
+    record::Record,
+    time::Nanos,
 };
 
 /// What one replay read.

@@ -26,14 +26,17 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{at_most, clip, credential::Logins, nonzero_duration, positive, secs};
-use crate::detect::{
-    Detector, Obs,
-    client::{ClientKey, ClientState},
-    evidence::{AUTH_FAILURE_BURST, CACHE_BUSTING, LOGIN_BURST, QUERY_ID_WALK, SCAN_BURST, Signal, emit},
-    human,
-    keyed::Keyed,
-    window::{Distinct, Secs, h16, key64, key64_parts},
+use super::{at_most, clip, credential::Logins, nonzero_duration, positive};
+use crate::{
+    detect::{
+        Detector, Obs,
+        client::{ClientKey, ClientState},
+        evidence::{AUTH_FAILURE_BURST, CACHE_BUSTING, LOGIN_BURST, QUERY_ID_WALK, SCAN_BURST, Signal, emit},
+        human,
+        keyed::Keyed,
+        window::{Distinct, h16, key64, key64_parts},
+    },
+    time::{Secs, duration_secs},
 };
 
 pub const NAME: &str = "burst";
@@ -174,18 +177,18 @@ impl Spec {
             login_paths: Logins::new(login_endpoints),
             ordinary: self.ordinary_params.iter().map(|p| p.to_ascii_lowercase()).collect(),
             windows: [
-                secs(self.scan_window),
-                secs(self.login_window),
-                secs(self.auth_window),
-                secs(self.walk_window),
-                secs(self.flood_window),
+                duration_secs(self.scan_window),
+                duration_secs(self.login_window),
+                duration_secs(self.auth_window),
+                duration_secs(self.walk_window),
+                duration_secs(self.flood_window),
             ],
             t: Box::new(Tables {
-                scans: Keyed::new(self.max_keys, secs(self.scan_window)),
-                logins: Keyed::new(self.max_keys, secs(self.login_window)),
-                failures: Keyed::new(self.max_keys, secs(self.auth_window)),
-                walks: Keyed::new(self.max_keys, secs(self.walk_window)),
-                floods: Keyed::new(self.max_keys, secs(self.flood_window)),
+                scans: Keyed::new(self.max_keys, duration_secs(self.scan_window)),
+                logins: Keyed::new(self.max_keys, duration_secs(self.login_window)),
+                failures: Keyed::new(self.max_keys, duration_secs(self.auth_window)),
+                walks: Keyed::new(self.max_keys, duration_secs(self.walk_window)),
+                floods: Keyed::new(self.max_keys, duration_secs(self.flood_window)),
             }),
         }
     }

@@ -9,14 +9,17 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{at_most, nonzero_duration, positive, secs};
-use crate::detect::{
-    Detector, Obs,
-    client::{ClientKey, ClientState, EVER_SUCCEEDED},
-    evidence::{CONVERGENCE, Signal, emit},
-    human,
-    keyed::Keyed,
-    window::{Secs, key64_parts},
+use super::{at_most, nonzero_duration, positive};
+use crate::{
+    detect::{
+        Detector, Obs,
+        client::{ClientKey, ClientState, EVER_SUCCEEDED},
+        evidence::{CONVERGENCE, Signal, emit},
+        human,
+        keyed::Keyed,
+        window::key64_parts,
+    },
+    time::{Secs, duration_secs},
 };
 
 pub const NAME: &str = "convergence";
@@ -70,7 +73,7 @@ impl Spec {
         Ok(())
     }
     pub fn build(&self) -> Convergence {
-        let window = secs(self.window);
+        let window = duration_secs(self.window);
         Convergence { spec: self.clone(), window, groups: Keyed::new(self.max_keys, window) }
     }
 }

@@ -11,7 +11,7 @@ use std::{collections::HashMap, time::Duration};
 
 use serde::Deserialize;
 
-use super::{at_most, nonzero_duration, positive, secs};
+use super::{at_most, nonzero_duration, positive};
 use crate::{
     detect::{
         Detector, Obs,
@@ -20,9 +20,10 @@ use crate::{
         glob::Globs,
         human,
         keyed::Keyed,
-        window::{Distinct, Rate, Secs},
+        window::Distinct,
     },
-    enrich::identity::Identity,
+    exchange::Identity,
+    time::{Secs, duration_secs},
 };
 
 pub const NAME: &str = "credential-scanning";
@@ -125,23 +126,17 @@ impl Spec {
         Ok(())
     }
     pub fn build(&self) -> Credential {
-        let window = secs(self.window);
+        let window = duration_secs(self.window);
         Credential {
             spec: self.clone(),
             login_paths: Logins::new(&self.login_endpoints),
             window,
-            bucket: secs(self.bucket),
+            bucket: duration_secs(self.bucket),
             per_client: Keyed::new(self.max_keys, window),
             per_identity: Keyed::new(self.max_keys, window),
-            logins: Keyed::new(1024, secs(self.bucket) * (self.baseline_buckets + 2)),
+            logins: Keyed::new(1024, duration_secs(self.bucket) * (self.baseline_buckets + 2)),
         }
     }
-}
-
-/// The part kept per client in the shared table.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct State {
-    r401: Rate,
 }
 
 #[derive(Default)]

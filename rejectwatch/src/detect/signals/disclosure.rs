@@ -22,11 +22,9 @@ use crate::{
         evidence::{Signal, WENT_DARK, emit},
         human,
         keyed::Keyed,
-        marks::Mark,
-        secs,
-        window::Secs,
     },
-    exchange::format_ts,
+    state::marks::Mark,
+    time::{Secs, format_ts, secs},
 };
 
 pub const NAME: &str = "disclosure";

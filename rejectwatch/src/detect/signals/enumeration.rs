@@ -9,13 +9,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{nonzero_duration, positive, secs};
-use crate::detect::{
-    Detector, Obs,
-    client::ClientState,
-    evidence::{ENUMERATION, Signal, emit},
-    human,
-    window::{Secs, Sketch, h64},
+use super::{nonzero_duration, positive};
+use crate::{
+    detect::{
+        Detector, Obs,
+        client::{ClientState, EnumerationPart, IdSketch},
+        evidence::{ENUMERATION, Signal, emit},
+        human,
+        window::h64,
+    },
+    time::{Secs, duration_secs},
 };
 
 pub const NAME: &str = "object-enumeration";
@@ -44,23 +47,11 @@ impl Spec {
     }
     pub fn build(&self) -> Enumeration {
         Enumeration {
-            window: secs(self.window),
+            window: duration_secs(self.window),
             max: self.max_ids,
             ones_beyond_max: IdSketch::ones_beyond(self.max_ids),
         }
     }
-}
-
-/// The distinct ids a client asked for on one template.
-type IdSketch = Sketch<4>;
-
-#[derive(Clone, Copy, Debug, Default)]
-pub struct State {
-    template: u32,
-    last_id: u32,
-    sequential: u16,
-    rejected: u16,
-    ids: IdSketch,
 }
 
 pub struct Enumeration {
@@ -76,7 +67,7 @@ impl Detector for Enumeration {
         let s = &mut c.enumeration;
         let t = o.ep as u32;
         if s.template != t {
-            *s = State { template: t, ..Default::default() };
+            *s = EnumerationPart { template: t, ..Default::default() };
         }
         let numeric: Option<u32> = id.parse().ok();
         if let Some(n) = numeric {

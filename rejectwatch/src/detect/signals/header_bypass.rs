@@ -8,14 +8,17 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{at_most, clip, nonzero_duration, positive, secs};
-use crate::detect::{
-    Detector, Obs,
-    client::{ClientKey, ClientState},
-    evidence::{HEADER_BYPASS, Signal, emit},
-    human,
-    keyed::Keyed,
-    window::{Distinct, Secs, h64},
+use super::{at_most, clip, nonzero_duration, positive};
+use crate::{
+    detect::{
+        Detector, Obs,
+        client::{ClientKey, ClientState},
+        evidence::{HEADER_BYPASS, Signal, emit},
+        human,
+        keyed::Keyed,
+        window::{Distinct, h64},
+    },
+    time::{Secs, duration_secs},
 };
 
 pub const NAME: &str = "header-manipulation";
@@ -52,7 +55,7 @@ impl Spec {
         positive("max_keys", self.max_keys as u64)
     }
     pub fn build(&self) -> HeaderBypass {
-        let window = secs(self.window);
+        let window = duration_secs(self.window);
         HeaderBypass { window, min: self.min_values as usize, seen: Keyed::new(self.max_keys, window) }
     }
 }

@@ -14,13 +14,15 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::clip;
-use crate::detect::{
-    Detector, Obs,
-    client::ClientState,
-    evidence::{MALFORMED, PROXY_ATTEMPT, SCANNER_UA, Signal, emit},
-    window::h64,
+use crate::{
+    detect::{
+        Detector, Obs,
+        client::ClientState,
+        evidence::{MALFORMED, PROXY_ATTEMPT, SCANNER_UA, Signal, emit},
+        window::h64,
+    },
+    exchange::Malformed,
 };
-use crate::exchange::Malformed;
 
 pub const NAME: &str = "hostile-by-construction";
 

@@ -2,7 +2,9 @@
 //! (`Spec`: serde, humantime durations, unknown fields refused, the
 //! defaults docs/detection.md gives), its validation, and the detector it
 //! builds. Client-keyed signals keep their per-client part in the shared
-//! client table (`State`); the others keep their own bounded tables.
+//! client row (`client.rs`); the others keep their own bounded tables.
+//! The registry below lists every detector once: a new one is its module
+//! and one line there.
 
 pub mod burst;
 pub mod convergence;
@@ -24,17 +26,83 @@ pub mod unusual_method;
 
 use std::time::Duration;
 
-use super::{Detector, Obs, client::ClientState, evidence::Signal, window::Secs};
+use serde::Deserialize;
 
-/// [`Any`]: one variant a detector, and `Detector` by a match over them.
-macro_rules! any_detector {
-    ($($variant:ident($ty:ty)),* $(,)?) => {
+use super::{Detector, Obs, client::ClientState, evidence::Signal, knowledge::Knowledge};
+use crate::time::Secs;
+
+/// The registry: every detector once, in evaluation order. From it come
+/// [`DetectorSpec`] (its config table, read by `kind`), [`Any`] (the built
+/// detector) and everything that goes from one to the other by kind.
+/// A line is `Variant(module::Detector)`, with `with ...` naming what its
+/// spec's `build` takes from [`Env`] beyond the spec itself. The one
+/// detector driven by marks comes first and is built apart.
+macro_rules! registry {
+    (
+        driven_by_marks: $mvariant:ident($mmodule:ident::$mty:ident);
+        $($variant:ident($module:ident::$ty:ident) $(with $($arg:ident),+)?;)*
+    ) => {
+        /// One `[[detect.detector]]` table, by its `kind`.
+        #[derive(Clone, Debug, PartialEq)]
+        pub enum DetectorSpec {
+            $($variant($module::Spec),)*
+            $mvariant($mmodule::Spec),
+        }
+
+        impl DetectorSpec {
+            /// Every detector with its defaults, in evaluation order.
+            pub fn all_defaults() -> Vec<DetectorSpec> {
+                vec![$(Self::$variant(Default::default()),)* Self::$mvariant(Default::default())]
+            }
+
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(Self::$variant(_) => $module::NAME,)*
+                    Self::$mvariant(_) => $mmodule::NAME,
+                }
+            }
+
+            pub fn validate(&self) -> Result<(), String> {
+                match self {
+                    $(Self::$variant(s) => s.validate(),)*
+                    Self::$mvariant(s) => s.validate(),
+                }
+            }
+
+            /// The spec of kind `kind` read from its table; `None` for a
+            /// kind no detector has.
+            fn read<E: serde::de::Error>(kind: &str, body: toml::Value) -> Option<Result<Self, E>> {
+                Some(match kind {
+                    $($module::NAME => read_table(kind, body).map(Self::$variant),)*
+                    $mmodule::NAME => read_table(kind, body).map(Self::$mvariant),
+                    _ => return None,
+                })
+            }
+
+            /// The detector and its cooldown; `None` for the one the
+            /// engine drives from marks rather than exchanges.
+            pub fn build(&self, env: &Env<'_>) -> Option<(Secs, Any)> {
+                match self {
+                    $(Self::$variant(x) => Some((crate::time::duration_secs(x.cooldown), Any::$variant(x.build($($(env.$arg),+)?)))),)*
+                    Self::$mvariant(_) => None,
+                }
+            }
+
+            /// The detector driven by marks, when this spec is its.
+            pub fn build_marks(&self) -> Option<$mmodule::$mty> {
+                match self {
+                    Self::$mvariant(x) => Some(x.build()),
+                    _ => None,
+                }
+            }
+        }
+
         /// A built detector of any kind. A match rather than a `Box<dyn
-        /// Detector>`: every exchange goes to all sixteen and most return
+        /// Detector>`: every exchange goes to all of them and most return
         /// at their first test, which dispatched statically is inlined into
         /// the engine's loop instead of costing an indirect call apiece.
         pub enum Any {
-            $($variant($ty)),*
+            $($variant($module::$ty)),*
         }
 
         impl Detector for Any {
@@ -57,38 +125,72 @@ macro_rules! any_detector {
                 }
             }
         }
-
-        $(
-            impl From<$ty> for Any {
-                fn from(d: $ty) -> Self {
-                    Any::$variant(d)
-                }
-            }
-        )*
     };
 }
 
-any_detector! {
-    SinglePath(single_path::SinglePath),
-    ToolSpread(tool_spread::ToolSpread),
-    Convergence(convergence::Convergence),
-    Spoofing(spoofing::Spoofing),
-    Stripped(stripped::Stripped),
-    Rotation(rotation::Rotation),
-    Credential(credential::Credential),
-    Enumeration(enumeration::Enumeration),
-    HeaderBypass(header_bypass::HeaderBypass),
-    Injection(injection::Injection),
-    UnusualMethod(unusual_method::UnusualMethod),
-    Scraping(scraping::Scraping),
-    Sensitive(sensitive::Sensitive),
-    Hostile(hostile::Hostile),
-    Policy(policy::Policy),
-    Burst(burst::Burst),
+registry! {
+    // Judges what clients do after a disclosure mark, not each exchange.
+    driven_by_marks: Disclosure(disclosure::Disclosure);
+    SinglePath(single_path::SinglePath);
+    ToolSpread(tool_spread::ToolSpread);
+    Convergence(convergence::Convergence);
+    Spoofing(spoofing::Spoofing);
+    Stripped(stripped::Stripped);
+    Rotation(rotation::Rotation);
+    Credential(credential::Credential);
+    Enumeration(enumeration::Enumeration);
+    HeaderBypass(header_bypass::HeaderBypass);
+    Injection(injection::Injection) with knowledge;
+    UnusualMethod(unusual_method::UnusualMethod);
+    Scraping(scraping::Scraping);
+    Sensitive(sensitive::Sensitive) with knowledge;
+    Hostile(hostile::Hostile);
+    Policy(policy::Policy);
+    Burst(burst::Burst) with login_endpoints;
 }
 
-pub fn secs(d: Duration) -> Secs {
-    d.as_secs().clamp(1, u32::MAX as u64) as Secs
+/// What a spec's `build` may take beyond the spec itself.
+pub struct Env<'a> {
+    pub knowledge: &'a Knowledge,
+    /// One notion of a login for every detector: credential-scanning's.
+    pub login_endpoints: &'a [String],
+}
+
+/// By hand rather than serde's `tag = "kind"`: that buffers the table
+/// before choosing the spec, and a bad value then came out as "line 4:
+/// invalid value: string \"5 parsecs\", expected a duration", naming
+/// neither the field nor the detector. Read as a TOML table first, the
+/// spec's error knows its key: "detect.detector scraping: window: ...".
+impl<'de> Deserialize<'de> for DetectorSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut table = toml::Table::deserialize(d)?;
+        let kind = match table.remove("kind") {
+            Some(toml::Value::String(k)) => k,
+            Some(other) => return Err(D::Error::custom(format!("detect.detector kind: {other} is not a string"))),
+            None => return Err(D::Error::custom("detect.detector: missing field `kind`")),
+        };
+        Self::read(&kind, toml::Value::Table(table)).unwrap_or_else(|| {
+            let known = Self::all_defaults().iter().map(|d| format!("`{}`", d.name())).collect::<Vec<_>>().join(", ");
+            Err(D::Error::custom(format!("detect.detector kind: unknown `{kind}`, expected one of {known}")))
+        })
+    }
+}
+
+fn read_table<T: serde::de::DeserializeOwned, E: serde::de::Error>(kind: &str, body: toml::Value) -> Result<T, E> {
+    T::deserialize(body).map_err(|e| E::custom(format!("detect.detector {kind}: {}", keyed_message(&e))))
+}
+
+/// A TOML value error as `key: message`: the key is only in the error's
+/// text, as a last line "in `key`".
+fn keyed_message(e: &toml::de::Error) -> String {
+    let text = e.to_string();
+    let key = text.lines().rev().find_map(|l| l.trim().strip_prefix("in `")?.strip_suffix('`'));
+    let message = e.message().replace('\n', " ");
+    match key {
+        Some(k) => crate::config::value::keyed(k, &message),
+        None => message,
+    }
 }
 
 /// Validation helpers: one-line messages naming the field.

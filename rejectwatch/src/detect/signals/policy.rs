@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{nonzero_duration, positive, secs};
+use super::{nonzero_duration, positive};
 use crate::{
     detect::{
         Detector, Obs,
@@ -18,10 +18,10 @@ use crate::{
         evidence::{POLICY_REGRESSION, Signal, TOKEN_LOOP, emit},
         human,
         keyed::Keyed,
-        window::{Rate, Secs},
+        window::Rate,
     },
-    enrich::identity::Identity,
-    exchange::format_ts,
+    exchange::Identity,
+    time::{Secs, duration_secs, format_ts},
 };
 
 pub const NAME: &str = "access-policy";
@@ -82,15 +82,15 @@ impl Spec {
         positive("max_keys", self.max_keys as u64)
     }
     pub fn build(&self) -> Policy {
-        let lookback = secs(self.lookback);
+        let lookback = duration_secs(self.lookback);
         Policy {
             spec: self.clone(),
-            window: secs(self.window),
-            loop_window: secs(self.loop_window),
+            window: duration_secs(self.window),
+            loop_window: duration_secs(self.loop_window),
             good_here: Keyed::new(self.max_keys, lookback),
             good: Keyed::new(self.max_keys, lookback),
-            regressions: Keyed::new(10_000, secs(self.window)),
-            loops: Keyed::new(100_000, secs(self.loop_window)),
+            regressions: Keyed::new(10_000, duration_secs(self.window)),
+            loops: Keyed::new(100_000, duration_secs(self.loop_window)),
         }
     }
 }

@@ -18,15 +18,18 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{nonzero_duration, positive, secs, single_path};
-use crate::detect::{
-    Detector, Obs,
-    cadence::same_period,
-    client::{ClientKey, ClientState},
-    evidence::{ROTATION, Signal, emit},
-    human,
-    keyed::Keyed,
-    window::{Secs, h64},
+use super::{nonzero_duration, positive, single_path};
+use crate::{
+    detect::{
+        Detector, Obs,
+        cadence::same_period,
+        client::{ClientKey, ClientState},
+        evidence::{ROTATION, Signal, emit},
+        human,
+        keyed::Keyed,
+        window::h64,
+    },
+    time::{Secs, duration_secs},
 };
 
 pub const NAME: &str = "address-rotation";
@@ -73,7 +76,7 @@ impl Spec {
         positive("max_keys", self.max_keys as u64)
     }
     pub fn build(&self) -> Rotation {
-        let gap = secs(self.max_gap);
+        let gap = duration_secs(self.max_gap);
         Rotation { spec: self.clone(), gap, targets: Keyed::new(self.max_keys, gap) }
     }
 }

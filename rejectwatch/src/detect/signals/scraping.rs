@@ -6,13 +6,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{nonzero_duration, positive, secs};
-use crate::detect::{
-    Detector, Obs,
-    client::{ClientState, SENT_NON_GET},
-    evidence::{SCRAPING, Signal, emit},
-    human,
-    window::{Rate, Secs, Sketch, h64},
+use super::{nonzero_duration, positive};
+use crate::{
+    detect::{
+        Detector, Obs,
+        client::{ClientState, SENT_NON_GET},
+        evidence::{SCRAPING, Signal, emit},
+        human,
+        window::h64,
+    },
+    time::{Secs, duration_secs},
 };
 
 pub const NAME: &str = "scraping";
@@ -47,14 +50,8 @@ impl Spec {
         positive("min_resources", self.min_resources as u64)
     }
     pub fn build(&self) -> Scraping {
-        Scraping { window: secs(self.window), min: self.min_requests, min_resources: self.min_resources }
+        Scraping { window: duration_secs(self.window), min: self.min_requests, min_resources: self.min_resources }
     }
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-pub struct State {
-    gets: Rate,
-    resources: Sketch<4>,
 }
 
 pub struct Scraping {

@@ -20,14 +20,16 @@ use aho_corasick::{AhoCorasick, MatchKind};
 use serde::Deserialize;
 
 use super::clip;
-use crate::ascii;
-use crate::detect::{
-    Detector, Obs,
-    client::ClientState,
-    evidence::{PROBE_ANSWERED, SENSITIVE_PROBE, Signal, emit},
-    knowledge::{Exploit, Knowledge},
-    memo::SearchMemo,
-    window::h64,
+use crate::{
+    ascii,
+    detect::{
+        Detector, Obs,
+        client::ClientState,
+        evidence::{PROBE_ANSWERED, SENSITIVE_PROBE, Signal, emit},
+        knowledge::{Exploit, Knowledge},
+        memo::SearchMemo,
+        window::h64,
+    },
 };
 
 pub const NAME: &str = "sensitive-file-probe";

@@ -7,13 +7,16 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{nonzero_duration, positive, secs};
-use crate::detect::{
-    Detector, Obs,
-    client::ClientState,
-    evidence::{SINGLE_PATH, Signal, emit},
-    human,
-    window::{Rate, Secs},
+use super::{nonzero_duration, positive};
+use crate::{
+    detect::{
+        Detector, Obs,
+        client::ClientState,
+        evidence::{SINGLE_PATH, Signal, emit},
+        human,
+        window::Rate,
+    },
+    time::{Secs, duration_secs},
 };
 
 pub const NAME: &str = "single-path";
@@ -41,16 +44,8 @@ impl Spec {
         positive("min_requests", self.min_requests as u64)
     }
     pub fn build(&self) -> SinglePath {
-        SinglePath { window: secs(self.window), min: self.min_requests }
+        SinglePath { window: duration_secs(self.window), min: self.min_requests }
     }
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-pub struct State {
-    endpoint: u32,
-    count: Rate,
-    /// Last request for any other endpoint.
-    other_at: Secs,
 }
 
 /// Whether every rejected request of `c` so far was for endpoint `ep`

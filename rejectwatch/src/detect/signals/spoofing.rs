@@ -17,17 +17,19 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{at_most, clip, nonzero_duration, positive, secs};
-use crate::detect::{
-    Detector, Obs,
-    client::{ClientState, EVER_SUCCEEDED},
-    evidence::{SPOOFING, Signal, emit},
-    human,
-    window::{Distinct, Secs, h16},
+use super::{at_most, clip, nonzero_duration, positive};
+use crate::{
+    detect::{
+        Detector, Obs,
+        client::{ClientState, EVER_SUCCEEDED, MAX_AGENTS, SpoofingPart},
+        evidence::{SPOOFING, Signal, emit},
+        human,
+        window::h16,
+    },
+    time::{Secs, duration_secs},
 };
 
 pub const NAME: &str = "user-agent-spoofing";
-const MAX_AGENTS: usize = 16;
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -62,19 +64,11 @@ impl Spec {
     }
     pub fn build(&self) -> Spoofing {
         Spoofing {
-            window: secs(self.window),
+            window: duration_secs(self.window),
             max_agents: self.max_user_agents as usize,
             min_script: self.min_script_like,
         }
     }
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-pub struct State {
-    browser_platforms: u8,
-    library_platforms: u8,
-    script_like: u16,
-    agents: Distinct<u16, MAX_AGENTS>,
 }
 
 fn platform_bit(p: Option<&str>) -> u8 {
@@ -141,7 +135,7 @@ impl Detector for Spoofing {
         // One window for all three forms: the agent set's (it restarts
         // in `add` below under this very condition).
         if o.now.saturating_sub(s.agents.started()) >= self.window {
-            *s = State { agents: s.agents, ..Default::default() };
+            *s = SpoofingPart { agents: s.agents, ..Default::default() };
         }
         let bit = platform_bit(ex.ua_platform);
         let family = ex.ua_family.unwrap_or("other");

@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{nonzero_duration, positive, secs};
-use crate::detect::{
-    Detector, Obs,
-    client::ClientState,
-    evidence::{STRIPPED, Signal, emit},
-    human,
-    window::{Rate, Secs},
+use super::{nonzero_duration, positive};
+use crate::{
+    detect::{
+        Detector, Obs,
+        client::ClientState,
+        evidence::{STRIPPED, Signal, emit},
+        human,
+    },
+    time::{Secs, duration_secs},
 };
 
 pub const NAME: &str = "stripped-identity";
@@ -51,13 +53,8 @@ impl Spec {
         Ok(())
     }
     pub fn build(&self) -> Stripped {
-        Stripped { window: secs(self.window), min: self.min_requests, max_share: self.max_api_share }
+        Stripped { window: duration_secs(self.window), min: self.min_requests, max_share: self.max_api_share }
     }
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-pub struct State {
-    count: Rate,
 }
 
 pub struct Stripped {

@@ -9,15 +9,18 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{nonzero_duration, positive, secs};
-use crate::detect::{
-    Detector, Obs,
-    cadence::same_period,
-    client::{ClientKey, ClientState, EVER_SUCCEEDED},
-    evidence::{Signal, TOOL_SPREAD, emit},
-    human,
-    keyed::Keyed,
-    window::{Secs, key64_parts},
+use super::{nonzero_duration, positive};
+use crate::{
+    detect::{
+        Detector, Obs,
+        cadence::same_period,
+        client::{ClientKey, ClientState, EVER_SUCCEEDED},
+        evidence::{Signal, TOOL_SPREAD, emit},
+        human,
+        keyed::Keyed,
+        window::key64_parts,
+    },
+    time::{Secs, duration_secs},
 };
 
 pub const NAME: &str = "tool-spread";
@@ -62,7 +65,7 @@ impl Spec {
         positive("max_keys", self.max_keys as u64)
     }
     pub fn build(&self) -> ToolSpread {
-        let window = secs(self.window);
+        let window = duration_secs(self.window);
         ToolSpread { spec: self.clone(), window, clusters: Keyed::new(self.max_keys, window) }
     }
 }

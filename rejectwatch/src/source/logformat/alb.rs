@@ -8,8 +8,8 @@
 
 use std::borrow::Cow;
 
-use super::{logtime, text};
-use crate::exchange::Exchange;
+use super::text;
+use crate::{exchange::Exchange, time::logtime};
 
 const TYPES: [&str; 6] = ["http", "https", "h2", "grpcs", "ws", "wss"];
 

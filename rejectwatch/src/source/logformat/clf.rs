@@ -4,8 +4,8 @@
 
 use std::net::IpAddr;
 
-use super::{logtime, text};
-use crate::exchange::Exchange;
+use super::text;
+use crate::{exchange::Exchange, time::logtime};
 
 /// Parses a common/combined line; returns what follows the user agent.
 fn parts(line: &str) -> Result<(Exchange, &str), &'static str> {

@@ -6,8 +6,8 @@
 //! and Istio's, which adds fields between the status and the bytes and
 //! after the upstream host (among them `%DOWNSTREAM_REMOTE_ADDRESS%`).
 
-use super::{logtime, text};
-use crate::exchange::Exchange;
+use super::text;
+use crate::{exchange::Exchange, time::logtime};
 
 pub fn parse(line: &str) -> Result<Exchange, &'static str> {
     let (stamp, rest) = line.strip_prefix('[').and_then(|r| r.split_once(']')).ok_or("no_timestamp")?;

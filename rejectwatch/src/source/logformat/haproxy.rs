@@ -3,8 +3,8 @@
 //! {1wt.eu} {} "GET /index.html HTTP/1.1"` (its syslog header, when it
 //! logs to syslog, is taken off before).
 
-use super::{logtime, text};
-use crate::exchange::Exchange;
+use super::text;
+use crate::{exchange::Exchange, time::logtime};
 
 pub fn parse(line: &str) -> Result<Exchange, &'static str> {
     let (client, rest) = line.split_once(' ').ok_or("bad_prefix")?;

@@ -4,12 +4,13 @@
 
 use std::{net::IpAddr, sync::OnceLock};
 
+use serde::Deserialize;
 use serde_json::Value;
 
-use super::{logtime, text};
+use super::text;
 use crate::{
-    config::JsonLogFields,
     exchange::{Exchange, Malformed, RequestText},
+    time::logtime,
 };
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,6 +61,44 @@ impl Path {
             v => v,
         };
         (!v.is_null()).then_some(v)
+    }
+}
+
+/// Field names of JSON-lines access logs (API gateways): a name, or a
+/// dotted path into nested objects (`request.remote_ip`,
+/// `request.headers.User-Agent[0]`); empty: not read.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JsonLogFields {
+    pub source_ip: String,
+    pub user_id: String,
+    pub method: String,
+    pub endpoint: String,
+    pub path: String,
+    pub resource_id: String,
+    pub status_code: String,
+    pub user_agent: String,
+    pub timestamp: String,
+    /// The requested host; none by default (a log's `host` is often the
+    /// server's own name).
+    pub host: String,
+}
+
+impl Default for JsonLogFields {
+    fn default() -> Self {
+        let s = |v: &str| v.to_string();
+        Self {
+            source_ip: s("source_ip"),
+            user_id: s("user_id"),
+            method: s("method"),
+            endpoint: s("endpoint"),
+            path: s("path"),
+            resource_id: s("resource_id"),
+            status_code: s("status_code"),
+            user_agent: s("user_agent"),
+            timestamp: s("timestamp"),
+            host: String::new(),
+        }
     }
 }
 

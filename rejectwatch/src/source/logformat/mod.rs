@@ -12,7 +12,6 @@ pub mod json;
 pub mod prefix;
 mod text;
 
-use super::logtime;
 use crate::exchange::Exchange;
 pub use json::JsonFields;
 
@@ -132,8 +131,7 @@ impl Detector {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::config::JsonLogFields;
+    use super::{json::JsonLogFields, *};
 
     #[test]
     fn detection_takes_the_first_format_that_reads_a_line() {

@@ -6,9 +6,8 @@
 
 use std::borrow::Cow;
 
+use crate::time::logtime;
 use serde::Deserialize;
-
-use super::logtime;
 
 /// Longest line joined from pieces; a longer one is dropped and counted
 /// rather than grown without end (a client choosing its length).

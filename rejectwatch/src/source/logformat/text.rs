@@ -216,7 +216,7 @@ pub fn absolute(target: &str) -> (Option<&str>, &str) {
 /// What a log line names, before it becomes an exchange.
 #[derive(Default)]
 pub struct Logged<'a> {
-    pub ts: crate::record::Nanos,
+    pub ts: crate::time::Nanos,
     pub peer: Option<IpAddr>,
     /// The request line as logged, escapes decoded.
     pub request: &'a str,

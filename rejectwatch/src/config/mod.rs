@@ -1,35 +1,25 @@
 //! The `--config` TOML file: typed, validated, unknown fields refused.
-//! Command-line flags override it field by field (see `cli`).
+//! Command-line flags override it field by field (see `cli`). Each section's
+//! type belongs to the module it configures; this file only assembles them,
+//! reads the file and places a parser's error under its key.
+
+pub mod value;
 
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use serde::Deserialize;
 
-/// Forwarding headers that can name the client behind a trusted proxy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ClientHeader {
-    XForwardedFor,
-    Forwarded,
-    XRealIp,
-}
-
-impl ClientHeader {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::XForwardedFor => "x-forwarded-for",
-            Self::Forwarded => "forwarded",
-            Self::XRealIp => "x-real-ip",
-        }
-    }
-}
+use crate::{
+    enrich::{GeoConfig, attribution::ClientHeader, identity::IdentityConfig, useragent::UserAgentConfig},
+    source::logformat::json::JsonLogFields,
+};
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Peers whose forwarding headers are believed (addresses or CIDRs).
-    #[serde(deserialize_with = "nets")]
+    #[serde(deserialize_with = "value::nets")]
     pub trusted_proxies: Vec<IpNet>,
     /// Which forwarding headers name the client, in order of preference.
     pub client_headers: Vec<ClientHeader>,
@@ -68,70 +58,17 @@ impl Default for Config {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct IdentityConfig {
-    /// Request headers that carry an API key (case-insensitive).
-    pub api_key_headers: Vec<String>,
-}
-
-impl Default for IdentityConfig {
-    fn default() -> Self {
-        Self { api_key_headers: vec!["x-api-key".into(), "api-key".into(), "x-auth-token".into()] }
-    }
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GeoConfig {
-    /// MaxMind-DB-format country database.
-    pub country: Option<PathBuf>,
-    /// MaxMind-DB-format ASN database, or CSV ranges `start,end,asn,org`.
-    pub asn: Option<PathBuf>,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct UserAgentConfig {
-    /// A rules file tried before the built-in table (same format as
-    /// `rejectwatch/data/user-agents.toml`).
-    pub table: Option<PathBuf>,
-}
-
-/// Field names of JSON-lines access logs (API gateways): a name, or a
-/// dotted path into nested objects (`request.remote_ip`,
-/// `request.headers.User-Agent[0]`); empty: not read.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct JsonLogFields {
-    pub source_ip: String,
-    pub user_id: String,
-    pub method: String,
-    pub endpoint: String,
-    pub path: String,
-    pub resource_id: String,
-    pub status_code: String,
-    pub user_agent: String,
-    pub timestamp: String,
-    /// The requested host; none by default (a log's `host` is often the
-    /// server's own name).
-    pub host: String,
-}
-
-impl Default for JsonLogFields {
-    fn default() -> Self {
-        let s = |v: &str| v.to_string();
+impl<'a> From<&'a Config> for crate::enrich::Settings<'a> {
+    fn from(c: &'a Config) -> Self {
         Self {
-            source_ip: s("source_ip"),
-            user_id: s("user_id"),
-            method: s("method"),
-            endpoint: s("endpoint"),
-            path: s("path"),
-            resource_id: s("resource_id"),
-            status_code: s("status_code"),
-            user_agent: s("user_agent"),
-            timestamp: s("timestamp"),
-            host: String::new(),
+            trusted_proxies: &c.trusted_proxies,
+            client_headers: &c.client_headers,
+            ipv6_prefix: c.ipv6_prefix,
+            state_dir: c.state_dir.as_deref(),
+            identity: &c.identity,
+            geoip: &c.geoip,
+            user_agents: &c.user_agents,
+            scanners: &c.detect.knowledge.scanners,
         }
     }
 }
@@ -160,7 +97,7 @@ impl Config {
             let Some(span) = e.span() else { return msg };
             let line = text[..span.start].matches('\n').count() + 1;
             match key_at(text, span.start) {
-                Some(key) => format!("line {line}: {}", keyed(&key, &msg)),
+                Some(key) => format!("line {line}: {}", value::keyed(&key, &msg)),
                 None => format!("line {line}: {msg}"),
             }
         })?;
@@ -181,27 +118,6 @@ impl Config {
         self.api.validate()?;
         self.detect.validate()
     }
-}
-
-/// An address (as its /32 or /128) or a CIDR network: what operators
-/// write for a proxy or an allowlisted host, as nftables and ipset take it.
-pub fn parse_net(s: &str) -> Result<IpNet, String> {
-    let s = s.trim();
-    s.parse::<IpNet>()
-        .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-        .map_err(|_| format!("{s:?} is not an address or a CIDR network (such as 10.0.0.7 or 10.0.0.0/8)"))
-}
-
-/// A list of [`parse_net`]s.
-pub fn nets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
-    Vec::<String>::deserialize(d)?.iter().map(|s| parse_net(s).map_err(serde::de::Error::custom)).collect()
-}
-
-/// `message` about the dotted `key`, as `key: message`, unless it names
-/// the key's last part already ("unknown field `windw`").
-pub(crate) fn keyed(key: &str, message: &str) -> String {
-    let last = key.rsplit('.').next().unwrap_or(key);
-    if message.contains(&format!("`{last}`")) { message.to_string() } else { format!("{key}: {message}") }
 }
 
 /// The dotted key whose value holds byte `at` of `text`: the statement's
@@ -273,7 +189,7 @@ mod tests {
 
     #[test]
     fn the_example_config_is_valid() {
-        let c = Config::parse(include_str!("../../rejectwatch.example.toml")).unwrap();
+        let c = Config::parse(include_str!("../../../rejectwatch.example.toml")).unwrap();
         assert_eq!(c.trusted_proxies.len(), 2);
         assert_eq!(c.json_log, JsonLogFields::default());
     }
@@ -337,7 +253,7 @@ mod tests {
         assert_eq!(shown, ["10.0.0.7/32", "10.1.0.0/16", "2001:db8::1/128"]);
         assert_eq!(c.blocklist.allowlist[0].to_string(), "192.0.2.1/32");
         for bad in ["", "10.0.0", "10.0.0.0/33", "example.com", "10.0.0.1/8/8"] {
-            let e = parse_net(bad).expect_err(bad);
+            let e = value::parse_net(bad).expect_err(bad);
             assert!(e.contains("not an address or a CIDR network"), "{bad:?}: {e}");
         }
     }

@@ -2,7 +2,7 @@
 //! allocating: `10/Oct/2000:13:55:36 -0700` (common/combined), RFC 3339
 //! with any offset, and epoch seconds or milliseconds.
 
-use crate::record::Nanos;
+use super::Nanos;
 
 /// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {

@@ -9,8 +9,11 @@ use anyhow::Context as _;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::{Blocklist, Entry, Past};
-use crate::{detect::window::Secs, sink::write_atomically};
+use super::write_atomically;
+use crate::{
+    blocklist::{Blocklist, Entry, Past},
+    time::Secs,
+};
 
 pub fn file(state_dir: &Path) -> PathBuf {
     state_dir.join("blocklist.json")
@@ -50,8 +53,7 @@ pub fn save(state_dir: &Path, b: &Blocklist) -> anyhow::Result<()> {
     let s = StateFile {
         version: 1,
         entries: b
-            .entries
-            .values()
+            .held()
             .map(|e| StateEntry {
                 net: e.net,
                 expires: e.expires,
@@ -88,7 +90,7 @@ pub fn load(state_dir: &Path, b: &mut Blocklist, now: Secs) -> anyhow::Result<us
             listed: e.listed,
             seen: e.seen,
             offences: e.offences,
-            actor: e.actor,
+            actor: e.actor.clone(),
         })
         .collect();
     let past = s.past.into_iter().map(|p| (p.net, Past { offences: p.offences, seen: p.seen })).collect();

@@ -6,10 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::time::{Nanos, format_ts, logtime};
 use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
-
-use crate::{exchange::format_ts, record::Nanos, source::logtime};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mark {
@@ -72,7 +71,7 @@ pub fn record(state_dir: &Path, m: &Mark) -> anyhow::Result<()> {
     all.push(m.clone());
     all.sort_by_key(|m| m.at);
     let path = file(state_dir);
-    crate::sink::write_atomically(&path, |w| {
+    super::write_atomically(&path, |w| {
         for m in &all {
             writeln!(w, "{}", serde_json::to_string(m).map_err(std::io::Error::other)?)?;
         }
