@@ -20,6 +20,7 @@ pub mod hashseed;
 pub mod html;
 pub mod http;
 pub mod join;
+pub mod listener;
 pub mod metrics;
 pub mod netif;
 pub mod observe;
@@ -31,6 +32,7 @@ pub mod sink;
 pub mod source;
 pub mod stix;
 pub mod tally;
+pub mod write_errors;
 
 /// Every exchange allocates a few short-lived strings (head fields,
 /// enrichment, signal summaries); glibc's allocator spent about a third of
