@@ -3,10 +3,18 @@
 //! rest are answered 503 and closed, and counted), a request's head must
 //! arrive within `api.header_timeout` and fit in `api.max_header_bytes`
 //! (431), its body in `api.max_body_bytes` (413), and the rest of it must
-//! be done within `api.request_timeout` (408). `axum::serve` sets none of
-//! these, so connections are served here with hyper directly.
+//! be done within `api.request_timeout` (408), and a client that stops
+//! reading its answer is cut off once a write has waited that long.
+//! `axum::serve` sets none of these, so connections are served here with
+//! hyper directly.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use axum::{
     Router,
@@ -20,7 +28,12 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use prometheus::IntCounter;
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpListener,
+    sync::Semaphore,
+    time::Sleep,
+};
 
 use crate::api::ApiConfig;
 
@@ -94,7 +107,8 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, refused: 
                 .max_buf_size(limits.max_header_bytes.max(8192) + 1024);
             // A client's error (a reset, a timeout, a bad head) is the
             // client's; hyper has answered it where it could.
-            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+            let io = TokioIo::new(WriteStall::new(stream, limits.request_timeout));
+            let _ = http.serve_connection(io, service).await;
             drop(permit);
         });
     }
@@ -112,5 +126,98 @@ async fn deadline(State(timeout): State<Duration>, req: Request, next: Next) -> 
             r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             r
         }
+    }
+}
+
+/// A stream whose writes fail once one has waited `limit` for room: a
+/// client that reads nothing (a slow-read attack) cannot hold a
+/// connection, and its slot, forever while its answer waits.
+struct WriteStall<S> {
+    inner: S,
+    limit: Duration,
+    /// Running while a write waits.
+    waiting: Option<Pin<Box<Sleep>>>,
+}
+
+impl<S> WriteStall<S> {
+    fn new(inner: S, limit: Duration) -> Self {
+        Self { inner, limit, waiting: None }
+    }
+
+    /// What a pending write becomes: still pending, or an error once it
+    /// has waited too long.
+    fn stalled<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        if r.is_ready() {
+            self.waiting = None;
+            return r;
+        }
+        let limit = self.limit;
+        let waiting = self.waiting.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match waiting.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client read nothing for api.request_timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for WriteStall<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for WriteStall<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.stalled(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.stalled(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        self.stalled(cx, r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let r = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.stalled(cx, r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reader_that_stops_reading_is_cut_off_and_one_that_reads_is_not() {
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let mut w = WriteStall::new(ours, Duration::from_millis(50));
+        // Read as it comes: far more than the pipe holds gets through.
+        let reader = tokio::spawn(async move {
+            let mut buf = vec![0u8; 64 << 10];
+            theirs.read_exact(&mut buf).await.map(|_| theirs)
+        });
+        w.write_all(&vec![1u8; 64 << 10]).await.expect("a reading client is served");
+        let _theirs = reader.await.expect("reader").expect("read");
+        // Now nobody reads: the write fails rather than waiting forever.
+        let e = w.write_all(&vec![1u8; 64 << 10]).await.expect_err("a stalled client");
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
     }
 }
