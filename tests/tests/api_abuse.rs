@@ -1,6 +1,7 @@
 //! The live daemon's HTTP API under abuse, on its real listener: a 10 MB
 //! body is refused (413), so is a 64 KB header (431); a client dribbling
-//! its head (slowloris) is closed after `api.header_timeout`; connections
+//! its head (slowloris) is closed after `api.header_timeout`, one that
+//! never finishes its body gets 408 after `api.request_timeout`; connections
 //! past `api.max_connections` are refused and counted while an ordinary
 //! client is served once they go; bad JSON and bad query strings get a
 //! one-line 400 naming the problem.
@@ -129,6 +130,13 @@ fn the_api_survives_abuse() {
         // A head dribbled a line every 100 ms is cut off (after 2 s).
         let lines = slowloris(addr, Duration::from_millis(100), 600);
         assert!(lines > 0, "closed before the dribble started");
+
+        // A body that never arrives whole: 408 once the request timeout
+        // passes (the head came; the rest is the request's time).
+        let head =
+            "POST /api/v1/marks HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n";
+        let (status, body) = send(addr, head.into(), br#"{"kind":"#.to_vec());
+        assert_eq!(status, 408, "{body}");
 
         // More connections than the cap: the extra one is refused, and
         // counted. An idle connection is itself closed after the head
