@@ -652,6 +652,22 @@ mod tests {
         }
     }
 
+    #[test]
+    fn limits_are_checked_in_the_config() {
+        for (line, needle) in [
+            ("max_connections = 0", "api.max_connections: must be at least 1"),
+            ("max_header_bytes = 100", "api.max_header_bytes: must be at least 8192"),
+            ("max_body_bytes = 10", "api.max_body_bytes: must be at least 4096"),
+            ("header_timeout = \"0s\"", "api.header_timeout: must be longer than zero"),
+            ("request_timeout = \"soon\"", "request_timeout"),
+        ] {
+            let e = Config::parse(&format!("[api]\n{line}\n")).unwrap_err();
+            assert!(e.contains(needle) && !e.contains('\n'), "{e}");
+        }
+        let c = Config::parse("[api]\nmax_connections = 8\nrequest_timeout = \"5s\"\n").unwrap();
+        assert_eq!((c.api.max_connections, c.api.request_timeout), (8, Duration::from_secs(5)));
+    }
+
     /// A daemon's API over a blocklist holding one threat's address.
     async fn served() -> SocketAddr {
         let cfg = Config::default();
