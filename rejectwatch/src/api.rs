@@ -13,6 +13,7 @@ use std::{
     net::SocketAddr,
     path::PathBuf,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
 use axum::{
@@ -54,16 +55,48 @@ pub struct ApiConfig {
     /// (`/v1/decisions…`); none: that API refuses everyone. One per
     /// bouncer: each key has its own place in the stream.
     pub bouncer_keys: Vec<String>,
+    /// Connections served at once; more are answered 503 and closed
+    /// (`rejectwatch_api_refused_connections_total`), so a flood of idle
+    /// connections cannot take every socket and task.
+    pub max_connections: usize,
+    /// Bytes of a request's start line and headers; more: 431.
+    pub max_header_bytes: usize,
+    /// Bytes of a request body (the only bodies taken are markers and
+    /// bouncers' usage reports, a few hundred bytes); more: 413.
+    pub max_body_bytes: usize,
+    /// Time for a request's head to arrive, from the connection's start or
+    /// the end of its previous request: a client dribbling a head
+    /// (slowloris) or idling on a kept-alive connection is closed after it.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// Time for the rest of a request (its body and the answer): 408 after.
+    #[serde(with = "humantime_serde")]
+    pub request_timeout: Duration,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { token: None, token_file: None, findings_kept: 10_000, bouncer_keys: Vec::new() }
+        Self {
+            token: None,
+            token_file: None,
+            findings_kept: 10_000,
+            bouncer_keys: Vec::new(),
+            max_connections: 256,
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 64 * 1024,
+            header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
     }
 }
 
 /// Shorter tokens are guessable over a network.
 const MIN_TOKEN: usize = 16;
+/// The smallest head limit: hyper's read buffer cannot be smaller, and
+/// a bouncer's or a browser's ordinary head fits.
+const MIN_HEADER_BYTES: usize = 8192;
+/// The smallest body limit: a marker with the longest note kept.
+const MIN_BODY_BYTES: usize = 4096;
 
 impl ApiConfig {
     pub fn validate(&self) -> Result<(), String> {
@@ -74,6 +107,22 @@ impl ApiConfig {
             && t.trim().len() < MIN_TOKEN
         {
             return Err(format!("api.token: shorter than {MIN_TOKEN} characters"));
+        }
+        if self.max_connections == 0 {
+            return Err("api.max_connections: must be at least 1".into());
+        }
+        if self.max_header_bytes < MIN_HEADER_BYTES {
+            return Err(format!("api.max_header_bytes: must be at least {MIN_HEADER_BYTES}"));
+        }
+        if self.max_body_bytes < MIN_BODY_BYTES {
+            return Err(format!(
+                "api.max_body_bytes: must be at least {MIN_BODY_BYTES} (a marker's note is up to 1000 characters)"
+            ));
+        }
+        for (name, d) in [("api.header_timeout", self.header_timeout), ("api.request_timeout", self.request_timeout)] {
+            if d.is_zero() {
+                return Err(format!("{name}: must be longer than zero"));
+            }
         }
         for (i, k) in self.bouncer_keys.iter().enumerate() {
             if k.trim().len() < MIN_TOKEN {
@@ -189,7 +238,7 @@ async fn index(State(api): State<Api>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body)
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
@@ -201,14 +250,23 @@ async fn authorize(State(api): State<Api>, req: Request, next: Next) -> Response
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        use subtle::ConstantTimeEq as _;
-        if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+        if !same_secret(given.as_bytes(), token.as_bytes()) {
             let mut r = error(StatusCode::UNAUTHORIZED, "a bearer token is required");
             r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
             return r;
         }
     }
     next.run(req).await
+}
+
+/// Whether a secret sent equals the one configured, in time that says
+/// nothing about either: the digests are compared in constant time, so
+/// not even the length of the configured one shows (comparing the bytes
+/// themselves returns at once on a length mismatch).
+fn same_secret(given: &[u8], secret: &[u8]) -> bool {
+    use sha2::Digest as _;
+    use subtle::ConstantTimeEq as _;
+    bool::from(sha2::Sha256::digest(given).as_slice().ct_eq(sha2::Sha256::digest(secret).as_slice()))
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -270,7 +328,8 @@ async fn actors(State(api): State<Api>, RawQuery(q): RawQuery) -> Response {
 struct FindingQuery {
     /// RFC 3339 time, or a duration back from the newest record (`1h`).
     since: Option<String>,
-    limit: Option<usize>,
+    /// Read as text, so that a bad one is named in the answer.
+    limit: Option<String>,
 }
 
 /// `GET /api/v1/findings`' query: (since, limit), with `now` the newest
@@ -289,7 +348,11 @@ pub fn findings_query(raw: Option<&str>, now: Nanos) -> Result<(Nanos, usize), S
             },
         },
     };
-    Ok((since, q.limit.unwrap_or(1000)))
+    let limit = match q.limit.as_deref() {
+        None => 1000,
+        Some(n) => n.parse().map_err(|_| format!("limit: {n:?} is not a whole number of findings"))?,
+    };
+    Ok((since, limit))
 }
 
 async fn findings(State(api): State<Api>, RawQuery(q): RawQuery) -> Response {
@@ -415,11 +478,10 @@ async fn stix(State(api): State<Api>) -> Response {
 /// Every key is compared, in constant time, so the time taken says
 /// nothing about which one (nearly) matched.
 fn bouncer(api: &Api, headers: &HeaderMap) -> Option<usize> {
-    use subtle::ConstantTimeEq as _;
     let given = headers.get("x-api-key").map_or(&b""[..], |v| v.as_bytes());
     let mut found = None;
     for (i, k) in api.bouncers.iter().enumerate() {
-        if bool::from(given.ct_eq(k.as_bytes())) && found.is_none() {
+        if same_secret(given, k.as_bytes()) && found.is_none() {
             found = Some(i);
         }
     }
@@ -550,18 +612,15 @@ async fn usage_metrics(State(api): State<Api>, headers: HeaderMap, _body: Bytes)
 }
 
 /// Binds `addr` now (so a taken port fails at start) and serves in the
-/// background.
-pub async fn serve(addr: SocketAddr, api: Api) -> anyhow::Result<SocketAddr> {
+/// background, within `limits` (see [`crate::listener`]).
+pub async fn serve(addr: SocketAddr, api: Api, limits: &ApiConfig) -> anyhow::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("--listen: cannot listen on {addr}: {e}"))?;
     let local = listener.local_addr()?;
+    let refused = lock(&api.metrics).api_refused.clone();
     let app = router(api);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            log::error!("HTTP server stopped: {e}");
-        }
-    });
+    tokio::spawn(crate::listener::serve(listener, app, crate::listener::Limits::of(limits), refused));
     Ok(local)
 }
 
@@ -591,6 +650,22 @@ mod tests {
         }
     }
 
+    #[test]
+    fn limits_are_checked_in_the_config() {
+        for (line, needle) in [
+            ("max_connections = 0", "api.max_connections: must be at least 1"),
+            ("max_header_bytes = 100", "api.max_header_bytes: must be at least 8192"),
+            ("max_body_bytes = 10", "api.max_body_bytes: must be at least 4096"),
+            ("header_timeout = \"0s\"", "api.header_timeout: must be longer than zero"),
+            ("request_timeout = \"soon\"", "request_timeout"),
+        ] {
+            let e = Config::parse(&format!("[api]\n{line}\n")).unwrap_err();
+            assert!(e.contains(needle) && !e.contains('\n'), "{e}");
+        }
+        let c = Config::parse("[api]\nmax_connections = 8\nrequest_timeout = \"5s\"\n").unwrap();
+        assert_eq!((c.api.max_connections, c.api.request_timeout), (8, Duration::from_secs(5)));
+    }
+
     /// A daemon's API over a blocklist holding one threat's address.
     async fn served() -> SocketAddr {
         let cfg = Config::default();
@@ -614,7 +689,7 @@ mod tests {
             decisions: Default::default(),
             stix: Default::default(),
         };
-        serve("127.0.0.1:0".parse().unwrap(), api).await.expect("serve")
+        serve("127.0.0.1:0".parse().unwrap(), api, &ApiConfig::default()).await.expect("serve")
     }
 
     async fn request(addr: SocketAddr, method: &str, path: &str, key: Option<&str>, body: usize) -> (u16, String) {
@@ -690,7 +765,7 @@ mod tests {
         assert_eq!(findings_query(Some("since=1h&limit=5"), now), Ok((9 * 3600 * 1_000_000_000, 5)));
         assert_eq!(findings_query(Some("since=1970-01-01T00:00:01Z"), now), Ok((1_000_000_000, 1000)));
         assert!(findings_query(Some("since=yesterday"), now).is_err());
-        assert!(findings_query(Some("limit=-1"), now).is_err());
+        assert!(findings_query(Some("limit=-1"), now).unwrap_err().starts_with("limit: \"-1\""));
         // Longer ago than u64 nanoseconds reach: since the epoch, not a
         // truncated (wrapped) count.
         assert_eq!(findings_query(Some("since=100000000years"), now), Ok((0, 1000)));

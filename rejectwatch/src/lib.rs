@@ -20,6 +20,7 @@ pub mod hashseed;
 pub mod html;
 pub mod http;
 pub mod join;
+pub mod listener;
 pub mod metrics;
 pub mod netif;
 pub mod observe;
@@ -33,6 +34,7 @@ pub mod state;
 pub mod stix;
 pub mod tally;
 pub mod time;
+pub mod write_errors;
 
 /// Every exchange allocates a few short-lived strings (head fields,
 /// enrichment, signal summaries); glibc's allocator spent about a third of

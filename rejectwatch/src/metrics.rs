@@ -80,6 +80,11 @@ pub struct Metrics {
     pub blocklist_entries: IntGaugeVec,
     /// Seconds between a record's capture and its processing.
     pub lag: prometheus::Gauge,
+    /// Connections the API turned away at `api.max_connections`.
+    pub api_refused: IntCounter,
+    /// Failed writes of the files kept for operators and for restarts, by
+    /// file (a fixed set: see [`crate::write_errors::Kept`]).
+    pub write_errors: IntCounterVec,
     kernel: KernelMetrics,
     /// The live kernel counters, read at every scrape so they are current.
     kernel_source: Option<Counters>,
@@ -173,6 +178,18 @@ impl Metrics {
             ),
             blocklist_entries,
             lag,
+            api_refused: counter(
+                r,
+                "rejectwatch_api_refused_connections_total",
+                "Connections to the API refused (503) because api.max_connections were being served.",
+            ),
+            write_errors: counter_vec(
+                r,
+                "rejectwatch_write_errors_total",
+                "Failed writes of rejectwatch's files (a full disk, a lost directory), by file: exchanges, \
+                 findings, blocklist, state.",
+                &["file"],
+            ),
             exchanges: counter_vec(
                 r,
                 "rejectwatch_http_exchanges_total",

@@ -80,9 +80,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let exempt = Exemptions::new(&config.blocklist, &config.trusted_proxies, &own);
     let mut blocklist = Blocklist::new(&config.blocklist, exempt);
     let restored = state::blocklist::load(&state_dir, &mut blocklist, crate::time::secs(clock.now()))?;
-    let outputs = Outputs::new(&config.blocklist.paths, Some(state_dir.clone()), config.blocklist.nft_rule)?;
-    let mut marks = MarkWatch::new(state_dir.clone());
     let metrics = Arc::new(Mutex::new(Metrics::new()));
+    let outputs = Outputs::new(&config.blocklist.paths, Some(state_dir.clone()), config.blocklist.nft_rule)?
+        .count_errors(&metrics.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut marks = MarkWatch::new(state_dir.clone());
     let notices = enricher.notices();
     let engine = Engine::new(&config.detect, config.ipv6_prefix);
     let sinks = Sinks::new(metrics.clone(), out).with_findings(findings).keep_findings(config.api.findings_kept);
@@ -100,7 +101,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         decisions: Default::default(),
         stix: config.stix.clone(),
     };
-    let addr = api::serve(args.listen, api).await?;
+    let addr = api::serve(args.listen, api, &config.api).await?;
     fn lock(p: &Mutex<Pipeline>) -> std::sync::MutexGuard<'_, Pipeline> {
         p.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -168,9 +169,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 drain(ring.get_mut(), &mut join, &mut p);
                 join.advance(clock.now(), &mut *p);
                 p.flush_batch();
-                if let Err(e) = p.sinks.flush() {
-                    log::error!("flushing exchanges: {e}");
-                }
+                // A failure is logged (once) and counted by the sinks.
+                let _ = p.sinks.flush();
             }
             _ = stats_tick.tick() => {
                 let mut p = lock(&pipeline);

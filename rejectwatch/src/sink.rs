@@ -21,6 +21,7 @@ use crate::{
     observe::{Side, Source},
     tally::Tally,
     time::secs,
+    write_errors::{Kept, WriteErrors},
 };
 
 /// `--exchanges PATH|-` (and `--findings`): JSON lines to a file or stdout.
@@ -35,6 +36,10 @@ pub fn open_named(flag: &str, path: &str) -> anyhow::Result<Box<dyn Write + Send
     let f = File::create(Path::new(path)).with_context(|| format!("{flag}: cannot create {path}"))?;
     Ok(Box::new(BufWriter::new(f)))
 }
+
+/// How the log names the two JSON-line outputs.
+const EXCHANGES: &str = "--exchanges";
+const FINDINGS: &str = "--findings";
 
 pub struct Sinks {
     pub metrics: Arc<Mutex<Metrics>>,
@@ -52,7 +57,9 @@ pub struct Sinks {
     /// The latest findings, for the HTTP API.
     recent: VecDeque<Finding>,
     recent_cap: usize,
-    write_failed: bool,
+    /// Failed writes of the exchanges and findings: counted, each kind
+    /// said once (a full disk fails every write, every few milliseconds).
+    write_errors: WriteErrors,
     /// Totals, for the summary `analyze` prints.
     pub count: u64,
     pub unmatched: u64,
@@ -66,7 +73,10 @@ pub struct Sinks {
 
 impl Sinks {
     pub fn new(metrics: Arc<Mutex<Metrics>>, exchanges: Option<Box<dyn Write + Send>>) -> Self {
-        let reject_other = metrics.lock().unwrap_or_else(|p| p.into_inner()).rejects.with_label_values(&["other"]);
+        let (reject_other, write_errors) = {
+            let m = metrics.lock().unwrap_or_else(|p| p.into_inner());
+            (m.rejects.with_label_values(&["other"]), WriteErrors::counted(&m.write_errors))
+        };
         Self {
             metrics,
             exchange_series: HashMap::default(),
@@ -76,7 +86,7 @@ impl Sinks {
             findings: None,
             recent: VecDeque::new(),
             recent_cap: 10_000,
-            write_failed: false,
+            write_errors,
             count: 0,
             unmatched: 0,
             parse_errors: 0,
@@ -117,11 +127,25 @@ impl Sinks {
         }
     }
 
+    /// Flushes both logs; a failure is counted and said once (see
+    /// [`WriteErrors`]), and the first is returned.
     pub fn flush(&mut self) -> io::Result<()> {
-        for w in [&mut self.exchanges, &mut self.findings].into_iter().flatten() {
-            w.flush()?;
+        let mut first = Ok(());
+        for (w, kept, flag) in
+            [(&mut self.exchanges, Kept::Exchanges, EXCHANGES), (&mut self.findings, Kept::Findings, FINDINGS)]
+        {
+            let Some(w) = w else { continue };
+            match w.flush() {
+                Ok(()) => self.write_errors.succeeded(Path::new(flag)),
+                Err(e) => {
+                    self.write_errors.failed(kept, Path::new(flag), e.kind(), &format!("cannot write {flag}: {e}"));
+                    if first.is_ok() {
+                        first = Err(e);
+                    }
+                }
+            }
         }
-        Ok(())
+        first
     }
 
     pub fn finding(&mut self, f: Finding) {
@@ -129,10 +153,17 @@ impl Sinks {
         self.tally.finding(secs(f.ts), f.classification, f.detector);
         self.metrics().findings.with_label_values(&[f.detector, f.classification.as_str()]).inc();
         if let Some(w) = &mut self.findings {
-            let line = serde_json::to_string(&f).expect("finding serialises");
-            if writeln!(w, "{line}").is_err() && !self.write_failed {
-                self.write_failed = true;
-                log::error!("writing findings failed; further findings are not written");
+            let mut line = serde_json::to_string(&f).expect("finding serialises");
+            // One write per line: a failure leaves no half line behind in
+            // the buffer for the next line to join.
+            line.push('\n');
+            if let Err(e) = w.write_all(line.as_bytes()) {
+                self.write_errors.failed(
+                    Kept::Findings,
+                    Path::new(FINDINGS),
+                    e.kind(),
+                    &format!("cannot write {FINDINGS}: {e}"),
+                );
             }
         }
         if self.recent_cap > 0 {
@@ -165,11 +196,16 @@ impl Sinks {
             }
         }
         if let Some(w) = &mut self.exchanges {
-            let line = serde_json::to_string(ex).expect("exchange serialises");
-            if writeln!(w, "{line}").is_err() && !self.write_failed {
-                // Keep observing; say so once rather than per exchange.
-                self.write_failed = true;
-                log::error!("writing exchanges failed; further exchanges are not written");
+            let mut line = serde_json::to_string(ex).expect("exchange serialises");
+            line.push('\n');
+            if let Err(e) = w.write_all(line.as_bytes()) {
+                // Keep observing; the failure is said once, not per exchange.
+                self.write_errors.failed(
+                    Kept::Exchanges,
+                    Path::new(EXCHANGES),
+                    e.kind(),
+                    &format!("cannot write {EXCHANGES}: {e}"),
+                );
             }
         }
     }

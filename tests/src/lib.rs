@@ -326,6 +326,8 @@ pub struct Daemon {
     pub exchanges: PathBuf,
     pub listen: SocketAddr,
     pub ns: String,
+    /// Every line it wrote on stderr so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Daemon {
@@ -335,20 +337,27 @@ impl Daemon {
 
     /// Like [`Daemon::start`] with a given binary (the bench uses release).
     pub fn start_bin(bin: &str, net: &Netns, ns: &str, dir: &TempDir, args: &[&str]) -> Self {
-        Self::start_full(bin, net, ns, dir, args, "127.0.0.1:9617".parse().expect("addr"), true)
+        Self::start_full(bin, net, ns, dir, args, "127.0.0.1:9617".parse().expect("addr"), true, &[])
+    }
+
+    /// Like [`Daemon::start`], run by `wrapper` (a command that ends by
+    /// running its arguments, such as `unshare -m …`).
+    pub fn start_wrapped(net: &Netns, ns: &str, dir: &TempDir, args: &[&str], wrapper: &[&str]) -> Self {
+        Self::start_full(&rejectwatch_bin(), net, ns, dir, args, "127.0.0.1:9617".parse().expect("addr"), true, wrapper)
     }
 
     /// Like [`Daemon::start_bin`], without the exchange log the tests read:
     /// the daemon as the service unit runs it (for the bench).
     pub fn start_deployed(bin: &str, net: &Netns, ns: &str, dir: &TempDir, args: &[&str]) -> Self {
-        Self::start_full(bin, net, ns, dir, args, "127.0.0.1:9617".parse().expect("addr"), false)
+        Self::start_full(bin, net, ns, dir, args, "127.0.0.1:9617".parse().expect("addr"), false, &[])
     }
 
     /// Like [`Daemon::start`], listening on `listen`.
     pub fn start_listen(net: &Netns, ns: &str, dir: &TempDir, args: &[&str], listen: SocketAddr) -> Self {
-        Self::start_full(&rejectwatch_bin(), net, ns, dir, args, listen, true)
+        Self::start_full(&rejectwatch_bin(), net, ns, dir, args, listen, true, &[])
     }
 
+    #[allow(clippy::too_many_arguments)] // private; each caller names what it varies
     fn start_full(
         bin: &str,
         net: &Netns,
@@ -357,9 +366,17 @@ impl Daemon {
         args: &[&str],
         listen: SocketAddr,
         log_exchanges: bool,
+        wrapper: &[&str],
     ) -> Self {
         let exchanges = dir.path("exchanges.jsonl");
-        let mut cmd = net.exec(ns, &[bin, "run"]);
+        let mut cmd = match wrapper.split_first() {
+            None => net.exec(ns, &[bin, "run"]),
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).args(["ip", "netns", "exec", ns, bin, "run"]);
+                c
+            }
+        };
         cmd.args(args).args(["--listen", &listen.to_string()]);
         if log_exchanges {
             cmd.args(["--exchanges", exchanges.to_str().expect("utf-8")]);
@@ -370,10 +387,13 @@ impl Daemon {
         let mut child = cmd.spawn().expect("spawn rejectwatch");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let lines = log.clone();
         std::thread::spawn(move || {
             let mut ready = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[rejectwatch] {line}");
+                lines.lock().unwrap_or_else(|e| e.into_inner()).push(line.clone());
                 if !ready && line.contains("watching") {
                     ready = true;
                     let _ = tx.send(Ok(()));
@@ -388,7 +408,7 @@ impl Daemon {
             Ok(Err(line)) => panic!("rejectwatch did not start: {line}"),
             Err(_) => panic!("rejectwatch did not start within 30 s"),
         }
-        Self { proc: Proc { child, name: "rejectwatch" }, exchanges, listen, ns: ns.to_string() }
+        Self { proc: Proc { child, name: "rejectwatch" }, exchanges, listen, ns: ns.to_string(), log }
     }
 
     /// The daemon's process id (`ip netns exec` execs it in place).

@@ -123,7 +123,8 @@ fn writes_survive_sigkill() {
             which.unwrap_or_else(|| panic!("kill {kill}: the blocklist is neither version ({} bytes)", text.len()));
         seen[which] += 1;
         let mut b = blocklist(0);
-        state::blocklist::load(&dir.0, &mut b, NOW).unwrap_or_else(|e| panic!("kill {kill}: the state file does not load: {e:#}"));
+        state::blocklist::load(&dir.0, &mut b, NOW)
+            .unwrap_or_else(|e| panic!("kill {kill}: the state file does not load: {e:#}"));
         assert_eq!(b.len(), 4000, "kill {kill}: the state file lost entries");
         // Temporary files of killed writes are left for nobody to read
         // (they are never renamed over), and are not what loaders see.
@@ -133,8 +134,7 @@ fn writes_survive_sigkill() {
     }
     // What killed writers left is cleared by the next whole write.
     let before = leftovers(&dir.0);
-    write_atomically(&dir.path("blocklist.nft"), |w| w.write_all(versions[0].as_bytes()))
-        .expect("write");
+    write_atomically(&dir.path("blocklist.nft"), |w| w.write_all(versions[0].as_bytes())).expect("write");
     state::blocklist::save(&dir.0, &blocklist(0)).expect("save");
     assert_eq!(leftovers(&dir.0), 0, "temporary files of killed writers left behind");
     eprintln!("200 kills survived; versions {seen:?}; {before} temporary files of killed writes, cleared by the next");

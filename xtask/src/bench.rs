@@ -450,7 +450,8 @@ pub fn bench_kernel(args: BenchArgs) -> anyhow::Result<()> {
         println!("{n:<32} {:>12.0} {:>9.3}x {x:>10} {t:>12} {:>10}", s.rps, s.rps / base.rps, s.wakeups);
     }
     println!();
-    let goal = if args.path == "/auth" { " (goal >= 0.93x on the 401 mix)" } else { " (goal >= 0.96x on the JSON mix)" };
+    let goal =
+        if args.path == "/auth" { " (goal >= 0.93x on the 401 mix)" } else { " (goal >= 0.96x on the JSON mix)" };
     println!(
         "throughput vs none:  {:.3}x{goal}; the no-op floor {:.3}x in the same rounds",
         rw.rps / base.rps,

@@ -17,7 +17,6 @@ use std::{
 
 use anyhow::Context;
 use rejectwatch::{
-    state::marks::{Mark, parse_flag},
     alloc::count::allocations as allocations_so_far,
     config::Config,
     detect::{Engine, spec::DetectConfig},
@@ -34,6 +33,7 @@ use rejectwatch::{
         emulate::{KernelRules, Ports},
         pcap,
     },
+    state::marks::{Mark, parse_flag},
 };
 use rejectwatch_common::{DEFAULT_RESPONSE_SNAPLEN, DEFAULT_SNAPLEN};
 use rejectwatch_tests::TempDir;

@@ -1,6 +1,7 @@
 //! Keeps the blocklist files (`--blocklist`, `blocklist.paths`) and the
 //! state file current: each is rewritten, atomically, when the entries
 //! change, so a firewall loader watching the file sees whole versions only.
+//! A write that fails (a full disk) is retried every tick until it works.
 
 use std::path::{Path, PathBuf};
 
@@ -13,6 +14,7 @@ use super::{
 use crate::{
     state::{self, write_atomically},
     time::Secs,
+    write_errors::{Kept, WriteErrors, io_kind},
 };
 
 /// Where the blocklist is enforced directly (the XDP program's maps):
@@ -28,8 +30,10 @@ pub struct Outputs {
     state_dir: Option<PathBuf>,
     nft_rule: bool,
     enforcer: Option<Box<dyn Enforce>>,
-    /// Reported once per failing file, not at every change.
-    failing: Vec<PathBuf>,
+    /// The enforcer's failure, reported once, not at every change.
+    enforce_failing: bool,
+    /// The files' failures, reported once per file and kind, and counted.
+    errors: WriteErrors,
 }
 
 impl Outputs {
@@ -45,7 +49,13 @@ impl Outputs {
                 .map_err(|e| anyhow::anyhow!("--blocklist: {}: cannot create {}: {e}", p.display(), dir.display()))?;
             files.push((p.clone(), f));
         }
-        Ok(Self { files, state_dir, nft_rule, enforcer: None, failing: Vec::new() })
+        Ok(Self { files, state_dir, nft_rule, enforcer: None, enforce_failing: false, errors: WriteErrors::default() })
+    }
+
+    /// Counts failed writes into `rejectwatch_write_errors_total`.
+    pub fn count_errors(mut self, metrics: &crate::metrics::Metrics) -> Self {
+        self.errors = WriteErrors::counted(&metrics.write_errors);
+        self
     }
 
     /// Enforces every version of the entries from now on (the current
@@ -63,38 +73,45 @@ impl Outputs {
         self.files.is_empty() && self.state_dir.is_none() && self.enforcer.is_none()
     }
 
-    /// Writes everything if the entries changed since the last write.
+    /// Writes everything if the entries changed since the last write,
+    /// and the files again if their last write failed.
     pub fn write_if_changed(&mut self, b: &mut Blocklist, now: Secs) {
-        if !b.changed {
+        let changed = std::mem::take(&mut b.changed);
+        if !changed && !self.errors.any() {
             return;
         }
-        b.changed = false;
         let entries = b.entries();
-        if let Some(e) = &mut self.enforcer {
-            let result = e.apply(&entries).context("cannot update the XDP enforcement maps");
-            self.report(Path::new("XDP enforcement maps"), result);
+        if changed && let Some(e) = &mut self.enforcer {
+            match e.apply(&entries).context("cannot update the XDP enforcement maps") {
+                Ok(()) => self.enforce_failing = false,
+                Err(e) if !self.enforce_failing => {
+                    log::error!("{e:#}");
+                    self.enforce_failing = true;
+                }
+                Err(_) => {}
+            }
         }
         let r = Render { entries: &entries, now, nft_rule: self.nft_rule };
-        for i in 0..self.files.len() {
-            let (path, f) = self.files[i].clone();
-            let result = write_atomically(&path, |w| w.write_all(r.to_string(f).as_bytes()))
-                .with_context(|| format!("cannot write blocklist {}", path.display()));
-            self.report(&path, result);
-        }
-        if let Some(dir) = self.state_dir.clone() {
-            let result = state::blocklist::save(&dir, b);
-            self.report(&state::blocklist::file(&dir), result);
-        }
-    }
-
-    fn report(&mut self, path: &Path, result: anyhow::Result<()>) {
-        match result {
-            Ok(()) => self.failing.retain(|p| p != path),
-            Err(e) if !self.failing.iter().any(|p| p == path) => {
-                log::error!("{e:#}");
-                self.failing.push(path.to_path_buf());
+        for (path, f) in &self.files {
+            match write_atomically(path, |w| w.write_all(r.to_string(*f).as_bytes())) {
+                Ok(()) => self.errors.succeeded(path),
+                Err(e) => {
+                    let kind = e.kind();
+                    self.errors.failed(
+                        Kept::Blocklist,
+                        path,
+                        kind,
+                        &format!("cannot write blocklist {}: {e}", path.display()),
+                    )
+                }
             }
-            Err(_) => {}
+        }
+        if let Some(dir) = &self.state_dir {
+            let path = state::blocklist::file(dir);
+            match state::blocklist::save(dir, b) {
+                Ok(()) => self.errors.succeeded(&path),
+                Err(e) => self.errors.failed(Kept::State, &path, io_kind(&e), &format!("{e:#}")),
+            }
         }
     }
 }

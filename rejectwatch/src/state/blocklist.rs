@@ -66,8 +66,12 @@ pub fn save(state_dir: &Path, b: &Blocklist) -> anyhow::Result<()> {
         past: b.past().map(|(n, p)| PastEntry { net: *n, offences: p.offences, seen: p.seen }).collect(),
     };
     let path = file(state_dir);
-    write_atomically(&path, |w| serde_json::to_writer(w, &s).map_err(std::io::Error::other))
-        .with_context(|| format!("cannot write {}", path.display()))
+    write_atomically(&path, |w| {
+        // The I/O error's own kind (a full disk), not `Other`, for the log.
+        serde_json::to_writer(w, &s)
+            .map_err(|e| std::io::Error::new(e.io_error_kind().unwrap_or(std::io::ErrorKind::Other), e))
+    })
+    .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Restores the state into `b` (nothing if there is no file yet); entries
