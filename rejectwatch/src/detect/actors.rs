@@ -30,6 +30,9 @@ use super::{
 };
 use crate::exchange::{Exchange, format_ts};
 
+mod persist;
+pub use persist::Saved;
+
 /// Lists kept per actor are capped: an actor with more is summarised by
 /// its counts.
 const MAX_CLIENTS: usize = 256;
@@ -304,7 +307,7 @@ fn push_capped<T: PartialEq>(v: &mut Vec<T>, x: T, cap: usize) {
 /// spares most exchanges the walk of the index, checked against the
 /// actor's id before it is believed (eviction moves actors between
 /// slots). Three bytes, which fit in the padding of a client's state.
-#[derive(Clone, Copy, Default, Debug)]
+#[derive(Clone, Copy, Default, Debug, Serialize, serde::Deserialize)]
 pub struct SlotHint([u8; 3]);
 
 impl SlotHint {

@@ -106,9 +106,26 @@ impl fmt::Debug for ClientKey {
     }
 }
 
+/// As text in what people read (findings, the roster); as its bytes and
+/// prefix in a binary snapshot.
 impl serde::Serialize for ClientKey {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            serde::Serialize::serialize(&(self.bytes, self.v6_prefix), s)
+        }
+    }
+}
+
+/// The binary form only (snapshots); a prefix past 128 is refused.
+impl<'de> serde::Deserialize<'de> for ClientKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (bytes, v6_prefix) = <([u8; 16], u8) as serde::Deserialize>::deserialize(d)?;
+        if v6_prefix > 128 {
+            return Err(serde::de::Error::custom(format!("IPv6 prefix {v6_prefix}")));
+        }
+        Ok(Self { bytes, v6_prefix })
     }
 }
 
@@ -118,7 +135,7 @@ pub const SENT_NON_GET: u8 = 2;
 
 /// Per-client state shared by the client-keyed detectors; each detector
 /// module owns its part.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct ClientState {
     pub first: Secs,
     pub last: Secs,
@@ -139,7 +156,7 @@ pub struct ClientState {
 const _: () = assert!(size_of::<ClientState>() == 152);
 
 /// State only clients with rejected requests need.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct RejectState {
     pub single_path: single_path::State,
     pub stripped: stripped::State,

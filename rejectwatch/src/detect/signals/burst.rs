@@ -206,10 +206,14 @@ enum Form {
 /// item: an exact count over a sliding window of seconds (a fixed window
 /// halves a burst that straddles its boundary, and at five or ten events
 /// that is the difference).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(bound(serialize = "T: serde::Serialize", deserialize = "T: serde::Deserialize<'de> + Copy + Default"))]
 struct Recent<T, const N: usize> {
+    #[serde(with = "super::super::snapshot::array")]
     at: [Secs; N],
+    #[serde(with = "super::super::snapshot::array")]
     item: [T; N],
+    #[serde(deserialize_with = "super::super::snapshot::len_within::<_, N>")]
     len: u8,
 }
 
@@ -247,7 +251,7 @@ impl<T: Copy + Default + PartialEq, const N: usize> Recent<T, N> {
 }
 
 /// One query parameter's numeric values on one endpoint from one client.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Walk {
     last: u64,
     sequential: u16,
@@ -472,6 +476,29 @@ impl Detector for Burst {
 
     fn keys(&self) -> usize {
         self.t.scans.len() + self.t.logins.len() + self.t.failures.len() + self.t.walks.len() + self.t.floods.len()
+    }
+
+    fn save(&self) -> Result<Vec<u8>, super::super::snapshot::Error> {
+        let t = &*self.t;
+        super::super::snapshot::encode(&(&t.scans, &t.logins, &t.failures, &t.walks, &t.floods))
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> Result<(), super::super::snapshot::Error> {
+        type Saved<K, V> = super::super::keyed::Saved<K, V>;
+        let (scans, logins, failures, walks, floods): (
+            Saved<ClientKey, Recent<u16, MAX_RECENT>>,
+            Saved<ClientKey, Recent<u32, MAX_RECENT>>,
+            Saved<ClientKey, Recent<u16, MAX_CREDENTIALS>>,
+            Saved<(ClientKey, u64), Walk>,
+            Saved<(ClientKey, u64), Distinct<u16, MAX_QUERIES>>,
+        ) = super::super::snapshot::decode(saved)?;
+        let t = &mut *self.t;
+        t.scans.restore(scans);
+        t.logins.restore(logins);
+        t.failures.restore(failures);
+        t.walks.restore(walks);
+        t.floods.restore(floods);
+        Ok(())
     }
 }
 

@@ -149,4 +149,13 @@ impl Detector for Convergence {
     fn keys(&self) -> usize {
         self.groups.len()
     }
+
+    fn save(&self) -> Result<Vec<u8>, super::super::snapshot::Error> {
+        super::super::snapshot::encode(&self.groups)
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> Result<(), super::super::snapshot::Error> {
+        self.groups.restore(super::super::snapshot::decode(saved)?);
+        Ok(())
+    }
 }

@@ -139,12 +139,12 @@ impl Spec {
 }
 
 /// The part kept per client in the shared table.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     r401: Rate,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Baseline {
     start: Secs,
     attempts: u32,
@@ -312,5 +312,17 @@ impl Detector for Credential {
 
     fn keys(&self) -> usize {
         self.per_client.len() + self.per_identity.len() + self.logins.len()
+    }
+
+    fn save(&self) -> Result<Vec<u8>, super::super::snapshot::Error> {
+        super::super::snapshot::encode(&(&self.per_client, &self.per_identity, &self.logins))
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> Result<(), super::super::snapshot::Error> {
+        let (per_client, per_identity, logins) = super::super::snapshot::decode(saved)?;
+        self.per_client.restore(per_client);
+        self.per_identity.restore(per_identity);
+        self.logins.restore(logins);
+        Ok(())
     }
 }

@@ -54,7 +54,7 @@ impl Spec {
 /// The distinct ids a client asked for on one template.
 type IdSketch = Sketch<4>;
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     template: u32,
     last_id: u32,

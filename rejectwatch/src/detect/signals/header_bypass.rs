@@ -97,4 +97,13 @@ impl Detector for HeaderBypass {
     fn keys(&self) -> usize {
         self.seen.len()
     }
+
+    fn save(&self) -> Result<Vec<u8>, super::super::snapshot::Error> {
+        super::super::snapshot::encode(&self.seen)
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> Result<(), super::super::snapshot::Error> {
+        self.seen.restore(super::super::snapshot::decode(saved)?);
+        Ok(())
+    }
 }

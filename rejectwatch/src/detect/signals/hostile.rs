@@ -203,6 +203,20 @@ impl Detector for Hostile {
     fn keys(&self) -> usize {
         self.hosts.len()
     }
+
+    fn save(&self) -> Result<Vec<u8>, super::super::snapshot::Error> {
+        super::super::snapshot::encode(&self.hosts)
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> Result<(), super::super::snapshot::Error> {
+        let mut hosts: Vec<(u64, u32)> = super::super::snapshot::decode(saved)?;
+        // Configured hosts are the operator's, not learned.
+        if !self.configured {
+            hosts.truncate(MAX_HOSTS);
+            self.hosts = hosts;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -78,7 +78,7 @@ impl Spec {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Holder {
     key: ClientKey,
     first: Secs,
@@ -229,5 +229,23 @@ impl Detector for Rotation {
 
     fn keys(&self) -> usize {
         self.targets.len()
+    }
+
+    fn save(&self) -> Result<Vec<u8>, super::super::snapshot::Error> {
+        super::super::snapshot::encode(&self.targets)
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> Result<(), super::super::snapshot::Error> {
+        let mut targets: super::super::keyed::Saved<u64, Vec<Holder>> = super::super::snapshot::decode(saved)?;
+        // What indexes the holders is checked: a corrupt file must not.
+        for (_, _, holders) in &mut targets.slots {
+            holders.truncate(HOLDERS);
+            let n = holders.len();
+            for h in holders.iter_mut() {
+                h.after = h.after.filter(|&a| a < n);
+            }
+        }
+        self.targets.restore(targets);
+        Ok(())
     }
 }

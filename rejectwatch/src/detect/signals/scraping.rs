@@ -51,7 +51,7 @@ impl Spec {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     gets: Rate,
     resources: Sketch<4>,

@@ -45,7 +45,7 @@ impl Spec {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     endpoint: u32,
     count: Rate,

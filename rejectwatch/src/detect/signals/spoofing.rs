@@ -69,7 +69,7 @@ impl Spec {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     browser_platforms: u8,
     library_platforms: u8,

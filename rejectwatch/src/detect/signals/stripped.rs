@@ -55,7 +55,7 @@ impl Spec {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct State {
     count: Rate,
 }

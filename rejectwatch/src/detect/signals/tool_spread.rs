@@ -67,6 +67,7 @@ impl Spec {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Member {
     key: ClientKey,
     last: Secs,
@@ -75,7 +76,7 @@ struct Member {
     period: Option<Secs>,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Cluster {
     members: Vec<Member>,
 }
@@ -184,5 +185,14 @@ impl Detector for ToolSpread {
 
     fn keys(&self) -> usize {
         self.clusters.len()
+    }
+
+    fn save(&self) -> Result<Vec<u8>, super::super::snapshot::Error> {
+        super::super::snapshot::encode(&self.clusters)
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> Result<(), super::super::snapshot::Error> {
+        self.clusters.restore(super::super::snapshot::decode(saved)?);
+        Ok(())
     }
 }
