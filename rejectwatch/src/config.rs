@@ -46,6 +46,7 @@ pub struct Config {
     pub enforce: crate::enforce::EnforceConfig,
     pub api: crate::api::ApiConfig,
     pub stix: crate::stix::StixConfig,
+    pub snapshot: crate::resume::SnapshotConfig,
 }
 
 impl Default for Config {
@@ -64,6 +65,7 @@ impl Default for Config {
             enforce: Default::default(),
             api: Default::default(),
             stix: Default::default(),
+            snapshot: Default::default(),
         }
     }
 }
@@ -179,6 +181,7 @@ impl Config {
         self.blocklist.validate()?;
         self.enforce.validate()?;
         self.api.validate()?;
+        self.snapshot.validate()?;
         self.detect.validate()
     }
 }

@@ -26,6 +26,7 @@ pub mod observe;
 pub mod pipeline;
 pub mod record;
 pub mod report;
+pub mod resume;
 pub mod run;
 pub mod sink;
 pub mod source;
