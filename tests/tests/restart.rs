@@ -85,3 +85,53 @@ fn a_corrupt_snapshot_is_counted_and_the_daemon_starts_fresh() {
     let mut e = rejectwatch::detect::Engine::new(&cfg.detect, cfg.ipv6_prefix);
     e.restore(&bytes).expect("the snapshot written at shutdown loads");
 }
+
+/// `analyze --resume DIR` in two parts, split between the two holders of
+/// an address rotation 48 h apart: the second part finds what one run
+/// over the whole log finds there, and alone it does not.
+#[test]
+fn a_replay_in_two_parts_resumes_where_the_first_stopped() {
+    let case = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
+    let input = case.join("address-rotation-other-tool/input.log.gz");
+    let out = std::process::Command::new("zcat").arg(&input).output().expect("zcat");
+    let text = String::from_utf8(out.stdout).expect("utf-8 log");
+    // Combined log lines, in time order, all in November 2026: day and
+    // time from `[DD/Nov/2026:HH:MM:SS`.
+    let when = |l: &str| l.split_once('[').map(|(_, t)| (t[..2].to_string(), t[12..20].to_string()));
+    let split = text.lines().position(|l| when(l) >= Some(("03".into(), "12:00:00".into()))).expect("a second part");
+    let lines: Vec<&str> = text.lines().collect();
+    let dir = TempDir::new("resume");
+    let (first, second) = (dir.path("first.log"), dir.path("second.log"));
+    std::fs::write(&first, lines[..split].join("\n") + "\n").expect("write");
+    std::fs::write(&second, lines[split..].join("\n") + "\n").expect("write");
+    let resume = dir.path("snapshots");
+    let run = |files: &[&std::path::Path], findings: &str, resume_dir: bool| {
+        let findings = dir.path(findings);
+        let mut args = vec![
+            "--config".to_string(),
+            case.join("address-rotation-other-tool/config.toml").display().to_string(),
+            "--geoip-country".into(),
+            case.join("geo-country.csv").display().to_string(),
+            "--geoip-asn".into(),
+            case.join("geo-asn.csv").display().to_string(),
+            "--findings".into(),
+            findings.display().to_string(),
+        ];
+        if resume_dir {
+            args.extend(["--resume".to_string(), resume.display().to_string()]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let stderr = analyze_with(files, &args);
+        (read_jsonl(&findings), stderr)
+    };
+    let (whole, _) = run(&[&input], "whole.jsonl", false);
+    let cut = whole.iter().position(|f| f["ts"].as_str() >= Some("2026-11-03T12:00:00")).unwrap_or(whole.len());
+    let (_, first_said) = run(&[&first], "first.jsonl", true);
+    assert!(!first_said.contains("restored"), "nothing to resume from yet: {first_said}");
+    let (resumed, said) = run(&[&second], "second.jsonl", true);
+    assert!(said.contains("detection state restored"), "{said}");
+    assert_eq!(resumed, whole[cut..]);
+    assert!(resumed.iter().any(|f| f["detector"] == "address-rotation"), "{resumed:?}");
+    let (alone, _) = run(&[&second], "alone.jsonl", false);
+    assert!(!alone.iter().any(|f| f["detector"] == "address-rotation"), "found without the first holder: {alone:?}");
+}
