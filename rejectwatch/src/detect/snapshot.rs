@@ -2,7 +2,7 @@
 //! windows instead of starting them again: a slow attacker who spreads
 //! work across a restart, or an address rotation two days apart with a
 //! restart between, is still seen. Pure: the daemon decides when to take
-//! one and where to keep it (`crate::persist`).
+//! one and where to keep it (`crate::resume`).
 //!
 //! What is kept: the client table (with every client-keyed detector's
 //! part and the cadence trackers), the endpoint statistics, the counts
@@ -48,7 +48,7 @@ pub enum Error {
     Checksum,
     #[error("snapshot undecodable: {0}")]
     Decode(String),
-    #[error("snapshot taken with {0}, now {1}: its clients are not today's")]
+    #[error("snapshot taken under another {0} ({1}): what a client or a reject is has changed")]
     Incompatible(&'static str, String),
 }
 
@@ -59,7 +59,10 @@ impl From<bincode::Error> for Error {
 }
 
 const MAGIC: &[u8; 8] = b"RWDETECT";
-/// Bumped whenever any saved type changes shape.
+/// Bumped whenever any saved type changes shape: the encoding does not
+/// describe itself, so an old snapshot read as a new shape would be
+/// refused at best. (A test pins the encoded size of a client's state, the
+/// type most often extended.)
 pub const VERSION: u32 = 1;
 const HEADER: usize = 8 + 4 + 8 + 8;
 
@@ -231,10 +234,11 @@ impl Engine {
     pub fn restore(&mut self, bytes: &[u8]) -> Result<Restored, Error> {
         let l: Loaded = decode(unframe(bytes)?)?;
         if l.v6_prefix != self.v6_prefix {
-            return Err(Error::Incompatible("ipv6_prefix", format!("{} → {}", l.v6_prefix, self.v6_prefix)));
+            return Err(Error::Incompatible("ipv6_prefix", format!("/{} then, /{} now", l.v6_prefix, self.v6_prefix)));
         }
         if l.rejects != self.reject_statuses() {
-            return Err(Error::Incompatible("other detect.reject_statuses", format!("{:?}", self.reject_statuses())));
+            let now = self.reject_statuses();
+            return Err(Error::Incompatible("detect.reject_statuses", format!("{:?} then, {now:?} now", l.rejects)));
         }
         let mut r = Restored { now: l.now, ..Default::default() };
         // Each detector's own part first: one that cannot take it back is
@@ -425,6 +429,16 @@ mod tests {
         assert_eq!(e.restore(&bytes).expect("restores").clients, 3);
         let kept: Vec<String> = e.clients.iter().map(|(k, _)| k.to_string()).collect();
         assert!(kept.contains(&"198.51.100.10".to_string()), "{kept:?}");
+    }
+
+    #[test]
+    fn a_change_to_what_a_client_keeps_bumps_the_version() {
+        // Every field of the client's state and of each client-keyed
+        // detector's part, encoded at its default: one byte or more each.
+        // A field added or removed changes this; then bump VERSION (old
+        // snapshots are refused, not misread) and the figure here.
+        let c = ClientState { rejected: Some(Default::default()), ..Default::default() };
+        assert_eq!((VERSION, encode(&c).expect("encodes").len()), (1, 79));
     }
 
     #[test]
