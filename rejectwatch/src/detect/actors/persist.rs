@@ -192,6 +192,23 @@ fn texts(l: &TextList) -> Vec<&str> {
 }
 
 impl Roster {
+    /// Whether id `id` leads (through merges) to a live actor that lists
+    /// `key` or is full: what a client's actor id must satisfy, checked for
+    /// clients restored beside a roster.
+    pub fn holds(&self, mut id: u32, key: ClientKey) -> bool {
+        for _ in 0..64 {
+            match self.index.get(&id) {
+                Some(Entry::Live(s)) => {
+                    let a = &self.actors[*s as usize];
+                    return a.clients.contains(&key) || a.clients.len() >= super::MAX_CLIENTS;
+                }
+                Some(Entry::Forward(to)) => id = *to,
+                None => return true, // evicted: the client makes a new one
+            }
+        }
+        false
+    }
+
     /// Replaces the roster with a saved one. Past this roster's cap (the
     /// configuration shrank), the most recently seen actors are kept and
     /// forwarders go first. Returns the actors kept.
