@@ -88,13 +88,20 @@ fn checksum(payload: &[u8]) -> u64 {
 
 /// The payload framed with the header.
 pub fn frame(payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-    out.extend_from_slice(&checksum(payload).to_le_bytes());
+    let mut out = vec![0; HEADER];
     out.extend_from_slice(payload);
+    seal(&mut out);
     out
+}
+
+/// Fills in the header of a buffer whose payload follows its first
+/// [`HEADER`] bytes: the payload is encoded in place, never copied.
+fn seal(buf: &mut [u8]) {
+    let (header, payload) = buf.split_at_mut(HEADER);
+    header[..8].copy_from_slice(MAGIC);
+    header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    header[12..20].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+    header[20..28].copy_from_slice(&checksum(payload).to_le_bytes());
 }
 
 /// The payload of a framed snapshot, checked whole.
@@ -226,7 +233,18 @@ impl Engine {
             disclosure,
             marks: self.marks.iter().map(|m| (m.kind.as_str(), m.at, m.note.as_deref())).collect(),
         };
-        Ok(frame(&encode(&out)?))
+        // Encoded behind room for the header, in a buffer about the size
+        // it will reach (clients are most of it, a few hundred bytes
+        // each): a growing buffer copied a full engine's 200 MB over and
+        // over while the core waited.
+        let mut buf = Vec::with_capacity(HEADER + 256 * self.clients.len() + 64 * self.keys() + 4096);
+        buf.resize(HEADER, 0);
+        {
+            use bincode::Options as _;
+            options().serialize_into(&mut buf, &out)?;
+        }
+        seal(&mut buf);
+        Ok(buf)
     }
 
     /// Resumes from a snapshot, into an engine that has seen nothing yet.
