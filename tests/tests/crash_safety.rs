@@ -102,11 +102,22 @@ fn writer(dir: &Path) -> ! {
     let path = dir.join("blocklist.nft");
     // Told to the parent, so that its kill lands while this writes.
     std::fs::write(dir.join("writing"), b"").expect("marker");
+    // Kills land in a writer's first few writes, so the writers vary
+    // which version, and which file, they write first: always the same,
+    // the files on disk stayed the first version, and a kill never fell in
+    // the write that replaces one, nor in the snapshot's, written last.
+    let pid = std::process::id() as usize;
+    let first = pid % 2;
     loop {
-        for (text, b, snap) in &versions {
-            rejectwatch::sink::write_atomically(&path, |w| w.write_all(text.as_bytes())).expect("write blocklist");
-            state::save(dir, b).expect("save state");
-            resume::write(dir, (snap.clone(), Duration::ZERO)).expect("write snapshot");
+        for (text, b, snap) in [&versions[first], &versions[1 - first]] {
+            for file in (0..3).map(|i| (i + pid / 2) % 3) {
+                match file {
+                    0 => rejectwatch::sink::write_atomically(&path, |w| w.write_all(text.as_bytes()))
+                        .expect("write blocklist"),
+                    1 => state::save(dir, b).expect("save state"),
+                    _ => drop(resume::write(dir, (snap.clone(), Duration::ZERO)).expect("write snapshot")),
+                }
+            }
         }
     }
 }
