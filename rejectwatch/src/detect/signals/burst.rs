@@ -209,11 +209,11 @@ enum Form {
 #[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(bound(serialize = "T: serde::Serialize", deserialize = "T: serde::Deserialize<'de> + Copy + Default"))]
 struct Recent<T, const N: usize> {
-    #[serde(with = "super::super::snapshot::array")]
+    #[serde(with = "crate::detect::snapshot::array")]
     at: [Secs; N],
-    #[serde(with = "super::super::snapshot::array")]
+    #[serde(with = "crate::detect::snapshot::array")]
     item: [T; N],
-    #[serde(deserialize_with = "super::super::snapshot::len_within::<_, N>")]
+    #[serde(deserialize_with = "crate::detect::snapshot::len_within::<_, N>")]
     len: u8,
 }
 
@@ -478,20 +478,20 @@ impl Detector for Burst {
         self.t.scans.len() + self.t.logins.len() + self.t.failures.len() + self.t.walks.len() + self.t.floods.len()
     }
 
-    fn save(&self) -> Result<Vec<u8>, super::super::snapshot::Error> {
+    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
         let t = &*self.t;
-        super::super::snapshot::encode(&(&t.scans, &t.logins, &t.failures, &t.walks, &t.floods))
+        crate::detect::snapshot::encode(&(&t.scans, &t.logins, &t.failures, &t.walks, &t.floods))
     }
 
-    fn restore(&mut self, saved: &[u8]) -> Result<(), super::super::snapshot::Error> {
-        type Saved<K, V> = super::super::keyed::Saved<K, V>;
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
+        type Saved<K, V> = crate::detect::keyed::Saved<K, V>;
         let (scans, logins, failures, walks, floods): (
             Saved<ClientKey, Recent<u16, MAX_RECENT>>,
             Saved<ClientKey, Recent<u32, MAX_RECENT>>,
             Saved<ClientKey, Recent<u16, MAX_CREDENTIALS>>,
             Saved<(ClientKey, u64), Walk>,
             Saved<(ClientKey, u64), Distinct<u16, MAX_QUERIES>>,
-        ) = super::super::snapshot::decode(saved)?;
+        ) = crate::detect::snapshot::decode(saved)?;
         let t = &mut *self.t;
         t.scans.restore(scans);
         t.logins.restore(logins);

@@ -150,12 +150,12 @@ impl Detector for Convergence {
         self.groups.len()
     }
 
-    fn save(&self) -> Result<Vec<u8>, super::super::snapshot::Error> {
-        super::super::snapshot::encode(&self.groups)
+    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
+        crate::detect::snapshot::encode(&self.groups)
     }
 
-    fn restore(&mut self, saved: &[u8]) -> Result<(), super::super::snapshot::Error> {
-        self.groups.restore(super::super::snapshot::decode(saved)?);
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
+        self.groups.restore(crate::detect::snapshot::decode(saved)?);
         Ok(())
     }
 }

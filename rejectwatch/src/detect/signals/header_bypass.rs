@@ -98,12 +98,12 @@ impl Detector for HeaderBypass {
         self.seen.len()
     }
 
-    fn save(&self) -> Result<Vec<u8>, super::super::snapshot::Error> {
-        super::super::snapshot::encode(&self.seen)
+    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
+        crate::detect::snapshot::encode(&self.seen)
     }
 
-    fn restore(&mut self, saved: &[u8]) -> Result<(), super::super::snapshot::Error> {
-        self.seen.restore(super::super::snapshot::decode(saved)?);
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
+        self.seen.restore(crate::detect::snapshot::decode(saved)?);
         Ok(())
     }
 }

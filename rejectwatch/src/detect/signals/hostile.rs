@@ -204,12 +204,12 @@ impl Detector for Hostile {
         self.hosts.len()
     }
 
-    fn save(&self) -> Result<Vec<u8>, super::super::snapshot::Error> {
-        super::super::snapshot::encode(&self.hosts)
+    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
+        crate::detect::snapshot::encode(&self.hosts)
     }
 
-    fn restore(&mut self, saved: &[u8]) -> Result<(), super::super::snapshot::Error> {
-        let mut hosts: Vec<(u64, u32)> = super::super::snapshot::decode(saved)?;
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
+        let mut hosts: Vec<(u64, u32)> = crate::detect::snapshot::decode(saved)?;
         // Configured hosts are the operator's, not learned.
         if !self.configured {
             hosts.truncate(MAX_HOSTS);

@@ -187,12 +187,12 @@ impl Detector for ToolSpread {
         self.clusters.len()
     }
 
-    fn save(&self) -> Result<Vec<u8>, super::super::snapshot::Error> {
-        super::super::snapshot::encode(&self.clusters)
+    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
+        crate::detect::snapshot::encode(&self.clusters)
     }
 
-    fn restore(&mut self, saved: &[u8]) -> Result<(), super::super::snapshot::Error> {
-        self.clusters.restore(super::super::snapshot::decode(saved)?);
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
+        self.clusters.restore(crate::detect::snapshot::decode(saved)?);
         Ok(())
     }
 }
