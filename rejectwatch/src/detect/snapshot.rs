@@ -277,14 +277,13 @@ impl Engine {
         r.detectors = restored.len();
         let disclosure_fp = self.fingerprint(super::signals::disclosure::NAME);
         let cap = self.clients.cap();
-        match (&mut self.disclosure, l.disclosure) {
-            (Some(d), Some((fp, watch))) if Some(fp) == disclosure_fp => {
-                if d.restore(&watch, cap).is_err() {
-                    r.dropped.push(super::signals::disclosure::NAME.into());
-                }
-            }
-            (_, Some(_)) => r.dropped.push(super::signals::disclosure::NAME.into()),
-            _ => {}
+        let watch_kept = match (&mut self.disclosure, l.disclosure) {
+            (Some(d), Some((fp, watch))) if Some(fp) == disclosure_fp => d.restore(&watch, cap).is_ok(),
+            (_, Some(_)) => false,
+            (_, None) => true,
+        };
+        if !watch_kept {
+            r.dropped.push(super::signals::disclosure::NAME.into());
         }
         r.actors = self.roster.restore(l.roster);
         let mut clients = l.clients;

@@ -291,9 +291,9 @@ impl Roster {
         // Forwarders to ids still known, as room allows.
         let room = self.cap.saturating_sub(self.index.len());
         for (id, to) in saved.forwards.into_iter().filter(|(id, to)| id != to && *id != 0).take(room) {
-            if !self.index.contains_key(&id) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = self.index.entry(id) {
                 next = next.max(id.saturating_add(1)).max(to.saturating_add(1));
-                self.index.insert(id, Entry::Forward(to));
+                slot.insert(Entry::Forward(to));
             }
         }
         self.next = next;

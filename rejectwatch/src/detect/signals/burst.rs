@@ -269,6 +269,17 @@ pub struct Burst {
     t: Box<Tables>,
 }
 
+/// [`Tables`] as a snapshot holds them, in their order.
+type SavedTables = (
+    Saved<ClientKey, Recent<u16, MAX_RECENT>>,
+    Saved<ClientKey, Recent<u32, MAX_RECENT>>,
+    Saved<ClientKey, Recent<u16, MAX_CREDENTIALS>>,
+    Saved<(ClientKey, u64), Walk>,
+    Saved<(ClientKey, u64), Distinct<u16, MAX_QUERIES>>,
+);
+
+type Saved<K, V> = crate::detect::keyed::Saved<K, V>;
+
 struct Tables {
     /// Distinct 4xx paths (digests).
     scans: Keyed<ClientKey, Recent<u16, MAX_RECENT>>,
@@ -484,14 +495,7 @@ impl Detector for Burst {
     }
 
     fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
-        type Saved<K, V> = crate::detect::keyed::Saved<K, V>;
-        let (scans, logins, failures, walks, floods): (
-            Saved<ClientKey, Recent<u16, MAX_RECENT>>,
-            Saved<ClientKey, Recent<u32, MAX_RECENT>>,
-            Saved<ClientKey, Recent<u16, MAX_CREDENTIALS>>,
-            Saved<(ClientKey, u64), Walk>,
-            Saved<(ClientKey, u64), Distinct<u16, MAX_QUERIES>>,
-        ) = crate::detect::snapshot::decode(saved)?;
+        let (scans, logins, failures, walks, floods): SavedTables = crate::detect::snapshot::decode(saved)?;
         let t = &mut *self.t;
         t.scans.restore(scans);
         t.logins.restore(logins);
