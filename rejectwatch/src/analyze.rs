@@ -59,6 +59,15 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     let out = p.exchanges.as_deref().map(open_output).transpose()?;
     let findings = p.findings.as_deref().map(|f| open_named("--findings", f)).transpose()?;
     let mut engine = Engine::new(&cfg.detect, cfg.ipv6_prefix);
+    // Before the marks: those the snapshot had judged are not judged again.
+    if let Some(dir) = &args.resume {
+        match crate::state::snapshot::load(dir, &mut engine) {
+            crate::state::snapshot::Loaded::Absent => {}
+            crate::state::snapshot::Loaded::Restored(line) | crate::state::snapshot::Loaded::Discarded(line) => {
+                eprintln!("rejectwatch: {line}")
+            }
+        }
+    }
     for m in &args.mark {
         engine.add_mark(m.clone());
     }
@@ -102,6 +111,9 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     pipe.blocklist.changed = true;
     pipe.finish();
     pipe.sinks.flush()?;
+    if let Some(dir) = &args.resume {
+        crate::state::snapshot::write(dir, crate::state::snapshot::encode(&pipe.detect)?)?;
+    }
     let actors = pipe.detect.roster().actors();
     if let Some(path) = &args.actors {
         write_actors(path, &actors, &pipe.blocklist)?;

@@ -251,6 +251,12 @@ pub struct AnalyzeArgs {
     /// A marker, e.g. `disclosure=2026-11-20T10:00:00Z` (repeatable).
     #[arg(long, value_name = "KIND=TIME", value_parser = mark)]
     pub mark: Vec<crate::state::marks::Mark>,
+    /// Continue from the detection snapshot in DIR (`detect.snapshot`, if
+    /// there is one) and write it back there at the end: a replay in
+    /// parts, each resuming where the last stopped. Not a running
+    /// daemon's state directory.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
     /// Where the blocklist's ttl counts from: each threat's last request
     /// (so threats quiet for longer than the ttl by the last record are
     /// left out), or now, listing every threat of the input.

@@ -73,6 +73,8 @@ pub struct Metrics {
     /// Keys held by the detectors' tables, clients included.
     pub detector_keys: IntGauge,
     pub evictions: IntCounterVec,
+    /// Detection snapshots that could not be restored or written.
+    pub snapshot_failures: IntCounterVec,
     /// Rejected exchanges by endpoint template (bounded, see
     /// [`may_label_endpoint`]).
     pub rejects: IntCounterVec,
@@ -168,6 +170,13 @@ impl Metrics {
                 "rejectwatch_evictions_total",
                 "Keys evicted from a full bounded table (clients, endpoints, actors): the least recently active go first.",
                 &["table"],
+            ),
+            snapshot_failures: counter_vec(
+                r,
+                "rejectwatch_snapshot_failures_total",
+                "Detection snapshots discarded at start (`load`: unreadable, corrupt, another version or \
+                 configuration) or not written (`save`).",
+                &["stage"],
             ),
             rejects: counter_vec(
                 r,

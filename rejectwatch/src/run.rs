@@ -15,7 +15,7 @@ use aya::maps::{MapData, RingBuf};
 use tokio::{
     io::{Interest, unix::AsyncFd},
     signal::unix::{SignalKind, signal},
-    time::{MissedTickBehavior, interval},
+    time::{MissedTickBehavior, interval, interval_at},
 };
 
 use crate::{
@@ -32,7 +32,7 @@ use crate::{
     record,
     sink::{Sinks, open_named, open_output},
     source::ebpf::{Kernel, KernelConfig},
-    state::{self, marks::Mark},
+    state::{self, marks::Mark, snapshot as resume},
     time::clock::Clock,
 };
 
@@ -85,7 +85,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .count_errors(&metrics.lock().unwrap_or_else(|e| e.into_inner()));
     let mut marks = MarkWatch::new(state_dir.clone());
     let notices = enricher.notices();
-    let engine = Engine::new(&config.detect, config.ipv6_prefix);
+    let mut engine = Engine::new(&config.detect, config.ipv6_prefix);
+    let snapshots = config.snapshot.enabled.then(|| state_dir.clone());
+    // Said once the daemon is watching, with the other restored state.
+    let resumed = snapshots.as_deref().and_then(|dir| resume::restore(dir, &mut engine, &metrics));
     let sinks = Sinks::new(metrics.clone(), out).with_findings(findings).keep_findings(config.api.findings_kept);
     let pipeline = Arc::new(Mutex::new(Pipeline::new(enricher, engine, sinks).with_blocklist(
         &config.blocklist,
@@ -118,6 +121,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if restored > 0 {
         eprintln!("rejectwatch: {restored} blocklist entries restored from the state file");
     }
+    if let Some(line) = resumed {
+        eprintln!("rejectwatch: {line}");
+    }
     lock(&pipeline).tick_at(clock.now());
 
     let mut join = Joiner::new(p.join_config(), Source::Kernel);
@@ -127,6 +133,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut drain_tick = interval(args.drain_interval);
     drain_tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
     let mut stats_tick = interval(Duration::from_secs(1));
+    // Wall-clock, at the edge: when to write, never what is in it.
+    let every = config.snapshot.interval;
+    let mut snapshot_tick = interval_at(tokio::time::Instant::now() + every, every);
+    snapshot_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let (records, lag) = {
@@ -183,6 +193,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 m.refresh_kernel();
                 m.flows.set(join.flows() as i64);
             }
+            _ = snapshot_tick.tick(), if snapshots.is_some() => {
+                let encoded = resume::encode(&lock(&pipeline).detect);
+                resume::save(snapshots.as_deref(), encoded, &metrics);
+            }
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
         }
@@ -193,7 +207,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     p.finish();
     p.tick_at(clock.now());
     p.sinks.flush()?;
+    let encoded = snapshots.is_some().then(|| resume::encode(&p.detect));
     drop(p);
+    if let Some(encoded) = encoded {
+        resume::save(snapshots.as_deref(), encoded, &metrics);
+    }
     drop(kernel);
     eprintln!("rejectwatch: detached");
     Ok(())

@@ -1,13 +1,15 @@
 //! Crash safety of the files rejectwatch writes for other programs and for
-//! itself: a writer that keeps rewriting a blocklist (`.nft`) and the state
-//! file, each alternating between two versions, is killed with SIGKILL at
-//! random moments 200 times. After every kill the blocklist must be the
-//! whole previous or the whole new version (and `nft -c -f` accepts it in a
-//! namespace of its own), and the state file must load.
+//! itself: a writer that keeps rewriting a blocklist (`.nft`), the state
+//! file and the detection snapshot, each alternating between two versions,
+//! is killed with SIGKILL at random moments 200 times. After every kill the
+//! blocklist must be the whole previous or the whole new version (and `nft
+//! -c -f` accepts it in a namespace of its own), and the state file and the
+//! snapshot must load (the snapshot as one version or the other).
 //!
 //! The writer is this test binary itself, run again as a child with
 //! `CRASH_WRITER_DIR` set, so that the kill lands in a real process doing
-//! exactly what the daemon does (`write_atomically`, `state::blocklist::save`).
+//! exactly what the daemon does (`write_atomically`, `state::blocklist::save`,
+//! `state::snapshot::write`).
 
 use std::{
     path::{Path, PathBuf},
@@ -15,12 +17,15 @@ use std::{
     time::Duration,
 };
 
-use rejectwatch::blocklist::{
-    Blocklist, BlocklistConfig, Entry,
-    exempt::Exemptions,
-    format::{Format, Render},
+use rejectwatch::{
+    blocklist::{
+        Blocklist, BlocklistConfig, Entry,
+        exempt::Exemptions,
+        format::{Format, Render},
+    },
+    detect::Engine,
+    state::{self, write_atomically},
 };
-use rejectwatch::state::{self, write_atomically};
 use rejectwatch_tests::*;
 
 const NOW: u32 = 1_800_000_000;
@@ -52,16 +57,65 @@ fn blocklist(v: u32) -> Blocklist {
     b
 }
 
-/// The child: rewrites both files forever, alternating versions.
+/// Clients in version `v` of the detection snapshot: what tells the two
+/// apart once restored.
+fn snapshot_clients(v: u32) -> usize {
+    5_000 + v as usize
+}
+
+/// Version `v` of the detection snapshot: an engine that saw that many
+/// rejected clients (a few megabytes, so a write takes a while).
+fn snapshot(v: u32) -> Vec<u8> {
+    let cfg = rejectwatch::config::Config::default();
+    let mut e = Engine::new(&cfg.detect, cfg.ipv6_prefix);
+    let mut out = Vec::new();
+    for i in 0..snapshot_clients(v) as u32 {
+        let ex = rejectwatch::exchange::Exchange {
+            ts: (NOW as u64 + i as u64 / 100) * 1_000_000_000,
+            peer: std::net::IpAddr::from((0x0a00_0000 + i).to_be_bytes()),
+            method: "GET".into(),
+            request: rejectwatch::exchange::RequestText::new(&format!("/orders/{i}")),
+            status: Some(401),
+            ..Default::default()
+        };
+        e.observe(&ex, &mut out);
+    }
+    e.snapshot().expect("snapshot")
+}
+
+/// Which version of the snapshot in `dir` loads, if either does.
+fn restored_version(dir: &Path) -> Result<u32, String> {
+    let bytes = std::fs::read(state::snapshot::file(dir)).map_err(|e| format!("the snapshot vanished: {e}"))?;
+    let cfg = rejectwatch::config::Config::default();
+    let mut e = Engine::new(&cfg.detect, cfg.ipv6_prefix);
+    let r = e.restore(&bytes).map_err(|e| format!("the snapshot does not load: {e}"))?;
+    (0..2).find(|&v| snapshot_clients(v) == r.clients).ok_or(format!("restored {} clients", r.clients))
+}
+
+/// The child: rewrites the files forever, alternating versions.
 fn writer(dir: &Path) -> ! {
-    let versions = [(nft(0), blocklist(0)), (nft(1), blocklist(1))];
+    // Made once by the parent: made here, every writer would spend its
+    // first half second on it.
+    let snap = |v| std::fs::read(dir.join(format!("snapshot.v{v}"))).expect("snapshot version");
+    let versions = [(nft(0), blocklist(0), snap(0)), (nft(1), blocklist(1), snap(1))];
     let path = dir.join("blocklist.nft");
     // Told to the parent, so that its kill lands while this writes.
     std::fs::write(dir.join("writing"), b"").expect("marker");
+    // Kills land in a writer's first few writes, so the writers vary
+    // which version, and which file, they write first: always the same,
+    // the files on disk stayed the first version, and a kill never fell in
+    // the write that replaces one, nor in the snapshot's, written last.
+    let pid = std::process::id() as usize;
+    let first = pid % 2;
     loop {
-        for (text, b) in &versions {
-            write_atomically(&path, |w| w.write_all(text.as_bytes())).expect("write blocklist");
-            state::blocklist::save(dir, b).expect("save state");
+        for (text, b, snap) in [&versions[first], &versions[1 - first]] {
+            for file in (0..3).map(|i| (i + pid / 2) % 3) {
+                match file {
+                    0 => write_atomically(&path, |w| w.write_all(text.as_bytes())).expect("write blocklist"),
+                    1 => state::blocklist::save(dir, b).expect("save state"),
+                    _ => drop(state::snapshot::write(dir, (snap.clone(), Duration::ZERO)).expect("write snapshot")),
+                }
+            }
         }
     }
 }
@@ -77,6 +131,9 @@ fn writes_survive_sigkill() {
     let dir = TempDir::new("crash");
     let versions = [nft(0), nft(1)];
     assert_ne!(versions[0], versions[1]);
+    for v in 0..2 {
+        std::fs::write(dir.path(&format!("snapshot.v{v}")), snapshot(v)).expect("snapshot version");
+    }
     let ns = Netns::new(NetnsOptions::default());
     let me = std::env::current_exe().expect("test binary");
     let mut x = 0x9e37_79b9_7f4a_7c15u64;
@@ -91,12 +148,16 @@ fn writes_survive_sigkill() {
     };
     // A first version on disk, and the state beside it.
     let mut first = spawn();
-    while !(dir.path("blocklist.nft").exists() && state::blocklist::file(&dir.0).exists()) {
+    while !(dir.path("blocklist.nft").exists()
+        && state::blocklist::file(&dir.0).exists()
+        && state::snapshot::file(&dir.0).exists())
+    {
         std::thread::sleep(Duration::from_millis(5));
     }
     first.kill().expect("SIGKILL");
     let _ = first.wait();
     let mut seen = [0u32; 2];
+    let mut snapshots_seen = [0u32; 2];
     let marker = dir.path("writing");
     for kill in 0..200 {
         let _ = std::fs::remove_file(&marker);
@@ -126,6 +187,8 @@ fn writes_survive_sigkill() {
         state::blocklist::load(&dir.0, &mut b, NOW)
             .unwrap_or_else(|e| panic!("kill {kill}: the state file does not load: {e:#}"));
         assert_eq!(b.len(), 4000, "kill {kill}: the state file lost entries");
+        let v = restored_version(&dir.0).unwrap_or_else(|e| panic!("kill {kill}: {e}"));
+        snapshots_seen[v as usize] += 1;
         // Temporary files of killed writes are left for nobody to read
         // (they are never renamed over), and are not what loaders see.
         if kill % 50 == 0 {
@@ -136,8 +199,12 @@ fn writes_survive_sigkill() {
     let before = leftovers(&dir.0);
     write_atomically(&dir.path("blocklist.nft"), |w| w.write_all(versions[0].as_bytes())).expect("write");
     state::blocklist::save(&dir.0, &blocklist(0)).expect("save");
+    state::snapshot::write(&dir.0, (snapshot(0), Duration::ZERO)).expect("write snapshot");
     assert_eq!(leftovers(&dir.0), 0, "temporary files of killed writers left behind");
-    eprintln!("200 kills survived; versions {seen:?}; {before} temporary files of killed writes, cleared by the next");
+    eprintln!(
+        "200 kills survived; versions {seen:?}, snapshots {snapshots_seen:?}; {before} temporary files of killed \
+         writes, cleared by the next"
+    );
 }
 
 fn check_loads(ns: &Netns, path: &Path) {

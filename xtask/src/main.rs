@@ -13,6 +13,7 @@ mod bench;
 mod bench_analyze;
 mod bench_detect;
 mod bench_pairs;
+mod bench_snapshot;
 mod cases;
 mod cases_bursts;
 mod cases_probes;
@@ -38,6 +39,8 @@ enum Cmd {
     BenchDetect(bench_detect::BenchDetectArgs),
     /// This build's bench-detect against another build's, in interleaved pairs on one core.
     BenchPairs(bench_pairs::BenchPairsArgs),
+    /// Size and time of the detection snapshot of a full engine.
+    BenchSnapshot(bench_snapshot::BenchSnapshotArgs),
     /// Write the golden detector cases' inputs (tests/cases).
     GenCases(cases::GenCasesArgs),
     /// Profile-guided release build of the daemon (target/pgo/rejectwatch).
@@ -61,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::BenchAnalyze(args) => bench_analyze::bench_analyze(args),
         Cmd::BenchDetect(args) => bench_detect::bench_detect(args),
         Cmd::BenchPairs(args) => bench_pairs::bench_pairs(args),
+        Cmd::BenchSnapshot(args) => bench_snapshot::bench_snapshot(args),
         Cmd::GenCases(args) => cases::gen_cases(args),
         Cmd::Pgo(args) => pgo::pgo(args),
         Cmd::Floor { iface, look } => bench::hold_floor(&iface, look),

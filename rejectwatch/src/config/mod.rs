@@ -36,6 +36,7 @@ pub struct Config {
     pub enforce: crate::enforce::EnforceConfig,
     pub api: crate::api::ApiConfig,
     pub stix: crate::stix::StixConfig,
+    pub snapshot: crate::state::snapshot::SnapshotConfig,
 }
 
 impl Default for Config {
@@ -54,6 +55,7 @@ impl Default for Config {
             enforce: Default::default(),
             api: Default::default(),
             stix: Default::default(),
+            snapshot: Default::default(),
         }
     }
 }
@@ -116,6 +118,7 @@ impl Config {
         self.blocklist.validate()?;
         self.enforce.validate()?;
         self.api.validate()?;
+        self.snapshot.validate()?;
         self.detect.validate()
     }
 }

@@ -33,6 +33,9 @@ use crate::{
     time::{Secs, format_ts},
 };
 
+mod persist;
+pub use persist::Saved;
+
 /// Lists kept per actor are capped: an actor with more is summarised by
 /// its counts.
 const MAX_CLIENTS: usize = 256;

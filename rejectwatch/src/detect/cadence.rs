@@ -7,6 +7,8 @@
 //! a person's browsing never does. Evidence for `prospect` and the base of
 //! the disclosure detector.
 
+use serde::{Deserialize, Serialize};
+
 use crate::time::Secs;
 
 const RING: usize = 8;
@@ -14,12 +16,14 @@ const RING: usize = 8;
 /// 24 bytes, kept for every client: the intervals are stored as 16-bit
 /// floats (see [`pack`]); the time of the client's last request is the
 /// client state's, not repeated here.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct Cadence {
     last_burst: Secs,
     intervals: [u16; RING],
     /// How many intervals there are, and [`STALE`].
+    #[serde(deserialize_with = "counted")]
     n: u8,
+    #[serde(deserialize_with = "crate::detect::snapshot::len_within::<_, { RING - 1 }>")]
     pos: u8,
     /// The regular period as of the last interval, packed (0: none), once
     /// asked for: it changes only when an interval is added, and the
@@ -37,6 +41,16 @@ const STALE: u8 = 0x80;
 
 // Every client keeps one: what it costs is in the memory goal.
 const _: () = assert!(size_of::<Cadence>() == 24);
+
+/// [`Cadence::n`] from a snapshot: at most [`RING`] intervals, whatever
+/// the file says (it indexes the ring).
+fn counted<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
+    let n = u8::deserialize(d)?;
+    if (n & !STALE) as usize > RING {
+        return Err(serde::de::Error::custom(format!("{} intervals in a ring of {RING}", n & !STALE)));
+    }
+    Ok(n)
+}
 
 /// Encodes an interval as 12 significant bits, rounded to nearest, and a
 /// 4-bit shift: exact to 4095 s (an hourly poller's jitter stays visible),

@@ -105,9 +105,26 @@ impl fmt::Debug for ClientKey {
     }
 }
 
+/// As text in what people read (findings, the roster); as its bytes and
+/// prefix in a binary snapshot.
 impl serde::Serialize for ClientKey {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        if s.is_human_readable() {
+            s.collect_str(self)
+        } else {
+            serde::Serialize::serialize(&(self.bytes, self.v6_prefix), s)
+        }
+    }
+}
+
+/// The binary form only (snapshots); a prefix past 128 is refused.
+impl<'de> serde::Deserialize<'de> for ClientKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (bytes, v6_prefix) = <([u8; 16], u8) as serde::Deserialize>::deserialize(d)?;
+        if v6_prefix > 128 {
+            return Err(serde::de::Error::custom(format!("IPv6 prefix {v6_prefix}")));
+        }
+        Ok(Self { bytes, v6_prefix })
     }
 }
 
@@ -115,7 +132,7 @@ impl serde::Serialize for ClientKey {
 /// spares most exchanges the walk of the index, checked against the
 /// actor's id before it is believed (eviction moves actors between
 /// slots). Three bytes, which fit in the padding of a client's state.
-#[derive(Clone, Copy, Default, Debug)]
+#[derive(Clone, Copy, Default, Debug, serde::Serialize, serde::Deserialize)]
 pub struct SlotHint([u8; 3]);
 
 impl SlotHint {
@@ -141,7 +158,7 @@ pub const SENT_NON_GET: u8 = 2;
 
 /// Per-client state shared by the client-keyed detectors; each detector
 /// module owns its part.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct ClientState {
     pub first: Secs,
     pub last: Secs,
@@ -162,7 +179,7 @@ pub struct ClientState {
 const _: () = assert!(size_of::<ClientState>() == 152);
 
 /// State only clients with rejected requests need.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 pub struct RejectState {
     pub single_path: SinglePathPart,
     pub stripped: StrippedPart,
@@ -186,7 +203,7 @@ impl ClientState {
 
 /// What `signals::scraping` keeps per client: its GETs and the distinct
 /// resources they named.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct ScrapingPart {
     pub gets: Rate,
     pub resources: Sketch<4>,
@@ -197,7 +214,7 @@ pub type IdSketch = Sketch<4>;
 
 /// What `signals::enumeration` keeps per client: the template being walked
 /// and the ids asked for on it.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct EnumerationPart {
     pub template: u32,
     pub last_id: u32,
@@ -207,7 +224,7 @@ pub struct EnumerationPart {
 }
 
 /// What `signals::single_path` keeps per rejected client.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct SinglePathPart {
     pub endpoint: u32,
     pub count: Rate,
@@ -216,7 +233,7 @@ pub struct SinglePathPart {
 }
 
 /// What `signals::stripped` keeps per rejected client.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct StrippedPart {
     pub count: Rate,
 }
@@ -225,7 +242,7 @@ pub struct StrippedPart {
 pub const MAX_AGENTS: usize = 16;
 
 /// What `signals::spoofing` keeps per rejected client.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct SpoofingPart {
     pub browser_platforms: u8,
     pub library_platforms: u8,
@@ -234,7 +251,7 @@ pub struct SpoofingPart {
 }
 
 /// What `signals::credential` keeps per rejected client.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct CredentialPart {
     pub r401: Rate,
 }

@@ -11,6 +11,9 @@ use hashbrown::HashTable;
 use super::chunked::Chunked;
 use crate::time::Secs;
 
+mod persist;
+pub use persist::Saved;
+
 /// A bounded map for per-key detector state: at most `cap` keys, and
 /// [`Keyed::sweep`] drops keys idle longer than `ttl`.
 ///
@@ -250,6 +253,11 @@ impl<K: Hash + Eq, V> Keyed<K, V> {
 
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
+    }
+
+    /// The most keys it holds.
+    pub fn cap(&self) -> usize {
+        self.cap
     }
 
     /// The live entries, in array order.

@@ -22,6 +22,7 @@ pub mod knowledge;
 pub mod memo;
 pub mod payload;
 pub mod signals;
+pub mod snapshot;
 pub mod spec;
 pub mod textlist;
 pub mod window;
@@ -83,6 +84,15 @@ pub trait Detector: Send {
     fn keys(&self) -> usize {
         0
     }
+    /// Its own tables for a snapshot ([`snapshot`]); none by default.
+    fn save(&self) -> Result<Vec<u8>, snapshot::Error> {
+        Ok(Vec::new())
+    }
+    /// Takes back what [`Detector::save`] wrote, into a detector built
+    /// from the same settings.
+    fn restore(&mut self, _saved: &[u8]) -> Result<(), snapshot::Error> {
+        Ok(())
+    }
 }
 
 /// What the API as a whole looks like, shared with the detectors.
@@ -98,7 +108,7 @@ pub struct Ctx {
 }
 
 /// Per endpoint template: what has succeeded there.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct EndpointStats {
     pub successes: u32,
     /// Successful requests by method other than GET/HEAD/OPTIONS.
@@ -147,6 +157,12 @@ pub struct Engine {
     now: Secs,
     last_sweep: Secs,
     scratch: Vec<Signal>,
+    /// Each detector's settings, hashed: a snapshot restores a detector's
+    /// part only into one built from the same ([`snapshot`]).
+    fingerprints: Vec<(&'static str, u64)>,
+    /// Record time a restored snapshot had reached: marks up to it were
+    /// judged before the restart (0: none restored).
+    resumed: Secs,
 }
 
 impl Engine {
@@ -177,11 +193,16 @@ impl Engine {
             now: 0,
             last_sweep: 0,
             scratch: Vec::new(),
+            fingerprints: snapshot::fingerprints(cfg),
+            resumed: 0,
         }
     }
 
     /// A disclosure marker; judged once record time passes it.
     pub fn add_mark(&mut self, m: Mark) {
+        if self.resumed != 0 && (secs(m.at) <= self.resumed || self.marks.contains(&m)) {
+            return; // judged, or kept, before a restart
+        }
         self.marks.push(m);
         self.marks.sort_by_key(|m| m.at);
     }

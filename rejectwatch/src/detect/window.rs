@@ -3,6 +3,8 @@
 //! deterministic hashes they key by. (The bounded table they are kept in
 //! is [`super::keyed`].) Time here is whole seconds of record time.
 
+use serde::{Deserialize, Serialize};
+
 use crate::time::Secs;
 
 /// A deterministic 64-bit hash (FNV-1a): replays must key, sample and
@@ -43,7 +45,7 @@ pub fn key64_parts(parts: &[&[u8]]) -> u64 {
 /// previous fixed window (the previous one weighted by how much of it
 /// still overlaps the sliding window). 12 bytes; never undercounts a burst
 /// that straddles a window boundary by more than the approximation.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 pub struct Rate {
     start: Secs,
     cur: u32,
@@ -90,10 +92,13 @@ impl Rate {
 
 /// An exact set of up to `N` distinct hashes (32- or 16-bit); `len` stops at `N`
 /// (enough to say "at least N"). Reset when its window ends.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(bound(serialize = "T: Serialize", deserialize = "T: Deserialize<'de> + Copy + Default"))]
 pub struct Distinct<T, const N: usize> {
     start: Secs,
+    #[serde(deserialize_with = "crate::detect::snapshot::len_within::<_, N>")]
     len: u8,
+    #[serde(with = "crate::detect::snapshot::array")]
     items: [T; N],
 }
 
@@ -143,9 +148,10 @@ pub fn h16(hash: u64) -> u16 {
 /// bytes, accurate to a few percent well past 100 items for W = 4. Kept in
 /// 32-bit words so that it packs with the 32-bit fields around it in the
 /// client table (a 64-bit alignment cost every client 8 bytes).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Sketch<const W: usize> {
     start: Secs,
+    #[serde(with = "crate::detect::snapshot::array")]
     bits: [[u32; 2]; W],
 }
 

@@ -1,6 +1,7 @@
 //! What rejectwatch keeps on disk: the state directory, and in it the
 //! identity key ([`key`]), the disclosure markers ([`marks`]) and the
-//! blocklist's entries ([`blocklist`]), each read back at start; and how
+//! blocklist's entries ([`blocklist`]) and the detection snapshot
+//! ([`snapshot`]), each read back at start; and how
 //! every file for a restart or for another program is written
 //! ([`atomic`]). The detection core reads none of it: callers hand it
 //! what was loaded.
@@ -9,6 +10,7 @@ pub mod atomic;
 pub mod blocklist;
 pub mod key;
 pub mod marks;
+pub mod snapshot;
 
 use std::path::PathBuf;
 

@@ -209,10 +209,14 @@ enum Form {
 /// item: an exact count over a sliding window of seconds (a fixed window
 /// halves a burst that straddles its boundary, and at five or ten events
 /// that is the difference).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+#[serde(bound(serialize = "T: serde::Serialize", deserialize = "T: serde::Deserialize<'de> + Copy + Default"))]
 struct Recent<T, const N: usize> {
+    #[serde(with = "crate::detect::snapshot::array")]
     at: [Secs; N],
+    #[serde(with = "crate::detect::snapshot::array")]
     item: [T; N],
+    #[serde(deserialize_with = "crate::detect::snapshot::len_within::<_, N>")]
     len: u8,
 }
 
@@ -250,7 +254,7 @@ impl<T: Copy + Default + PartialEq, const N: usize> Recent<T, N> {
 }
 
 /// One query parameter's numeric values on one endpoint from one client.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, serde::Serialize, serde::Deserialize)]
 struct Walk {
     last: u64,
     sequential: u16,
@@ -267,6 +271,17 @@ pub struct Burst {
     /// in the engine's list.
     t: Box<Tables>,
 }
+
+/// [`Tables`] as a snapshot holds them, in their order.
+type SavedTables = (
+    Saved<ClientKey, Recent<u16, MAX_RECENT>>,
+    Saved<ClientKey, Recent<u32, MAX_RECENT>>,
+    Saved<ClientKey, Recent<u16, MAX_CREDENTIALS>>,
+    Saved<(ClientKey, u64), Walk>,
+    Saved<(ClientKey, u64), Distinct<u16, MAX_QUERIES>>,
+);
+
+type Saved<K, V> = crate::detect::keyed::Saved<K, V>;
 
 struct Tables {
     /// Distinct 4xx paths (digests).
@@ -475,6 +490,22 @@ impl Detector for Burst {
 
     fn keys(&self) -> usize {
         self.t.scans.len() + self.t.logins.len() + self.t.failures.len() + self.t.walks.len() + self.t.floods.len()
+    }
+
+    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
+        let t = &*self.t;
+        crate::detect::snapshot::encode(&(&t.scans, &t.logins, &t.failures, &t.walks, &t.floods))
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
+        let (scans, logins, failures, walks, floods): SavedTables = crate::detect::snapshot::decode(saved)?;
+        let t = &mut *self.t;
+        t.scans.restore(scans);
+        t.logins.restore(logins);
+        t.failures.restore(failures);
+        t.walks.restore(walks);
+        t.floods.restore(floods);
+        Ok(())
     }
 }
 

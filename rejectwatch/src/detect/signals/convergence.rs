@@ -152,4 +152,13 @@ impl Detector for Convergence {
     fn keys(&self) -> usize {
         self.groups.len()
     }
+
+    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
+        crate::detect::snapshot::encode(&self.groups)
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
+        self.groups.restore(crate::detect::snapshot::decode(saved)?);
+        Ok(())
+    }
 }

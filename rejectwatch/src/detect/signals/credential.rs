@@ -139,7 +139,7 @@ impl Spec {
     }
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Baseline {
     start: Secs,
     attempts: u32,
@@ -307,5 +307,17 @@ impl Detector for Credential {
 
     fn keys(&self) -> usize {
         self.per_client.len() + self.per_identity.len() + self.logins.len()
+    }
+
+    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
+        crate::detect::snapshot::encode(&(&self.per_client, &self.per_identity, &self.logins))
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
+        let (per_client, per_identity, logins) = crate::detect::snapshot::decode(saved)?;
+        self.per_client.restore(per_client);
+        self.per_identity.restore(per_identity);
+        self.logins.restore(logins);
+        Ok(())
     }
 }

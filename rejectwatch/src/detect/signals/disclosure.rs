@@ -69,6 +69,7 @@ impl Spec {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Watch {
     key: ClientKey,
     period: Secs,
@@ -89,6 +90,22 @@ pub struct Disclosure {
 }
 
 impl Disclosure {
+    /// The watch list for a snapshot.
+    pub fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
+        crate::detect::snapshot::encode(&self.watch)
+    }
+
+    /// Takes back what [`Disclosure::save`] wrote, at most `cap` watches
+    /// (one per client a mark found polling).
+    pub fn restore(&mut self, saved: &[u8], cap: usize) -> Result<(), crate::detect::snapshot::Error> {
+        let mut watch: Vec<Watch> = crate::detect::snapshot::decode(saved)?;
+        // What `check` subtracts is checked: a corrupt file must not wrap.
+        watch.retain(|w| w.last_before <= w.mark);
+        watch.truncate(cap);
+        self.watch = watch;
+        Ok(())
+    }
+
     /// Record time reached a mark: note who is polling right now.
     pub fn on_mark<'a>(
         &mut self,

@@ -100,4 +100,13 @@ impl Detector for HeaderBypass {
     fn keys(&self) -> usize {
         self.seen.len()
     }
+
+    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
+        crate::detect::snapshot::encode(&self.seen)
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
+        self.seen.restore(crate::detect::snapshot::decode(saved)?);
+        Ok(())
+    }
 }

@@ -205,6 +205,20 @@ impl Detector for Hostile {
     fn keys(&self) -> usize {
         self.hosts.len()
     }
+
+    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
+        crate::detect::snapshot::encode(&self.hosts)
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
+        let mut hosts: Vec<(u64, u32)> = crate::detect::snapshot::decode(saved)?;
+        // Configured hosts are the operator's, not learned.
+        if !self.configured {
+            hosts.truncate(MAX_HOSTS);
+            self.hosts = hosts;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -124,6 +124,18 @@ macro_rules! registry {
                     $(Any::$variant(d) => d.keys()),*
                 }
             }
+
+            fn save(&self) -> Result<Vec<u8>, super::snapshot::Error> {
+                match self {
+                    $(Any::$variant(d) => d.save()),*
+                }
+            }
+
+            fn restore(&mut self, saved: &[u8]) -> Result<(), super::snapshot::Error> {
+                match self {
+                    $(Any::$variant(d) => d.restore(saved)),*
+                }
+            }
         }
     };
 }

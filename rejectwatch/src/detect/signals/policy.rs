@@ -97,7 +97,7 @@ impl Spec {
 
 /// Recent rejections of formerly good identities on one endpoint, and
 /// the good identities still served there.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Regression {
     since: Secs,
     identities: Vec<(u32, Secs, ClientKey)>,
@@ -237,6 +237,19 @@ impl Detector for Policy {
 
     fn keys(&self) -> usize {
         self.good_here.len() + self.good.len() + self.regressions.len() + self.loops.len()
+    }
+
+    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
+        crate::detect::snapshot::encode(&(&self.good_here, &self.good, &self.regressions, &self.loops))
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
+        let (good_here, good, regressions, loops) = crate::detect::snapshot::decode(saved)?;
+        self.good_here.restore(good_here);
+        self.good.restore(good);
+        self.regressions.restore(regressions);
+        self.loops.restore(loops);
+        Ok(())
     }
 }
 

@@ -81,7 +81,7 @@ impl Spec {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Holder {
     key: ClientKey,
     first: Secs,
@@ -232,5 +232,23 @@ impl Detector for Rotation {
 
     fn keys(&self) -> usize {
         self.targets.len()
+    }
+
+    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
+        crate::detect::snapshot::encode(&self.targets)
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
+        let mut targets: crate::detect::keyed::Saved<u64, Vec<Holder>> = crate::detect::snapshot::decode(saved)?;
+        // What indexes the holders is checked: a corrupt file must not.
+        for (_, _, holders) in &mut targets.slots {
+            holders.truncate(HOLDERS);
+            let n = holders.len();
+            for h in holders.iter_mut() {
+                h.after = h.after.filter(|&a| a < n);
+            }
+        }
+        self.targets.restore(targets);
+        Ok(())
     }
 }

@@ -70,6 +70,7 @@ impl Spec {
     }
 }
 
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Member {
     key: ClientKey,
     last: Secs,
@@ -78,7 +79,7 @@ struct Member {
     period: Option<Secs>,
 }
 
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct Cluster {
     members: Vec<Member>,
 }
@@ -187,5 +188,14 @@ impl Detector for ToolSpread {
 
     fn keys(&self) -> usize {
         self.clusters.len()
+    }
+
+    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
+        crate::detect::snapshot::encode(&self.clusters)
+    }
+
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
+        self.clusters.restore(crate::detect::snapshot::decode(saved)?);
+        Ok(())
     }
 }
