@@ -99,6 +99,17 @@ const MIN_HEADER_BYTES: usize = 8192;
 const MIN_BODY_BYTES: usize = 4096;
 
 impl ApiConfig {
+    /// What the listener allows each client.
+    pub fn limits(&self) -> crate::listener::Limits {
+        crate::listener::Limits {
+            max_connections: self.max_connections,
+            max_header_bytes: self.max_header_bytes,
+            max_body_bytes: self.max_body_bytes,
+            header_timeout: self.header_timeout,
+            request_timeout: self.request_timeout,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if self.token.is_some() && self.token_file.is_some() {
             return Err("api.token_file: give either api.token or api.token_file, not both".into());
@@ -238,9 +249,7 @@ async fn index(State(api): State<Api>) -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body)
 }
 
-pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({ "error": message.into() }))).into_response()
-}
+use crate::listener::error;
 
 async fn authorize(State(api): State<Api>, req: Request, next: Next) -> Response {
     if let Some(token) = &api.token {
@@ -620,7 +629,7 @@ pub async fn serve(addr: SocketAddr, api: Api, limits: &ApiConfig) -> anyhow::Re
     let local = listener.local_addr()?;
     let refused = lock(&api.metrics).api_refused.clone();
     let app = router(api);
-    tokio::spawn(crate::listener::serve(listener, app, crate::listener::Limits::of(limits), refused));
+    tokio::spawn(crate::listener::serve(listener, app, limits.limits(), refused));
     Ok(local)
 }
 

@@ -21,7 +21,7 @@ use axum::{
     extract::{DefaultBodyLimit, Request, State},
     http::{HeaderValue, StatusCode, header},
     middleware::{self, Next},
-    response::Response,
+    response::{IntoResponse as _, Response},
 };
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
@@ -35,8 +35,6 @@ use tokio::{
     time::Sleep,
 };
 
-use crate::api::ApiConfig;
-
 /// What [`serve`] allows each client.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
@@ -47,16 +45,10 @@ pub struct Limits {
     pub request_timeout: Duration,
 }
 
-impl Limits {
-    pub fn of(c: &ApiConfig) -> Self {
-        Self {
-            max_connections: c.max_connections,
-            max_header_bytes: c.max_header_bytes,
-            max_body_bytes: c.max_body_bytes,
-            header_timeout: c.header_timeout,
-            request_timeout: c.request_timeout,
-        }
-    }
+/// The API's one-line JSON error, also what the listener answers a
+/// request that ran out of time with.
+pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
 /// Said to a connection past the cap, in whatever room its socket has:
@@ -121,8 +113,7 @@ async fn deadline(State(timeout): State<Duration>, req: Request, next: Next) -> 
     match tokio::time::timeout(timeout, next.run(req)).await {
         Ok(r) => r,
         Err(_) => {
-            let mut r =
-                crate::api::error(StatusCode::REQUEST_TIMEOUT, "the request took longer than api.request_timeout");
+            let mut r = error(StatusCode::REQUEST_TIMEOUT, "the request took longer than api.request_timeout");
             r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
             r
         }

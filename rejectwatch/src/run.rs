@@ -82,7 +82,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let restored = state::blocklist::load(&state_dir, &mut blocklist, crate::time::secs(clock.now()))?;
     let metrics = Arc::new(Mutex::new(Metrics::new()));
     let outputs = Outputs::new(&config.blocklist.paths, Some(state_dir.clone()), config.blocklist.nft_rule)?
-        .count_errors(&metrics.lock().unwrap_or_else(|e| e.into_inner()));
+        .count_errors(&metrics.lock().unwrap_or_else(|e| e.into_inner()).write_errors);
     let mut marks = MarkWatch::new(state_dir.clone());
     let notices = enricher.notices();
     let mut engine = Engine::new(&config.detect, config.ipv6_prefix);

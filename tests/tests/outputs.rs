@@ -114,7 +114,7 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
         &config,
         format!(
             "[detect.cadence]\nburst_gap = \"1s\"\nmin_intervals = 3\ntolerance = 0.4\n\n\
-             [blocklist]\nttl = \"20s\"\nallowlist = [\"{ALLOWED}/32\"]\nblock_private = true\n\n[api]\ntoken = \"{TOKEN}\"\n"
+             [blocklist]\nttl = \"45s\"\nallowlist = [\"{ALLOWED}/32\"]\nblock_private = true\n\n[api]\ntoken = \"{TOKEN}\"\n"
         ),
     )
     .expect("write config");
@@ -270,20 +270,22 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
     let counters = sh(&["ip", "netns", "exec", &net.srv, "nft", "list", "chain", "inet", "rejectwatch", "prerouting"]);
     assert!(!counters.contains("ip saddr @v4 counter packets 0 "), "no drop counted:\n{counters}");
 
-    // A restart keeps the entry (state file)...
+    // A restart keeps the entry (state file)... The ttl leaves room for a
+    // slow, loaded machine to get here: the steps above take ~10 s idle.
+    assert!(attacked.elapsed() < Duration::from_secs(40), "too slow to test the restart: {:?}", attacked.elapsed());
     drop(d.stop());
     let d = Daemon::start_listen(&net, &net.srv, &dir, &args, listen);
     assert_eq!(blocklist_txt(&net.cli, listen), [ATTACKER, ATTACKER6_NET], "lost across the restart");
-    // ...until its time is up: 20 s after the attacker's last request
+    // ...until its time is up: 45 s after the attacker's last request
     // (record time is kept in whole seconds, hence the slack).
     loop {
         if blocklist_txt(&net.cli, listen).is_empty() {
             break;
         }
-        assert!(attacked.elapsed() < Duration::from_secs(30), "the entry did not expire");
+        assert!(attacked.elapsed() < Duration::from_secs(60), "the entry did not expire");
         std::thread::sleep(Duration::from_millis(250));
     }
-    assert!(attacked.elapsed() >= Duration::from_secs(18), "expired early: {:?}", attacked.elapsed());
+    assert!(attacked.elapsed() >= Duration::from_secs(43), "expired early: {:?}", attacked.elapsed());
     let start = Instant::now();
     while std::fs::read_to_string(&nft).unwrap_or_default().contains(ATTACKER) {
         assert!(start.elapsed() < Duration::from_secs(5), "{} still lists the attacker", nft.display());

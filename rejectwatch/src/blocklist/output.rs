@@ -53,8 +53,8 @@ impl Outputs {
     }
 
     /// Counts failed writes into `rejectwatch_write_errors_total`.
-    pub fn count_errors(mut self, metrics: &crate::metrics::Metrics) -> Self {
-        self.errors = WriteErrors::counted(&metrics.write_errors);
+    pub fn count_errors(mut self, write_errors: &prometheus::IntCounterVec) -> Self {
+        self.errors = WriteErrors::counted(write_errors);
         self
     }
 

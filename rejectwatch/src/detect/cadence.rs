@@ -23,7 +23,7 @@ pub struct Cadence {
     /// How many intervals there are, and [`STALE`].
     #[serde(deserialize_with = "counted")]
     n: u8,
-    #[serde(deserialize_with = "crate::detect::snapshot::len_within::<_, { RING - 1 }>")]
+    #[serde(deserialize_with = "crate::detect::codec::len_within::<_, { RING - 1 }>")]
     pos: u8,
     /// The regular period as of the last interval, packed (0: none), once
     /// asked for: it changes only when an interval is added, and the

@@ -13,6 +13,7 @@ pub mod actors;
 pub mod cadence;
 pub mod chunked;
 pub mod client;
+pub mod codec;
 pub mod decode;
 pub mod evidence;
 pub mod finding;
@@ -85,12 +86,12 @@ pub trait Detector: Send {
         0
     }
     /// Its own tables for a snapshot ([`snapshot`]); none by default.
-    fn save(&self) -> Result<Vec<u8>, snapshot::Error> {
+    fn save(&self) -> Result<Vec<u8>, codec::Error> {
         Ok(Vec::new())
     }
     /// Takes back what [`Detector::save`] wrote, into a detector built
     /// from the same settings.
-    fn restore(&mut self, _saved: &[u8]) -> Result<(), snapshot::Error> {
+    fn restore(&mut self, _saved: &[u8]) -> Result<(), codec::Error> {
         Ok(())
     }
 }
@@ -193,7 +194,7 @@ impl Engine {
             now: 0,
             last_sweep: 0,
             scratch: Vec::new(),
-            fingerprints: snapshot::fingerprints(cfg),
+            fingerprints: spec::fingerprints(cfg),
             resumed: 0,
         }
     }

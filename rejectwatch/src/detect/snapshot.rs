@@ -24,64 +24,21 @@
 //! most recently active entries, and entries idle past their ttl at the
 //! saved record time are dropped.
 
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize};
 
 use crate::{state::marks::Mark, time::Secs};
+
+use super::codec::options;
+pub use super::codec::{Error, VERSION, decode, encode};
 
 use super::{
     Detector as _, EndpointStats, Engine, actors,
     client::{ClientKey, ClientState},
     keyed::{Keyed, Saved},
-    spec::{DetectConfig, DetectorSpec},
-    window::h64,
 };
 
-/// What a snapshot cannot be read as.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("not a rejectwatch detection snapshot")]
-    Magic,
-    #[error("snapshot format version {0}, this build reads version {VERSION}")]
-    Version(u32),
-    #[error("snapshot truncated: {0} bytes of {1}")]
-    Truncated(usize, u64),
-    #[error("snapshot checksum does not match: the file is corrupt")]
-    Checksum,
-    #[error("snapshot undecodable: {0}")]
-    Decode(String),
-    #[error("snapshot taken under another {0} ({1}): what a client or a reject is has changed")]
-    Incompatible(&'static str, String),
-}
-
-impl From<bincode::Error> for Error {
-    fn from(e: bincode::Error) -> Self {
-        Self::Decode(e.to_string())
-    }
-}
-
 const MAGIC: &[u8; 8] = b"RWDETECT";
-/// Bumped whenever any saved type changes shape: the encoding does not
-/// describe itself, so an old snapshot read as a new shape would be
-/// refused at best. (A test pins the encoded size of a client's state, the
-/// type most often extended.)
-pub const VERSION: u32 = 1;
 const HEADER: usize = 8 + 4 + 8 + 8;
-
-fn options() -> impl bincode::Options {
-    bincode::DefaultOptions::new()
-}
-
-/// A part of the snapshot as bytes (a detector's own state).
-pub fn encode<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>, Error> {
-    use bincode::Options as _;
-    Ok(options().serialize(v)?)
-}
-
-/// Reads a part back; allocates no more than the bytes could describe.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    use bincode::Options as _;
-    Ok(options().with_limit(bytes.len() as u64 * 64 + 4096).deserialize(bytes)?)
-}
 
 fn checksum(payload: &[u8]) -> u64 {
     super::window::key64(payload)
@@ -125,19 +82,6 @@ pub fn unframe(bytes: &[u8]) -> Result<&[u8], Error> {
         return Err(Error::Checksum);
     }
     Ok(payload)
-}
-
-/// Each detector's settings as a hash (of their debug text: every field,
-/// defaults included), by name, disclosure's among them.
-pub fn fingerprints(cfg: &DetectConfig) -> Vec<(&'static str, u64)> {
-    DetectorSpec::all_defaults()
-        .into_iter()
-        .filter(|d| !cfg.disabled.iter().any(|x| x == d.name()))
-        .map(|default| {
-            let spec = cfg.detector.iter().find(|d| d.name() == default.name()).unwrap_or(&default);
-            (default.name(), h64(format!("{spec:?}").as_bytes()))
-        })
-        .collect()
 }
 
 /// The engine as written; [`Loaded`] reads the same fields in order.
@@ -325,62 +269,13 @@ impl Engine {
     }
 }
 
-/// serde for arrays of any length (serde's own stop at 32 and are not
-/// generic over the length): a tuple of `N`.
-pub mod array {
-    use std::marker::PhantomData;
-
-    use serde::{
-        Deserialize, Deserializer, Serialize, Serializer,
-        de::{Error, SeqAccess, Visitor},
-        ser::SerializeTuple,
-    };
-
-    pub fn serialize<S: Serializer, T: Serialize, const N: usize>(a: &[T; N], s: S) -> Result<S::Ok, S::Error> {
-        let mut t = s.serialize_tuple(N)?;
-        for x in a {
-            t.serialize_element(x)?;
-        }
-        t.end()
-    }
-
-    pub fn deserialize<'de, D, T, const N: usize>(d: D) -> Result<[T; N], D::Error>
-    where
-        D: Deserializer<'de>,
-        T: Deserialize<'de> + Copy + Default,
-    {
-        struct V<T, const N: usize>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de> + Copy + Default, const N: usize> Visitor<'de> for V<T, N> {
-            type Value = [T; N];
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                write!(f, "an array of {N}")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<[T; N], A::Error> {
-                let mut out = [T::default(); N];
-                for (i, x) in out.iter_mut().enumerate() {
-                    *x = seq.next_element()?.ok_or_else(|| A::Error::invalid_length(i, &self))?;
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_tuple(N, V::<T, N>(PhantomData))
-    }
-}
-
-/// A length or position kept in a `u8` beside an array of `N`: more is a
-/// corrupt snapshot (it would index past the array).
-pub fn len_within<'de, D: serde::Deserializer<'de>, const N: usize>(d: D) -> Result<u8, D::Error> {
-    let n = u8::deserialize(d)?;
-    if n as usize > N {
-        return Err(serde::de::Error::custom(format!("{n} past an array of {N}")));
-    }
-    Ok(n)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exchange::Exchange;
+    use crate::{
+        detect::spec::{DetectConfig, DetectorSpec},
+        exchange::Exchange,
+    };
 
     /// An engine that has seen a stripped client on one path (single-path
     /// and stripped-identity state, an actor once it signals) and some

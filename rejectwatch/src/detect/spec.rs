@@ -165,6 +165,19 @@ impl DetectConfig {
     }
 }
 
+/// Each detector's settings as a hash (of their debug text: every field,
+/// defaults included), by name, disclosure's among them.
+pub fn fingerprints(cfg: &DetectConfig) -> Vec<(&'static str, u64)> {
+    DetectorSpec::all_defaults()
+        .into_iter()
+        .filter(|d| !cfg.disabled.iter().any(|x| x == d.name()))
+        .map(|default| {
+            let spec = cfg.detector.iter().find(|d| d.name() == default.name()).unwrap_or(&default);
+            (default.name(), super::window::h64(format!("{spec:?}").as_bytes()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

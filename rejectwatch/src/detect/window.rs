@@ -96,9 +96,9 @@ impl Rate {
 #[serde(bound(serialize = "T: Serialize", deserialize = "T: Deserialize<'de> + Copy + Default"))]
 pub struct Distinct<T, const N: usize> {
     start: Secs,
-    #[serde(deserialize_with = "crate::detect::snapshot::len_within::<_, N>")]
+    #[serde(deserialize_with = "crate::detect::codec::len_within::<_, N>")]
     len: u8,
-    #[serde(with = "crate::detect::snapshot::array")]
+    #[serde(with = "crate::detect::codec::array")]
     items: [T; N],
 }
 
@@ -151,7 +151,7 @@ pub fn h16(hash: u64) -> u16 {
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct Sketch<const W: usize> {
     start: Secs,
-    #[serde(with = "crate::detect::snapshot::array")]
+    #[serde(with = "crate::detect::codec::array")]
     bits: [[u32; 2]; W],
 }
 

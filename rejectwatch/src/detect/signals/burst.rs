@@ -212,11 +212,11 @@ enum Form {
 #[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 #[serde(bound(serialize = "T: serde::Serialize", deserialize = "T: serde::Deserialize<'de> + Copy + Default"))]
 struct Recent<T, const N: usize> {
-    #[serde(with = "crate::detect::snapshot::array")]
+    #[serde(with = "crate::detect::codec::array")]
     at: [Secs; N],
-    #[serde(with = "crate::detect::snapshot::array")]
+    #[serde(with = "crate::detect::codec::array")]
     item: [T; N],
-    #[serde(deserialize_with = "crate::detect::snapshot::len_within::<_, N>")]
+    #[serde(deserialize_with = "crate::detect::codec::len_within::<_, N>")]
     len: u8,
 }
 
@@ -492,13 +492,13 @@ impl Detector for Burst {
         self.t.scans.len() + self.t.logins.len() + self.t.failures.len() + self.t.walks.len() + self.t.floods.len()
     }
 
-    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
+    fn save(&self) -> Result<Vec<u8>, crate::detect::codec::Error> {
         let t = &*self.t;
-        crate::detect::snapshot::encode(&(&t.scans, &t.logins, &t.failures, &t.walks, &t.floods))
+        crate::detect::codec::encode(&(&t.scans, &t.logins, &t.failures, &t.walks, &t.floods))
     }
 
-    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
-        let (scans, logins, failures, walks, floods): SavedTables = crate::detect::snapshot::decode(saved)?;
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::codec::Error> {
+        let (scans, logins, failures, walks, floods): SavedTables = crate::detect::codec::decode(saved)?;
         let t = &mut *self.t;
         t.scans.restore(scans);
         t.logins.restore(logins);

@@ -153,12 +153,12 @@ impl Detector for Convergence {
         self.groups.len()
     }
 
-    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
-        crate::detect::snapshot::encode(&self.groups)
+    fn save(&self) -> Result<Vec<u8>, crate::detect::codec::Error> {
+        crate::detect::codec::encode(&self.groups)
     }
 
-    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
-        self.groups.restore(crate::detect::snapshot::decode(saved)?);
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::codec::Error> {
+        self.groups.restore(crate::detect::codec::decode(saved)?);
         Ok(())
     }
 }

@@ -309,12 +309,12 @@ impl Detector for Credential {
         self.per_client.len() + self.per_identity.len() + self.logins.len()
     }
 
-    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
-        crate::detect::snapshot::encode(&(&self.per_client, &self.per_identity, &self.logins))
+    fn save(&self) -> Result<Vec<u8>, crate::detect::codec::Error> {
+        crate::detect::codec::encode(&(&self.per_client, &self.per_identity, &self.logins))
     }
 
-    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
-        let (per_client, per_identity, logins) = crate::detect::snapshot::decode(saved)?;
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::codec::Error> {
+        let (per_client, per_identity, logins) = crate::detect::codec::decode(saved)?;
         self.per_client.restore(per_client);
         self.per_identity.restore(per_identity);
         self.logins.restore(logins);

@@ -91,14 +91,14 @@ pub struct Disclosure {
 
 impl Disclosure {
     /// The watch list for a snapshot.
-    pub fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
-        crate::detect::snapshot::encode(&self.watch)
+    pub fn save(&self) -> Result<Vec<u8>, crate::detect::codec::Error> {
+        crate::detect::codec::encode(&self.watch)
     }
 
     /// Takes back what [`Disclosure::save`] wrote, at most `cap` watches
     /// (one per client a mark found polling).
-    pub fn restore(&mut self, saved: &[u8], cap: usize) -> Result<(), crate::detect::snapshot::Error> {
-        let mut watch: Vec<Watch> = crate::detect::snapshot::decode(saved)?;
+    pub fn restore(&mut self, saved: &[u8], cap: usize) -> Result<(), crate::detect::codec::Error> {
+        let mut watch: Vec<Watch> = crate::detect::codec::decode(saved)?;
         // What `check` subtracts is checked: a corrupt file must not wrap.
         watch.retain(|w| w.last_before <= w.mark);
         watch.truncate(cap);

@@ -101,12 +101,12 @@ impl Detector for HeaderBypass {
         self.seen.len()
     }
 
-    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
-        crate::detect::snapshot::encode(&self.seen)
+    fn save(&self) -> Result<Vec<u8>, crate::detect::codec::Error> {
+        crate::detect::codec::encode(&self.seen)
     }
 
-    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
-        self.seen.restore(crate::detect::snapshot::decode(saved)?);
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::codec::Error> {
+        self.seen.restore(crate::detect::codec::decode(saved)?);
         Ok(())
     }
 }

@@ -206,12 +206,12 @@ impl Detector for Hostile {
         self.hosts.len()
     }
 
-    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
-        crate::detect::snapshot::encode(&self.hosts)
+    fn save(&self) -> Result<Vec<u8>, crate::detect::codec::Error> {
+        crate::detect::codec::encode(&self.hosts)
     }
 
-    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
-        let mut hosts: Vec<(u64, u32)> = crate::detect::snapshot::decode(saved)?;
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::codec::Error> {
+        let mut hosts: Vec<(u64, u32)> = crate::detect::codec::decode(saved)?;
         // Configured hosts are the operator's, not learned.
         if !self.configured {
             hosts.truncate(MAX_HOSTS);

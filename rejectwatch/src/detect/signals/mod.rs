@@ -125,13 +125,13 @@ macro_rules! registry {
                 }
             }
 
-            fn save(&self) -> Result<Vec<u8>, super::snapshot::Error> {
+            fn save(&self) -> Result<Vec<u8>, super::codec::Error> {
                 match self {
                     $(Any::$variant(d) => d.save()),*
                 }
             }
 
-            fn restore(&mut self, saved: &[u8]) -> Result<(), super::snapshot::Error> {
+            fn restore(&mut self, saved: &[u8]) -> Result<(), super::codec::Error> {
                 match self {
                     $(Any::$variant(d) => d.restore(saved)),*
                 }

@@ -239,12 +239,12 @@ impl Detector for Policy {
         self.good_here.len() + self.good.len() + self.regressions.len() + self.loops.len()
     }
 
-    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
-        crate::detect::snapshot::encode(&(&self.good_here, &self.good, &self.regressions, &self.loops))
+    fn save(&self) -> Result<Vec<u8>, crate::detect::codec::Error> {
+        crate::detect::codec::encode(&(&self.good_here, &self.good, &self.regressions, &self.loops))
     }
 
-    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
-        let (good_here, good, regressions, loops) = crate::detect::snapshot::decode(saved)?;
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::codec::Error> {
+        let (good_here, good, regressions, loops) = crate::detect::codec::decode(saved)?;
         self.good_here.restore(good_here);
         self.good.restore(good);
         self.regressions.restore(regressions);

@@ -234,12 +234,12 @@ impl Detector for Rotation {
         self.targets.len()
     }
 
-    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
-        crate::detect::snapshot::encode(&self.targets)
+    fn save(&self) -> Result<Vec<u8>, crate::detect::codec::Error> {
+        crate::detect::codec::encode(&self.targets)
     }
 
-    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
-        let mut targets: crate::detect::keyed::Saved<u64, Vec<Holder>> = crate::detect::snapshot::decode(saved)?;
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::codec::Error> {
+        let mut targets: crate::detect::keyed::Saved<u64, Vec<Holder>> = crate::detect::codec::decode(saved)?;
         // What indexes the holders is checked: a corrupt file must not.
         for (_, _, holders) in &mut targets.slots {
             holders.truncate(HOLDERS);

@@ -190,12 +190,12 @@ impl Detector for ToolSpread {
         self.clusters.len()
     }
 
-    fn save(&self) -> Result<Vec<u8>, crate::detect::snapshot::Error> {
-        crate::detect::snapshot::encode(&self.clusters)
+    fn save(&self) -> Result<Vec<u8>, crate::detect::codec::Error> {
+        crate::detect::codec::encode(&self.clusters)
     }
 
-    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::snapshot::Error> {
-        self.clusters.restore(crate::detect::snapshot::decode(saved)?);
+    fn restore(&mut self, saved: &[u8]) -> Result<(), crate::detect::codec::Error> {
+        self.clusters.restore(crate::detect::codec::decode(saved)?);
         Ok(())
     }
 }
