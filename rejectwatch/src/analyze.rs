@@ -1,24 +1,18 @@
 //! `rejectwatch analyze`: capture files and access logs through the same
 //! enrichment and sinks as live traffic (captures through the same join).
 
-use std::{
-    path::Path,
-    sync::{Arc, Mutex},
-};
+use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
 use crate::{
-    blocklist::{Blocklist, exempt::Exemptions, output::Outputs},
+    assemble::{Assembled, Builder},
     cli::{AnalyzeArgs, InputFormat, TtlFrom},
-    detect::{Engine, evidence::Class},
-    enrich::Enricher,
+    detect::evidence::Class,
     join::Joiner,
-    metrics::Metrics,
     observe::Source,
-    pipeline::Pipeline,
     report::{write_actors, write_prospects},
-    sink::{Sinks, open_named, open_output, write_atomically},
+    sink::write_atomically,
     source::{
         emulate::{KernelRules, Ports},
         logreader, pcap,
@@ -54,21 +48,10 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             crate::sink::check_writable(flag, path)?;
         }
     }
-    let metrics = Arc::new(Mutex::new(Metrics::new()));
-    let out = p.exchanges.as_deref().map(open_output).transpose()?;
-    let findings = p.findings.as_deref().map(|f| open_named("--findings", f)).transpose()?;
-    let mut engine = Engine::new(&cfg.detect, cfg.ipv6_prefix);
-    for m in &args.mark {
-        engine.add_mark(m.clone());
-    }
-    let sinks = Sinks::new(metrics.clone(), out).with_findings(findings).keep_findings(0);
     // A replay keeps no blocklist state: its time is the log's, and a
-    // daemon's state must not be mixed with it.
-    let outputs = Outputs::new(&cfg.blocklist.paths, None, cfg.blocklist.nft_rule)?;
-    // The host of the input is not this one: no own addresses to spare.
-    let blocklist = Blocklist::new(&cfg.blocklist, Exemptions::new(&cfg.blocklist, &cfg.trusted_proxies, &[]));
-    let mut pipe =
-        Pipeline::new(Enricher::new(&cfg)?, engine, sinks).with_blocklist(&cfg.blocklist, blocklist, outputs);
+    // daemon's state must not be mixed with it. The host of the input is
+    // not this one: no own addresses to spare.
+    let Assembled { pipeline: mut pipe, metrics, .. } = Builder::new(&cfg, p).marks(&args.mark).build()?;
     if args.blocklist_ttl_from == TtlFrom::Now {
         // The one reading of the wall clock: the core counts in record
         // time, and this is the time the run's list starts from.

@@ -7,6 +7,7 @@
 pub mod alloc;
 pub mod analyze;
 pub mod api;
+pub mod assemble;
 pub mod ascii;
 pub mod blocklist;
 pub mod cli;

@@ -20,17 +20,15 @@ use tokio::{
 
 use crate::{
     api::{self, Api},
-    blocklist::{Blocklist, exempt::Exemptions, output::Outputs, state},
+    assemble::{Assembled, Builder},
     cli::{DEFAULT_PORTS, RunArgs},
-    detect::{Engine, marks::Mark},
-    enrich::{Enricher, identity},
+    detect::marks::Mark,
+    enrich::identity,
     join::Joiner,
-    metrics::Metrics,
     netif,
     observe::{Observer as _, Source},
     pipeline::Pipeline,
     record,
-    sink::{Sinks, open_named, open_output},
     source::{
         clock::Clock,
         ebpf::{Kernel, KernelConfig},
@@ -69,29 +67,20 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let enricher = Enricher::new(&config)?;
-    let out = p.exchanges.as_deref().map(open_output).transpose()?;
-    let findings = p.findings.as_deref().map(|f| open_named("--findings", f)).transpose()?;
     let state_dir = config.state_dir.clone().unwrap_or_else(identity::default_state_dir);
     let token = config.api.resolve_token()?;
     api::check_exposure(args.listen, &token)?;
     let clock = Clock::new();
     // Whatever they do, the host itself and its proxies are never listed.
     let own = netif::own_addresses()?;
-    let exempt = Exemptions::new(&config.blocklist, &config.trusted_proxies, &own);
-    let mut blocklist = Blocklist::new(&config.blocklist, exempt);
-    let restored = state::load(&state_dir, &mut blocklist, crate::detect::secs(clock.now()))?;
-    let outputs = Outputs::new(&config.blocklist.paths, Some(state_dir.clone()), config.blocklist.nft_rule)?;
+    let Assembled { pipeline, metrics, restored } = Builder::new(&config, p)
+        .own_addresses(&own)
+        .state_in(state_dir.clone(), crate::detect::secs(clock.now()))
+        .keep_findings(config.api.findings_kept)
+        .build()?;
     let mut marks = MarkWatch::new(state_dir.clone());
-    let metrics = Arc::new(Mutex::new(Metrics::new()));
-    let notices = enricher.notices();
-    let engine = Engine::new(&config.detect, config.ipv6_prefix);
-    let sinks = Sinks::new(metrics.clone(), out).with_findings(findings).keep_findings(config.api.findings_kept);
-    let pipeline = Arc::new(Mutex::new(Pipeline::new(enricher, engine, sinks).with_blocklist(
-        &config.blocklist,
-        blocklist,
-        outputs,
-    )));
+    let notices = pipeline.enricher.notices();
+    let pipeline = Arc::new(Mutex::new(pipeline));
     let api = Api {
         pipeline: pipeline.clone(),
         metrics: metrics.clone(),
