@@ -75,7 +75,17 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     }
     let mut log_stats = logreader::LogStats::default();
     if !logs.is_empty() {
-        let stats = logreader::replay(&logs, args.format.log_format(), &cfg.json_log, &mut pipe)?;
+        let threads = match args.threads {
+            Some(n) => usize::from(n),
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        // On one thread the pipeline enriches, in its batches; with more,
+        // each worker enriches with a fork of its enricher.
+        let workers: Vec<_> =
+            if threads > 1 { (0..threads).map(|_| pipe.enricher.fork()).collect() } else { Vec::new() };
+        pipe.set_enriched_upstream(!workers.is_empty());
+        let stats = logreader::replay_parallel(&logs, args.format.log_format(), &cfg.json_log, workers, &mut pipe)?;
+        pipe.set_enriched_upstream(false);
         metrics.lock().unwrap_or_else(|e| e.into_inner()).records.with_label_values(&["log"]).inc_by(stats.lines);
         log_stats = stats;
     }
