@@ -45,9 +45,11 @@ pub struct Exchange {
     /// detector reads of the headers besides the user agent. Never a
     /// credential's header; not written out.
     pub payload_headers: Vec<(HeaderName, Box<str>)>,
-    pub country: Option<String>,
+    /// Names from the GeoIP files, kept for the life of the process (see
+    /// `enrich::geo`): a reference each, not a copy.
+    pub country: Option<&'static str>,
     pub asn: Option<u32>,
-    pub as_org: Option<String>,
+    pub as_org: Option<&'static str>,
     /// Shared with the user-agent cache's entry, not copied per exchange.
     pub ua_product: Option<Arc<str>>,
     pub ua_version: Option<Arc<str>>,

@@ -748,7 +748,7 @@ mod tests {
         let mut r = Roster::new(8);
         let key = ClientKey::new("10.0.0.1".parse().unwrap(), 64);
         let id = r.create(key, &ClientState { first: 1, last: 1, ..Default::default() }, &rules);
-        let ex = |endpoint: &str, ua: &str, (country, asn): (&str, u32)| Exchange {
+        let ex = |endpoint: &str, ua: &str, (country, asn): (&'static str, u32)| Exchange {
             request: crate::exchange::RequestText::new("/x").with_user_agent(Some(ua)),
             endpoint: Some(endpoint.to_string()),
             ua_family: Some("http-library"),

@@ -71,7 +71,7 @@ struct Member {
     key: ClientKey,
     last: Secs,
     requests: u32,
-    country: Option<String>,
+    country: Option<&'static str>,
     period: Option<Secs>,
 }
 
@@ -118,7 +118,7 @@ impl Detector for ToolSpread {
                 was.is_none() && m.period.is_some()
             }
             None if cl.members.len() < MAX_MEMBERS => {
-                cl.members.push(Member { key: o.key, last: o.now, requests: 1, country: ex.country.clone(), period });
+                cl.members.push(Member { key: o.key, last: o.now, requests: 1, country: ex.country, period });
                 period.is_some()
             }
             None => false,
