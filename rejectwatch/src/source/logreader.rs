@@ -42,6 +42,7 @@ use crate::{
     enrich::Enricher,
     exchange::Exchange,
     observe::{Observer, Source},
+    record::Nanos,
 };
 
 /// Bad lines reported individually before only counting them.
@@ -279,16 +280,18 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// The next good exchange of `s`, counting bad lines on the way.
-    fn next(&mut self, s: &mut Stream, obs: &mut dyn Observer) -> anyhow::Result<Option<Exchange>> {
+    /// The time of `s`'s next good exchange, which waits at the front of
+    /// its outcomes (there until [`Reader::take`], not moved about: an
+    /// exchange is large), counting the bad lines on the way. None at the
+    /// end of the file.
+    fn peek(&mut self, s: &mut Stream, obs: &mut dyn Observer) -> anyhow::Result<Option<Nanos>> {
         loop {
-            match s.pending.pop_front() {
-                Some(Outcome::Exchange(format, ex)) => {
-                    *self.stats.formats.entry(format).or_default() += 1;
-                    return Ok(Some(ex));
-                }
-                Some(Outcome::ErrorLine) => self.stats.error_log_lines += 1,
-                Some(Outcome::Bad { line, reason }) => self.bad(&s.name, line, reason, obs),
+            match s.pending.front() {
+                Some(Outcome::Exchange(_, ex)) => return Ok(Some(ex.ts)),
+                Some(_) => match s.pending.pop_front() {
+                    Some(Outcome::Bad { line, reason }) => self.bad(&s.name, line, reason, obs),
+                    _ => self.stats.error_log_lines += 1,
+                },
                 None if !s.more => return Ok(None),
                 None => match &mut s.feed {
                     Feed::Inline(input) => {
@@ -306,6 +309,18 @@ impl Reader<'_> {
                     },
                 },
             }
+        }
+    }
+
+    /// The exchange [`Reader::peek`] found.
+    fn take(&mut self, s: &mut Stream) -> Option<Exchange> {
+        match s.pending.pop_front()? {
+            Outcome::Exchange(format, ex) => {
+                *self.stats.formats.entry(format).or_default() += 1;
+                self.stats.exchanges += 1;
+                Some(ex)
+            }
+            _ => None,
         }
     }
 
@@ -466,23 +481,19 @@ fn merge(
     obs: &mut dyn Observer,
 ) -> anyhow::Result<LogStats> {
     let mut reader = Reader { fields, stats };
-    // The next exchange of each file waits at the front of its stream.
+    // The next exchange of each file, by time.
     let mut heap = BinaryHeap::new();
-    let mut heads: Vec<Option<Exchange>> = Vec::with_capacity(streams.len());
     for (i, s) in streams.iter_mut().enumerate() {
-        let ex = reader.next(s, obs)?;
-        if let Some(e) = &ex {
-            heap.push(Reverse((e.ts, i)));
+        if let Some(ts) = reader.peek(s, obs)? {
+            heap.push(Reverse((ts, i)));
         }
-        heads.push(ex);
     }
     while let Some(Reverse((_, i))) = heap.pop() {
-        let ex = heads[i].take().expect("queued exchange");
-        reader.stats.exchanges += 1;
-        obs.exchange(ex);
-        if let Some(next) = reader.next(&mut streams[i], obs)? {
-            heap.push(Reverse((next.ts, i)));
-            heads[i] = Some(next);
+        if let Some(ex) = reader.take(&mut streams[i]) {
+            obs.exchange(ex);
+        }
+        if let Some(ts) = reader.peek(&mut streams[i], obs)? {
+            heap.push(Reverse((ts, i)));
         }
         progress.at(reader.stats.exchanges);
     }
