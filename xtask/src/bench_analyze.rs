@@ -40,6 +40,10 @@ pub struct BenchAnalyzeArgs {
     /// target/release/rejectwatch, built first.
     #[arg(long, value_name = "PATH")]
     bin: Option<std::path::PathBuf>,
+    /// Write the generated log and GeoIP files into DIR and keep them
+    /// (to profile or rerun by hand), instead of a temporary directory.
+    #[arg(long, value_name = "DIR")]
+    keep_in: Option<std::path::PathBuf>,
 }
 
 const AGENTS: [&str; 8] = [
@@ -295,10 +299,17 @@ pub fn bench_analyze(args: BenchAnalyzeArgs) -> anyhow::Result<()> {
             root.join("target/release/rejectwatch")
         }
     };
-    let dir = TempDir::new("bench-analyze");
-    let log = dir.path("access.log");
+    let tmp = TempDir::new("bench-analyze");
+    let dir = match &args.keep_in {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("--keep-in: cannot create {}", d.display()))?;
+            d.clone()
+        }
+        None => tmp.0.clone(),
+    };
+    let log = dir.join("access.log");
     let bytes = generate(&log, args.lines).context("generating the log")?;
-    let (country, asn) = (dir.path("country.mmdb"), dir.path("asn.csv"));
+    let (country, asn) = (dir.join("country.mmdb"), dir.join("asn.csv"));
     let (n_country, n_asn) = generate_geo(&country, &asn).context("generating the GeoIP data")?;
     println!(
         "bench-analyze: {} combined-log lines ({:.1} MB); {n_country} country networks (MaxMind DB), \
@@ -308,11 +319,14 @@ pub fn bench_analyze(args: BenchAnalyzeArgs) -> anyhow::Result<()> {
         args.rounds
     );
     bench_geo(&country, &asn, args.rounds)?;
-    let none = dir.path("no-detectors.toml");
+    if args.rounds == 0 {
+        return Ok(());
+    }
+    let none = dir.join("no-detectors.toml");
     let names: Vec<String> =
         rejectwatch::detect::spec::DetectorSpec::all_defaults().iter().map(|d| format!("{:?}", d.name())).collect();
     std::fs::write(&none, format!("[detect]\ndisabled = [{}]\n", names.join(", ")))?;
-    let state = dir.path("state");
+    let state = dir.join("state");
     let analyze = |threads: u32, config: Option<&Path>| {
         let mut cmd = Command::new(&bin);
         cmd.arg("analyze").arg(&log).args(["--threads", &threads.to_string()]);
