@@ -115,7 +115,6 @@ impl LogStats {
 }
 
 /// Lines of one file after the first stage, in order.
-#[derive(Default)]
 struct Chunk {
     /// The texts of the items, back to back.
     text: String,
@@ -140,6 +139,14 @@ enum Item {
         line: u64,
         reason: &'static str,
     },
+}
+
+impl Chunk {
+    /// Room for `lines` lines of a typical access log, so that filling it
+    /// does not grow (copy) its text again and again.
+    fn new(lines: usize) -> Self {
+        Self { text: String::with_capacity(lines * 256), items: Vec::with_capacity(lines) }
+    }
 }
 
 /// A chunk after the second stage.
@@ -295,7 +302,7 @@ impl Reader<'_> {
                 None if !s.more => return Ok(None),
                 None => match &mut s.feed {
                     Feed::Inline(input) => {
-                        let mut chunk = Chunk::default();
+                        let mut chunk = Chunk::new(INLINE_LINES);
                         s.more = fill(input, self.fields, &mut self.stats, &mut chunk, INLINE_LINES)?;
                         work(chunk, self.fields, None, &mut s.pending);
                     }
@@ -411,7 +418,7 @@ pub fn replay_parallel(
             firsts.push(scope.spawn(move || {
                 let mut stats = LogStats::default();
                 loop {
-                    let mut chunk = Chunk::default();
+                    let mut chunk = Chunk::new(PARALLEL_LINES);
                     let more = match fill(&mut input, fields, &mut stats, &mut chunk, PARALLEL_LINES) {
                         Ok(more) => more,
                         Err(e) => {
