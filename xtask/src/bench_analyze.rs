@@ -319,13 +319,13 @@ pub fn bench_analyze(args: BenchAnalyzeArgs) -> anyhow::Result<()> {
         args.rounds
     );
     bench_geo(&country, &asn, args.rounds)?;
-    if args.rounds == 0 {
-        return Ok(());
-    }
     let none = dir.join("no-detectors.toml");
     let names: Vec<String> =
         rejectwatch::detect::spec::DetectorSpec::all_defaults().iter().map(|d| format!("{:?}", d.name())).collect();
     std::fs::write(&none, format!("[detect]\ndisabled = [{}]\n", names.join(", ")))?;
+    if args.rounds == 0 {
+        return Ok(());
+    }
     let state = dir.join("state");
     let analyze = |threads: u32, config: Option<&Path>| {
         let mut cmd = Command::new(&bin);
@@ -369,17 +369,18 @@ pub fn bench_analyze(args: BenchAnalyzeArgs) -> anyhow::Result<()> {
         (median(&mut r), lo, hi)
     };
     println!(
-        "{:<38} {:>9} {:>12} {:>12} {:>22}",
-        "configuration", "wall s", "lines/s", "CPU ns/line", "wall vs awk (min-max)"
+        "{:<38} {:>9} {:>12} {:>12} {:>6} {:>22}",
+        "configuration", "wall s", "lines/s", "CPU ns/line", "cores", "wall vs awk (min-max)"
     );
     for (i, (name, _)) in configs.iter().enumerate() {
         let wall = median(&mut runs[i].iter().map(|r| r.0).collect::<Vec<_>>());
         let cpu = median(&mut runs[i].iter().map(|r| r.1).collect::<Vec<_>>());
         let (r, lo, hi) = ratio(i, 0);
         println!(
-            "{name:<38} {wall:>9.2} {:>12.0} {:>12.0} {:>10.2}x ({lo:.2}-{hi:.2})",
+            "{name:<38} {wall:>9.2} {:>12.0} {:>12.0} {:>6.2} {:>10.2}x ({lo:.2}-{hi:.2})",
             args.lines as f64 / wall,
             cpu * 1e9 / args.lines as f64,
+            cpu / wall,
             r
         );
     }
@@ -387,7 +388,9 @@ pub fn bench_analyze(args: BenchAnalyzeArgs) -> anyhow::Result<()> {
     let (floor, floor_lo, floor_hi) = ratio(3, 4);
     println!(
         "\nspeed-up from 1 to 2 threads (wall, median of the rounds' ratios): every detector {all:.2}x \
-         ({all_lo:.2}-{all_hi:.2}), no detector {floor:.2}x ({floor_lo:.2}-{floor_hi:.2})"
+         ({all_lo:.2}-{all_hi:.2}), no detector {floor:.2}x ({floor_lo:.2}-{floor_hi:.2})\n\
+         cores: CPU time over wall time, what the runs got of the machine; below the threads asked \
+         for, other work held the rest, and wall times cannot show the scaling"
     );
     Ok(())
 }
