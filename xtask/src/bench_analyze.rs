@@ -142,7 +142,7 @@ fn generate_geo(country: &Path, asn: &Path) -> anyhow::Result<(usize, usize)> {
     while at < end {
         let len = 1u64 << (8 + r.next() % 9);
         let asn = 1 + r.next() % 30_000;
-        let org = if asn % 5 == 0 { format!("\"Org {asn}, Inc.\"") } else { format!("ORG-{asn}") };
+        let org = if asn.is_multiple_of(5) { format!("\"Org {asn}, Inc.\"") } else { format!("ORG-{asn}") };
         writeln!(
             w,
             "{},{},{asn},{org}",

@@ -236,7 +236,7 @@ fn place_signature(ex: &Exchange) -> u32 {
     if ex.country.is_none() && ex.asn.is_none() {
         return 1;
     }
-    sig32(foldhash::fast::FixedState::with_seed(0x5167_0a7e).hash_one((ex.country.as_deref(), ex.asn)))
+    sig32(foldhash::fast::FixedState::with_seed(0x5167_0a7e).hash_one((ex.country, ex.asn)))
 }
 
 /// What an actor's evidence says, worked out when the evidence changes
@@ -754,7 +754,7 @@ mod tests {
             ua_family: Some("http-library"),
             ua_product: Some("python-requests".into()),
             ua_version: Some(ua.rsplit('/').next().unwrap_or_default().into()),
-            country: Some(country.into()),
+            country: Some(country),
             asn: Some(asn),
             ..Default::default()
         };

@@ -513,17 +513,17 @@ mod tests {
         ];
         for (ip, c, a) in cases {
             let info = g.lookup(ip.parse().unwrap());
-            assert_eq!((info.country.as_deref(), info.asn), (*c, *a), "{ip}");
+            assert_eq!((info.country, info.asn), (*c, *a), "{ip}");
         }
-        assert_eq!(g.lookup("203.0.113.7".parse().unwrap()).as_org.as_deref(), Some("Example Cloud"));
+        assert_eq!(g.lookup("203.0.113.7".parse().unwrap()).as_org, Some("Example Cloud"));
     }
 
     #[test]
     fn country_csv_ranges() {
         let csv = "1.0.0.0,1.0.0.255,au\n2001:db8::,2001:db8::ffff,DE\n";
         let g = Geo::open(Some(&write("cc.csv", csv.as_bytes())), None).unwrap();
-        assert_eq!(g.lookup("1.0.0.9".parse().unwrap()).country.as_deref(), Some("AU"));
-        assert_eq!(g.lookup("2001:db8::5".parse().unwrap()).country.as_deref(), Some("DE"));
+        assert_eq!(g.lookup("1.0.0.9".parse().unwrap()).country, Some("AU"));
+        assert_eq!(g.lookup("2001:db8::5".parse().unwrap()).country, Some("DE"));
         assert_eq!(g.lookup("9.9.9.9".parse().unwrap()).country, None);
         let e = Geo::open(Some(&write("cc-bad.csv", b"1.0.0.0,1.0.0.255,AU\n1.0.1.0,1.0.1.255,Narnia\n")), None)
             .err()
@@ -540,11 +540,11 @@ mod tests {
             let i = g.lookup(ip.parse().unwrap());
             (i.asn, i.as_org)
         };
-        assert_eq!(at("1.0.0.9"), (Some(13335), Some("Cloudflare, Inc.".into())));
-        assert_eq!(at("8.8.8.8"), (Some(15169), Some("GOOGLE".into())));
+        assert_eq!(at("1.0.0.9"), (Some(13335), Some("Cloudflare, Inc.")));
+        assert_eq!(at("8.8.8.8"), (Some(15169), Some("GOOGLE")));
         assert_eq!(at("8.8.9.1"), (None, None));
         assert_eq!(at("0.0.0.1"), (None, None));
-        assert_eq!(at("2001:db8::10"), (Some(64496), Some("Doc \"v6\"".into())));
+        assert_eq!(at("2001:db8::10"), (Some(64496), Some("Doc \"v6\"")));
         let bad = write("bad.csv", b"1.0.0.0,1.0.0.255,13335,x\nnot,an,entry\n");
         let e = Geo::open(None, Some(&bad)).err().unwrap().to_string();
         assert!(e.contains("bad.csv:2"), "{e}");

@@ -133,7 +133,7 @@ enum Item {
     Parsed {
         line: u64,
         end: usize,
-        parsed: Result<(LogFormat, Exchange), &'static str>,
+        parsed: Box<Result<(LogFormat, Exchange), &'static str>>,
     },
     Bad {
         line: u64,
@@ -150,6 +150,9 @@ impl Chunk {
 }
 
 /// A chunk after the second stage.
+// Nearly every outcome is an exchange: boxing it would allocate one more
+// time a line for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Outcome {
     Exchange(&'static str, Exchange),
     ErrorLine,
@@ -230,7 +233,7 @@ fn fill(
         // stays here, in order; after, a line's parse is its own.
         chunk.items.push(match input.detector.format() {
             Some(format) => Item::Text { line, end, format },
-            None => Item::Parsed { line, end, parsed: input.detector.parse(&text, fields) },
+            None => Item::Parsed { line, end, parsed: Box::new(input.detector.parse(&text, fields)) },
         });
     }
     Ok(true)
@@ -248,7 +251,7 @@ fn work(chunk: Chunk, fields: &JsonFields, mut enricher: Option<&mut Enricher>, 
             Item::Text { line, end, format } => {
                 (line, end, format.parse(&chunk.text[start..end], fields).map(|e| (format, e)))
             }
-            Item::Parsed { line, end, parsed } => (line, end, parsed),
+            Item::Parsed { line, end, parsed } => (line, end, *parsed),
         };
         let text = &chunk.text[start..end];
         start = end;

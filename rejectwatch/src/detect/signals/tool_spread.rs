@@ -147,7 +147,7 @@ impl Detector for ToolSpread {
         let mine = cl.members.iter().find(|m| m.key == o.key).is_some_and(|m| m.requests >= min);
         if mine && n >= self.spec.min_clients as usize && !o.cooling(ck) {
             let counted = || cl.members.iter().filter(|m| m.requests >= min);
-            let mut countries: Vec<&str> = counted().filter_map(|m| m.country.as_deref()).collect();
+            let mut countries: Vec<&str> = counted().filter_map(|m| m.country).collect();
             countries.sort_unstable();
             countries.dedup();
             let mut clients = vec![o.key];
