@@ -408,9 +408,12 @@ pub fn replay_parallel(
         }
         let mut streams = Vec::with_capacity(inputs.len());
         let mut firsts = Vec::with_capacity(inputs.len());
+        // Chunks in flight per file: together enough to keep every worker
+        // busy, yet a few per file, since each holds its lines parsed
+        // (about 0.5 MB) and rotated logs come in dozens.
+        let in_flight = (2 * workers).div_ceil(inputs.len()).max(2);
         for mut input in inputs {
-            // Chunks in flight per file: enough to keep every worker busy.
-            let (tickets, feed) = sync_channel(2 * workers);
+            let (tickets, feed) = sync_channel(in_flight);
             let (jobs, fields) = (jobs.clone(), &fields);
             streams.push(Stream {
                 name: input.name.clone(),
