@@ -267,9 +267,22 @@ enum Source {
     Csv(AsnRanges),
 }
 
-/// A MaxMind DB ends with this marker before its metadata.
+/// A MaxMind DB ends with this marker before its metadata (at most 128 KiB
+/// of it). Only the file's tail is read: the whole of an ASN CSV was read
+/// for this, then again to parse it.
 fn is_mmdb(path: &Path) -> bool {
-    std::fs::read(path).is_ok_and(|b| b.windows(14).rev().take(128 * 1024).any(|w| w == b"\xab\xcd\xefMaxMind.com"))
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    const MARKER: &[u8] = b"\xab\xcd\xefMaxMind.com";
+    const TAIL: u64 = 128 * 1024 + MARKER.len() as u64 - 1;
+    let tail = || -> std::io::Result<Vec<u8>> {
+        let mut f = std::fs::File::open(path)?;
+        let len = f.metadata()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(TAIL)))?;
+        let mut b = Vec::new();
+        f.read_to_end(&mut b)?;
+        Ok(b)
+    };
+    tail().is_ok_and(|b| b.windows(MARKER.len()).any(|w| w == MARKER))
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
