@@ -1,24 +1,17 @@
 //! `rejectwatch analyze`: capture files and access logs through the same
 //! enrichment and sinks as live traffic (captures through the same join).
 
-use std::{
-    path::Path,
-    sync::{Arc, Mutex},
-};
+use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
 use crate::{
-    blocklist::{Blocklist, exempt::Exemptions, output::Outputs},
+    assemble::{Assembled, Builder},
     cli::{AnalyzeArgs, InputFormat, TtlFrom},
-    detect::{Engine, evidence::Class},
-    enrich::Enricher,
+    detect::evidence::Class,
     join::Joiner,
-    metrics::Metrics,
     observe::Source,
-    pipeline::Pipeline,
     report::{write_actors, write_prospects},
-    sink::{Sinks, open_named, open_output},
     source::{
         emulate::{KernelRules, Ports},
         logreader, pcap,
@@ -55,30 +48,14 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             crate::state::atomic::check_writable(flag, path)?;
         }
     }
-    let metrics = Arc::new(Mutex::new(Metrics::new()));
-    let out = p.exchanges.as_deref().map(open_output).transpose()?;
-    let findings = p.findings.as_deref().map(|f| open_named("--findings", f)).transpose()?;
-    let mut engine = Engine::new(&cfg.detect, cfg.ipv6_prefix);
-    // Before the marks: those the snapshot had judged are not judged again.
-    if let Some(dir) = &args.resume {
-        match crate::state::snapshot::load(dir, &mut engine) {
-            crate::state::snapshot::Loaded::Absent => {}
-            crate::state::snapshot::Loaded::Restored(line) | crate::state::snapshot::Loaded::Discarded(line) => {
-                eprintln!("rejectwatch: {line}")
-            }
-        }
-    }
-    for m in &args.mark {
-        engine.add_mark(m.clone());
-    }
-    let sinks = Sinks::new(metrics.clone(), out).with_findings(findings).keep_findings(0);
     // A replay keeps no blocklist state: its time is the log's, and a
-    // daemon's state must not be mixed with it.
-    let outputs = Outputs::new(&cfg.blocklist.paths, None, cfg.blocklist.nft_rule)?;
-    // The host of the input is not this one: no own addresses to spare.
-    let blocklist = Blocklist::new(&cfg.blocklist, Exemptions::new(&cfg.blocklist, &cfg.trusted_proxies, &[]));
-    let mut pipe =
-        Pipeline::new(Enricher::new(&cfg)?, engine, sinks).with_blocklist(&cfg.blocklist, blocklist, outputs);
+    // daemon's state must not be mixed with it. The host of the input is
+    // not this one: no own addresses to spare.
+    let Assembled { pipeline: mut pipe, metrics, resumed, .. } =
+        Builder::new(&cfg, p).resume_from(args.resume.clone()).marks(&args.mark).build()?;
+    if let Some(line) = resumed {
+        eprintln!("rejectwatch: {line}");
+    }
     if args.blocklist_ttl_from == TtlFrom::Now {
         // The one reading of the wall clock: the core counts in record
         // time, and this is the time the run's list starts from.
@@ -101,7 +78,17 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
     }
     let mut log_stats = logreader::LogStats::default();
     if !logs.is_empty() {
-        let stats = logreader::replay(&logs, args.format.log_format(), &cfg.json_log, &mut pipe)?;
+        let threads = match args.threads {
+            Some(n) => usize::from(n),
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        // On one thread the pipeline enriches, in its batches; with more,
+        // each worker enriches with a fork of its enricher.
+        let workers: Vec<_> =
+            if threads > 1 { (0..threads).map(|_| pipe.enricher.fork()).collect() } else { Vec::new() };
+        pipe.set_enriched_upstream(!workers.is_empty());
+        let stats = logreader::replay_parallel(&logs, args.format.log_format(), &cfg.json_log, workers, &mut pipe)?;
+        pipe.set_enriched_upstream(false);
         metrics.lock().unwrap_or_else(|e| e.into_inner()).records.with_label_values(&["log"]).inc_by(stats.lines);
         log_stats = stats;
     }

@@ -82,9 +82,11 @@ pub struct Exchange {
     /// detector reads of the headers besides the user agent. Never a
     /// credential's header; not written out.
     pub payload_headers: Vec<(HeaderName, Box<str>)>,
-    pub country: Option<String>,
+    /// Names from the GeoIP files, kept for the life of the process (see
+    /// `enrich::geo`): a reference each, not a copy.
+    pub country: Option<&'static str>,
     pub asn: Option<u32>,
-    pub as_org: Option<String>,
+    pub as_org: Option<&'static str>,
     /// Shared with the user-agent cache's entry, not copied per exchange.
     pub ua_product: Option<Arc<str>>,
     pub ua_version: Option<Arc<str>>,
@@ -598,9 +600,9 @@ impl Serialize for Exchange {
             client_source: self.client_source,
             client_prefix: self.client_prefix.as_deref(),
             untrusted_forwarding: &self.untrusted_forwarding,
-            country: self.country.as_deref(),
+            country: self.country,
             asn: self.asn,
-            as_org: self.as_org.as_deref(),
+            as_org: self.as_org,
             ua_product: self.ua_product.as_deref(),
             ua_version: self.ua_version.as_deref(),
             ua_family: self.ua_family,

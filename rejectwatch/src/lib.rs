@@ -8,6 +8,7 @@ pub mod alloc;
 pub mod analyze;
 pub mod api;
 pub mod ascii;
+pub mod assemble;
 pub mod blocklist;
 pub mod cli;
 pub mod config;

@@ -35,6 +35,9 @@ pub struct Pipeline {
     at: Vec<Option<usize>>,
     /// The batch's clients' hashes in the client index.
     hashes: Vec<u64>,
+    /// The source enriches what it hands over (a parallel log replay,
+    /// with a fork of [`Pipeline::enricher`] per thread).
+    enriched_upstream: bool,
 }
 
 impl Pipeline {
@@ -54,7 +57,15 @@ impl Pipeline {
             batch: Vec::with_capacity(BATCH),
             at: Vec::with_capacity(BATCH),
             hashes: Vec::with_capacity(BATCH),
+            enriched_upstream: false,
         }
+    }
+
+    /// Whether the exchanges handed over from now on come enriched (by
+    /// forks of [`Pipeline::enricher`]); those waiting are judged first.
+    pub fn set_enriched_upstream(&mut self, yes: bool) {
+        self.flush_batch();
+        self.enriched_upstream = yes;
     }
 
     /// Enforces the blocklist in XDP from now on; the current entries at
@@ -181,14 +192,19 @@ impl Pipeline {
         let mut at = std::mem::take(&mut self.at);
         let mut hashes = std::mem::take(&mut self.hashes);
         let index = self.detect.client_index();
+        let enrich = !self.enriched_upstream;
         for ex in batch.iter_mut() {
-            self.enricher.attribute(ex);
+            if enrich {
+                self.enricher.attribute(ex);
+            }
             hashes.push(self.detect.prefetch_index(ex, &index));
         }
         at.extend(hashes.drain(..).map(|h| self.detect.prefetch(h)));
         self.hashes = hashes;
-        for ex in batch.iter_mut() {
-            self.enricher.describe(ex);
+        if enrich {
+            for ex in batch.iter_mut() {
+                self.enricher.describe(ex);
+            }
         }
         // The states have arrived; what they point to is fetched for the
         // whole batch, again before any of it is needed.

@@ -81,7 +81,7 @@ impl Prospect {
             if let (Some(n), Some(org)) = (g.asn, g.as_org)
                 && !orgs.iter().any(|(m, _)| *m == n)
             {
-                orgs.push((n, org));
+                orgs.push((n, org.to_string()));
             }
         }
         // One name per ASN, so that the two columns stay aligned: the

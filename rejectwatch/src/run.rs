@@ -20,17 +20,13 @@ use tokio::{
 
 use crate::{
     api::{self, Api},
-    blocklist::{Blocklist, exempt::Exemptions, output::Outputs},
+    assemble::{Assembled, Builder},
     cli::{DEFAULT_PORTS, RunArgs},
-    detect::Engine,
-    enrich::Enricher,
     join::Joiner,
-    metrics::Metrics,
     netif,
     observe::{Observer as _, Source},
     pipeline::Pipeline,
     record,
-    sink::{Sinks, open_named, open_output},
     source::ebpf::{Kernel, KernelConfig},
     state::{self, marks::Mark, snapshot as resume},
     time::clock::Clock,
@@ -68,33 +64,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let enricher = Enricher::new(&config)?;
-    let out = p.exchanges.as_deref().map(open_output).transpose()?;
-    let findings = p.findings.as_deref().map(|f| open_named("--findings", f)).transpose()?;
     let state_dir = config.state_dir.clone().unwrap_or_else(state::default_state_dir);
     let token = config.api.resolve_token()?;
     api::check_exposure(args.listen, &token)?;
     let clock = Clock::new();
     // Whatever they do, the host itself and its proxies are never listed.
     let own = netif::own_addresses()?;
-    let exempt = Exemptions::new(&config.blocklist, &config.trusted_proxies, &own);
-    let mut blocklist = Blocklist::new(&config.blocklist, exempt);
-    let restored = state::blocklist::load(&state_dir, &mut blocklist, crate::time::secs(clock.now()))?;
-    let metrics = Arc::new(Mutex::new(Metrics::new()));
-    let outputs = Outputs::new(&config.blocklist.paths, Some(state_dir.clone()), config.blocklist.nft_rule)?
-        .count_errors(&metrics.lock().unwrap_or_else(|e| e.into_inner()).write_errors);
-    let mut marks = MarkWatch::new(state_dir.clone());
-    let notices = enricher.notices();
-    let mut engine = Engine::new(&config.detect, config.ipv6_prefix);
     let snapshots = config.snapshot.enabled.then(|| state_dir.clone());
-    // Said once the daemon is watching, with the other restored state.
-    let resumed = snapshots.as_deref().and_then(|dir| resume::restore(dir, &mut engine, &metrics));
-    let sinks = Sinks::new(metrics.clone(), out).with_findings(findings).keep_findings(config.api.findings_kept);
-    let pipeline = Arc::new(Mutex::new(Pipeline::new(enricher, engine, sinks).with_blocklist(
-        &config.blocklist,
-        blocklist,
-        outputs,
-    )));
+    // `resumed` is said once the daemon is watching, with the other
+    // restored state.
+    let Assembled { pipeline, metrics, restored, resumed } = Builder::new(&config, p)
+        .own_addresses(&own)
+        .state_in(state_dir.clone(), crate::time::secs(clock.now()))
+        .resume_from(snapshots.clone())
+        .keep_findings(config.api.findings_kept)
+        .build()?;
+    let mut marks = MarkWatch::new(state_dir.clone());
+    let notices = pipeline.enricher.notices();
+    let pipeline = Arc::new(Mutex::new(pipeline));
     let api = Api {
         pipeline: pipeline.clone(),
         metrics: metrics.clone(),

@@ -242,7 +242,7 @@ fn place_signature(ex: &Exchange) -> u32 {
     if ex.country.is_none() && ex.asn.is_none() {
         return 1;
     }
-    sig32(foldhash::fast::FixedState::with_seed(0x5167_0a7e).hash_one((ex.country.as_deref(), ex.asn)))
+    sig32(foldhash::fast::FixedState::with_seed(0x5167_0a7e).hash_one((ex.country, ex.asn)))
 }
 
 /// What an actor's evidence says, worked out when the evidence changes
@@ -730,13 +730,13 @@ mod tests {
         let mut r = Roster::new(8);
         let key = ClientKey::new("10.0.0.1".parse().unwrap(), 64);
         let id = r.create(key, &ClientState { first: 1, last: 1, ..Default::default() }, &rules);
-        let ex = |endpoint: &str, ua: &str, (country, asn): (&str, u32)| Exchange {
+        let ex = |endpoint: &str, ua: &str, (country, asn): (&'static str, u32)| Exchange {
             request: crate::exchange::RequestText::new("/x").with_user_agent(Some(ua)),
             endpoint: Some(endpoint.to_string()),
             ua_family: Some("http-library"),
             ua_product: Some("python-requests".into()),
             ua_version: Some(ua.rsplit('/').next().unwrap_or_default().into()),
-            country: Some(country.into()),
+            country: Some(country),
             asn: Some(asn),
             ..Default::default()
         };

@@ -100,3 +100,14 @@ pub fn len_within<'de, D: serde::Deserializer<'de>, const N: usize>(d: D) -> Res
     }
     Ok(n)
 }
+
+/// A GeoIP name as the enricher gives it. An alias, so that serde's
+/// derive does not see a borrowed `&'static str` and ask the input to
+/// outlive the process: it is read with [`interned`].
+pub type GeoName = Option<&'static str>;
+
+/// A GeoIP name read back (a country code): kept once for the process,
+/// as the GeoIP tables keep theirs, so it is the same plain reference.
+pub fn interned<'de, D: serde::Deserializer<'de>>(d: D) -> Result<GeoName, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(|s| crate::enrich::geo::intern(&s)))
+}

@@ -50,6 +50,7 @@ fn is_forwarding(name: &str) -> bool {
     FORWARDING_LENGTHS & length_bit(name.len()) != 0 && FORWARDING.iter().any(|f| crate::ascii::eq_ignore_case(name, f))
 }
 
+#[derive(Clone)]
 pub struct Attribution {
     trusted: Vec<IpNet>,
     order: Vec<ClientHeader>,

@@ -3,7 +3,12 @@
 //! `start,end,asn,org` and `start,end,country_code` (how ip-location-db
 //! also publishes them).
 
-use std::{collections::HashMap, net::IpAddr, path::Path};
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+    path::Path,
+    sync::{Mutex, OnceLock},
+};
 
 use anyhow::{Context as _, bail};
 use maxminddb::Reader;
@@ -29,12 +34,68 @@ struct AsnRecord<'a> {
     autonomous_system_organization: Option<&'a str>,
 }
 
-/// ASN ranges from CSV, searched by binary search.
+/// Names from the GeoIP files (organisations, country codes), each kept
+/// once for the life of the process: an exchange then carries a plain
+/// reference to its names, with no allocation and no reference count per
+/// lookup. Bounded by the distinct names of the files loaded, which a
+/// process loads once (and of a detection snapshot restored, written by
+/// a process that had loaded them).
+pub fn intern(s: &str) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&k) = names.get(s) {
+        return k;
+    }
+    let k: &'static str = Box::leak(s.into());
+    names.insert(k);
+    k
+}
+
+/// IPv4 ranges, sorted by start, in one flat array, with where each
+/// /16's ranges begin: a lookup reads the index, then searches the few
+/// ranges of one /16, which sit side by side (a /16 has four or five in
+/// the free databases: one or two cache lines), end and value beside the
+/// start. Two cache misses on unique addresses, where a search of the
+/// whole table missed at nearly every step.
+#[derive(Default)]
+struct V4Table {
+    /// `(start, end, value)`.
+    rows: Vec<(u32, u32, u32)>,
+    /// `index[h]`: how many ranges start below `h << 16` (65 537 entries).
+    index: Vec<u32>,
+}
+
+impl V4Table {
+    /// From `(start, end, value)` rows sorted as they are to be searched.
+    fn new(rows: &[(u32, u32, u32)]) -> Self {
+        let index = (0..=1u64 << 16).map(|h| rows.partition_point(|r| u64::from(r.0) < h << 16) as u32).collect();
+        Self { rows: rows.to_vec(), index }
+    }
+
+    /// The value of the last range starting at or before `x`, if it holds
+    /// `x` (as a binary search of all the starts would find).
+    fn find(&self, x: u32) -> Option<u32> {
+        let h = (x >> 16) as usize;
+        let (lo, hi) = (*self.index.get(h)? as usize, *self.index.get(h + 1)? as usize);
+        // Every range starting below this /16 starts before x; every one
+        // starting above, after.
+        let i = (lo + self.rows[lo..hi].partition_point(|r| r.0 <= x)).checked_sub(1)?;
+        let (_, end, value) = self.rows[i];
+        (x <= end).then_some(value)
+    }
+}
+
+/// What a range says: an AS (0 in a country table) and a name (the AS's
+/// organisation, or the country code).
+type Entry = (u32, &'static str);
+
+/// Ranges from CSV (`start,end,asn,org` or `start,end,country_code`):
+/// IPv4 in a [`V4Table`], IPv6 by binary search.
 #[derive(Default)]
 pub struct AsnRanges {
-    v4: Vec<(u32, u32, u32, u32)>,
-    v6: Vec<(u128, u128, u32, u32)>,
-    orgs: Vec<String>,
+    v4: V4Table,
+    v6: Vec<(u128, u128, u32)>,
+    entries: Vec<Entry>,
 }
 
 impl AsnRanges {
@@ -48,8 +109,9 @@ impl AsnRanges {
     }
 
     fn parse_as(text: &str, source: &str, countries: bool) -> anyhow::Result<Self> {
-        let mut t = AsnRanges::default();
-        let mut org_ids: HashMap<String, u32> = HashMap::new();
+        let mut entries: Vec<Entry> = Vec::new();
+        let mut ids: HashMap<Entry, u32> = HashMap::new();
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -60,7 +122,7 @@ impl AsnRanges {
                 bail!("{source}:{}: expected start,end,asn,org", i + 1);
             };
             let third = asn.trim();
-            let (asn, org) = if countries {
+            let entry = if countries {
                 let cc = third.trim_matches('"');
                 if cc.len() != 2 || !cc.bytes().all(|b| b.is_ascii_alphabetic()) {
                     if i == 0 {
@@ -68,7 +130,7 @@ impl AsnRanges {
                     }
                     bail!("{source}:{}: {cc:?} is not a country code", i + 1);
                 }
-                (0, Some(cc.to_ascii_uppercase()))
+                (0, intern(&cc.to_ascii_uppercase()))
             } else {
                 let Ok(asn) = third.trim_start_matches("AS").parse::<u32>() else {
                     if i == 0 {
@@ -76,82 +138,170 @@ impl AsnRanges {
                     }
                     bail!("{source}:{}: {third:?} is not an AS number", i + 1);
                 };
-                (asn, None)
+                let org = f.next().unwrap_or("").trim();
+                let org = match org.strip_prefix('"').and_then(|o| o.strip_suffix('"')) {
+                    Some(quoted) => intern(&quoted.replace("\"\"", "\"")),
+                    None => intern(org),
+                };
+                (asn, org)
             };
-            let org = match org {
-                Some(cc) => cc,
-                None => {
-                    let org = f.next().unwrap_or("").trim();
-                    org.strip_prefix('"')
-                        .and_then(|o| o.strip_suffix('"'))
-                        .map_or(org.to_string(), |o| o.replace("\"\"", "\""))
-                }
-            };
-            let next = org_ids.len() as u32;
-            let org_id = *org_ids.entry(org.clone()).or_insert_with(|| {
-                t.orgs.push(org);
+            let next = entries.len() as u32;
+            let id = *ids.entry(entry).or_insert_with(|| {
+                entries.push(entry);
                 next
             });
             match (start.trim().parse::<IpAddr>(), end.trim().parse::<IpAddr>()) {
-                (Ok(IpAddr::V4(s)), Ok(IpAddr::V4(e))) => t.v4.push((s.into(), e.into(), asn, org_id)),
-                (Ok(IpAddr::V6(s)), Ok(IpAddr::V6(e))) => t.v6.push((s.into(), e.into(), asn, org_id)),
+                (Ok(IpAddr::V4(s)), Ok(IpAddr::V4(e))) => v4.push((u32::from(s), u32::from(e), id)),
+                (Ok(IpAddr::V6(s)), Ok(IpAddr::V6(e))) => v6.push((u128::from(s), u128::from(e), id)),
                 _ => bail!("{source}:{}: {start:?}..{end:?} is not an address range", i + 1),
             }
         }
-        t.v4.sort_unstable();
-        t.v6.sort_unstable();
-        Ok(t)
+        // Overlapping ranges are searched as they always were: by start,
+        // then end, then AS and name.
+        let order = |e: u32| entries[e as usize];
+        v4.sort_unstable_by(|a, b| (a.0, a.1, order(a.2)).cmp(&(b.0, b.1, order(b.2))));
+        v6.sort_unstable_by(|a, b| (a.0, a.1, order(a.2)).cmp(&(b.0, b.1, order(b.2))));
+        Ok(Self { v4: V4Table::new(&v4), v6, entries })
     }
 
-    fn find(&self, ip: IpAddr) -> Option<(u32, &str)> {
-        fn search<T: Ord + Copy>(v: &[(T, T, u32, u32)], x: T) -> Option<(u32, u32)> {
-            let i = v.partition_point(|r| r.0 <= x);
-            let r = v.get(i.checked_sub(1)?)?;
-            (x <= r.1).then_some((r.2, r.3))
-        }
-        let (asn, org) = match ip {
-            IpAddr::V4(a) => search(&self.v4, u32::from(a))?,
-            IpAddr::V6(a) => search(&self.v6, u128::from(a))?,
+    fn find(&self, ip: IpAddr) -> Option<Entry> {
+        let id = match ip {
+            IpAddr::V4(a) => self.v4.find(u32::from(a))?,
+            IpAddr::V6(a) => {
+                let x = u128::from(a);
+                let i = self.v6.partition_point(|r| r.0 <= x).checked_sub(1)?;
+                let r = self.v6[i];
+                (x <= r.1).then_some(r.2)?
+            }
         };
-        Some((asn, self.orgs[org as usize].as_str()))
+        Some(self.entries[id as usize])
     }
 }
 
-enum AsnSource {
-    Mmdb(Reader<Vec<u8>>),
-    Csv(AsnRanges),
+/// A MaxMind DB file: IPv4 read into a [`V4Table`] when it is opened,
+/// IPv6 looked up in the file's tree.
+struct Mmdb {
+    reader: Reader<Vec<u8>>,
+    kind: Kind,
+    v4: V4Table,
+    /// The values of `v4`.
+    entries: Vec<GeoInfo>,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Country,
+    Asn,
+}
+
+/// Every IPv4 network of the tree in order, with its record as a lookup
+/// decodes it (a record that does not decode is no answer, as for a
+/// lookup); neighbours with the same answer merged.
+fn flatten<'r, T: Deserialize<'r> + 'r>(
+    reader: &'r Reader<Vec<u8>>,
+    decode: fn(T) -> Option<GeoInfo>,
+) -> Result<(V4Table, Vec<GeoInfo>), maxminddb::MaxMindDbError> {
+    let (mut v4, mut entries): (Vec<(u32, u32, u32)>, Vec<GeoInfo>) = (Vec::new(), Vec::new());
+    let mut ids: HashMap<GeoInfo, u32> = HashMap::new();
+    let all: ipnetwork::IpNetwork = "0.0.0.0/0".parse().expect("a network");
+    for item in reader.within::<T>(all)? {
+        let Ok(item) = item else { continue };
+        let (ipnetwork::IpNetwork::V4(net), Some(info)) = (item.ip_net, decode(item.info)) else { continue };
+        let next = entries.len() as u32;
+        let id = *ids.entry(info).or_insert_with(|| {
+            entries.push(info);
+            next
+        });
+        let (start, end) = (u32::from(net.network()), u32::from(net.broadcast()));
+        match v4.last_mut() {
+            Some((_, last, value)) if *value == id && last.checked_add(1) == Some(start) => *last = end,
+            _ => v4.push((start, end, id)),
+        }
+    }
+    Ok((V4Table::new(&v4), entries))
+}
+
+impl Mmdb {
+    fn open(path: &Path, flag: &str, kind: Kind) -> anyhow::Result<Self> {
+        let reader = Reader::open_readfile(path)
+            .with_context(|| format!("{flag}: cannot open {} as a MaxMind DB", path.display()))?;
+        let (v4, entries) = match kind {
+            Kind::Country => flatten(&reader, country_info),
+            Kind::Asn => flatten(&reader, asn_info),
+        }
+        .with_context(|| format!("{flag}: cannot read {} as a MaxMind DB", path.display()))?;
+        Ok(Self { reader, kind, v4, entries })
+    }
+
+    fn find(&self, ip: IpAddr) -> Option<GeoInfo> {
+        match ip {
+            IpAddr::V4(a) => self.v4.find(u32::from(a)).map(|id| self.entries[id as usize]),
+            IpAddr::V6(_) => match self.kind {
+                Kind::Country => country_info(self.reader.lookup(ip).ok()??),
+                Kind::Asn => asn_info(self.reader.lookup(ip).ok()??),
+            },
+        }
+    }
+}
+
+fn country_info(r: CountryRecord<'_>) -> Option<GeoInfo> {
+    let cc = r.country.and_then(|c| c.iso_code).or(r.country_code)?;
+    Some(GeoInfo { country: Some(intern(cc)), ..Default::default() })
+}
+
+fn asn_info(r: AsnRecord<'_>) -> Option<GeoInfo> {
+    let info = GeoInfo {
+        country: None,
+        asn: r.autonomous_system_number,
+        as_org: r.autonomous_system_organization.map(intern),
+    };
+    (info != GeoInfo::default()).then_some(info)
 }
 
 pub struct Geo {
-    country: Option<AsnSource>,
-    asn: Option<AsnSource>,
+    country: Option<Source>,
+    asn: Option<Source>,
 }
 
-fn open_mmdb(path: &Path, flag: &str) -> anyhow::Result<Reader<Vec<u8>>> {
-    Reader::open_readfile(path).with_context(|| format!("{flag}: cannot open {} as a MaxMind DB", path.display()))
+enum Source {
+    Mmdb(Mmdb),
+    Csv(AsnRanges),
 }
 
-/// A MaxMind DB ends with this marker before its metadata.
+/// A MaxMind DB ends with this marker before its metadata (at most 128 KiB
+/// of it). Only the file's tail is read: the whole of an ASN CSV was read
+/// for this, then again to parse it.
 fn is_mmdb(path: &Path) -> bool {
-    std::fs::read(path).is_ok_and(|b| b.windows(14).rev().take(128 * 1024).any(|w| w == b"\xab\xcd\xefMaxMind.com"))
+    use std::io::{Read as _, Seek as _, SeekFrom};
+    const MARKER: &[u8] = b"\xab\xcd\xefMaxMind.com";
+    const TAIL: u64 = 128 * 1024 + MARKER.len() as u64 - 1;
+    let tail = || -> std::io::Result<Vec<u8>> {
+        let mut f = std::fs::File::open(path)?;
+        let len = f.metadata()?.len();
+        f.seek(SeekFrom::Start(len.saturating_sub(TAIL)))?;
+        let mut b = Vec::new();
+        f.read_to_end(&mut b)?;
+        Ok(b)
+    };
+    tail().is_ok_and(|b| b.windows(MARKER.len()).any(|w| w == MARKER))
 }
 
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct GeoInfo {
-    pub country: Option<String>,
+    pub country: Option<&'static str>,
     pub asn: Option<u32>,
-    pub as_org: Option<String>,
+    pub as_org: Option<&'static str>,
 }
 
 impl Geo {
     pub fn open(country: Option<&Path>, asn: Option<&Path>) -> anyhow::Result<Self> {
         let country = match country {
             None => None,
-            Some(p) if is_mmdb(p) => Some(AsnSource::Mmdb(open_mmdb(p, "--geoip-country")?)),
+            Some(p) if is_mmdb(p) => Some(Source::Mmdb(Mmdb::open(p, "--geoip-country", Kind::Country)?)),
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .with_context(|| format!("--geoip-country: cannot read {}", p.display()))?;
-                Some(AsnSource::Csv(
+                Some(Source::Csv(
                     AsnRanges::parse_countries(&text, &p.display().to_string())
                         .map_err(|e| anyhow::anyhow!("--geoip-country: {e}"))?,
                 ))
@@ -159,11 +309,11 @@ impl Geo {
         };
         let asn = match asn {
             None => None,
-            Some(p) if is_mmdb(p) => Some(AsnSource::Mmdb(open_mmdb(p, "--geoip-asn")?)),
+            Some(p) if is_mmdb(p) => Some(Source::Mmdb(Mmdb::open(p, "--geoip-asn", Kind::Asn)?)),
             Some(p) => {
                 let text =
                     std::fs::read_to_string(p).with_context(|| format!("--geoip-asn: cannot read {}", p.display()))?;
-                Some(AsnSource::Csv(AsnRanges::parse(&text, &p.display().to_string())?))
+                Some(Source::Csv(AsnRanges::parse(&text, &p.display().to_string())?))
             }
         };
         Ok(Self { country, asn })
@@ -177,28 +327,25 @@ impl Geo {
         self.asn.is_some()
     }
 
+    /// Country, AS and its organisation: no allocation, and for IPv4 no
+    /// walk of a file's tree.
     pub fn lookup(&self, ip: IpAddr) -> GeoInfo {
         let mut out = GeoInfo::default();
         match &self.country {
-            Some(AsnSource::Mmdb(db)) => {
-                if let Ok(Some(r)) = db.lookup::<CountryRecord>(ip) {
-                    out.country = r.country.and_then(|c| c.iso_code).or(r.country_code).map(str::to_string);
-                }
-            }
-            Some(AsnSource::Csv(t)) => out.country = t.find(ip).map(|(_, cc)| cc.to_string()),
+            Some(Source::Mmdb(m)) => out.country = m.find(ip).and_then(|g| g.country),
+            Some(Source::Csv(t)) => out.country = t.find(ip).map(|(_, cc)| cc),
             None => {}
         }
         match &self.asn {
-            Some(AsnSource::Mmdb(db)) => {
-                if let Ok(Some(r)) = db.lookup::<AsnRecord>(ip) {
-                    out.asn = r.autonomous_system_number;
-                    out.as_org = r.autonomous_system_organization.map(str::to_string);
+            Some(Source::Mmdb(m)) => {
+                if let Some(g) = m.find(ip) {
+                    (out.asn, out.as_org) = (g.asn, g.as_org);
                 }
             }
-            Some(AsnSource::Csv(t)) => {
+            Some(Source::Csv(t)) => {
                 if let Some((asn, org)) = t.find(ip) {
                     out.asn = Some(asn);
-                    out.as_org = Some(org.to_string()).filter(|o| !o.is_empty());
+                    out.as_org = Some(org).filter(|o| !o.is_empty());
                 }
             }
             None => {}
@@ -207,12 +354,13 @@ impl Geo {
     }
 }
 
-/// A minimal MaxMind DB writer for tests: an IPv6 tree (IPv4 under
+/// A minimal MaxMind DB writer, for tests and benchmarks: an IPv6 tree (IPv4 under
 /// ::/96), 32-bit records, maps of strings and unsigned integers.
-#[cfg(test)]
+#[doc(hidden)]
 pub mod testdb {
     use std::net::IpAddr;
 
+    #[derive(Clone)]
     pub enum Value {
         Str(String),
         U32(u32),
@@ -379,17 +527,17 @@ mod tests {
         ];
         for (ip, c, a) in cases {
             let info = g.lookup(ip.parse().unwrap());
-            assert_eq!((info.country.as_deref(), info.asn), (*c, *a), "{ip}");
+            assert_eq!((info.country, info.asn), (*c, *a), "{ip}");
         }
-        assert_eq!(g.lookup("203.0.113.7".parse().unwrap()).as_org.as_deref(), Some("Example Cloud"));
+        assert_eq!(g.lookup("203.0.113.7".parse().unwrap()).as_org, Some("Example Cloud"));
     }
 
     #[test]
     fn country_csv_ranges() {
         let csv = "1.0.0.0,1.0.0.255,au\n2001:db8::,2001:db8::ffff,DE\n";
         let g = Geo::open(Some(&write("cc.csv", csv.as_bytes())), None).unwrap();
-        assert_eq!(g.lookup("1.0.0.9".parse().unwrap()).country.as_deref(), Some("AU"));
-        assert_eq!(g.lookup("2001:db8::5".parse().unwrap()).country.as_deref(), Some("DE"));
+        assert_eq!(g.lookup("1.0.0.9".parse().unwrap()).country, Some("AU"));
+        assert_eq!(g.lookup("2001:db8::5".parse().unwrap()).country, Some("DE"));
         assert_eq!(g.lookup("9.9.9.9".parse().unwrap()).country, None);
         let e = Geo::open(Some(&write("cc-bad.csv", b"1.0.0.0,1.0.0.255,AU\n1.0.1.0,1.0.1.255,Narnia\n")), None)
             .err()
@@ -406,15 +554,73 @@ mod tests {
             let i = g.lookup(ip.parse().unwrap());
             (i.asn, i.as_org)
         };
-        assert_eq!(at("1.0.0.9"), (Some(13335), Some("Cloudflare, Inc.".into())));
-        assert_eq!(at("8.8.8.8"), (Some(15169), Some("GOOGLE".into())));
+        assert_eq!(at("1.0.0.9"), (Some(13335), Some("Cloudflare, Inc.")));
+        assert_eq!(at("8.8.8.8"), (Some(15169), Some("GOOGLE")));
         assert_eq!(at("8.8.9.1"), (None, None));
         assert_eq!(at("0.0.0.1"), (None, None));
-        assert_eq!(at("2001:db8::10"), (Some(64496), Some("Doc \"v6\"".into())));
+        assert_eq!(at("2001:db8::10"), (Some(64496), Some("Doc \"v6\"")));
         let bad = write("bad.csv", b"1.0.0.0,1.0.0.255,13335,x\nnot,an,entry\n");
         let e = Geo::open(None, Some(&bad)).err().unwrap().to_string();
         assert!(e.contains("bad.csv:2"), "{e}");
         let e = Geo::open(Some(&bad), None).err().unwrap().to_string();
         assert!(e.contains("--geoip-country"), "{e}");
+    }
+
+    #[test]
+    fn the_v4_index_finds_what_a_search_of_every_start_finds() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        // Ranges of every size, overlapping, some starting at a /16's edge.
+        let mut rows: Vec<(u32, u32, u32)> = (0..5000)
+            .map(|i| {
+                let start = if i % 7 == 0 { (next() as u32) & 0xffff_0000 } else { next() as u32 };
+                let len = (next() as u32) >> (8 + next() % 24);
+                (start, start.saturating_add(len), i)
+            })
+            .collect();
+        rows.push((0, 0, 9998));
+        rows.push((u32::MAX - 3, u32::MAX, 9999));
+        rows.sort_unstable();
+        let table = V4Table::new(&rows);
+        let full = |x: u32| {
+            let i = rows.partition_point(|r| r.0 <= x).checked_sub(1)?;
+            (x <= rows[i].1).then_some(rows[i].2)
+        };
+        let probes = rows.iter().flat_map(|r| [r.0, r.1, r.0.wrapping_sub(1), r.1.wrapping_add(1), r.0 | 0xffff]);
+        for x in probes.chain((0..20_000).map(|_| next() as u32)) {
+            assert_eq!(table.find(x), full(x), "{}", std::net::Ipv4Addr::from(x));
+        }
+    }
+
+    #[test]
+    fn a_flattened_mmdb_answers_as_its_tree() {
+        let code = |i: usize| Value::Map(vec![("country_code".into(), Value::Str(["NL", "DE", "US"][i % 3].into()))]);
+        // Neighbours with one record (merged), with different ones, holes,
+        // sizes from /8 to /32.
+        let mut nets: Vec<(String, Value)> = Vec::new();
+        for i in 0..64usize {
+            nets.push((format!("11.{i}.0.0/16"), code(i / 4)));
+            nets.push((format!("12.0.{}.0/24", i * 2), code(i)));
+            nets.push((format!("13.0.0.{}/32", i * 3), code(i / 2)));
+        }
+        nets.push(("20.0.0.0/8".into(), code(0)));
+        let nets: Vec<(&str, Value)> = nets.iter().map(|(n, v)| (n.as_str(), v.clone())).collect();
+        let g = Geo::open(Some(&write("flat.mmdb", &testdb::build("test-country", &nets))), None).unwrap();
+        let Some(Source::Mmdb(m)) = &g.country else { panic!("not read as a MaxMind DB") };
+        assert!(m.v4.rows.len() < nets.len(), "neighbours with one record are merged");
+        for (net, _) in &nets {
+            let net: ipnet::Ipv4Net = net.parse().unwrap();
+            let (a, b) = (u32::from(net.network()), u32::from(net.broadcast()));
+            for x in [a, b, a.wrapping_sub(1), b.wrapping_add(1), a + (b - a) / 2] {
+                let ip = IpAddr::from(std::net::Ipv4Addr::from(x));
+                let tree = m.reader.lookup::<CountryRecord>(ip).unwrap().and_then(|r| r.country_code);
+                assert_eq!(g.lookup(ip).country, tree, "{ip}");
+            }
+        }
     }
 }

@@ -117,6 +117,18 @@ impl IdentityHasher {
         }
     }
 
+    /// The same key and headers with nothing remembered, for another
+    /// thread (what is remembered changes no identity, only its cost).
+    pub fn fork(&self) -> Self {
+        Self {
+            keyed: self.keyed.clone(),
+            api_key_headers: self.api_key_headers.clone(),
+            recent: Recent::new(self.recent.slots.len()),
+            lengths: self.lengths,
+            found: Vec::with_capacity(self.found.capacity()),
+        }
+    }
+
     /// Sets `identity`/`identity_kind` from the credentials present.
     pub fn apply(&mut self, ex: &mut Exchange) {
         if let Some((kind, id)) = self.identify(ex) {

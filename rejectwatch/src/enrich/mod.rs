@@ -11,7 +11,10 @@ pub mod geo;
 pub mod identity;
 pub mod useragent;
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use anyhow::Context as _;
 use ipnet::IpNet;
@@ -47,7 +50,8 @@ pub struct Settings<'a> {
 
 pub struct Enricher {
     attribution: attribution::Attribution,
-    geo: geo::Geo,
+    /// Shared by the forks: read only.
+    geo: Arc<geo::Geo>,
     ua: useragent::UaClassifier,
     fingerprints: fingerprint::Fingerprints,
     identity: identity::IdentityHasher,
@@ -75,7 +79,7 @@ impl Enricher {
                 cfg.client_headers.to_vec(),
                 cfg.ipv6_prefix,
             ),
-            geo,
+            geo: Arc::new(geo),
             ua: useragent::UaClassifier::with_scanners(cfg.user_agents.table.as_deref(), cfg.scanners)?,
             fingerprints: Default::default(),
             identity: identity::IdentityHasher::new(key, cfg.identity.api_key_headers.clone()),
@@ -85,6 +89,20 @@ impl Enricher {
                 .chain(cfg.identity.api_key_headers.iter().cloned())
                 .collect(),
         })
+    }
+
+    /// An enricher for another thread: the same tables and key, its own
+    /// caches. Every field it fills is a function of the exchange and the
+    /// tables alone, so which fork enriches an exchange changes nothing.
+    pub fn fork(&self) -> Self {
+        Self {
+            attribution: self.attribution.clone(),
+            geo: self.geo.clone(),
+            ua: self.ua.fork(),
+            fingerprints: Default::default(),
+            identity: self.identity.fork(),
+            credential_headers: self.credential_headers.clone(),
+        }
     }
 
     /// What is missing, said once when the pipeline starts (not per

@@ -133,6 +133,31 @@ fn interned(set: &[&'static str], v: &str, what: &str, source: &str) -> anyhow::
 }
 
 impl UaClassifier {
+    /// The same rules with an empty cache, for another thread. The rules'
+    /// strings are copied rather than shared: every exchange takes a
+    /// reference to its product's, and threads bumping one count would
+    /// pass its cache line back and forth.
+    pub fn fork(&self) -> Self {
+        Self {
+            rules: self
+                .rules
+                .iter()
+                .map(|r| Rule {
+                    contains: r.contains.clone(),
+                    product: Arc::from(&*r.product),
+                    family: r.family,
+                    version_after: r.version_after.clone(),
+                    platform: r.platform,
+                })
+                .collect(),
+            platforms: self.platforms.clone(),
+            no_engine: self.no_engine.clone(),
+            versions: self.versions.clone(),
+            ios_safari: self.ios_safari,
+            cache: LruCache::new(self.cache.cap()),
+        }
+    }
+
     /// The built-in table, after the operator's (if any).
     pub fn new(extra: Option<&Path>) -> anyhow::Result<Self> {
         Self::with_scanners(extra, &[])

@@ -5,16 +5,27 @@
 //! counted (`rejectwatch_parse_errors_total{source="log"}`) and the first
 //! few are reported with file and line number; none is fatal. Error-log
 //! lines among the access lines are counted apart.
+//!
+//! Reading goes in two stages over chunks of lines. The first is
+//! sequential per file, because it keeps state from line to line: reading
+//! and decompressing, unwrapping (a container's split lines are joined),
+//! telling error-log lines apart, and finding the format. The second is a
+//! function of each line alone: parsing it in the format found and, given
+//! enrichers, enriching it. With worker threads ([`replay_parallel`]) the
+//! second stage runs on them, chunk by chunk, and the chunks are taken
+//! back in file order, so the exchanges, the bad lines and every count come
+//! out exactly as read on one thread.
 
 use std::{
     cmp::Reverse,
-    collections::{BTreeMap, BinaryHeap},
+    collections::{BTreeMap, BinaryHeap, VecDeque},
     fs::File,
     io::{self, BufRead, BufReader, IsTerminal as _, Read},
     path::Path,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
+        mpsc::{Receiver, SyncSender, sync_channel},
     },
     time::Instant,
 };
@@ -28,8 +39,10 @@ use super::logformat::{
     prefix::{Framed, Framing},
 };
 use crate::{
+    enrich::Enricher,
     exchange::Exchange,
     observe::{Observer, Source},
+    time::Nanos,
 };
 
 /// Bad lines reported individually before only counting them.
@@ -52,15 +65,15 @@ impl<R: Read> Read for Counting<R> {
 
 struct Input {
     name: String,
-    reader: Box<dyn BufRead>,
+    reader: Box<dyn BufRead + Send>,
     detector: Detector,
     framing: Framing,
     line: u64,
     buf: Vec<u8>,
 }
 
-fn open(path: &Path, count: Arc<AtomicU64>) -> anyhow::Result<Box<dyn BufRead>> {
-    let raw: Box<dyn Read> = if path.as_os_str() == "-" {
+fn open(path: &Path, count: Arc<AtomicU64>) -> anyhow::Result<Box<dyn BufRead + Send>> {
+    let raw: Box<dyn Read + Send> = if path.as_os_str() == "-" {
         Box::new(io::stdin())
     } else {
         Box::new(File::open(path).with_context(|| format!("cannot read {}", path.display()))?)
@@ -89,77 +102,235 @@ pub struct LogStats {
     pub unreadable: BTreeMap<&'static str, u64>,
 }
 
+impl LogStats {
+    /// Adds the counts the first stage kept on its own thread.
+    fn add(&mut self, o: LogStats) {
+        self.lines += o.lines;
+        self.error_log_lines += o.error_log_lines;
+        self.journal_fields += o.journal_fields;
+        for (k, n) in o.wrappers {
+            *self.wrappers.entry(k).or_default() += n;
+        }
+    }
+}
+
+/// Lines of one file after the first stage, in order.
+struct Chunk {
+    /// The texts of the items, back to back.
+    text: String,
+    items: Vec<Item>,
+}
+
+enum Item {
+    /// A line to parse in the file's format; its text ends at `end`.
+    Text {
+        line: u64,
+        end: usize,
+        format: LogFormat,
+    },
+    /// A line read while the format was being found, so parsed already
+    /// (its text kept, to tell a server's JSON message from a bad line).
+    Parsed {
+        line: u64,
+        end: usize,
+        parsed: Box<Result<(LogFormat, Exchange), &'static str>>,
+    },
+    Bad {
+        line: u64,
+        reason: &'static str,
+    },
+}
+
+impl Chunk {
+    /// Room for `lines` lines of a typical access log, so that filling it
+    /// does not grow (copy) its text again and again.
+    fn new(lines: usize) -> Self {
+        Self { text: String::with_capacity(lines * 256), items: Vec::with_capacity(lines) }
+    }
+}
+
+/// A chunk after the second stage.
+// Nearly every outcome is an exchange: boxing it would allocate one more
+// time a line for nothing.
+#[allow(clippy::large_enum_variant)]
+enum Outcome {
+    Exchange(&'static str, Exchange),
+    ErrorLine,
+    Bad { line: u64, reason: &'static str },
+}
+
+/// Lines per chunk: on one thread, few, so that the exchanges are still in
+/// the cache when the pipeline takes them; across threads, enough that
+/// handing a chunk over costs little beside its work.
+const INLINE_LINES: usize = 32;
+const PARALLEL_LINES: usize = 512;
+
+/// The first stage: up to `lines` lines of `input` into `chunk`, counting
+/// what needs no parsing into `stats`. False at the end of the input.
+fn fill(
+    input: &mut Input,
+    fields: &JsonFields,
+    stats: &mut LogStats,
+    chunk: &mut Chunk,
+    lines: usize,
+) -> anyhow::Result<bool> {
+    while chunk.items.len() < lines {
+        input.buf.clear();
+        let n = input.reader.read_until(b'\n', &mut input.buf).with_context(|| format!("reading {}", input.name))?;
+        if n == 0 {
+            for _ in 0..input.framing.unfinished() {
+                chunk.items.push(Item::Bad { line: input.line, reason: "unfinished_line" });
+            }
+            return Ok(false);
+        }
+        input.line += 1;
+        let mut end = input.buf.len();
+        while end > 0 && matches!(input.buf[end - 1], b'\n' | b'\r') {
+            end -= 1;
+        }
+        // Valid UTF-8 is the rule; only a line that is not pays for the
+        // lossy copy.
+        let line = match std::str::from_utf8(&input.buf[..end]) {
+            Ok(s) => std::borrow::Cow::Borrowed(s),
+            Err(_) => String::from_utf8_lossy(&input.buf[..end]),
+        };
+        let line: &str = &line;
+        if line.trim().is_empty() {
+            continue;
+        }
+        stats.lines += 1;
+        let (text, container, syslog) = match input.framing.feed(line) {
+            Framed::Line { text, container, syslog } => (text, container, syslog),
+            Framed::Partial(wrapper) => {
+                *stats.wrappers.entry(wrapper).or_default() += 1;
+                continue;
+            }
+            Framed::Meta => {
+                stats.journal_fields += 1;
+                continue;
+            }
+            Framed::Bad(reason) => {
+                chunk.items.push(Item::Bad { line: input.line, reason });
+                continue;
+            }
+        };
+        if let Some(w) = container {
+            *stats.wrappers.entry(w).or_default() += 1;
+        }
+        if syslog {
+            *stats.wrappers.entry("syslog").or_default() += 1;
+        }
+        if text.trim().is_empty() {
+            continue;
+        }
+        if errorlog::is_error_line(&text) {
+            stats.error_log_lines += 1;
+            continue;
+        }
+        chunk.text.push_str(&text);
+        let (line, end) = (input.line, chunk.text.len());
+        // Until the format is found, each line decides it in turn: that
+        // stays here, in order; after, a line's parse is its own.
+        chunk.items.push(match input.detector.format() {
+            Some(format) => Item::Text { line, end, format },
+            None => Item::Parsed { line, end, parsed: Box::new(input.detector.parse(&text, fields)) },
+        });
+    }
+    Ok(true)
+}
+
+/// The second stage: each line parsed (and enriched, given an enricher).
+fn work(chunk: Chunk, fields: &JsonFields, mut enricher: Option<&mut Enricher>, out: &mut VecDeque<Outcome>) {
+    let mut start = 0;
+    for item in chunk.items {
+        let (line, end, parsed) = match item {
+            Item::Bad { line, reason } => {
+                out.push_back(Outcome::Bad { line, reason });
+                continue;
+            }
+            Item::Text { line, end, format } => {
+                (line, end, format.parse(&chunk.text[start..end], fields).map(|e| (format, e)))
+            }
+            Item::Parsed { line, end, parsed } => (line, end, *parsed),
+        };
+        let text = &chunk.text[start..end];
+        start = end;
+        out.push_back(match parsed {
+            Ok((format, mut ex)) => {
+                if let Some(e) = enricher.as_deref_mut() {
+                    e.enrich(&mut ex);
+                }
+                Outcome::Exchange(format.name(), ex)
+            }
+            Err(_) if text.trim_start().starts_with('{') && errorlog::is_server_json(text) => Outcome::ErrorLine,
+            Err(reason) => Outcome::Bad { line, reason },
+        });
+    }
+}
+
+/// Where a file's outcomes come from.
+enum Feed {
+    /// Both stages on this thread, a chunk at a time.
+    Inline(Input),
+    /// Tickets for the file's chunks in order, each answered by a worker;
+    /// the channel closes at the end of the file.
+    Workers(Receiver<anyhow::Result<Receiver<VecDeque<Outcome>>>>),
+}
+
+struct Stream {
+    name: String,
+    feed: Feed,
+    pending: VecDeque<Outcome>,
+    more: bool,
+}
+
 struct Reader<'a> {
     fields: &'a JsonFields,
     stats: LogStats,
 }
 
 impl Reader<'_> {
-    /// The next good exchange of `input`, counting bad lines on the way.
-    fn next(&mut self, input: &mut Input, obs: &mut dyn Observer) -> anyhow::Result<Option<Box<Exchange>>> {
+    /// The time of `s`'s next good exchange, which waits at the front of
+    /// its outcomes (there until [`Reader::take`], not moved about: an
+    /// exchange is large), counting the bad lines on the way. None at the
+    /// end of the file.
+    fn peek(&mut self, s: &mut Stream, obs: &mut dyn Observer) -> anyhow::Result<Option<Nanos>> {
         loop {
-            input.buf.clear();
-            let n =
-                input.reader.read_until(b'\n', &mut input.buf).with_context(|| format!("reading {}", input.name))?;
-            if n == 0 {
-                self.finish(input, obs);
-                return Ok(None);
+            match s.pending.front() {
+                Some(Outcome::Exchange(_, ex)) => return Ok(Some(ex.ts)),
+                Some(_) => match s.pending.pop_front() {
+                    Some(Outcome::Bad { line, reason }) => self.bad(&s.name, line, reason, obs),
+                    _ => self.stats.error_log_lines += 1,
+                },
+                None if !s.more => return Ok(None),
+                None => match &mut s.feed {
+                    Feed::Inline(input) => {
+                        let mut chunk = Chunk::new(INLINE_LINES);
+                        s.more = fill(input, self.fields, &mut self.stats, &mut chunk, INLINE_LINES)?;
+                        work(chunk, self.fields, None, &mut s.pending);
+                    }
+                    Feed::Workers(tickets) => match tickets.recv() {
+                        Ok(ticket) => {
+                            // A worker that panicked drops its answer: the
+                            // panic itself is raised when the scope ends.
+                            s.pending = ticket?.recv().unwrap_or_default();
+                        }
+                        Err(_) => s.more = false,
+                    },
+                },
             }
-            input.line += 1;
-            let mut end = input.buf.len();
-            while end > 0 && matches!(input.buf[end - 1], b'\n' | b'\r') {
-                end -= 1;
+        }
+    }
+
+    /// The exchange [`Reader::peek`] found.
+    fn take(&mut self, s: &mut Stream) -> Option<Exchange> {
+        match s.pending.pop_front()? {
+            Outcome::Exchange(format, ex) => {
+                *self.stats.formats.entry(format).or_default() += 1;
+                self.stats.exchanges += 1;
+                Some(ex)
             }
-            // Valid UTF-8 is the rule; only a line that is not pays for the
-            // lossy copy.
-            let line = match std::str::from_utf8(&input.buf[..end]) {
-                Ok(s) => std::borrow::Cow::Borrowed(s),
-                Err(_) => String::from_utf8_lossy(&input.buf[..end]),
-            };
-            let line: &str = &line;
-            if line.trim().is_empty() {
-                continue;
-            }
-            self.stats.lines += 1;
-            let (text, container, syslog) = match input.framing.feed(line) {
-                Framed::Line { text, container, syslog } => (text, container, syslog),
-                Framed::Partial(wrapper) => {
-                    *self.stats.wrappers.entry(wrapper).or_default() += 1;
-                    continue;
-                }
-                Framed::Meta => {
-                    self.stats.journal_fields += 1;
-                    continue;
-                }
-                Framed::Bad(reason) => {
-                    self.bad(&input.name, input.line, reason, obs);
-                    continue;
-                }
-            };
-            if let Some(w) = container {
-                *self.stats.wrappers.entry(w).or_default() += 1;
-            }
-            if syslog {
-                *self.stats.wrappers.entry("syslog").or_default() += 1;
-            }
-            if text.trim().is_empty() {
-                continue;
-            }
-            if errorlog::is_error_line(&text) {
-                self.stats.error_log_lines += 1;
-                continue;
-            }
-            match input.detector.parse(&text, self.fields) {
-                // Boxed: an exchange is large and waits in the merge.
-                Ok((format, ex)) => {
-                    *self.stats.formats.entry(format.name()).or_default() += 1;
-                    return Ok(Some(Box::new(ex)));
-                }
-                Err(_) if text.trim_start().starts_with('{') && errorlog::is_server_json(&text) => {
-                    self.stats.error_log_lines += 1;
-                }
-                Err(reason) => self.bad(&input.name, input.line, reason, obs),
-            }
+            _ => None,
         }
     }
 
@@ -171,20 +342,29 @@ impl Reader<'_> {
             eprintln!("rejectwatch: {name}:{line}: skipped ({reason})");
         }
     }
-
-    /// Counts the lines a file left unfinished at its end.
-    fn finish(&mut self, input: &mut Input, obs: &mut dyn Observer) {
-        for _ in 0..input.framing.unfinished() {
-            self.bad(&input.name, input.line, "unfinished_line", obs);
-        }
-    }
 }
 
-/// Feeds every line of `paths` to `obs` as exchanges, merged in time order.
+/// Feeds every line of `paths` to `obs` as exchanges, merged in time order,
+/// on this thread.
 pub fn replay(
     paths: &[&Path],
     format: Option<LogFormat>,
     fields: &JsonLogFields,
+    obs: &mut dyn Observer,
+) -> anyhow::Result<LogStats> {
+    replay_parallel(paths, format, fields, Vec::new(), obs)
+}
+
+/// [`replay`] with a worker thread per enricher, which parse and enrich
+/// the lines (a fork of the pipeline's enricher each: the pipeline is told
+/// its exchanges come enriched). No enricher: everything on this thread,
+/// the pipeline enriching. Either way the same exchanges, in the same
+/// order.
+pub fn replay_parallel(
+    paths: &[&Path],
+    format: Option<LogFormat>,
+    fields: &JsonLogFields,
+    enrichers: Vec<Enricher>,
     obs: &mut dyn Observer,
 ) -> anyhow::Result<LogStats> {
     let fields = JsonFields::new(fields).map_err(anyhow::Error::msg)?;
@@ -201,44 +381,136 @@ pub fn replay(
             buf: Vec::with_capacity(512),
         });
     }
-    let bar = io::stderr().is_terminal().then(|| {
-        let b = indicatif::ProgressBar::new(total.max(1));
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {msg}")
-                .expect("valid template")
-                .progress_chars("=> "),
-        );
-        b
-    });
-    let started = Instant::now();
-    let mut reader = Reader { fields: &fields, stats: LogStats::default() };
-    // The next exchange of each input, earliest first (ties: input order).
-    let mut heap = BinaryHeap::new();
-    let mut pending: Vec<Option<Box<Exchange>>> = Vec::with_capacity(inputs.len());
-    for (i, input) in inputs.iter_mut().enumerate() {
-        let ex = reader.next(input, obs)?;
-        if let Some(e) = &ex {
-            heap.push(Reverse((e.ts, i)));
+    let progress = Progress::new(total, count);
+    if enrichers.is_empty() {
+        let streams = inputs
+            .into_iter()
+            .map(|i| Stream { name: i.name.clone(), feed: Feed::Inline(i), pending: VecDeque::new(), more: true })
+            .collect();
+        return merge(streams, &fields, LogStats::default(), progress, obs);
+    }
+    let workers = enrichers.len();
+    std::thread::scope(|scope| {
+        let (jobs, queue) = std::sync::mpsc::channel::<(Chunk, SyncSender<VecDeque<Outcome>>)>();
+        let queue = Arc::new(Mutex::new(queue));
+        for mut enricher in enrichers {
+            let (queue, fields) = (queue.clone(), &fields);
+            scope.spawn(move || {
+                loop {
+                    // The lock is held only to take a chunk, not to work it.
+                    let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                    let Ok((chunk, answer)) = job else { return };
+                    let mut out = VecDeque::with_capacity(chunk.items.len());
+                    work(chunk, fields, Some(&mut enricher), &mut out);
+                    let _ = answer.send(out);
+                }
+            });
         }
-        pending.push(ex);
+        let mut streams = Vec::with_capacity(inputs.len());
+        let mut firsts = Vec::with_capacity(inputs.len());
+        // Chunks in flight per file: together enough to keep every worker
+        // busy, yet a few per file, since each holds its lines parsed
+        // (about 0.5 MB) and rotated logs come in dozens.
+        let in_flight = (2 * workers).div_ceil(inputs.len()).max(2);
+        for mut input in inputs {
+            let (tickets, feed) = sync_channel(in_flight);
+            let (jobs, fields) = (jobs.clone(), &fields);
+            streams.push(Stream {
+                name: input.name.clone(),
+                feed: Feed::Workers(feed),
+                pending: VecDeque::new(),
+                more: true,
+            });
+            firsts.push(scope.spawn(move || {
+                let mut stats = LogStats::default();
+                loop {
+                    let mut chunk = Chunk::new(PARALLEL_LINES);
+                    let more = match fill(&mut input, fields, &mut stats, &mut chunk, PARALLEL_LINES) {
+                        Ok(more) => more,
+                        Err(e) => {
+                            let _ = tickets.send(Err(e));
+                            break;
+                        }
+                    };
+                    let (answer, ticket) = sync_channel(1);
+                    // Either fails only when the reading side has stopped.
+                    if jobs.send((chunk, answer)).is_err() || tickets.send(Ok(ticket)).is_err() || !more {
+                        break;
+                    }
+                }
+                stats
+            }));
+        }
+        drop(jobs);
+        let mut stats = merge(streams, &fields, LogStats::default(), progress, obs);
+        for first in firsts {
+            let counted = first.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            if let Ok(s) = &mut stats {
+                s.add(counted);
+            }
+        }
+        stats
+    })
+}
+
+/// The progress bar, on a terminal.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    count: Arc<AtomicU64>,
+    started: Instant,
+}
+
+impl Progress {
+    fn new(total: u64, count: Arc<AtomicU64>) -> Self {
+        let bar = io::stderr().is_terminal().then(|| {
+            let b = indicatif::ProgressBar::new(total.max(1));
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{bar:30} {bytes}/{total_bytes} {msg}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            b
+        });
+        Self { bar, count, started: Instant::now() }
+    }
+
+    fn at(&self, exchanges: u64) {
+        if let Some(b) = &self.bar
+            && exchanges.is_multiple_of(65536)
+        {
+            b.set_position(self.count.load(Ordering::Relaxed));
+            let rate = exchanges as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+            b.set_message(format!("{exchanges} exchanges, {rate:.0}/s"));
+        }
+    }
+}
+
+/// The files' exchanges to `obs`, earliest first (ties: file order).
+fn merge(
+    mut streams: Vec<Stream>,
+    fields: &JsonFields,
+    stats: LogStats,
+    progress: Progress,
+    obs: &mut dyn Observer,
+) -> anyhow::Result<LogStats> {
+    let mut reader = Reader { fields, stats };
+    // The next exchange of each file, by time.
+    let mut heap = BinaryHeap::new();
+    for (i, s) in streams.iter_mut().enumerate() {
+        if let Some(ts) = reader.peek(s, obs)? {
+            heap.push(Reverse((ts, i)));
+        }
     }
     while let Some(Reverse((_, i))) = heap.pop() {
-        let ex = pending[i].take().expect("queued exchange");
-        reader.stats.exchanges += 1;
-        obs.exchange(*ex);
-        if let Some(next) = reader.next(&mut inputs[i], obs)? {
-            heap.push(Reverse((next.ts, i)));
-            pending[i] = Some(next);
+        if let Some(ex) = reader.take(&mut streams[i]) {
+            obs.exchange(ex);
         }
-        if let Some(b) = &bar
-            && reader.stats.exchanges.is_multiple_of(65536)
-        {
-            b.set_position(count.load(Ordering::Relaxed));
-            let rate = reader.stats.exchanges as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            b.set_message(format!("{} exchanges, {rate:.0}/s", reader.stats.exchanges));
+        if let Some(ts) = reader.peek(&mut streams[i], obs)? {
+            heap.push(Reverse((ts, i)));
         }
+        progress.at(reader.stats.exchanges);
     }
-    if let Some(b) = bar {
+    if let Some(b) = progress.bar {
         b.finish_and_clear();
     }
     if reader.stats.bad > REPORTED_BAD_LINES {

@@ -92,7 +92,7 @@ impl Detector for Convergence {
         for g in &self.spec.group_by {
             let (label, value) = match g {
                 GroupBy::Country => match &o.ex.country {
-                    Some(cc) => ("country", cc.clone()),
+                    Some(cc) => ("country", cc.to_string()),
                     None => continue,
                 },
                 GroupBy::Asn => match o.ex.asn {
@@ -121,7 +121,7 @@ impl Detector for Convergence {
             if mine >= min && n >= self.spec.min_clients as usize && !o.cooling(gk) {
                 let mut clients = vec![o.key];
                 clients.extend(members.iter().filter(|m| m.2 >= min).map(|(k, _, _)| *k).filter(|k| *k != o.key));
-                let org = if *g == GroupBy::Asn { o.ex.as_org.clone().unwrap_or_default() } else { String::new() };
+                let org = if *g == GroupBy::Asn { o.ex.as_org.unwrap_or_default() } else { "" };
                 emit(out, || {
                     Signal::new(
                         NAME,

@@ -165,7 +165,7 @@ impl Detector for Rotation {
                     count: 0,
                     period: None,
                     tool,
-                    country: ex.country.as_deref().map_or(0, |c| h64(c.as_bytes()) | 1),
+                    country: ex.country.map_or(0, |c| h64(c.as_bytes()) | 1),
                     asn: ex.asn.unwrap_or(0),
                     single,
                     after,

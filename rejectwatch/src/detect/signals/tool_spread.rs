@@ -75,7 +75,8 @@ struct Member {
     key: ClientKey,
     last: Secs,
     requests: u32,
-    country: Option<String>,
+    #[serde(deserialize_with = "crate::detect::codec::interned")]
+    country: crate::detect::codec::GeoName,
     period: Option<Secs>,
 }
 
@@ -122,7 +123,7 @@ impl Detector for ToolSpread {
                 was.is_none() && m.period.is_some()
             }
             None if cl.members.len() < MAX_MEMBERS => {
-                cl.members.push(Member { key: o.key, last: o.now, requests: 1, country: ex.country.clone(), period });
+                cl.members.push(Member { key: o.key, last: o.now, requests: 1, country: ex.country, period });
                 period.is_some()
             }
             None => false,
@@ -151,7 +152,7 @@ impl Detector for ToolSpread {
         let mine = cl.members.iter().find(|m| m.key == o.key).is_some_and(|m| m.requests >= min);
         if mine && n >= self.spec.min_clients as usize && !o.cooling(ck) {
             let counted = || cl.members.iter().filter(|m| m.requests >= min);
-            let mut countries: Vec<&str> = counted().filter_map(|m| m.country.as_deref()).collect();
+            let mut countries: Vec<&str> = counted().filter_map(|m| m.country).collect();
             countries.sort_unstable();
             countries.dedup();
             let mut clients = vec![o.key];
