@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 root=..
 corpus=corpus
 captures=${REJECTWATCH_SHARED_CAPTURES:-/work/shared/testdata/suricata-verify}
-targets=(http_head join emulate pcap_decode pcap_file accesslog logreader config api useragent endpoint enrich ua_table)
+targets=(http_head join emulate pcap_decode pcap_file accesslog logreader config api useragent endpoint enrich ua_table snapshot)
 for t in "${targets[@]}"; do mkdir -p "$corpus/$t"; done
 for t in "${targets[@]}"; do
   if [ -d "seeds/$t" ]; then cp -n seeds/"$t"/* "$corpus/$t/" 2>/dev/null || true; fi
