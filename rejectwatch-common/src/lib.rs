@@ -14,8 +14,8 @@ pub const DEFAULT_SNAPLEN: u32 = 2048;
 /// typical reject, so the body's length is read and the join knows where
 /// the next response starts. Bytes the ring does not carry are what the
 /// programs cost most (every record cycles the ring through the cache):
-/// 1 KiB, the earlier default, cost a third more TC time per run on the
-/// 401 mix. Pipelined answers past the capture are reported without a
+/// with 1 KiB, the earlier default, both programs took about 1.10x the
+/// run time on the 401 mix (docs/benchmarks.md). Pipelined answers past the capture are reported without a
 /// status, never with another's; `--response-snaplen` takes more.
 pub const DEFAULT_RESPONSE_SNAPLEN: u32 = 256;
 
