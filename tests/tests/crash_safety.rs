@@ -57,6 +57,18 @@ fn blocklist(v: u32) -> Blocklist {
     b
 }
 
+/// The engine's config for the snapshots: the defaults without the two
+/// detectors that build pattern automata, which took most of a debug
+/// build's time to build for each of the 200 checks (what they save is the
+/// same kind of bounded table the others save).
+fn detect_config() -> rejectwatch::detect::spec::DetectConfig {
+    use rejectwatch::detect::signals::{injection, sensitive};
+    rejectwatch::detect::spec::DetectConfig {
+        disabled: vec![sensitive::NAME.into(), injection::NAME.into()],
+        ..Default::default()
+    }
+}
+
 /// Clients in version `v` of the detection snapshot: what tells the two
 /// apart once restored.
 fn snapshot_clients(v: u32) -> usize {
@@ -66,8 +78,7 @@ fn snapshot_clients(v: u32) -> usize {
 /// Version `v` of the detection snapshot: an engine that saw that many
 /// rejected clients (a few megabytes, so a write takes a while).
 fn snapshot(v: u32) -> Vec<u8> {
-    let cfg = rejectwatch::config::Config::default();
-    let mut e = Engine::new(&cfg.detect, cfg.ipv6_prefix);
+    let mut e = Engine::new(&detect_config(), 64);
     let mut out = Vec::new();
     for i in 0..snapshot_clients(v) as u32 {
         let ex = rejectwatch::exchange::Exchange {
@@ -86,8 +97,7 @@ fn snapshot(v: u32) -> Vec<u8> {
 /// Which version of the snapshot in `dir` loads, if either does.
 fn restored_version(dir: &Path) -> Result<u32, String> {
     let bytes = std::fs::read(state::snapshot::file(dir)).map_err(|e| format!("the snapshot vanished: {e}"))?;
-    let cfg = rejectwatch::config::Config::default();
-    let mut e = Engine::new(&cfg.detect, cfg.ipv6_prefix);
+    let mut e = Engine::new(&detect_config(), 64);
     let r = e.restore(&bytes).map_err(|e| format!("the snapshot does not load: {e}"))?;
     (0..2).find(|&v| snapshot_clients(v) == r.clients).ok_or(format!("restored {} clients", r.clients))
 }
