@@ -94,7 +94,7 @@ pub fn load(state_dir: &Path, b: &mut Blocklist, now: Secs) -> anyhow::Result<us
             listed: e.listed,
             seen: e.seen,
             offences: e.offences,
-            actor: e.actor.clone(),
+            actor: e.actor,
         })
         .collect();
     let past = s.past.into_iter().map(|p| (p.net, Past { offences: p.offences, seen: p.seen })).collect();
