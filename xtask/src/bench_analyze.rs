@@ -25,6 +25,8 @@ use rejectwatch::enrich::geo::{
 };
 use rejectwatch_tests::TempDir;
 
+use crate::traffic::Rng;
+
 #[derive(clap::Args)]
 pub struct BenchAnalyzeArgs {
     /// Lines in the generated log.
@@ -60,17 +62,6 @@ const STATUSES: [u16; 8] = [200, 200, 200, 401, 403, 404, 429, 200];
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 const COUNTRIES: [&str; 12] = ["US", "DE", "NL", "FR", "GB", "BR", "IN", "CN", "JP", "SG", "RU", "ZA"];
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 /// Client `n`'s address: spread over the public unicast space, so that
 /// lookups land all over the tables as real clients' do.
 fn client_addr(n: u64) -> Ipv4Addr {
@@ -82,7 +73,7 @@ fn client_addr(n: u64) -> Ipv4Addr {
 /// reject statuses, a handful of user agents; one line per 10 ms.
 fn generate(path: &Path, lines: u64) -> anyhow::Result<u64> {
     let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
-    let mut r = Rng(0x9e3779b97f4a7c15);
+    let mut r = Rng::new(0x9e3779b97f4a7c15);
     for i in 0..lines {
         let x = r.next();
         let client = x % 50_000;
@@ -115,7 +106,7 @@ fn generate(path: &Path, lines: u64) -> anyhow::Result<u64> {
 /// and about 450 000 ASN ranges as `start,end,asn,org` CSV; returns how
 /// many of each.
 fn generate_geo(country: &Path, asn: &Path) -> anyhow::Result<(usize, usize)> {
-    let mut r = Rng(0x51_7cc1_b727_220a);
+    let mut r = Rng::new(0x51_7cc1_b727_220a);
     let mut nets: Vec<(String, Value)> = Vec::new();
     for a in 1u32..224 {
         for b in 0u32..256 {
