@@ -74,7 +74,7 @@ pub struct PipelineArgs {
     /// Request-head capture length in bytes.
     #[arg(long, default_value_t = DEFAULT_SNAPLEN, value_parser = clap::value_parser!(u32).range(64..=MAX_SNAPLEN as i64))]
     pub snaplen: u32,
-    /// Response capture length in bytes (status line, headers, small bodies).
+    /// Response capture length in bytes: the status line and headers by default; more reads pipelined answers that share a segment.
     #[arg(long, default_value_t = DEFAULT_RESPONSE_SNAPLEN, value_parser = clap::value_parser!(u32).range(16..=MAX_SNAPLEN as i64))]
     pub response_snaplen: u32,
     /// A request with no response after this long is reported without one.
