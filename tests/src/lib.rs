@@ -243,10 +243,28 @@ pub const NGINX_LOCATIONS: &str = r#"
     location /api/ { return 404; }
 "#;
 
-/// Returns once tcpdump says it is capturing: a fixed sleep lost the first
-/// packets when the machine was busy (CI running other tests alongside).
-fn wait_capturing(tcpdump: &mut Proc) {
-    let mut err = BufReader::new(tcpdump.child.stderr.take().expect("tcpdump stderr"));
+/// A running tcpdump.
+pub struct Tcpdump {
+    proc: Proc,
+    /// Its stderr after "listening on": the exit summary.
+    summary: std::thread::JoinHandle<String>,
+}
+
+/// Starts tcpdump on `iface` in `ns`, writing every packet matching
+/// `filter` to `pcap` as it comes; returns once it is capturing (a fixed
+/// sleep lost the first packets on a busy machine).
+///
+/// The ring is sized for bursts: with `-s 0` libpcap gives each packet a
+/// 256 KiB slot, so its default 2 MiB held eight, and on a loaded machine
+/// a test's burst overflowed it (10 of 54 packets lost, one run in four).
+pub fn tcpdump(net: &Netns, ns: &str, iface: &str, pcap: &Path, filter: &str) -> Tcpdump {
+    let pcap = pcap.to_str().expect("utf-8");
+    let ring = ["-s", "16384", "-B", "65536"];
+    let args =
+        [&["tcpdump", "--immediate-mode", "-Z", "root", "-i", iface][..], &ring, &["-U", "-w", pcap, filter]].concat();
+    let mut child = net.exec(ns, &args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("tcpdump");
+    let mut err = BufReader::new(child.stderr.take().expect("tcpdump stderr"));
+    let proc = Proc { child, name: "tcpdump" };
     let mut line = String::new();
     loop {
         line.clear();
@@ -256,19 +274,23 @@ fn wait_capturing(tcpdump: &mut Proc) {
             Ok(_) => {}
         }
     }
-    // Its exit summary must not block on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+    // Read as it comes, so that the exit summary never blocks on a full pipe.
+    let summary = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    Tcpdump { proc, summary }
 }
 
-/// Starts tcpdump on `iface` in `ns`, writing every packet matching
-/// `filter` to `pcap` as it comes; returns once it is capturing.
-pub fn tcpdump(net: &Netns, ns: &str, iface: &str, pcap: &Path, filter: &str) -> Proc {
-    let pcap = pcap.to_str().expect("utf-8");
-    let args = ["tcpdump", "--immediate-mode", "-Z", "root", "-i", iface, "-s", "0", "-U", "-w", pcap, filter];
-    let child = net.exec(ns, &args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("tcpdump");
-    let mut p = Proc { child, name: "tcpdump" };
-    wait_capturing(&mut p);
-    p
+impl Tcpdump {
+    /// Stops it; fails the test if the kernel dropped any packet it
+    /// matched, since the capture would then not be the traffic.
+    pub fn stop(self) {
+        let _ = self.proc.terminate();
+        let summary = self.summary.join().unwrap_or_default();
+        assert!(summary.lines().any(|l| l == "0 packets dropped by kernel"), "tcpdump lost packets:\n{summary}");
+    }
 }
 
 /// Starts nginx in `ns` with `servers` (server blocks) in a fresh config.
@@ -436,15 +458,21 @@ impl Daemon {
 
     /// Waits until `rejectwatch_http_exchanges_total` sums to `n`.
     pub fn wait_exchanges(&self, n: u64) -> String {
+        self.wait_metric("rejectwatch_http_exchanges_total", n)
+    }
+
+    /// Waits (up to 15 s) until the series of `name` sum to at least `n`;
+    /// returns the metrics page that showed it.
+    pub fn wait_metric(&self, name: &str, n: u64) -> String {
         let start = Instant::now();
         loop {
             let m = self.metrics();
-            let total = metric_sum(&m, "rejectwatch_http_exchanges_total");
+            let total = metric_sum(&m, name);
             if total >= n {
                 return m;
             }
             if start.elapsed() > Duration::from_secs(15) {
-                panic!("only {total} of {n} exchanges after 15 s; metrics:\n{m}");
+                panic!("{name}: only {total} of {n} after 15 s; metrics:\n{m}");
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -584,6 +612,35 @@ pub fn exchange_key(v: &Value) -> String {
         v["truncated"],
         v["header_names"],
     )
+}
+
+/// The sorted [`exchange_key`]s of `exchanges`.
+pub fn exchange_keys(exchanges: &[Value]) -> Vec<String> {
+    let mut keys: Vec<String> = exchanges.iter().map(exchange_key).collect();
+    keys.sort();
+    keys
+}
+
+/// Analyses the capture `tcpdump` is writing to `pcap` (with `extra`
+/// flags) until it gives the same exchanges as `live`, the daemon's of the
+/// same packets, or 20 s pass; then stops tcpdump and returns the sorted
+/// keys of the capture's exchanges and analyze's summary from the file as
+/// tcpdump left it. tcpdump writes each packet once it has read it, but on
+/// a loaded machine it reads them late: stopped after a fixed pause, it
+/// lost the last exchange's packets about one run in three.
+pub fn offline_keys(tcpdump: Tcpdump, pcap: &Path, extra: &[&str], live: &[Value]) -> (Vec<String>, String) {
+    let want = exchange_keys(live);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        let (offline, _) = analyze(&[pcap], extra);
+        if exchange_keys(&offline) == want {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    tcpdump.stop();
+    let (offline, summary) = analyze(&[pcap], extra);
+    (exchange_keys(&offline), summary)
 }
 
 /// Runs `rejectwatch analyze FILES EXTRA --state-dir TMP`; returns stderr.

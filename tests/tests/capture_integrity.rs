@@ -165,8 +165,6 @@ fn split_bytes_hide_no_request_and_move_no_status() {
     assert_eq!(metric_sum(&metrics, "rejectwatch_kernel_not_http_total"), 1, "{metrics}");
     let unread = metric_series(&metrics, "rejectwatch_unmatched_total");
     assert_eq!(unread.get("side=\"unread_response\"").copied(), Some(1), "{metrics}");
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = tcpdump.terminate();
     let live = daemon.stop();
 
     let split = find(&live, "/forbidden?id=1'+or+'1'='1");
@@ -187,12 +185,8 @@ fn split_bytes_hide_no_request_and_move_no_status() {
     assert_eq!(by_target("/split"), 403, "a status line split before its code is read");
 
     // The same packets offline: the capture rules as analyze emulates them.
-    let (offline, summary) = analyze(&[&pcap], &["--port", "80", "--port", "8081"]);
-    let mut keys: Vec<String> = live.iter().map(exchange_key).collect();
-    let mut okeys: Vec<String> = offline.iter().map(exchange_key).collect();
-    keys.sort();
-    okeys.sort();
-    assert_eq!(okeys, keys, "kernel and pcap paths disagree ({summary})");
+    let (okeys, summary) = offline_keys(tcpdump, &pcap, &["--port", "80", "--port", "8081"], &live);
+    assert_eq!(okeys, exchange_keys(&live), "kernel and pcap paths disagree ({summary})");
 }
 
 #[test]
@@ -225,8 +219,6 @@ fn vxlan_tunnelled_exchanges_are_read_on_the_underlay() {
     let codes = curl_from(&net.cli, "10.201.0.2", "vxlan-client/1.0", &urls, Duration::from_secs(5));
     assert_eq!(codes, [200, 401, 403, 404]);
     daemon.wait_exchanges(4);
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = tcpdump.terminate();
     let live = daemon.stop();
     let mut got: Vec<(String, String, u64)> = live
         .iter()
@@ -244,10 +236,6 @@ fn vxlan_tunnelled_exchanges_are_read_on_the_underlay() {
         .map(|(t, s)| ("10.201.0.2".to_string(), t.to_string(), *s))
         .collect();
     assert_eq!(got, want, "{live:#?}");
-    let (offline, summary) = analyze(&[&pcap], &["--port", "80"]);
-    let mut keys: Vec<String> = live.iter().map(exchange_key).collect();
-    let mut okeys: Vec<String> = offline.iter().map(exchange_key).collect();
-    keys.sort();
-    okeys.sort();
-    assert_eq!(okeys, keys, "kernel and pcap paths disagree ({summary})");
+    let (okeys, summary) = offline_keys(tcpdump, &pcap, &["--port", "80"], &live);
+    assert_eq!(okeys, exchange_keys(&live), "kernel and pcap paths disagree ({summary})");
 }

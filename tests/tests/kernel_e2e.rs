@@ -101,12 +101,8 @@ fn veth_exchanges_metrics_and_pcap_agree() {
     assert!(metric_sum(&metrics, "rejectwatch_kernel_packets_total") > 0);
     assert!(metric_sum(&metrics, "rejectwatch_kernel_continuations_total") >= 1, "the big head was continued");
 
-    std::thread::sleep(Duration::from_millis(300));
-    let _ = tcpdump.terminate();
     let live = daemon.stop();
     assert_eq!(live.len(), 9, "{live:#?}");
-    let mut keys: Vec<String> = live.iter().map(exchange_key).collect();
-    keys.sort();
     let big = live.iter().find(|e| e["user_agent"] == "big-head/1.0").expect("big head exchange");
     assert_eq!(big["truncated"], false, "{big}");
     assert_eq!(big["status"], 200);
@@ -124,10 +120,8 @@ fn veth_exchanges_metrics_and_pcap_agree() {
 
     // The same packets, captured by tcpdump and analysed offline, give the
     // same exchanges: one core, two sources.
-    let (offline, _) = analyze(&[&pcap], &["--port", "80", "--snaplen", "4096"]);
-    let mut okeys: Vec<String> = offline.iter().map(exchange_key).collect();
-    okeys.sort();
-    assert_eq!(okeys, keys, "kernel and pcap paths disagree");
+    let (okeys, summary) = offline_keys(tcpdump, &pcap, &["--port", "80", "--snaplen", "4096"], &live);
+    assert_eq!(okeys, exchange_keys(&live), "kernel and pcap paths disagree ({summary})");
 
     // nginx's own access log of the same requests, analysed, agrees on what
     // a log can say (no header names there).
@@ -345,7 +339,15 @@ fn replayed_captures_match_offline_analysis() {
             .output()
             .expect("tcpreplay");
         assert!(out.status.success(), "{name}: tcpreplay: {}", String::from_utf8_lossy(&out.stderr));
-        std::thread::sleep(Duration::from_millis(200));
+        // The last frames may still wait in the veth's queue when tcpreplay
+        // returns: wait until XDP has seen every frame it sent.
+        let stats = String::from_utf8_lossy(&out.stdout);
+        let sent: u64 = stats
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Successful packets:"))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name}: no packet count in tcpreplay's output: {stats}"));
+        daemon.wait_metric("rejectwatch_kernel_packets_total", sent);
         let mut live: Vec<String> = daemon.stop().iter().map(exchange_key).collect();
         live.sort();
         let port_args: Vec<String> = ports.iter().flat_map(|p| ["--port".to_string(), p.to_string()]).collect();
