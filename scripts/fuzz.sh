@@ -2,8 +2,10 @@
 # Runs every fuzz target (fuzz/, cargo-fuzz) for SECONDS each (default 30)
 # from its corpus, seeded first by fuzz/seed.sh; fails on any crash, hang
 # (-timeout) or allocation past -rss_limit_mb. FUZZ_TARGETS="a b" picks
-# targets. The crashing input is left in fuzz/artifacts/<target>/: keep it
-# in fuzz/seeds/<target>/ and as a unit test once fixed.
+# targets; FUZZ_RUNS=N also ends each target after N executions, whichever
+# comes first (a campaign: 1800 seconds or 10 million). The crashing input
+# is left in fuzz/artifacts/<target>/: keep it in fuzz/seeds/<target>/ and
+# as a unit test once fixed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -28,6 +30,7 @@ run_one() {
   # The log reader reports a few bad lines per file on stderr; its
   # output would be the whole log.
   [ "$t" = logreader ] && extra=(-close_fd_mask=2)
+  [ -n "${FUZZ_RUNS:-}" ] && extra+=(-runs="$FUZZ_RUNS")
   "$bin/$t" "fuzz/corpus/$t" -rss_limit_mb=512 -timeout=10 -max_total_time="$seconds" -print_final_stats=1 \
     -artifact_prefix="fuzz/artifacts/$t/" "${extra[@]}" >"$log" 2>&1 || rc=$?
   if [ "$rc" -eq 0 ]; then
