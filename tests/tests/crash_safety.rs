@@ -3,8 +3,9 @@
 //! file and the detection snapshot, each alternating between two versions,
 //! is killed with SIGKILL at random moments 200 times. After every kill the
 //! blocklist must be the whole previous or the whole new version (and `nft
-//! -c -f` accepts it in a namespace of its own), and the state file and the
-//! snapshot must load (the snapshot as one version or the other).
+//! -c -f` accepts it in a namespace of its own), the state file must load,
+//! and the snapshot must be one version or the other byte for byte (each
+//! shown to restore as itself).
 //!
 //! The writer is this test binary itself, run again as a child with
 //! `CRASH_WRITER_DIR` set, so that the kill lands in a real process doing
@@ -94,12 +95,27 @@ fn snapshot(v: u32) -> Vec<u8> {
     e.snapshot().expect("snapshot")
 }
 
-/// Which version of the snapshot in `dir` loads, if either does.
-fn restored_version(dir: &Path) -> Result<u32, String> {
-    let bytes = std::fs::read(state::snapshot::file(dir)).map_err(|e| format!("the snapshot vanished: {e}"))?;
+/// Which version of the snapshot `bytes` restores as, if either.
+fn restored_version(bytes: &[u8]) -> Result<u32, String> {
     let mut e = Engine::new(&detect_config(), 64);
-    let r = e.restore(&bytes).map_err(|e| format!("the snapshot does not load: {e}"))?;
+    let r = e.restore(bytes).map_err(|e| format!("the snapshot does not load: {e}"))?;
     (0..2).find(|&v| snapshot_clients(v) == r.clients).ok_or(format!("restored {} clients", r.clients))
+}
+
+/// Which version the snapshot in `dir` is. It must be one of `versions`
+/// byte for byte, each shown to restore as itself once; restoring it after
+/// every kill too took a debug build 0.3 s, most of the test's time, and
+/// said no more. Every `full` check restores the file itself as well.
+fn snapshot_version(dir: &Path, versions: &[Vec<u8>; 2], full: bool) -> Result<u32, String> {
+    let bytes = std::fs::read(state::snapshot::file(dir)).map_err(|e| format!("the snapshot vanished: {e}"))?;
+    let v = versions
+        .iter()
+        .position(|v| *v == bytes)
+        .ok_or(format!("the snapshot is neither version ({} bytes)", bytes.len()))?;
+    if full && restored_version(&bytes)? != v as u32 {
+        return Err(format!("version {v} of the snapshot restores as the other"));
+    }
+    Ok(v as u32)
 }
 
 /// The child: rewrites the files forever, alternating versions.
@@ -141,8 +157,10 @@ fn writes_survive_sigkill() {
     let dir = TempDir::new("crash");
     let versions = [nft(0), nft(1)];
     assert_ne!(versions[0], versions[1]);
-    for v in 0..2 {
-        std::fs::write(dir.path(&format!("snapshot.v{v}")), snapshot(v)).expect("snapshot version");
+    let snapshots = [snapshot(0), snapshot(1)];
+    for (v, bytes) in snapshots.iter().enumerate() {
+        assert_eq!(restored_version(bytes), Ok(v as u32));
+        std::fs::write(dir.path(&format!("snapshot.v{v}")), bytes).expect("snapshot version");
     }
     let ns = Netns::new(NetnsOptions::default());
     let me = std::env::current_exe().expect("test binary");
@@ -197,7 +215,7 @@ fn writes_survive_sigkill() {
         state::blocklist::load(&dir.0, &mut b, NOW)
             .unwrap_or_else(|e| panic!("kill {kill}: the state file does not load: {e:#}"));
         assert_eq!(b.len(), 4000, "kill {kill}: the state file lost entries");
-        let v = restored_version(&dir.0).unwrap_or_else(|e| panic!("kill {kill}: {e}"));
+        let v = snapshot_version(&dir.0, &snapshots, kill % 50 == 0).unwrap_or_else(|e| panic!("kill {kill}: {e}"));
         snapshots_seen[v as usize] += 1;
         // Temporary files of killed writes are left for nobody to read
         // (they are never renamed over), and are not what loaders see.
