@@ -16,6 +16,8 @@ command -v cargo-fuzz >/dev/null || { echo "fuzz: cargo-fuzz missing (scripts/de
 # wrap in a release build fails here. No sanitizer: the code under test is
 # safe Rust, and its heap is mimalloc, which AddressSanitizer does not see.
 (cd fuzz && AYA_BUILD_SKIP=1 cargo +nightly fuzz build -O -a -s none)
+# `fuzz.sh --build`: only that (scripts/test.sh builds while tests run).
+[ "$seconds" = --build ] && exit 0
 bash fuzz/seed.sh >/dev/null
 # Where cargo put them: fuzz/target, or CARGO_TARGET_DIR when it is set.
 bin=$(realpath -m "${CARGO_TARGET_DIR:-fuzz/target}")/x86_64-unknown-linux-gnu/release

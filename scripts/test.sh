@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what is missing (scripts/deps.sh), then runs every test: unit
 # tests, capture tests and the kernel end-to-end tests, which need root (they
-# create network namespaces and attach eBPF programs); then every fuzz
-# target briefly (scripts/fuzz.sh; REJECTWATCH_SKIP_FUZZ=1 skips it,
+# create network namespaces and attach eBPF programs), with cargo-nextest
+# where it is installed and `cargo test` otherwise (or when given
+# arguments, which go to `cargo test`); then every fuzz target briefly
+# (scripts/fuzz.sh; REJECTWATCH_SKIP_FUZZ=1 skips it,
 # REJECTWATCH_FUZZ_SECONDS sets the time per target, 30 by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,10 +16,36 @@ if [ "$(id -u)" -eq 0 ]; then
   export REJECTWATCH_REQUIRE_KERNEL=1
 fi
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+fuzz_build_log=$(mktemp)
+trap 'rm -f "$log" "$fuzz_build_log"' EXIT
 set +e
-cargo test --locked "$@" 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
+fuzz=0
+[ "$#" -eq 0 ] && [ "${REJECTWATCH_SKIP_FUZZ:-0}" != 1 ] && fuzz=1
+if [ "$#" -eq 0 ] && command -v cargo-nextest >/dev/null; then
+  # Most tests wait (on namespaces, daemons, timeouts) more than they
+  # compute: cargo-nextest runs them four at a time across the test
+  # binaries, where `cargo test` runs one binary after another. The fuzz
+  # targets build meanwhile, in the time the tests leave idle.
+  cargo test --locked --no-run
+  status=$?
+  if [ "$status" -eq 0 ]; then
+    fuzz_build=
+    if [ "$fuzz" = 1 ]; then
+      nice -n 10 bash scripts/fuzz.sh --build >"$fuzz_build_log" 2>&1 &
+      fuzz_build=$!
+    fi
+    cargo nextest run --locked --no-fail-fast --test-threads 4 --hide-progress-bar 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+    if [ -n "$fuzz_build" ] && ! wait "$fuzz_build"; then
+      cat "$fuzz_build_log"
+      echo "fuzz: the targets did not build"
+      status=1
+    fi
+  fi
+else
+  cargo test --locked "$@" 2>&1 | tee "$log"
+  status=${PIPESTATUS[0]}
+fi
 # Every test must pass for every hash seed: the unit tests again under a few
 # fixed ones (REJECTWATCH_HASH_SEED fixes every table's seed in a process).
 if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
@@ -34,11 +62,13 @@ if [ "$status" -eq 0 ] && [ "$#" -eq 0 ]; then
 fi
 # The fuzz targets only after a full, passing run: a failing test says
 # more, sooner.
-if [ "$status" -eq 0 ] && [ "$#" -eq 0 ] && [ "${REJECTWATCH_SKIP_FUZZ:-0}" != 1 ]; then
+if [ "$status" -eq 0 ] && [ "$fuzz" = 1 ]; then
   bash scripts/fuzz.sh "${REJECTWATCH_FUZZ_SECONDS:-30}" || status=1
 fi
 set -e
-# One closing line for the whole run: cargo prints one per test binary.
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+# One closing line for the whole run: cargo prints one per test binary,
+# nextest one "Summary" line.
+awk '/^test result:/ || /^ *Summary \[/ {
+       for (i = 1; i <= NF; i++) { w = $(i+1); sub(/[,;]$/, "", w); if (w == "passed") p += $i; if (w == "failed") f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"
