@@ -254,9 +254,11 @@ pub struct Tcpdump {
 /// `filter` to `pcap` as it comes; returns once it is capturing (a fixed
 /// sleep lost the first packets on a busy machine).
 ///
-/// The ring is sized for bursts: with `-s 0` libpcap gives each packet a
-/// 256 KiB slot, so its default 2 MiB held eight, and on a loaded machine
-/// a test's burst overflowed it (10 of 54 packets lost, one run in four).
+/// The ring is sized for bursts. In immediate mode libpcap's ring has one
+/// fixed slot per packet, sized by the snapshot length: with `-s 0` (256
+/// KiB) its default 2 MiB held a handful of packets, and on a loaded
+/// machine the kernel dropped part of a test's burst (10 of 54 packets,
+/// about one run in four), which the test then missed offline.
 pub fn tcpdump(net: &Netns, ns: &str, iface: &str, pcap: &Path, filter: &str) -> Tcpdump {
     let pcap = pcap.to_str().expect("utf-8");
     let ring = ["-s", "16384", "-B", "65536"];
@@ -625,9 +627,9 @@ pub fn exchange_keys(exchanges: &[Value]) -> Vec<String> {
 /// flags) until it gives the same exchanges as `live`, the daemon's of the
 /// same packets, or 20 s pass; then stops tcpdump and returns the sorted
 /// keys of the capture's exchanges and analyze's summary from the file as
-/// tcpdump left it. tcpdump writes each packet once it has read it, but on
-/// a loaded machine it reads them late: stopped after a fixed pause, it
-/// lost the last exchange's packets about one run in three.
+/// tcpdump left it. tcpdump writes each packet once it has read it, and on
+/// a loaded machine it may read the last ones late: the capture is read
+/// until it agrees rather than after a fixed pause.
 pub fn offline_keys(tcpdump: Tcpdump, pcap: &Path, extra: &[&str], live: &[Value]) -> (Vec<String>, String) {
     let want = exchange_keys(live);
     let start = Instant::now();
