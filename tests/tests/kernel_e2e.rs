@@ -348,13 +348,11 @@ fn replayed_captures_match_offline_analysis() {
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or_else(|| panic!("{name}: no packet count in tcpreplay's output: {stats}"));
         daemon.wait_metric("rejectwatch_kernel_packets_total", sent);
-        let mut live: Vec<String> = daemon.stop().iter().map(exchange_key).collect();
-        live.sort();
+        let live = exchange_keys(&daemon.stop());
         let port_args: Vec<String> = ports.iter().flat_map(|p| ["--port".to_string(), p.to_string()]).collect();
         let port_refs: Vec<&str> = port_args.iter().map(String::as_str).collect();
         let (offline, _) = analyze(&[&pcap], &port_refs);
-        let mut offline: Vec<String> = offline.iter().map(exchange_key).collect();
-        offline.sort();
+        let offline = exchange_keys(&offline);
         assert!(!offline.is_empty() || name == "http-async-srv", "{name}: nothing found offline");
         assert_eq!(live, offline, "{name}: kernel (replayed) and pcap paths disagree");
     }
