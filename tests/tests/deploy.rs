@@ -207,6 +207,17 @@ fn prometheus_scrapes_a_live_daemon_and_loads_the_rules() {
     });
     let _prometheus = Proc { child, name: "prometheus" };
     wait_listening(&net.srv, prom);
+    // Prometheus opens its port before its TSDB is loaded, and answers 503 to
+    // queries until then: wait for its own readiness endpoint.
+    let start = Instant::now();
+    loop {
+        let (status, body) = Netns::within(&net.srv, move || http_request(prom, "GET", "/-/ready", &[], ""));
+        if status == 200 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "Prometheus not ready after 30 s: {status} {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 
     // Traffic: 12 exchanges, 9 of them rejects.
     let urls: Vec<String> = ["/ok", "/auth", "/forbidden", "/limited", "/api/x"]
