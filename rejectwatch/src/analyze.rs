@@ -82,13 +82,21 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             Some(n) => usize::from(n),
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        // On one thread the pipeline enriches, in its batches; with more,
-        // each worker enriches with a fork of its enricher.
-        let workers: Vec<_> =
-            if threads > 1 { (0..threads).map(|_| pipe.enricher.fork()).collect() } else { Vec::new() };
-        pipe.set_enriched_upstream(!workers.is_empty());
+        // On one thread the pipeline enriches, in its batches, and the
+        // detectors search; with more, each worker prepares what it parses.
+        let workers: Vec<_> = if threads > 1 {
+            (0..threads)
+                .map(|_| {
+                    let mut up = pipe.upstream();
+                    move |ex: &mut crate::exchange::Exchange| up.prepare(ex)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        pipe.set_prepared_upstream(!workers.is_empty());
         let stats = logreader::replay_parallel(&logs, args.format.log_format(), &cfg.json_log, workers, &mut pipe)?;
-        pipe.set_enriched_upstream(false);
+        pipe.set_prepared_upstream(false);
         metrics.lock().unwrap_or_else(|e| e.into_inner()).records.with_label_values(&["log"]).inc_by(stats.lines);
         log_stats = stats;
     }

@@ -111,6 +111,21 @@ pub struct Exchange {
     pub raw_identity: Option<String>,
     /// An endpoint template a log already gives.
     pub given_endpoint: Option<String>,
+    /// What the detectors' searches found, when they ran before the
+    /// exchange reached the engine (`detect::inspect`); the detectors
+    /// search themselves when this is `None`. Not written out.
+    pub searched: Option<Searched>,
+}
+
+/// The result of the detectors' payload searches of one exchange, each a
+/// function of the exchange alone (see `detect::inspect`): an index into
+/// the detector's own patterns, and for injection where it was.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Searched {
+    pub sensitive: Option<u32>,
+    /// (pattern, place): 0 the target, 1 the user agent, 2 + n the n-th of
+    /// [`Exchange::payload_headers`].
+    pub injection: Option<(u32, u16)>,
 }
 
 impl Default for Exchange {
@@ -147,6 +162,7 @@ impl Default for Exchange {
             identity_kind: Default::default(),
             raw_identity: Default::default(),
             given_endpoint: Default::default(),
+            searched: None,
         }
     }
 }

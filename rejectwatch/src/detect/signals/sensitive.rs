@@ -14,7 +14,7 @@
 //! Paths are matched decoded (see `decode::normalise`), ignoring ASCII
 //! case; an exploit entry holding a `?` is looked for in the query too.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use aho_corasick::{AhoCorasick, MatchKind};
 use serde::Deserialize;
@@ -30,6 +30,7 @@ use crate::{
         memo::SearchMemo,
         window::h64,
     },
+    exchange::Exchange,
 };
 
 pub const NAME: &str = "sensitive-file-probe";
@@ -73,19 +74,19 @@ impl Spec {
         };
         let exploit_paths: Vec<String> = k.exploits.iter().map(|e| e.path.clone()).collect();
         Sensitive {
-            tables: Tables {
+            tables: Arc::new(Tables {
                 exploit_ac: ac(&exploit_paths),
                 exploits: k.exploits.clone(),
                 probe_ac: ac(&probes),
                 probes,
                 suffixes: k.probe_suffixes.clone(),
-            },
+            }),
             memo: SearchMemo::default(),
         }
     }
 }
 
-struct Tables {
+pub struct Tables {
     exploit_ac: AhoCorasick,
     exploits: Vec<Exploit>,
     probe_ac: AhoCorasick,
@@ -94,7 +95,8 @@ struct Tables {
 }
 
 pub struct Sensitive {
-    tables: Tables,
+    /// Shared with the inspectors of a parallel replay's workers.
+    tables: Arc<Tables>,
     /// The same paths come back again and again.
     memo: SearchMemo,
 }
@@ -131,6 +133,13 @@ impl Tables {
             .map(|i| n + self.probes.len() + i)
     }
 
+    /// What [`Tables::search`] finds in an exchange's target, remembered
+    /// in `memo`.
+    pub fn exchange(&self, ex: &Exchange, memo: &mut SearchMemo) -> Option<usize> {
+        let raw = ex.target();
+        memo.find(raw.as_bytes(), || self.search(crate::detect::decode::normalise(raw).as_ref()))
+    }
+
     fn hit(&self, i: usize) -> Hit<'_> {
         let n = self.exploits.len();
         match i {
@@ -141,14 +150,24 @@ impl Tables {
     }
 }
 
+impl Sensitive {
+    /// The tables, for an inspector on another thread.
+    pub fn tables(&self) -> Arc<Tables> {
+        self.tables.clone()
+    }
+}
+
 impl Detector for Sensitive {
     fn observe(&mut self, o: &Obs<'_>, _c: &mut ClientState, out: &mut Vec<Signal>) {
         let raw = o.ex.target();
-        let tables = &self.tables;
-        let Some(i) = self.memo.find(raw.as_bytes(), || tables.search(crate::detect::decode::normalise(raw).as_ref()))
-        else {
+        let found = match o.ex.searched {
+            Some(s) => s.sensitive.map(|i| i as usize),
+            None => self.tables.exchange(o.ex, &mut self.memo),
+        };
+        let Some(i) = found else {
             return;
         };
+        let tables = &self.tables;
         let status = o.status();
         let base = o.key.hash32() as u64;
         match tables.hit(i) {
@@ -237,7 +256,7 @@ impl Detector for Sensitive {
 mod tests {
     use super::*;
 
-    fn tables() -> Tables {
+    fn tables() -> Arc<Tables> {
         Spec::default().build(&Knowledge::builtin()).tables
     }
 
