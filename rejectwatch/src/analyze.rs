@@ -88,7 +88,7 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<()> {
             (0..threads)
                 .map(|_| {
                     let mut up = pipe.upstream();
-                    move |ex: &mut crate::exchange::Exchange| up.prepare(ex)
+                    move |batch: &mut [&mut crate::exchange::Exchange]| up.prepare(batch)
                 })
                 .collect()
         } else {

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod netif;
 pub mod observe;
 pub mod pipeline;
+pub mod prefetch;
 pub mod record;
 pub mod report;
 pub mod run;

@@ -8,7 +8,7 @@
 use crate::{
     blocklist::{Blocklist, BlocklistConfig, exempt::Exemptions, output::Outputs},
     detect::{Engine, finding::Finding, inspect::Inspector},
-    enrich::Enricher,
+    enrich::{Enricher, geo::Ahead},
     exchange::Exchange,
     observe::{Observer, Side, Source},
     sink::Sinks,
@@ -185,9 +185,20 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn prepare(&mut self, ex: &mut Exchange) {
-        self.enricher.enrich(ex);
-        self.inspector.inspect(ex);
+    /// Prepares a batch in passes, as [`Pipeline::flush_batch`] enriches:
+    /// the GeoIP lines every lookup needs are asked for ahead.
+    pub fn prepare(&mut self, batch: &mut [&mut Exchange]) {
+        for ex in batch.iter_mut() {
+            self.enricher.attribute(ex);
+            self.enricher.prefetch(ex, Ahead::Index);
+        }
+        for ex in batch.iter() {
+            self.enricher.prefetch(ex, Ahead::Rows);
+        }
+        for ex in batch.iter_mut() {
+            self.enricher.describe(ex);
+            self.inspector.inspect(ex);
+        }
     }
 }
 
@@ -221,12 +232,16 @@ impl Pipeline {
         for ex in batch.iter_mut() {
             if enrich {
                 self.enricher.attribute(ex);
+                self.enricher.prefetch(ex, Ahead::Index);
             }
             hashes.push(self.detect.prefetch_index(ex, &index));
         }
         at.extend(hashes.drain(..).map(|h| self.detect.prefetch(h)));
         self.hashes = hashes;
         if enrich {
+            for ex in batch.iter() {
+                self.enricher.prefetch(ex, Ahead::Rows);
+            }
             for ex in batch.iter_mut() {
                 self.enricher.describe(ex);
             }

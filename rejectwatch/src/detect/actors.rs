@@ -347,7 +347,7 @@ impl Roster {
     /// other actor, which costs nothing but the fetch.
     pub fn prefetch(&self, hint: SlotHint) {
         if let Some(a) = hint.get().and_then(|s| self.actors.get(s)) {
-            super::keyed::prefetch_read((a as *const Actor).cast::<[u8; COUNTED_BYTES]>());
+            crate::prefetch::read((a as *const Actor).cast::<[u8; COUNTED_BYTES]>());
         }
     }
 

@@ -189,7 +189,7 @@ impl<K: Hash + Eq, V> Keyed<K, V> {
     pub fn prefetch(&self, hash: u64) -> Option<usize> {
         let mut first = None;
         let _ = self.index.find(hash, |&i| {
-            prefetch_read(self.slots.ptr(i as usize));
+            crate::prefetch::read(self.slots.ptr(i as usize));
             first = first.or(Some(i as usize));
             false
         });
@@ -349,40 +349,8 @@ impl IndexLines {
 fn prefetch_addr(addr: usize, len: usize) {
     debug_assert!((1..=64).contains(&len));
     for at in [addr, addr + len - 1] {
-        prefetch_line(std::ptr::without_provenance(at));
+        crate::prefetch::line(std::ptr::without_provenance(at));
     }
-}
-
-/// The start of every 64-byte cache line that `len` bytes at `addr` touch.
-fn lines(addr: usize, len: usize) -> std::iter::StepBy<std::ops::Range<usize>> {
-    (addr & !63..addr + len).step_by(64)
-}
-
-/// A prefetch hint for every cache line the `T` at `p` spans (none off
-/// x86-64). Every line, counted from the line `p` starts in: a slot of the
-/// client table is 176 bytes, so stepping 64 bytes from `p` fetched three
-/// lines where half the slots lie across four, and the one left out held
-/// the key that [`Keyed::touch`] compares first.
-#[inline(always)]
-pub fn prefetch_read<T>(p: *const T) {
-    if !p.is_null() {
-        for line in lines(p.addr(), size_of::<T>()) {
-            prefetch_line(p.with_addr(line).cast());
-        }
-    }
-}
-
-/// A prefetch hint for the cache line at `p` (none off x86-64).
-#[inline(always)]
-fn prefetch_line(p: *const i8) {
-    // SAFETY: a prefetch is a hint; it never faults, whatever the address,
-    // and reads nothing the program sees.
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 #[cfg(test)]
@@ -445,17 +413,10 @@ mod tests {
     }
 
     #[test]
-    fn a_prefetch_covers_every_line_an_object_spans() {
-        for addr in (4096..4096 + 128).step_by(8) {
-            for len in [1, 17, 64, 88, 176, 192] {
-                let got: Vec<usize> = lines(addr, len).collect();
-                let want: Vec<usize> = (addr / 64..=(addr + len - 1) / 64).map(|l| l * 64).collect();
-                assert_eq!(got, want, "{len} bytes at {addr}");
-            }
-        }
+    fn a_client_slot_spans_the_lines_its_prefetch_asks_for() {
         // The client table's slot, whose lines the prefetch is for.
         assert_eq!(size_of::<Slot<ClientKey, ClientState>>(), 176);
-        assert_eq!(lines(4096 + 32, 176).count(), 4);
+        assert_eq!(crate::prefetch::lines(4096 + 32, 176).count(), 4);
     }
 
     #[test]

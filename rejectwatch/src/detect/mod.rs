@@ -297,7 +297,7 @@ impl Engine {
     pub fn prefetch_more(&self, at: Option<usize>) {
         let Some(c) = at.and_then(|i| self.clients.peek(i)) else { return };
         if let Some(r) = &c.rejected {
-            keyed::prefetch_read(&**r as *const RejectState);
+            crate::prefetch::read(&**r as *const RejectState);
         }
         if c.actor != 0 {
             self.roster.prefetch(c.actor_slot);

@@ -89,6 +89,21 @@ impl V4Table {
         Self { rows: rows.to_vec(), index }
     }
 
+    /// Asks for the index entry of `x`'s /16 ahead of [`V4Table::find`].
+    fn prefetch_index(&self, x: u32) {
+        if let Some(e) = self.index.get((x >> 16) as usize) {
+            crate::prefetch::read(e);
+        }
+    }
+
+    /// Asks for the first rows of `x`'s /16 ahead of [`V4Table::find`]:
+    /// reads the index entry, which [`V4Table::prefetch_index`] fetched.
+    fn prefetch_rows(&self, x: u32) {
+        if let Some(r) = self.index.get((x >> 16) as usize).and_then(|&lo| self.rows.get(lo as usize)) {
+            crate::prefetch::read(r);
+        }
+    }
+
     /// The value of the last range starting at or before `x`, if it holds
     /// `x` (as a binary search of all the starts would find).
     fn find(&self, x: u32) -> Option<u32> {
@@ -304,6 +319,13 @@ fn is_mmdb(path: &Path) -> bool {
     tail().is_ok_and(|b| b.windows(MARKER.len()).any(|w| w == MARKER))
 }
 
+/// The pass of [`Geo::prefetch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ahead {
+    Index,
+    Rows,
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct GeoInfo {
     pub country: Option<&'static str>,
@@ -350,6 +372,32 @@ impl Geo {
 
     pub fn has_asn(&self) -> bool {
         self.asn.is_some()
+    }
+
+    /// The IPv4 tables a lookup of each address reads, in the order they
+    /// are read.
+    fn v4_tables(&self) -> impl Iterator<Item = &V4Table> {
+        [&self.country, &self.asn].into_iter().flatten().map(|s| match s {
+            Source::Mmdb(m) => &m.v4,
+            Source::Csv(t) => &t.v4,
+        })
+    }
+
+    /// Prefetches for a batch of lookups, in two passes over the batch
+    /// before the lookups: [`Ahead::Index`] for every address, then
+    /// [`Ahead::Rows`] for every address. A lookup of a unique address
+    /// misses the caches twice in each table, the index then the rows
+    /// (about 280 ns a line inside `analyze`); asked for a batch ahead,
+    /// the misses overlap instead of following one another.
+    pub fn prefetch(&self, ip: IpAddr, ahead: Ahead) {
+        let IpAddr::V4(a) = ip else { return };
+        let x = u32::from(a);
+        for t in self.v4_tables() {
+            match ahead {
+                Ahead::Index => t.prefetch_index(x),
+                Ahead::Rows => t.prefetch_rows(x),
+            }
+        }
     }
 
     /// Country, AS and its organisation: no allocation, and for IPv4 no

@@ -153,6 +153,15 @@ impl Enricher {
         self.attribution.apply(ex);
     }
 
+    /// Asks for the GeoIP table lines [`Enricher::describe`] will read for
+    /// this exchange's client: a pass over a batch for each [`geo::Ahead`],
+    /// in order, after attribution and before describing.
+    pub fn prefetch(&self, ex: &Exchange, ahead: geo::Ahead) {
+        if let Some(client) = ex.client {
+            self.geo.prefetch(client, ahead);
+        }
+    }
+
     /// Everything after attribution.
     pub fn describe(&mut self, ex: &mut Exchange) {
         if let Some(client) = ex.client {

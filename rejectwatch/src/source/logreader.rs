@@ -239,38 +239,64 @@ fn fill(
     Ok(true)
 }
 
-/// The second stage: each line parsed (and prepared, given a worker's
-/// preparation).
-fn work(
-    chunk: Chunk,
-    fields: &JsonFields,
-    mut prepare: Option<&mut dyn FnMut(&mut Exchange)>,
-    out: &mut VecDeque<Outcome>,
-) {
+/// Lines parsed before their exchanges are prepared together: enough for
+/// the preparation's prefetches to overlap, few enough that the exchanges
+/// are still in the cache (as the pipeline's own batches).
+const PREPARE_LINES: usize = 32;
+
+/// A worker's preparation of a batch of exchanges (the pipeline's
+/// `Upstream::prepare`).
+pub type Prepare<'a> = &'a mut dyn FnMut(&mut [&mut Exchange]);
+
+/// The second stage: each line parsed and, given a worker's preparation,
+/// the exchanges prepared [`PREPARE_LINES`] lines at a time.
+fn work(chunk: Chunk, fields: &JsonFields, mut prepare: Option<Prepare<'_>>, out: &mut VecDeque<Outcome>) {
     let mut start = 0;
-    for item in chunk.items {
-        let (line, end, parsed) = match item {
-            Item::Bad { line, reason } => {
-                out.push_back(Outcome::Bad { line, reason });
-                continue;
-            }
+    let mut from = out.len();
+    for (n, item) in chunk.items.into_iter().enumerate() {
+        let outcome = match item {
+            Item::Bad { line, reason } => Outcome::Bad { line, reason },
             Item::Text { line, end, format } => {
-                (line, end, format.parse(&chunk.text[start..end], fields).map(|e| (format, e)))
+                let text = &chunk.text[start..end];
+                start = end;
+                judge(line, text, format.parse(text, fields).map(|e| (format, e)))
             }
-            Item::Parsed { line, end, parsed } => (line, end, *parsed),
+            Item::Parsed { line, end, parsed } => {
+                let text = &chunk.text[start..end];
+                start = end;
+                judge(line, text, *parsed)
+            }
         };
-        let text = &chunk.text[start..end];
-        start = end;
-        out.push_back(match parsed {
-            Ok((format, mut ex)) => {
-                if let Some(p) = prepare.as_deref_mut() {
-                    p(&mut ex);
-                }
-                Outcome::Exchange(format.name(), ex)
-            }
-            Err(_) if text.trim_start().starts_with('{') && errorlog::is_server_json(text) => Outcome::ErrorLine,
-            Err(reason) => Outcome::Bad { line, reason },
-        });
+        out.push_back(outcome);
+        if (n + 1) % PREPARE_LINES == 0 {
+            prepare_from(&mut prepare, out, from);
+            from = out.len();
+        }
+    }
+    prepare_from(&mut prepare, out, from);
+}
+
+/// A line's outcome from its parse.
+fn judge(line: u64, text: &str, parsed: Result<(LogFormat, Exchange), &'static str>) -> Outcome {
+    match parsed {
+        Ok((format, ex)) => Outcome::Exchange(format.name(), ex),
+        Err(_) if text.trim_start().starts_with('{') && errorlog::is_server_json(text) => Outcome::ErrorLine,
+        Err(reason) => Outcome::Bad { line, reason },
+    }
+}
+
+/// Prepares the exchanges among `out`'s outcomes from `from` on.
+fn prepare_from(prepare: &mut Option<Prepare<'_>>, out: &mut VecDeque<Outcome>, from: usize) {
+    let Some(prepare) = prepare else { return };
+    let mut batch: Vec<&mut Exchange> = out
+        .range_mut(from..)
+        .filter_map(|o| match o {
+            Outcome::Exchange(_, ex) => Some(ex),
+            _ => None,
+        })
+        .collect();
+    if !batch.is_empty() {
+        prepare(&mut batch);
     }
 }
 
@@ -358,7 +384,7 @@ pub fn replay(
     fields: &JsonLogFields,
     obs: &mut dyn Observer,
 ) -> anyhow::Result<LogStats> {
-    replay_parallel(paths, format, fields, Vec::<fn(&mut Exchange)>::new(), obs)
+    replay_parallel(paths, format, fields, Vec::<fn(&mut [&mut Exchange])>::new(), obs)
 }
 
 /// [`replay`] with a worker thread per preparation, which parse the lines
@@ -366,7 +392,7 @@ pub fn replay(
 /// pipeline is told its exchanges come prepared). None: everything on this
 /// thread, the pipeline preparing. Either way the same exchanges, in the
 /// same order.
-pub fn replay_parallel<P: FnMut(&mut Exchange) + Send>(
+pub fn replay_parallel<P: FnMut(&mut [&mut Exchange]) + Send>(
     paths: &[&Path],
     format: Option<LogFormat>,
     fields: &JsonLogFields,
