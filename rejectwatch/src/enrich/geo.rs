@@ -4,13 +4,17 @@
 //! also publishes them).
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap as StdMap, HashSet as StdSet},
     net::IpAddr,
     path::Path,
     sync::{Mutex, OnceLock},
 };
 
 use anyhow::{Context as _, bail};
+// Loading a file hashes every row's names: SipHash took a fifth of the
+// load. The files are the operator's, not an attacker's.
+type HashMap<K, V> = StdMap<K, V, foldhash::fast::RandomState>;
+type HashSet<K> = StdSet<K, foldhash::fast::RandomState>;
 use maxminddb::Reader;
 use serde::Deserialize;
 
@@ -142,7 +146,7 @@ impl AsnRanges {
 
     fn parse_as(text: &str, source: &str, countries: bool) -> anyhow::Result<Self> {
         let mut entries: Vec<Entry> = Vec::new();
-        let mut ids: HashMap<Entry, u32> = HashMap::new();
+        let mut ids: HashMap<Entry, u32> = HashMap::default();
         let (mut v4, mut v6) = (Vec::new(), Vec::new());
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();
@@ -235,7 +239,7 @@ fn flatten<'r, T: Deserialize<'r> + 'r>(
     decode: fn(T) -> Option<GeoInfo>,
 ) -> Result<(V4Table, Vec<GeoInfo>), maxminddb::MaxMindDbError> {
     let (mut v4, mut entries): (Vec<(u32, u32, u32)>, Vec<GeoInfo>) = (Vec::new(), Vec::new());
-    let mut ids: HashMap<GeoInfo, u32> = HashMap::new();
+    let mut ids: HashMap<GeoInfo, u32> = HashMap::default();
     let all: ipnetwork::IpNetwork = "0.0.0.0/0".parse().expect("a network");
     for item in reader.within::<T>(all)? {
         let Ok(item) = item else { continue };
