@@ -262,9 +262,10 @@ pub struct AnalyzeArgs {
     /// left out), or now, listing every threat of the input.
     #[arg(long, value_enum, value_name = "FROM", default_value_t = TtlFrom::LastRecord)]
     pub blocklist_ttl_from: TtlFrom,
-    /// Threads that parse and enrich access-log lines (detection stays on
-    /// one, in input order: the results do not depend on it); default:
-    /// the available cores. Captures are read on one thread.
+    /// Threads that parse and enrich access-log lines and run the
+    /// detectors' payload searches (judging stays on one, in input order:
+    /// the results do not depend on it); default: the available cores.
+    /// Captures are read on one thread.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
     #[command(flatten)]
