@@ -12,10 +12,10 @@
 //! telling error-log lines apart, and finding the format. The second is a
 //! function of each line alone: parsing it in the format found and, given
 //! a worker's preparation, preparing the exchange (the pipeline's
-//! enrichment and the detectors' searches of it). With worker threads ([`replay_parallel`]) the
-//! second stage runs on them, chunk by chunk, and the chunks are taken
-//! back in file order, so the exchanges, the bad lines and every count come
-//! out exactly as read on one thread.
+//! enrichment and the detectors' searches of it). With worker threads
+//! ([`replay_parallel`]) the second stage runs on them, chunk by chunk, and
+//! the chunks are taken back in file order, so the exchanges, the bad lines
+//! and every count come out exactly as read on one thread.
 
 use std::{
     cmp::Reverse,
