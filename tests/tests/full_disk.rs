@@ -117,24 +117,28 @@ fn a_full_disk_is_counted_said_once_and_survived() {
     let (status, actors) = Netns::within(&net.srv, move || http_request(listen, "GET", "/api/v1/actors", &[], ""));
     assert!(status == 200 && actors.contains(ATTACKER), "{status} {actors}");
 
-    // Space returns: the next writes succeed, and say so.
+    // Space returns: the next writes succeed, and say so. The three files
+    // are written one after another, each at its own pace: each is waited
+    // for.
     std::fs::remove_file(&filler).expect("remove filler");
     let start = Instant::now();
     loop {
         let listed = std::fs::read_to_string(inside(&blocklist)).unwrap_or_default();
         let found = std::fs::read_to_string(inside(&findings)).unwrap_or_default();
-        if listed.contains(ATTACKER) && listed.contains(LATER) && found.contains(ATTACKER) {
+        let state = std::fs::read_to_string(inside(&small.join("blocklist.json"))).unwrap_or_default();
+        if listed.contains(ATTACKER) && listed.contains(LATER) && found.contains(ATTACKER) && state.contains(ATTACKER) {
             // Whole lines only, each one JSON.
             for l in found.lines() {
                 serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{l:?}: {e}"));
             }
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "not written again: {listed:?} {found:?}");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "not written again: blocklist {listed:?}, findings {found:?}, state {state:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let state = std::fs::read_to_string(inside(&small.join("blocklist.json"))).expect("state file");
-    assert!(state.contains(ATTACKER), "{state}");
     let start = Instant::now();
     while lines_with(&d, "is written again") < 3 {
         assert!(start.elapsed() < Duration::from_secs(30), "{:?}", d.log.lock().unwrap_or_else(|e| e.into_inner()));
