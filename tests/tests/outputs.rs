@@ -239,10 +239,13 @@ fn blocklist_drops_the_attacker_and_nobody_else() {
 
     // Only the attackers are listed, in every format.
     assert_eq!(blocklist_txt(&net.cli, listen), [ATTACKER, ATTACKER6_NET]);
-    let start = Instant::now();
-    while !std::fs::read_to_string(&nft).unwrap_or_default().contains(ATTACKER) {
-        assert!(start.elapsed() < Duration::from_secs(5), "{} never listed the attacker", nft.display());
-        std::thread::sleep(Duration::from_millis(100));
+    // The files are written one after the other: each is waited for.
+    for file in [&nft, &ipset] {
+        let start = Instant::now();
+        while !std::fs::read_to_string(file).unwrap_or_default().contains(ATTACKER) {
+            assert!(start.elapsed() < Duration::from_secs(5), "{} never listed the attacker", file.display());
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
     let script = std::fs::read_to_string(&nft).expect("read nft");
     assert!(!script.contains(ALLOWED) && !script.contains(PROSPECT), "{script}");
