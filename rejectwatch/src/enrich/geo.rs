@@ -11,12 +11,13 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
+use maxminddb::Reader;
+use serde::Deserialize;
+
 // Loading a file hashes every row's names: SipHash took a fifth of the
 // load. The files are the operator's, not an attacker's.
 type HashMap<K, V> = StdMap<K, V, foldhash::fast::RandomState>;
 type HashSet<K> = StdSet<K, foldhash::fast::RandomState>;
-use maxminddb::Reader;
-use serde::Deserialize;
 
 #[derive(Deserialize)]
 struct IsoCode<'a> {
@@ -135,16 +136,9 @@ pub struct AsnRanges {
 }
 
 impl AsnRanges {
-    pub fn parse(text: &str, source: &str) -> anyhow::Result<Self> {
-        Self::read(text.as_bytes(), text.len(), source, false)
-    }
-
-    /// `start,end,country_code` rows: the code is kept as the "org".
-    pub fn parse_countries(text: &str, source: &str) -> anyhow::Result<Self> {
-        Self::read(text.as_bytes(), text.len(), source, true)
-    }
-
-    /// A file of either kind, read a line at a time: held whole, the
+    /// A file of `start,end,asn,org` rows, or with `countries` of
+    /// `start,end,country_code` rows (the code kept as the "org"), read a
+    /// line at a time: held whole, the
     /// ASN file's 11 MB were as many megabytes of fresh pages to fault in
     /// and zero, for text dropped a moment later.
     fn open(path: &Path, flag: &str, countries: bool) -> anyhow::Result<Self> {
@@ -171,8 +165,7 @@ impl AsnRanges {
                 Ok(_) => {}
                 Err(e) => bail!("{source}:{}: {e}", i + 1),
             }
-            let line = buf.as_str();
-            let line = line.trim();
+            let line = buf.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }

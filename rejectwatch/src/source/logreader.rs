@@ -246,43 +246,37 @@ const PREPARE_LINES: usize = 32;
 
 /// A worker's preparation of a batch of exchanges (the pipeline's
 /// `Upstream::prepare`).
-pub type Prepare<'a> = &'a mut dyn FnMut(&mut [&mut Exchange]);
+type Prepare<'a> = &'a mut dyn FnMut(&mut [&mut Exchange]);
 
 /// The second stage: each line parsed and, given a worker's preparation,
 /// the exchanges prepared [`PREPARE_LINES`] lines at a time.
 fn work(chunk: Chunk, fields: &JsonFields, mut prepare: Option<Prepare<'_>>, out: &mut VecDeque<Outcome>) {
     let mut start = 0;
     let mut from = out.len();
-    for (n, item) in chunk.items.into_iter().enumerate() {
-        let outcome = match item {
-            Item::Bad { line, reason } => Outcome::Bad { line, reason },
-            Item::Text { line, end, format } => {
-                let text = &chunk.text[start..end];
-                start = end;
-                judge(line, text, format.parse(text, fields).map(|e| (format, e)))
-            }
-            Item::Parsed { line, end, parsed } => {
-                let text = &chunk.text[start..end];
-                start = end;
-                judge(line, text, *parsed)
-            }
-        };
-        out.push_back(outcome);
-        if (n + 1) % PREPARE_LINES == 0 {
+    for item in chunk.items {
+        if out.len() - from == PREPARE_LINES {
             prepare_from(&mut prepare, out, from);
             from = out.len();
         }
+        let (line, end, parsed) = match item {
+            Item::Bad { line, reason } => {
+                out.push_back(Outcome::Bad { line, reason });
+                continue;
+            }
+            Item::Text { line, end, format } => {
+                (line, end, format.parse(&chunk.text[start..end], fields).map(|e| (format, e)))
+            }
+            Item::Parsed { line, end, parsed } => (line, end, *parsed),
+        };
+        let text = &chunk.text[start..end];
+        start = end;
+        out.push_back(match parsed {
+            Ok((format, ex)) => Outcome::Exchange(format.name(), ex),
+            Err(_) if text.trim_start().starts_with('{') && errorlog::is_server_json(text) => Outcome::ErrorLine,
+            Err(reason) => Outcome::Bad { line, reason },
+        });
     }
     prepare_from(&mut prepare, out, from);
-}
-
-/// A line's outcome from its parse.
-fn judge(line: u64, text: &str, parsed: Result<(LogFormat, Exchange), &'static str>) -> Outcome {
-    match parsed {
-        Ok((format, ex)) => Outcome::Exchange(format.name(), ex),
-        Err(_) if text.trim_start().starts_with('{') && errorlog::is_server_json(text) => Outcome::ErrorLine,
-        Err(reason) => Outcome::Bad { line, reason },
-    }
 }
 
 /// Prepares the exchanges among `out`'s outcomes from `from` on.
